@@ -1,0 +1,115 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { chmod, mkdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface CriuServiceOptions {
+  /** The criu binary (see locateCriu). */
+  bin: string;
+  /** Folder for the socket and the service log; created 0700 because whoever reaches the socket can dump or kill any process. */
+  runtimeDir: string;
+  /** Extra environment for CRIU (e.g. CRIU_FAULT). Default: none. */
+  env?: Record<string, string>;
+  /** Delay before restarting a service that died. Default 500 ms. */
+  restartDelayMs?: number;
+  /** How long start() waits for the socket to appear. Default 10 s. */
+  startTimeoutMs?: number;
+}
+
+export interface CriuServiceEvents {
+  started: [pid: number];
+  exit: [code: number | null, signal: NodeJS.Signals | null];
+  restarting: [];
+}
+
+/**
+ * Runs and supervises `criu service --address <runtimeDir>/criu.sock`: restarts it when it dies, stops it on stop().
+ * CRIU forks one worker per connection, so a single service serves every concurrent job.
+ */
+export class CriuService extends EventEmitter<CriuServiceEvents> {
+  readonly socketPath: string;
+  readonly logPath: string;
+  private child?: ChildProcess;
+  private stopping = false;
+  private readonly restartDelayMs: number;
+  private readonly startTimeoutMs: number;
+
+  constructor(private readonly options: CriuServiceOptions) {
+    super();
+    this.socketPath = path.join(options.runtimeDir, 'criu.sock');
+    this.logPath = path.join(options.runtimeDir, 'criu-service.log');
+    this.restartDelayMs = options.restartDelayMs ?? 500;
+    this.startTimeoutMs = options.startTimeoutMs ?? 10_000;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get running(): boolean {
+    return !!this.child && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async start(): Promise<void> {
+    this.stopping = false;
+    await mkdir(this.options.runtimeDir, { recursive: true, mode: 0o700 });
+    await chmod(this.options.runtimeDir, 0o700);
+    await this.spawnOnce();
+  }
+
+  private async spawnOnce(): Promise<void> {
+    await rm(this.socketPath, { force: true });
+    const child = spawn(this.options.bin, ['service', '--address', this.socketPath, '-v2', '-o', this.logPath], {
+      env: { ...process.env, ...this.options.env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.child = child;
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.once('exit', (code, signal) => {
+      this.emit('exit', code, signal);
+      if (this.stopping || this.child !== child) return;
+      this.emit('restarting');
+      setTimeout(() => {
+        if (!this.stopping) this.spawnOnce().catch(() => undefined);
+      }, this.restartDelayMs).unref();
+    });
+    const deadline = Date.now() + this.startTimeoutMs;
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`criu service exited at start (${child.exitCode ?? child.signalCode}): ${stderr.trim()}`);
+      }
+      if (await isSocket(this.socketPath)) break;
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        await exited;
+        throw new Error(`criu service did not create ${this.socketPath} within ${this.startTimeoutMs} ms`);
+      }
+      await sleep(20);
+    }
+    this.emit('started', child.pid!);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const child = this.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      const killTimer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(killTimer);
+    }
+    await rm(this.socketPath, { force: true });
+  }
+}
+
+async function isSocket(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isSocket();
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,80 @@
+import type { Redis } from 'ioredis';
+import type { EventInput, FeedEvent } from './types.js';
+
+export interface EventLogOptions {
+  /** Redis key of the stream. Default: `<prefix>:events`. */
+  key: string;
+  /** Approximate number of events kept (XADD MAXLEN ~). Default 100,000. */
+  maxLen?: number;
+}
+
+/**
+ * The ordered, bounded history of everything that happened, in one Redis stream, shared by every process:
+ * workers and schedulers append, feed servers read. Stream ids order events across processes.
+ */
+export class EventLog {
+  private readonly maxLen: number;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly options: EventLogOptions,
+  ) {
+    this.maxLen = options.maxLen ?? 100_000;
+  }
+
+  get key(): string {
+    return this.options.key;
+  }
+
+  async publish(input: EventInput): Promise<FeedEvent> {
+    const ts = Date.now();
+    const body = JSON.stringify({ ...input, ts });
+    const id = await this.redis.xadd(this.options.key, 'MAXLEN', '~', String(this.maxLen), '*', 'e', body);
+    return { ...input, ts, id: id! };
+  }
+
+  /** Events strictly after `afterId` ('0' for all), oldest first, at most `count`. */
+  async readAfter(afterId: string, count = 1000): Promise<FeedEvent[]> {
+    const rows = await this.redis.xrange(this.options.key, `(${afterId}`, '+', 'COUNT', count);
+    return rows.map(([id, fields]) => decode(id, fields));
+  }
+
+  /** The id of the oldest event still kept, or null when the stream is empty. */
+  async oldestId(): Promise<string | null> {
+    const rows = await this.redis.xrange(this.options.key, '-', '+', 'COUNT', 1);
+    return rows[0]?.[0] ?? null;
+  }
+
+  /** The id of the newest event, or '0-0' when there is none. */
+  async lastId(): Promise<string> {
+    const rows = await this.redis.xrevrange(this.options.key, '+', '-', 'COUNT', 1);
+    return rows[0]?.[0] ?? '0-0';
+  }
+
+  /**
+   * Blocks (on `blockingRedis`, a connection of its own) until events after `afterId` arrive, or `blockMs` passes.
+   * Returns them oldest first, possibly none.
+   */
+  async waitAfter(blockingRedis: Redis, afterId: string, blockMs: number, count = 1000): Promise<FeedEvent[]> {
+    const res = (await blockingRedis.xread('COUNT', count, 'BLOCK', blockMs, 'STREAMS', this.options.key, afterId)) as
+      | [string, [string, string[]][]][]
+      | null;
+    if (!res) return [];
+    return res[0]![1].map(([id, fields]) => decode(id, fields));
+  }
+}
+
+function decode(id: string, fields: string[]): FeedEvent {
+  const body = JSON.parse(fields[1] ?? '{}') as Omit<FeedEvent, 'id'>;
+  return { ...body, id };
+}
+
+/** Compares two stream ids ("ms-seq"): negative when a is older than b. */
+export function compareEventIds(a: string, b: string): number {
+  const [am, as = '0'] = a.split('-');
+  const [bm, bs = '0'] = b.split('-');
+  const d = BigInt(am!) - BigInt(bm!);
+  if (d !== 0n) return d < 0n ? -1 : 1;
+  const s = BigInt(as) - BigInt(bs);
+  return s === 0n ? 0 : s < 0n ? -1 : 1;
+}

@@ -1,0 +1,72 @@
+import { spawn } from 'node:child_process';
+import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { repoRoot } from '../../src/common/paths.js';
+
+export interface Counter {
+  pid: number;
+  dir: string;
+  /** The count the process last wrote. */
+  read(): number;
+  alive(): boolean;
+  kill(): Promise<void>;
+}
+
+/**
+ * Starts a counter process the way CRIU wants a target: own session (setsid), stdin /dev/null, output to files.
+ * `ballastMiB` adds touched memory so dumps have real size.
+ */
+export async function startCounter(ballastMiB = 0): Promise<Counter> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-target-'));
+  const countFile = path.join(dir, 'count');
+  const out = openSync(path.join(dir, 'out.log'), 'a');
+  const child = spawn('python3', [path.join(repoRoot(), 'test/fixtures/counter.py'), countFile, String(ballastMiB)], {
+    detached: true,
+    stdio: ['ignore', out, out],
+  });
+  closeSync(out);
+  child.unref();
+  const pid = child.pid!;
+  const counter: Counter = {
+    pid,
+    dir,
+    read: () => Number(readFileSync(countFile, 'utf8')),
+    alive: () => isAlive(pid),
+    kill: () => killAndReap(pid),
+  };
+  for (let i = 0; i < 500 && !existsSync(countFile); i++) await sleep(10);
+  // Wait until the ballast is touched and counting has begun.
+  while (counter.read() < 2) await sleep(10);
+  return counter;
+}
+
+/** True when the pid exists and is not a zombie. */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Waits until /proc/<pid> is gone (a dumped-and-killed task lingers as a zombie for a moment). */
+export async function waitGone(pid: number, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (existsSync(`/proc/${pid}`)) {
+    if (Date.now() > deadline) throw new Error(`pid ${pid} still exists after ${timeoutMs} ms`);
+    await sleep(10);
+  }
+}
+
+export async function killAndReap(pid: number): Promise<void> {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    return;
+  }
+  await waitGone(pid).catch(() => undefined);
+}
