@@ -50,7 +50,9 @@ criu_ok() { # $1: command; prints version when usable
   [[ -n $v ]] || return 1
   local major=${v%%.*} rest=${v#*.}; local minor=${rest%%.*}
   (( major > 4 || (major == 4 && minor >= 2) )) || { say "criu at $1 is $v, need >= 4.2"; return 1; }
-  "$1" check >/dev/null 2>&1 || { say "criu at $1 ($v) fails 'criu check'"; return 1; }
+  if [[ -z ${CKPT_SETUP_SKIP_CRIU_CHECK:-} ]]; then
+    "$1" check >/dev/null 2>&1 || { say "criu at $1 ($v) fails 'criu check'"; return 1; }
+  fi
   echo "$v"
 }
 

@@ -1,0 +1,60 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { defineRoute } from '../route.js';
+
+/** What the checkpoint routes need from the catalog (src/catalog's Catalog provides it; unknown ids throw code ENOTFOUND). */
+export interface CheckpointsBackend {
+  list(filter: { target?: string; schedule?: string; limit?: number; offset?: number }): Promise<unknown[]>;
+  get(id: string): Promise<unknown>;
+  delete(id: string, opts?: { force?: boolean }): Promise<unknown>;
+  pin(id: string): Promise<unknown>;
+  unpin(id: string): Promise<unknown>;
+}
+
+const checkpointId = z.object({ id: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'not a checkpoint id') });
+
+export async function checkpointRoutes(app: FastifyInstance, opts: { catalog: CheckpointsBackend }): Promise<void> {
+  const { catalog } = opts;
+
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: '/api/v1/checkpoints',
+      role: 'read',
+      summary: 'List checkpoints, newest first',
+      query: z.object({
+        target: z.string().min(1).max(128).optional(),
+        schedule: z.string().min(1).max(64).optional(),
+        limit: z.coerce.number().int().min(1).max(1000).default(100),
+        offset: z.coerce.number().int().min(0).default(0),
+      }),
+    },
+    async ({ query }) => ({ items: await catalog.list(query) }),
+  );
+
+  defineRoute(app, { method: 'GET', url: '/api/v1/checkpoints/:id', role: 'read', summary: 'One checkpoint (its manifest)', params: checkpointId }, async ({ params }) =>
+    catalog.get(params.id),
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'DELETE',
+      url: '/api/v1/checkpoints/:id',
+      role: 'operate',
+      summary: 'Delete a checkpoint and its files (409 when pinned or in use by a restore, unless force)',
+      params: checkpointId,
+      query: z.object({ force: z.enum(['true', 'false']).default('false') }),
+    },
+    async ({ params, query }) => catalog.delete(params.id, { force: query.force === 'true' }),
+  );
+
+  defineRoute(app, { method: 'POST', url: '/api/v1/checkpoints/:id/pin', role: 'operate', summary: 'Pin: retention never removes it', params: checkpointId }, async ({ params }) =>
+    catalog.pin(params.id),
+  );
+
+  defineRoute(app, { method: 'POST', url: '/api/v1/checkpoints/:id/unpin', role: 'operate', summary: 'Unpin', params: checkpointId }, async ({ params }) =>
+    catalog.unpin(params.id),
+  );
+}

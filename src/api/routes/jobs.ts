@@ -1,0 +1,66 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { defineRoute, NotFoundError } from '../route.js';
+
+/** What the job routes need from the queue (src/queue's JobQueue provides it). */
+export interface JobsBackend {
+  enqueueDump(input: unknown): Promise<{ jobId: string; node: string }>;
+  enqueueRestore(input: unknown): Promise<{ jobId: string; node: string }>;
+  enqueueBatchRestore(input: unknown): Promise<{ batchId: string; jobIds: string[] }>;
+  getJob(id: string): Promise<unknown | null>;
+  listJobs(filter: { state?: string; type?: string; scheduleId?: string; limit?: number }): Promise<unknown[]>;
+  getJobLog(id: string): Promise<string | null>;
+}
+
+/** Bodies are validated by the queue's own job schemas (one schema per job type); here only their envelope. */
+const anyObject = z.record(z.string(), z.unknown());
+const jobId = z.object({ id: z.string().min(1).max(200) });
+
+export async function jobRoutes(app: FastifyInstance, opts: { jobs: JobsBackend }): Promise<void> {
+  const { jobs } = opts;
+
+  defineRoute(app, { method: 'POST', url: '/api/v1/dumps', role: 'operate', status: 202, summary: 'Enqueue a dump job', body: anyObject }, async ({ body }) =>
+    jobs.enqueueDump(body),
+  );
+
+  defineRoute(
+    app,
+    { method: 'POST', url: '/api/v1/restores', role: 'operate', status: 202, summary: 'Enqueue a restore of a checkpoint', body: anyObject },
+    async ({ body }) => jobs.enqueueRestore(body),
+  );
+
+  defineRoute(
+    app,
+    { method: 'POST', url: '/api/v1/restores/batch', role: 'operate', status: 202, summary: 'Enqueue a batch restore (one child job per checkpoint)', body: anyObject },
+    async ({ body }) => jobs.enqueueBatchRestore(body),
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: '/api/v1/jobs',
+      role: 'read',
+      summary: 'List jobs, newest first',
+      query: z.object({
+        state: z.enum(['waiting', 'delayed', 'active', 'completed', 'failed', 'waiting-children', 'prioritized']).optional(),
+        type: z.enum(['dump', 'restore', 'restore-batch']).optional(),
+        schedule: z.string().min(1).max(64).optional(),
+        limit: z.coerce.number().int().min(1).max(1000).default(100),
+      }),
+    },
+    async ({ query }) => ({ items: await jobs.listJobs({ state: query.state, type: query.type, scheduleId: query.schedule, limit: query.limit }) }),
+  );
+
+  defineRoute(app, { method: 'GET', url: '/api/v1/jobs/:id', role: 'read', summary: 'One job: state, progress, result or failure reason', params: jobId }, async ({ params }) => {
+    const job = await jobs.getJob(params.id);
+    if (!job) throw new NotFoundError('job', params.id);
+    return job;
+  });
+
+  defineRoute(app, { method: 'GET', url: '/api/v1/jobs/:id/log', role: 'read', summary: "CRIU's log of a job, as text", params: jobId }, async ({ params }, reply) => {
+    const log = await jobs.getJobLog(params.id);
+    if (log === null) throw new NotFoundError('job', params.id);
+    return reply.type('text/plain; charset=utf-8').send(log);
+  });
+}

@@ -1,0 +1,90 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { ValidationError } from '../common/validation.js';
+import type { Role } from './route.js';
+
+/** Who is calling, once authenticated. */
+export interface Principal {
+  role: Role;
+  name: string;
+}
+
+/** What the server needs to know who is calling (src/api/auth.ts implements it). */
+export interface RequestAuthenticator {
+  authenticate(headers: Record<string, string | string[] | undefined>, url: string): Principal | { status: 401; reason: string };
+  authorize(principal: Principal, needed: Role): { status: 403; reason: string } | null;
+}
+
+export interface ApiServerOptions {
+  logger: Logger;
+  auth: RequestAuthenticator;
+  /** Largest accepted request body. */
+  bodyLimitBytes: number;
+}
+
+/** Maps errors with well-known codes (from the queue, catalog, targets, policy) to HTTP statuses. */
+const STATUS_BY_CODE: Record<string, [number, string]> = {
+  EVALIDATION: [400, 'validation'],
+  ENOTFOUND: [404, 'not_found'],
+  EPINNED: [409, 'pinned'],
+  EINUSE: [409, 'in_use'],
+  EPOLICY: [403, 'policy'],
+  ETARGET_NONE: [422, 'target'],
+  ETARGET_AMBIGUOUS: [422, 'target'],
+  ETARGET_GONE: [422, 'target'],
+  ETARGET_PIDFILE: [422, 'target'],
+};
+
+/**
+ * The HTTP server: JSON API under /api/v1, /healthz, /metrics, the dashboard at /, and (attached by the feed)
+ * the WebSocket upgrade at /api/v1/feed. Routes are registered by the caller through defineRoute.
+ */
+export function createApiServer(options: ApiServerOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: options.logger as unknown as FastifyBaseLogger,
+    bodyLimit: options.bodyLimitBytes,
+    disableRequestLogging: true,
+    return503OnClosing: true,
+  });
+  app.decorate('routeSpecs', []);
+  app.decorateRequest('principal', null);
+  app.decorate('authorize', async (req: FastifyRequest, reply: FastifyReply, role: Role) => {
+    const who = options.auth.authenticate(req.headers, req.url);
+    if ('status' in who) {
+      await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', message: who.reason });
+      return;
+    }
+    const denied = options.auth.authorize(who, role);
+    if (denied) {
+      await reply.code(403).send({ error: 'forbidden', message: denied.reason });
+      return;
+    }
+    (req as FastifyRequest & { principal: Principal }).principal = who;
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    if (req.url.startsWith('/api/')) {
+      req.log.info({ method: req.method, url: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    }
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` });
+  });
+
+  app.setErrorHandler((err: Error & { code?: string; statusCode?: number; issues?: unknown }, req, reply) => {
+    if (err instanceof ValidationError) {
+      return reply.code(400).send({ error: 'validation', message: err.message, issues: err.issues });
+    }
+    const mapped = err.code ? STATUS_BY_CODE[err.code] : undefined;
+    if (mapped) return reply.code(mapped[0]).send({ error: mapped[1], code: err.code, message: err.message });
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+      // fastify's own (bad JSON, body too large, wrong content type) and our NotFoundError / ConflictError.
+      const error = err.statusCode === 404 ? 'not_found' : err.statusCode === 409 ? (err.code ?? 'conflict') : 'bad_request';
+      return reply.code(err.statusCode).send({ error, message: err.message });
+    }
+    req.log.error({ err }, 'request failed');
+    return reply.code(500).send({ error: 'internal', message: err.message });
+  });
+  return app;
+}
