@@ -5,7 +5,16 @@
 # Environment:
 #   CKPT_DATA_DIR   where the private CRIU goes (default: <repo>/.data)
 #   CKPT_CRIU_SUITE Debian suite to take criu from when the system one is too old (default: forky)
+# Flags:
+#   --with-browser  also install Chromium (the dashboard's browser test needs it)
 set -euo pipefail
+with_browser=0
+for arg in "$@"; do
+  case $arg in
+    --with-browser) with_browser=1 ;;
+    *) echo "setup: unknown flag $arg" >&2; exit 2 ;;
+  esac
+done
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 data_dir=${CKPT_DATA_DIR:-$repo/.data}
@@ -39,6 +48,15 @@ if command -v redis-server >/dev/null; then
   say "redis-server: present ($(redis-server --version | grep -o 'v=[0-9.]*'))"
 else
   apt_install redis-server
+fi
+
+# ---- Chromium (tests only) ----------------------------------------------------------------------
+if [[ $with_browser == 1 ]]; then
+  if command -v chromium >/dev/null; then
+    say "chromium: present"
+  else
+    apt_install chromium
+  fi
 fi
 
 # ---- CRIU ----------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import { z } from 'zod';
 import { issuesOf } from '../common/validation.js';
+import type { Role } from './auth.js';
 
-export type Role = 'read' | 'operate';
 
 export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType> {
   method: HTTPMethods;

@@ -1,23 +1,11 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { ValidationError } from '../common/validation.js';
-import type { Role } from './route.js';
-
-/** Who is calling, once authenticated. */
-export interface Principal {
-  role: Role;
-  name: string;
-}
-
-/** What the server needs to know who is calling (src/api/auth.ts implements it). */
-export interface RequestAuthenticator {
-  authenticate(headers: Record<string, string | string[] | undefined>, url: string): Principal | { status: 401; reason: string };
-  authorize(principal: Principal, needed: Role): { status: 403; reason: string } | null;
-}
+import type { Authenticator, Principal, Role } from './auth.js';
 
 export interface ApiServerOptions {
   logger: Logger;
-  auth: RequestAuthenticator;
+  auth: Authenticator;
   /** Largest accepted request body. */
   bodyLimitBytes: number;
 }

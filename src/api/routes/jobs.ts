@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { batchRestoreJobSchema, dumpJobSchema, restoreJobSchema } from '../../queue/schemas.js';
 import { defineRoute, NotFoundError } from '../route.js';
 
 /** What the job routes need from the queue (src/queue's JobQueue provides it). */
@@ -12,26 +13,24 @@ export interface JobsBackend {
   getJobLog(id: string): Promise<string | null>;
 }
 
-/** Bodies are validated by the queue's own job schemas (one schema per job type); here only their envelope. */
-const anyObject = z.record(z.string(), z.unknown());
 const jobId = z.object({ id: z.string().min(1).max(200) });
 
 export async function jobRoutes(app: FastifyInstance, opts: { jobs: JobsBackend }): Promise<void> {
   const { jobs } = opts;
 
-  defineRoute(app, { method: 'POST', url: '/api/v1/dumps', role: 'operate', status: 202, summary: 'Enqueue a dump job', body: anyObject }, async ({ body }) =>
+  defineRoute(app, { method: 'POST', url: '/api/v1/dumps', role: 'operate', status: 202, summary: 'Enqueue a dump job', body: dumpJobSchema }, async ({ body }) =>
     jobs.enqueueDump(body),
   );
 
   defineRoute(
     app,
-    { method: 'POST', url: '/api/v1/restores', role: 'operate', status: 202, summary: 'Enqueue a restore of a checkpoint', body: anyObject },
+    { method: 'POST', url: '/api/v1/restores', role: 'operate', status: 202, summary: 'Enqueue a restore of a checkpoint', body: restoreJobSchema },
     async ({ body }) => jobs.enqueueRestore(body),
   );
 
   defineRoute(
     app,
-    { method: 'POST', url: '/api/v1/restores/batch', role: 'operate', status: 202, summary: 'Enqueue a batch restore (one child job per checkpoint)', body: anyObject },
+    { method: 'POST', url: '/api/v1/restores/batch', role: 'operate', status: 202, summary: 'Enqueue a batch restore (one child job per checkpoint)', body: batchRestoreJobSchema },
     async ({ body }) => jobs.enqueueBatchRestore(body),
   );
 

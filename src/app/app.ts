@@ -1,0 +1,112 @@
+import { statfs } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { isLoopbackHost } from '../api/auth.js';
+import { dataDir } from '../common/paths.js';
+import type { Config } from '../config/schema.js';
+import { CriuClient } from '../criu/client.js';
+import { locateCriu } from '../criu/locate.js';
+import { CriuService } from '../criu/service.js';
+import { EventLog } from '../events/event-log.js';
+import { ManagedRedis, reachable } from './managed-redis.js';
+
+/** Which parts one process runs. `ckpt up` runs all; `ckpt worker` only the worker. */
+export interface AppRoles {
+  api: boolean;
+  worker: boolean;
+  scheduler: boolean;
+}
+
+/** Redis and CRIU: what every role stands on, started (or found) once per process. */
+export interface Foundation {
+  redis: Redis;
+  eventLog: EventLog;
+  criuSocket: string;
+  criuVersion?: string;
+  /** Pids of ckpt's own helpers (managed Redis, CRIU service): never targets. */
+  protectedPids(): number[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Connects to Redis (starting a managed redis-server with AOF when the configured loopback address does not answer
+ * and `manageRedis` is set) and to CRIU (the configured socket, else a supervised `criu service` of our own).
+ */
+export async function startFoundation(config: Config, log: Logger, opts: { manageRedis: boolean; needCriu: boolean }): Promise<Foundation> {
+  const stops: (() => Promise<void>)[] = [];
+  const url = new URL(config.redis.url);
+  const host = url.hostname || '127.0.0.1';
+  const port = Number(url.port || 6379);
+  let managedRedis: ManagedRedis | undefined;
+  if (!(await reachable(host, port))) {
+    if (!opts.manageRedis || !isLoopbackHost(host)) {
+      throw new Error(`Redis at ${config.redis.url} does not answer (ckpt starts its own only for a loopback address with \`ckpt up\`)`);
+    }
+    const dir = path.join(dataDir(), 'redis');
+    log.info({ host, port, dir }, 'no Redis answers: starting a managed redis-server with AOF');
+    managedRedis = new ManagedRedis({ dir, host, port });
+    await managedRedis.start();
+    stops.push(() => managedRedis!.stop());
+  }
+  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: null, lazyConnect: false });
+  stops.push(async () => void redis.disconnect());
+  const serverPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1] ?? 0);
+
+  let criuSocket = config.criu.socket;
+  let criuService: CriuService | undefined;
+  let criuVersion: string | undefined;
+  if (!criuSocket && opts.needCriu) {
+    const criu = await locateCriu(config.criu.bin, config.criu.env);
+    criuVersion = criu.version;
+    criuService = new CriuService({ bin: criu.bin, runtimeDir: config.criu.runtimeDir, env: config.criu.env });
+    criuService.on('exit', (code, signal) => log.warn({ code, signal }, 'criu service exited'));
+    criuService.on('started', (pid) => log.info({ pid, socket: criuService!.socketPath, version: criu.version }, 'criu service running'));
+    await criuService.start();
+    criuSocket = criuService.socketPath;
+    stops.push(() => criuService!.stop());
+  }
+  if (!criuSocket) criuSocket = path.join(config.criu.runtimeDir, 'criu.sock');
+
+  return {
+    redis,
+    eventLog: new EventLog(redis, { key: `${config.redis.prefix}:events`, maxLen: config.events.maxLen }),
+    criuSocket,
+    criuVersion,
+    protectedPids: () => [serverPid, managedRedis?.pid, criuService?.pid].filter((p): p is number => !!p),
+    async stop() {
+      for (const stop of stops.reverse()) await stop().catch((err) => log.warn({ err }, 'stop failed'));
+    },
+  };
+}
+
+/** Probes for /healthz. */
+export function healthProbes(config: Config, foundation: Foundation) {
+  return [
+    {
+      name: 'redis',
+      async check() {
+        const t0 = performance.now();
+        await foundation.redis.ping();
+        return { ok: true, latencyMs: Math.round((performance.now() - t0) * 10) / 10 };
+      },
+    },
+    {
+      name: 'criu',
+      async check() {
+        const v = await new CriuClient({ socketPath: foundation.criuSocket, timeoutMs: 2000 }).version();
+        return { ok: true, version: v.text, socket: foundation.criuSocket };
+      },
+    },
+    {
+      name: 'storage',
+      async check() {
+        await mkdir(config.storage.root, { recursive: true, mode: 0o700 });
+        const s = await statfs(config.storage.root);
+        const freeBytes = s.bavail * s.bsize;
+        return { ok: freeBytes >= config.storage.minFreeBytes, freeBytes, minFreeBytes: config.storage.minFreeBytes, root: config.storage.root };
+      },
+    },
+  ];
+}
