@@ -1,0 +1,301 @@
+import type { Redis } from 'ioredis';
+import type { CheckpointStore } from './checkpoint-store.js';
+import { CatalogError } from './errors.js';
+import { isCheckpointId, manifestSchema, type Manifest } from './manifest.js';
+
+export interface CatalogOptions {
+  /** Redis key prefix (config `redis.prefix`); the catalog's keys are `<prefix>:catalog:*`. */
+  prefix: string;
+  /** This node's checkpoint folders: delete() removes files through it. */
+  store: CheckpointStore;
+  /**
+   * This node's name (config `node`). Files live on the node that made the checkpoint: delete() removes them at once
+   * when that is this node, else leaves the removal to that node's finishPendingDeletes().
+   */
+  node: string;
+  /**
+   * Optional: whether the job holding a ref is still waiting / active / delayed. When given, refs of finished or
+   * vanished jobs (a worker that died before releaseRef) are dropped before in-use checks. Default: every ref counts.
+   */
+  isRefLive?: (jobId: string) => Promise<boolean>;
+}
+
+/** A catalogued checkpoint: its manifest plus catalog state. */
+export type Checkpoint = Manifest & {
+  /** Pinned checkpoints are kept by retention and refused by delete() without force. */
+  pinned: boolean;
+};
+
+export interface CheckpointFilter {
+  /** Target key (e.g. `python3-4242`). */
+  target?: string;
+  scheduleId?: string;
+  node?: string;
+}
+
+export interface ListOptions extends CheckpointFilter {
+  /** Default 100; Infinity for all. */
+  limit?: number;
+  /** Default 0. */
+  offset?: number;
+}
+
+export interface DeleteResult {
+  id: string;
+  /** False when the files are on another node: they go when that node runs finishPendingDeletes(). */
+  filesRemoved: boolean;
+}
+
+export interface PendingDeletesResult {
+  removed: string[];
+  failed: { id: string; error: Error }[];
+}
+
+const DEFAULT_LIMIT = 100;
+
+// Every script treats a checkpoint hash with a `deleting` field as gone: it is unlisted and its files are going.
+const ADD = `
+if redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return 'EDELETING' end
+redis.call('HSET', KEYS[1], 'manifest', ARGV[3])
+redis.call('HSETNX', KEYS[1], 'pinned', '0')
+for i = 2, #KEYS do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1]) end
+return 'OK'`;
+
+const SET_PINNED = `
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return 'ENOTFOUND' end
+redis.call('HSET', KEYS[1], 'pinned', ARGV[1])
+return 'OK'`;
+
+const ACQUIRE_REF = `
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return 'ENOTFOUND' end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 'OK'`;
+
+// KEYS: hash, refs, pending-deletes of the checkpoint's node, then every index holding it. ARGV: id, force, now.
+const UNLIST = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'ENOTFOUND'} end
+if redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return {'OK'} end
+if redis.call('HGET', KEYS[1], 'pinned') == '1' and ARGV[2] ~= '1' then return {'EPINNED'} end
+local refs = redis.call('ZRANGE', KEYS[2], 0, -1)
+if #refs > 0 then return {'EINUSE', unpack(refs)} end
+for i = 4, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+redis.call('HSET', KEYS[1], 'deleting', ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+return {'OK'}`;
+
+/**
+ * The shared list of checkpoints (all nodes), in Redis. Layout under `<prefix>:catalog:`:
+ * `cp:<id>` hash {manifest (JSON), pinned '0'|'1', deleting (ms, while its files are being removed)};
+ * `cp:<id>:refs` sorted set of restore job ids using it (score: when acquired);
+ * sorted sets by created time (ms): `all`, `target:<key>`, `schedule:<id>`, `node:<node>`;
+ * `deleting:<node>` sorted set of unlisted checkpoints whose files that node still has to remove.
+ *
+ * Deleting: first unlist atomically (refusing pinned / in-use ones), then remove files, then forget the hash.
+ * A failure or crash after the first step leaves an unlisted entry in `deleting:<node>`, never a listed checkpoint
+ * pointing nowhere; finishPendingDeletes() completes it.
+ */
+export class Catalog {
+  private readonly prefix: string;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly options: CatalogOptions,
+  ) {
+    this.prefix = `${options.prefix}:catalog`;
+  }
+
+  /** Adds (or, same id again, replaces the manifest of) a checkpoint. Keeps its pin. Validates the manifest. */
+  async add(manifest: Manifest): Promise<Checkpoint> {
+    const m = manifestSchema.parse(manifest);
+    const keys = [this.hashKey(m.id), ...this.indexKeys(m)];
+    const res = await this.redis.eval(ADD, keys.length, ...keys, m.id, Date.parse(m.created), JSON.stringify(m));
+    if (res !== 'OK') throw new CatalogError('ENOTFOUND', `checkpoint ${m.id} is being deleted`, m.id);
+    return this.get(m.id);
+  }
+
+  /** The checkpoint, or CatalogError ENOTFOUND (also for malformed ids). */
+  async get(id: string): Promise<Checkpoint> {
+    const found = isCheckpointId(id) ? await this.read(id) : null;
+    if (!found || found.deleting) throw notFound(id);
+    return found.checkpoint;
+  }
+
+  /** Checkpoints matching every given filter, newest first. */
+  async list(options: ListOptions = {}): Promise<Checkpoint[]> {
+    const limit = options.limit ?? DEFAULT_LIMIT;
+    const offset = options.offset ?? 0;
+    if (limit <= 0) return [];
+    const ids = await this.listIds(options, offset, limit);
+    const found = await Promise.all(ids.map((id) => this.read(id)));
+    // An entry deleted between the index read and the hash read is simply left out.
+    return found.flatMap((f) => (f && !f.deleting ? [f.checkpoint] : []));
+  }
+
+  /** The newest checkpoint of a target, or null when it has none. */
+  async latest(target: string): Promise<Checkpoint | null> {
+    return (await this.list({ target, limit: 1 }))[0] ?? null;
+  }
+
+  /**
+   * Unlists the checkpoint and removes its files (at once when they are on this node). Refuses with EPINNED a pinned
+   * checkpoint unless `force`, and always with EINUSE one that a restore holds a ref on. ENOTFOUND for unknown ids.
+   * If file removal fails the error is thrown, and the checkpoint stays unlisted and pending (finishPendingDeletes).
+   */
+  async delete(id: string, options: { force?: boolean } = {}): Promise<DeleteResult> {
+    const found = isCheckpointId(id) ? await this.read(id) : null;
+    if (!found) throw notFound(id);
+    const m = found.checkpoint;
+    await this.pruneRefs(id);
+    const keys = [this.hashKey(id), this.refsKey(id), this.pendingKey(m.node), ...this.indexKeys(m)];
+    const [verdict, ...refs] = (await this.redis.eval(
+      UNLIST,
+      keys.length,
+      ...keys,
+      id,
+      options.force ? '1' : '0',
+      Date.now(),
+    )) as string[];
+    if (verdict === 'ENOTFOUND') throw notFound(id);
+    if (verdict === 'EPINNED') {
+      throw new CatalogError('EPINNED', `checkpoint ${id} is pinned: unpin it first, or delete with force`, id);
+    }
+    if (verdict === 'EINUSE') {
+      throw new CatalogError('EINUSE', `checkpoint ${id} is in use by restore job(s) ${refs.join(', ')}`, id);
+    }
+    if (m.node !== this.options.node) return { id, filesRemoved: false };
+    await this.removeFiles(m);
+    return { id, filesRemoved: true };
+  }
+
+  /**
+   * Removes the files of this node's unlisted-but-not-yet-removed checkpoints (deleted from another node, or a
+   * delete that failed or crashed half-way). Call at worker start and now and then.
+   */
+  async finishPendingDeletes(): Promise<PendingDeletesResult> {
+    const result: PendingDeletesResult = { removed: [], failed: [] };
+    const pendingKey = this.pendingKey(this.options.node);
+    for (const id of await this.redis.zrange(pendingKey, 0, -1)) {
+      const found = await this.read(id);
+      if (!found) {
+        await this.redis.zrem(pendingKey, id);
+        continue;
+      }
+      try {
+        await this.removeFiles(found.checkpoint);
+        result.removed.push(id);
+      } catch (error) {
+        result.failed.push({ id, error: error as Error });
+      }
+    }
+    return result;
+  }
+
+  async pin(id: string): Promise<Checkpoint> {
+    return this.setPinned(id, true);
+  }
+
+  async unpin(id: string): Promise<Checkpoint> {
+    return this.setPinned(id, false);
+  }
+
+  /** Marks the checkpoint in use by a restore job (idempotent). ENOTFOUND when it is unknown or being deleted. */
+  async acquireRef(id: string, jobId: string): Promise<void> {
+    if (!isCheckpointId(id)) throw notFound(id);
+    const res = await this.redis.eval(ACQUIRE_REF, 2, this.hashKey(id), this.refsKey(id), jobId, Date.now());
+    if (res !== 'OK') throw notFound(id);
+  }
+
+  /** Drops a job's ref (idempotent; unknown ids are fine: the restore may outlive a forced cleanup). */
+  async releaseRef(id: string, jobId: string): Promise<void> {
+    if (!isCheckpointId(id)) return;
+    await this.redis.zrem(this.refsKey(id), jobId);
+  }
+
+  /** Job ids holding a ref on the checkpoint (after dropping dead ones when isRefLive was given). */
+  async refs(id: string): Promise<string[]> {
+    if (!isCheckpointId(id)) return [];
+    await this.pruneRefs(id);
+    return this.redis.zrange(this.refsKey(id), 0, -1);
+  }
+
+  async isInUse(id: string): Promise<boolean> {
+    return (await this.refs(id)).length > 0;
+  }
+
+  /** Sum of `bytes` over the checkpoints matching the filter. */
+  async totalBytes(filter: CheckpointFilter = {}): Promise<number> {
+    const all = await this.list({ ...filter, limit: Infinity });
+    return all.reduce((sum, c) => sum + c.bytes, 0);
+  }
+
+  private async setPinned(id: string, pinned: boolean): Promise<Checkpoint> {
+    if (!isCheckpointId(id)) throw notFound(id);
+    const res = await this.redis.eval(SET_PINNED, 1, this.hashKey(id), pinned ? '1' : '0');
+    if (res !== 'OK') throw notFound(id);
+    return this.get(id);
+  }
+
+  private async removeFiles(m: Manifest): Promise<void> {
+    await this.options.store.remove(m);
+    await this.redis
+      .multi()
+      .del(this.hashKey(m.id), this.refsKey(m.id))
+      .zrem(this.pendingKey(m.node), m.id)
+      .exec();
+  }
+
+  private async pruneRefs(id: string): Promise<void> {
+    const isRefLive = this.options.isRefLive;
+    if (!isRefLive) return;
+    for (const jobId of await this.redis.zrange(this.refsKey(id), 0, -1)) {
+      if (!(await isRefLive(jobId))) await this.redis.zrem(this.refsKey(id), jobId);
+    }
+  }
+
+  private async listIds(filter: CheckpointFilter, offset: number, limit: number): Promise<string[]> {
+    const keys: string[] = [];
+    if (filter.target !== undefined) keys.push(this.indexKey('target', filter.target));
+    if (filter.scheduleId !== undefined) keys.push(this.indexKey('schedule', filter.scheduleId));
+    if (filter.node !== undefined) keys.push(this.indexKey('node', filter.node));
+    const stop = Number.isFinite(limit) ? offset + limit - 1 : -1;
+    if (keys.length <= 1) return this.redis.zrevrange(keys[0] ?? this.indexKey('all'), offset, stop);
+    // Several filters: intersect (scores are equal in every index), then newest first as ZREVRANGE orders ties.
+    const flat = (await this.redis.call('ZINTER', keys.length, ...keys, 'AGGREGATE', 'MAX', 'WITHSCORES')) as string[];
+    const rows: [string, number][] = [];
+    for (let i = 0; i < flat.length; i += 2) rows.push([flat[i]!, Number(flat[i + 1])]);
+    rows.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? 1 : a[0] > b[0] ? -1 : 0));
+    return rows.slice(offset, Number.isFinite(limit) ? offset + limit : undefined).map(([id]) => id);
+  }
+
+  private async read(id: string): Promise<{ checkpoint: Checkpoint; deleting: boolean } | null> {
+    const [manifest, pinned, deleting] = await this.redis.hmget(this.hashKey(id), 'manifest', 'pinned', 'deleting');
+    if (manifest == null) return null;
+    return { checkpoint: { ...(JSON.parse(manifest) as Manifest), pinned: pinned === '1' }, deleting: deleting != null };
+  }
+
+  private indexKeys(m: Manifest): string[] {
+    const keys = [this.indexKey('all'), this.indexKey('target', m.target.key), this.indexKey('node', m.node)];
+    if (m.scheduleId !== undefined) keys.push(this.indexKey('schedule', m.scheduleId));
+    return keys;
+  }
+
+  private indexKey(kind: 'all' | 'target' | 'schedule' | 'node', value?: string): string {
+    return kind === 'all' ? `${this.prefix}:all` : `${this.prefix}:${kind}:${value}`;
+  }
+
+  private hashKey(id: string): string {
+    return `${this.prefix}:cp:${id}`;
+  }
+
+  private refsKey(id: string): string {
+    return `${this.prefix}:cp:${id}:refs`;
+  }
+
+  private pendingKey(node: string): string {
+    return `${this.prefix}:deleting:${node}`;
+  }
+}
+
+function notFound(id: string): CatalogError {
+  return new CatalogError('ENOTFOUND', `no checkpoint ${JSON.stringify(id)}`, isCheckpointId(id) ? id : undefined);
+}

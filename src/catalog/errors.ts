@@ -1,0 +1,26 @@
+export type CatalogErrorCode =
+  /** No checkpoint with that id (or it is being deleted). */
+  | 'ENOTFOUND'
+  /** Delete of a pinned checkpoint without force. */
+  | 'EPINNED'
+  /** Delete of a checkpoint a waiting or active restore refers to. */
+  | 'EINUSE'
+  /** A target key or checkpoint id that is not safe as a path component. */
+  | 'EBADNAME'
+  /** beginAttempt for an attempt folder that already exists (findAttempt / discard it first). */
+  | 'EATTEMPT_EXISTS'
+  /** commit onto a checkpoint folder that already exists. */
+  | 'ECOMMITTED';
+
+/** Errors of the checkpoint store and the catalog, with a code callers map to HTTP statuses (ENOTFOUND -> 404, ...). */
+export class CatalogError extends Error {
+  constructor(
+    readonly code: CatalogErrorCode,
+    message: string,
+    /** The checkpoint concerned, when there is one. */
+    readonly checkpointId?: string,
+  ) {
+    super(message);
+    this.name = 'CatalogError';
+  }
+}

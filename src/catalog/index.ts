@@ -1,0 +1,26 @@
+export {
+  Catalog,
+  type CatalogOptions,
+  type Checkpoint,
+  type CheckpointFilter,
+  type DeleteResult,
+  type ListOptions,
+  type PendingDeletesResult,
+} from './catalog.js';
+export {
+  CheckpointStore,
+  MANIFEST_FILE,
+  type Attempt,
+  type AttemptOwner,
+  type CheckpointStoreOptions,
+  type FoundAttempt,
+} from './checkpoint-store.js';
+export { CatalogError, type CatalogErrorCode } from './errors.js';
+export {
+  checkpointIdSchema,
+  isCheckpointId,
+  manifestSchema,
+  newCheckpointId,
+  targetKeySchema,
+  type Manifest,
+} from './manifest.js';

@@ -1,0 +1,53 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { isSafeTargetKey } from '../targets/key.js';
+
+/** `20261127T134501Z-1a2b3c4d`: UTC second, then 8 random hex digits. Sorts by time as a string; safe as a folder name. */
+const CHECKPOINT_ID = /^\d{8}T\d{6}Z-[0-9a-f]{8}$/;
+
+/** A fresh checkpoint id for `now` (only the store's callers make ids; never take one from a request unchecked). */
+export function newCheckpointId(now: Date = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  return `${stamp}-${randomBytes(4).toString('hex')}`;
+}
+
+export function isCheckpointId(id: unknown): id is string {
+  return typeof id === 'string' && CHECKPOINT_ID.test(id);
+}
+
+/** For route params and job data: a well-formed checkpoint id. */
+export const checkpointIdSchema = z.string().regex(CHECKPOINT_ID, 'not a checkpoint id (like 20261127T134501Z-1a2b3c4d)');
+
+export const targetKeySchema = z.string().refine(isSafeTargetKey, 'not a target key (like python3-4242)');
+
+/** manifest.json: everything known about one checkpoint. Stored in its folder and in the catalog. */
+export const manifestSchema = z.object({
+  id: checkpointIdSchema,
+  /** ISO 8601 time the dump finished. */
+  created: z.iso.datetime(),
+  /** Node (host) whose disk holds the images and whose processes they are. */
+  node: z.string().min(1),
+  target: z.object({
+    key: targetKeySchema,
+    pid: z.number().int().positive(),
+    cmdline: z.string(),
+    exe: z.string(),
+    uid: z.number().int().nonnegative(),
+    /** /proc/pid/stat start time (clock ticks) of the dumped process. */
+    startTime: z.number().int().nonnegative(),
+  }),
+  /** e.g. "4.2.1". */
+  criuVersion: z.string(),
+  /** The CRIU options the dump used (CriuOptions, camelCase). */
+  options: z.record(z.string(), z.unknown()),
+  leaveRunning: z.boolean(),
+  /** CRIU's dump stats (readDumpStats), opaque here. */
+  stats: z.record(z.string(), z.unknown()),
+  /** Total size of the checkpoint's files (CheckpointStore.sizeOf). */
+  bytes: z.number().int().nonnegative(),
+  durationMs: z.number().nonnegative(),
+  jobId: z.string().min(1),
+  scheduleId: z.string().min(1).optional(),
+});
+
+export type Manifest = z.infer<typeof manifestSchema>;

@@ -1,0 +1,17 @@
+/** Longest target key: a sanitized comm (<= 15 characters in practice, capped at 64) plus '-' and the pid. */
+const SAFE_KEY = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}-[1-9][0-9]{0,9}$/;
+
+/**
+ * The folder name for a process's checkpoints: `<comm sanitized to [A-Za-z0-9_.-]>-<pid>`, e.g. `python3-4242`.
+ * Restored processes keep their pid and comm, so every checkpoint of one process lands in one folder.
+ * Never starts with '.', so it cannot be '.', '..' or a hidden temp folder.
+ */
+export function targetKey(info: { comm: string; pid: number }): string {
+  const name = info.comm.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^\./, '_').slice(0, 64) || 'proc';
+  return `${name}-${info.pid}`;
+}
+
+/** True when `key` has the shape targetKey produces: safe as one path component, no traversal. */
+export function isSafeTargetKey(key: unknown): key is string {
+  return typeof key === 'string' && SAFE_KEY.test(key);
+}

@@ -1,0 +1,122 @@
+import { readdir, readFile, readlink } from 'node:fs/promises';
+import { targetKey } from './key.js';
+
+/** What ckpt knows about a live process, read from /proc. */
+export interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  /** Real uid. */
+  uid: number;
+  /** Kernel's short name (/proc/pid/comm, at most 15 characters). */
+  comm: string;
+  /** Arguments joined by single spaces; '' for kernel threads and zombies. */
+  cmdline: string;
+  /** Resolved /proc/pid/exe, '' when unreadable. */
+  exe: string;
+  /** Start time in clock ticks after boot (/proc/pid/stat field 22): tells a reused pid from the original process. */
+  startTime: number;
+  /** Resident memory (smaps_rollup Rss, else status VmRSS, else 0). */
+  rssBytes: number;
+  /** True for kernel threads (PF_KTHREAD in the stat flags, or a child of kthreadd). */
+  kernelThread: boolean;
+  /** Filesystem-safe folder name for this process's checkpoints (see targetKey). */
+  key: string;
+}
+
+/** The fields of /proc/<pid>/stat that ckpt uses. */
+export interface ProcStat {
+  comm: string;
+  state: string;
+  ppid: number;
+  flags: number;
+  startTime: number;
+}
+
+const PF_KTHREAD = 0x00200000;
+const KTHREADD_PID = 2;
+
+/** Parses /proc/<pid>/stat; null when the process does not exist. comm may hold spaces and ')', so split at the last ')'. */
+export async function readProcStat(pid: number): Promise<ProcStat | null> {
+  const text = await readProcText(`/proc/${pid}/stat`);
+  if (text === null) return null;
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  // Fields from 3 (state) on; field n is rest[n - 3].
+  const rest = text.slice(close + 2).split(' ');
+  return {
+    comm: text.slice(open + 1, close),
+    state: rest[0] ?? '',
+    ppid: Number(rest[1]),
+    flags: Number(rest[6]),
+    startTime: Number(rest[19]),
+  };
+}
+
+/** Reads a live (non-zombie) process; null when it does not exist or is a zombie. */
+export async function readProcessInfo(pid: number): Promise<ProcessInfo | null> {
+  const stat = await readProcStat(pid);
+  if (!stat || stat.state === 'Z' || stat.state === 'X') return null;
+  const [status, cmdline, exe, rollup] = await Promise.all([
+    readProcText(`/proc/${pid}/status`),
+    readProcText(`/proc/${pid}/cmdline`),
+    readlink(`/proc/${pid}/exe`).catch(() => ''),
+    readProcText(`/proc/${pid}/smaps_rollup`),
+  ]);
+  if (status === null) return null;
+  const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
+  const rssKiB = kib(rollup, 'Rss') ?? kib(status, 'VmRSS') ?? 0;
+  const info = {
+    pid,
+    ppid: stat.ppid,
+    uid,
+    comm: stat.comm,
+    cmdline: splitCmdline(cmdline ?? '').join(' '),
+    exe,
+    startTime: stat.startTime,
+    rssBytes: rssKiB * 1024,
+    kernelThread: (stat.flags & PF_KTHREAD) !== 0 || stat.ppid === KTHREADD_PID || pid === KTHREADD_PID,
+  };
+  return { ...info, key: targetKey(info) };
+}
+
+/** The parent chain of `pid` (its parent, grandparent, ... up to and including pid 1), nearest first. */
+export async function ancestorsOf(pid: number): Promise<number[]> {
+  const chain: number[] = [];
+  let current = pid;
+  // Bounded: a pid chain cannot be deeper than the number of processes, and pid 1 / 0 ends it.
+  for (let i = 0; i < 4096 && current > 1; i++) {
+    const stat = await readProcStat(current);
+    if (!stat || stat.ppid <= 0) break;
+    chain.push(stat.ppid);
+    current = stat.ppid;
+  }
+  return chain;
+}
+
+/** Every pid in /proc (thread-group leaders only). */
+export async function listPids(): Promise<number[]> {
+  const names = await readdir('/proc');
+  return names.filter((n) => /^[1-9]\d*$/.test(n)).map(Number);
+}
+
+function splitCmdline(raw: string): string[] {
+  const args = raw.split('\0');
+  if (args.at(-1) === '') args.pop();
+  return args;
+}
+
+function kib(text: string | null, field: string): number | undefined {
+  const m = text && new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** A /proc file's text, or null when the process is gone (ENOENT / ESRCH). Other errors propagate. */
+async function readProcText(file: string): Promise<string | null> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH') return null;
+    throw e;
+  }
+}
