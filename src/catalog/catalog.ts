@@ -29,7 +29,8 @@ export type Checkpoint = Manifest & {
 export interface CheckpointFilter {
   /** Target key (e.g. `python3-4242`). */
   target?: string;
-  scheduleId?: string;
+  /** Schedule id. */
+  schedule?: string;
   node?: string;
 }
 
@@ -255,7 +256,7 @@ export class Catalog {
   private async listIds(filter: CheckpointFilter, offset: number, limit: number): Promise<string[]> {
     const keys: string[] = [];
     if (filter.target !== undefined) keys.push(this.indexKey('target', filter.target));
-    if (filter.scheduleId !== undefined) keys.push(this.indexKey('schedule', filter.scheduleId));
+    if (filter.schedule !== undefined) keys.push(this.indexKey('schedule', filter.schedule));
     if (filter.node !== undefined) keys.push(this.indexKey('node', filter.node));
     const stop = Number.isFinite(limit) ? offset + limit - 1 : -1;
     if (keys.length <= 1) return this.redis.zrevrange(keys[0] ?? this.indexKey('all'), offset, stop);
