@@ -1,0 +1,318 @@
+import { randomUUID } from 'node:crypto';
+import { FlowProducer, Queue, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { CatalogError } from '../catalog/errors.js';
+import { newCheckpointId } from '../catalog/manifest.js';
+import { parseOrThrow } from '../common/validation.js';
+import type { Config } from '../config/schema.js';
+import type { EventLog } from '../events/event-log.js';
+import type { EventInput } from '../events/types.js';
+import { BACKOFF_TYPE } from './backoff.js';
+import { toJobView, type JobState, type JobView } from './job-view.js';
+import { queueKeys, queueNameFor } from './keys.js';
+import { createRedis, type RedisConnection } from './redis.js';
+import {
+  JOB_TYPES,
+  jobIdSchema,
+  parseBatchRestoreJob,
+  parseDumpJob,
+  parseRestoreJob,
+  type BatchRestoreJobData,
+  type DumpJobData,
+  type JobType,
+  type RestoreJobData,
+} from './schemas.js';
+
+/** What JobQueue needs from the catalog: where a checkpoint was made, and of which target. */
+export interface CheckpointLookup {
+  get(checkpointId: string): Promise<{ node: string; target: { key: string } } | null>;
+}
+
+export interface JobQueueOptions {
+  /** Redis URL or ioredis options. */
+  connection: RedisConnection;
+  /** config.redis.prefix: BullMQ keys and ckpt's own job keys live under it. */
+  prefix: string;
+  /** This process's node: the default node of dumps, and where batch parents run. */
+  node: string;
+  eventLog: EventLog;
+  /** config.worker: attempts and how many finished jobs are kept. */
+  defaults: Pick<Config['worker'], 'attempts' | 'keepCompleted' | 'keepFailed'>;
+  /** The catalog; needed for restores (node and target of a checkpoint). */
+  checkpoints?: CheckpointLookup;
+  /** BullMQ log rows kept per job (each row is one batch of CRIU log lines). Default 2000. */
+  keepLogRows?: number;
+}
+
+export interface EnqueueOptions {
+  /** A deterministic id (the scheduler's exactly-once ticks). If a job with this id exists, it is returned, not added again. */
+  jobId?: string;
+}
+
+export interface EnqueueResult {
+  jobId: string;
+  node: string;
+  /** True when `jobId` named a job that existed already (nothing was enqueued). */
+  existing?: boolean;
+}
+
+export interface ListJobsFilter {
+  state?: JobState | 'prioritized';
+  type?: JobType;
+  scheduleId?: string;
+  /** Default 100. */
+  limit?: number;
+}
+
+type BullState = 'waiting' | 'prioritized' | 'delayed' | 'active' | 'completed' | 'failed' | 'waiting-children';
+const BULL_STATES: BullState[] = ['active', 'waiting', 'prioritized', 'delayed', 'waiting-children', 'completed', 'failed'];
+const COUNTED_STATES = ['waiting', 'delayed', 'active', 'completed', 'failed', 'waiting-children'] as const;
+
+export type JobCounts = Record<JobType, Record<(typeof COUNTED_STATES)[number], number>>;
+
+/**
+ * The producer side of ckpt's jobs: validates and enqueues dumps, restores and batch restores on the queue of the node
+ * that must run them (one BullMQ queue per node), and reads jobs back from any node's queue.
+ * Job ids are unique across nodes; an index (job id -> node) lets any process find any job.
+ */
+export class JobQueue {
+  readonly node: string;
+  private readonly redis: Redis;
+  private readonly keys: ReturnType<typeof queueKeys>;
+  private readonly queues = new Map<string, Queue>();
+  private flow?: FlowProducer;
+
+  constructor(private readonly options: JobQueueOptions) {
+    this.node = options.node;
+    this.redis = createRedis(options.connection);
+    this.keys = queueKeys(options.prefix);
+  }
+
+  async enqueueDump(input: unknown, options: EnqueueOptions = {}): Promise<EnqueueResult> {
+    const spec = parseDumpJob(input);
+    const jobId = options.jobId === undefined ? randomUUID() : parseOrThrow(jobIdSchema, options.jobId, 'job id');
+    const node = spec.node ?? this.node;
+    const claim = await this.claimJobId(jobId, node);
+    if (!claim.claimed) return { jobId, node: claim.owner, existing: true };
+    // The checkpoint id is fixed now, so every attempt (also a retry after a worker died) makes the same checkpoint.
+    const data: DumpJobData = { ...spec, node, checkpointId: newCheckpointId() };
+    await this.queue(node).add('dump', data, this.jobOptions(jobId));
+    await this.publish({
+      event: 'job.waiting',
+      jobId,
+      jobType: 'dump',
+      scheduleId: spec.scheduleId,
+      data: { node, target: spec.target, checkpointId: data.checkpointId },
+    });
+    return { jobId, node };
+  }
+
+  async enqueueRestore(input: unknown): Promise<EnqueueResult> {
+    const spec = parseRestoreJob(input);
+    const checkpoint = await this.lookupCheckpoint(spec.checkpointId);
+    const node = spec.node ?? checkpoint.node;
+    const jobId = randomUUID();
+    await this.claimJobId(jobId, node);
+    const data: RestoreJobData = { ...spec, node };
+    await this.queue(node).add('restore', data, this.jobOptions(jobId));
+    await this.publish({
+      event: 'job.waiting',
+      jobId,
+      jobType: 'restore',
+      target: checkpoint.target.key,
+      data: { node, checkpointId: spec.checkpointId },
+    });
+    return { jobId, node };
+  }
+
+  /**
+   * A parent job (on this node's queue) with one restore child per checkpoint (each on its checkpoint's node).
+   * A failed child does not stop the others (ignoreDependencyOnFailure); the parent runs when all have finished
+   * and lists each child's outcome. At most `concurrency` children run at once (a lease semaphore in the worker).
+   */
+  async enqueueBatchRestore(input: unknown): Promise<{ batchId: string; jobIds: string[] }> {
+    const spec = parseBatchRestoreJob(input);
+    const checkpoints = await Promise.all(spec.checkpointIds.map((id) => this.lookupCheckpoint(id)));
+    const batchId = randomUUID();
+    const jobIds = spec.checkpointIds.map(() => randomUUID());
+    const parent: BatchRestoreJobData = { ...spec, node: this.node, jobIds };
+    const children = spec.checkpointIds.map((checkpointId, i) => {
+      const data: RestoreJobData = {
+        checkpointId,
+        node: checkpoints[i]!.node,
+        batch: { id: batchId, concurrency: spec.concurrency },
+      };
+      return {
+        name: 'restore',
+        queueName: queueNameFor(data.node),
+        prefix: this.options.prefix,
+        data,
+        opts: { ...this.jobOptions(jobIds[i]!), ignoreDependencyOnFailure: true },
+      };
+    });
+    const index = this.redis.multi().hset(this.keys.jobNodes, batchId, this.node).sadd(this.keys.nodes, this.node);
+    children.forEach((c, i) => index.hset(this.keys.jobNodes, jobIds[i]!, c.data.node).sadd(this.keys.nodes, c.data.node));
+    await index.exec();
+    this.flow ??= new FlowProducer({ connection: this.redis, prefix: this.options.prefix });
+    await this.flow.add({
+      name: 'restore-batch',
+      queueName: queueNameFor(this.node),
+      prefix: this.options.prefix,
+      data: parent,
+      opts: this.jobOptions(batchId),
+      children,
+    });
+    await this.publish({
+      event: 'job.waiting',
+      jobId: batchId,
+      jobType: 'restore-batch',
+      data: { node: this.node, checkpointIds: spec.checkpointIds, jobIds },
+    });
+    for (const [i, child] of children.entries()) {
+      await this.publish({
+        event: 'job.waiting',
+        jobId: jobIds[i],
+        jobType: 'restore',
+        target: checkpoints[i]!.target.key,
+        data: { node: child.data.node, checkpointId: child.data.checkpointId, batchId },
+      });
+    }
+    return { batchId, jobIds };
+  }
+
+  /** Any job of any node, or null. */
+  async getJob(id: string): Promise<JobView | null> {
+    const node = await this.redis.hget(this.keys.jobNodes, id);
+    if (!node) return null;
+    const job = await this.queue(node).getJob(id);
+    if (!job) {
+      // Removed by retention (keepCompleted / keepFailed): forget it in the index too.
+      await this.redis.hdel(this.keys.jobNodes, id);
+      return null;
+    }
+    return toJobView(job, await job.getState(), node);
+  }
+
+  /** Jobs of every node, newest first. */
+  async listJobs(filter: ListJobsFilter = {}): Promise<JobView[]> {
+    const limit = filter.limit ?? 100;
+    const states: BullState[] =
+      filter.state === undefined
+        ? BULL_STATES
+        : filter.state === 'waiting'
+          ? ['waiting', 'prioritized']
+          : BULL_STATES.filter((s) => s === filter.state);
+    const views: JobView[] = [];
+    for (const node of await this.nodes()) {
+      for (const state of states) views.push(...(await this.scan(node, state, filter, limit)));
+    }
+    return views.sort((a, b) => b.createdAt - a.createdAt).slice(0, limit);
+  }
+
+  /** The job's CRIU log lines (every attempt, with a header line per attempt), or null when there is no such job. */
+  async getJobLog(id: string): Promise<string | null> {
+    const node = await this.redis.hget(this.keys.jobNodes, id);
+    if (!node) return null;
+    const queue = this.queue(node);
+    if (!(await queue.getJob(id))) return null;
+    const { logs } = await queue.getJobLogs(id, 0, -1, true);
+    return logs.length ? logs.join('\n') + '\n' : '';
+  }
+
+  /** Number of jobs per type and state over all nodes (finished ones: those still kept). For metrics. */
+  async countsByTypeAndState(): Promise<JobCounts> {
+    const counts = Object.fromEntries(
+      JOB_TYPES.map((t) => [t, Object.fromEntries(COUNTED_STATES.map((s) => [s, 0]))]),
+    ) as JobCounts;
+    for (const node of await this.nodes()) {
+      const queue = this.queue(node);
+      for (const state of BULL_STATES) {
+        const ids = await queue.getRanges([state], 0, -1, true);
+        if (!ids.length) continue;
+        const pipeline = this.redis.pipeline();
+        for (const id of ids) pipeline.hget(queue.toKey(id), 'name');
+        const names = (await pipeline.exec()) ?? [];
+        const counted = state === 'prioritized' ? 'waiting' : state;
+        for (const [, name] of names) {
+          const perType = counts[name as JobType];
+          if (perType) perType[counted]++;
+        }
+      }
+    }
+    return counts;
+  }
+
+  /** Every node that has had a job or a worker. */
+  async nodes(): Promise<string[]> {
+    return (await this.redis.smembers(this.keys.nodes)).sort();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    await this.flow?.close();
+    this.redis.disconnect();
+  }
+
+  private queue(node: string): Queue {
+    let queue = this.queues.get(node);
+    if (!queue) {
+      queue = new Queue(queueNameFor(node), { connection: this.redis, prefix: this.options.prefix });
+      this.queues.set(node, queue);
+    }
+    return queue;
+  }
+
+  private jobOptions(jobId: string): JobsOptions {
+    const { attempts, keepCompleted, keepFailed } = this.options.defaults;
+    return {
+      jobId,
+      attempts,
+      backoff: { type: BACKOFF_TYPE },
+      removeOnComplete: { count: keepCompleted },
+      removeOnFail: { count: keepFailed },
+      keepLogs: this.options.keepLogRows ?? 2000,
+    };
+  }
+
+  /**
+   * Records jobId -> node unless the id is taken; `owner` is the node the id belongs to.
+   * Only the claimer adds the job and announces it, so two scheduler replicas passing the same id enqueue it once.
+   */
+  private async claimJobId(jobId: string, node: string): Promise<{ claimed: boolean; owner: string }> {
+    const [[, claimed], [, owner]] = (await this.redis
+      .multi()
+      .hsetnx(this.keys.jobNodes, jobId, node)
+      .hget(this.keys.jobNodes, jobId)
+      .sadd(this.keys.nodes, node)
+      .exec()) as [[null, number], [null, string], unknown];
+    return { claimed: claimed === 1, owner };
+  }
+
+  private async lookupCheckpoint(checkpointId: string): Promise<{ node: string; target: { key: string } }> {
+    if (!this.options.checkpoints) throw new Error('JobQueue: restores need options.checkpoints (the catalog)');
+    const checkpoint = await this.options.checkpoints.get(checkpointId);
+    if (!checkpoint) throw new CatalogError('ENOTFOUND', `no checkpoint ${checkpointId}`, checkpointId);
+    return checkpoint;
+  }
+
+  private async scan(node: string, state: BullState, filter: ListJobsFilter, limit: number): Promise<JobView[]> {
+    const queue = this.queue(node);
+    const out: JobView[] = [];
+    const page = Math.max(limit, 100);
+    for (let start = 0; out.length < limit; start += page) {
+      const jobs = await queue.getJobs([state], start, start + page - 1, false);
+      for (const job of jobs) {
+        if (!job) continue;
+        if (filter.type && job.name !== filter.type) continue;
+        if (filter.scheduleId && job.data?.scheduleId !== filter.scheduleId) continue;
+        out.push(toJobView(job, state, node));
+      }
+      if (jobs.length < page) break;
+    }
+    return out;
+  }
+
+  private async publish(input: EventInput): Promise<void> {
+    await this.options.eventLog.publish(input);
+  }
+}

@@ -1,0 +1,87 @@
+import type { Job } from 'bullmq';
+import type { JobData, JobType } from './schemas.js';
+
+/** Where a job is: CRIU's notification stages plus ckpt's own ('queued', 'waiting-target', 'committing', ...). */
+export interface JobProgress {
+  stage: string;
+  /** 0-100. For dumps: bytes of page images written against the target's memory; else by stage. */
+  percent: number;
+  bytesWritten: number;
+  bytesExpected: number;
+}
+
+/** One restore of a batch, as the batch's result lists it. */
+export interface BatchItemOutcome {
+  jobId: string;
+  checkpointId: string;
+  state: 'completed' | 'failed';
+  restoredPid?: number;
+  reason?: string;
+}
+
+/** What a finished job returns. Dumps: checkpointId, stats, bytes; restores: checkpointId, restoredPid, stats; batches: items. */
+export interface JobResult {
+  checkpointId?: string;
+  restoredPid?: number;
+  /** CRIU's stats-dump / stats-restore, camelCase. */
+  stats?: Record<string, unknown>;
+  /** Size of the checkpoint on disk. */
+  bytes?: number;
+  durationMs: number;
+  /** A dump with ifBusy 'skip' that found another dump of the target running. */
+  skipped?: boolean;
+  reason?: string;
+  /** A dump that found its checkpoint already made by an earlier attempt (a worker died after CRIU finished). */
+  adopted?: boolean;
+  items?: BatchItemOutcome[];
+  succeeded?: number;
+  failed?: number;
+}
+
+export type JobState = 'waiting' | 'delayed' | 'active' | 'completed' | 'failed' | 'waiting-children' | 'unknown';
+
+/** A job as the API, the CLI and the feed see it. */
+export interface JobView {
+  id: string;
+  type: JobType;
+  state: JobState;
+  node: string;
+  progress: JobProgress;
+  attemptsMade: number;
+  data: JobData;
+  result?: JobResult;
+  failedReason?: string;
+  /** ms since the epoch. */
+  createdAt: number;
+  finishedAt?: number;
+  scheduleId?: string;
+}
+
+export const QUEUED_PROGRESS: JobProgress = { stage: 'queued', percent: 0, bytesWritten: 0, bytesExpected: 0 };
+
+/** BullMQ's state names folded into ours ('prioritized' is waiting with a priority; ckpt does not use priorities). */
+export function toJobState(state: string): JobState {
+  if (state === 'prioritized' || state === 'wait') return 'waiting';
+  if (['waiting', 'delayed', 'active', 'completed', 'failed', 'waiting-children'].includes(state)) return state as JobState;
+  return 'unknown';
+}
+
+export function toJobView(job: Job, state: string, node: string): JobView {
+  const data = job.data as JobData & { scheduleId?: string };
+  const progress = typeof job.progress === 'object' && job.progress !== null ? (job.progress as JobProgress) : QUEUED_PROGRESS;
+  const view: JobView = {
+    id: job.id!,
+    type: job.name as JobType,
+    state: toJobState(state),
+    node,
+    progress,
+    attemptsMade: job.attemptsMade,
+    data,
+    createdAt: job.timestamp,
+  };
+  if (job.returnvalue !== null && job.returnvalue !== undefined) view.result = job.returnvalue as JobResult;
+  if (job.failedReason) view.failedReason = job.failedReason;
+  if (job.finishedOn) view.finishedAt = job.finishedOn;
+  if (data.scheduleId) view.scheduleId = data.scheduleId;
+  return view;
+}

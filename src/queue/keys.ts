@@ -1,0 +1,22 @@
+/**
+ * Names ckpt's job machinery uses in Redis, all under the configured prefix.
+ * BullMQ keys are `<prefix>:<queue name>:...`; ckpt's own are `<prefix>:jobs:...`.
+ */
+
+/** One BullMQ queue per node: a worker consumes only its own node's queue. */
+export function queueNameFor(node: string): string {
+  return `jobs.${node}`;
+}
+
+export function queueKeys(prefix: string) {
+  return {
+    /** Hash jobId -> node, so any process finds any job's queue. */
+    jobNodes: `${prefix}:jobs:node-of`,
+    /** Set of node names that ever had a job or a worker: listings visit their queues. */
+    nodes: `${prefix}:jobs:nodes`,
+    /** Lease lock: one dump of a target at a time. */
+    targetLock: (targetKey: string) => `${prefix}:jobs:lock:target:${targetKey}`,
+    /** Lease semaphore: a batch restore's concurrency. */
+    batchSlots: (batchId: string) => `${prefix}:jobs:slots:batch:${batchId}`,
+  };
+}
