@@ -1,0 +1,150 @@
+import { z } from 'zod';
+import { issuesOf } from '../common/validation.js';
+import { CHANNELS, type Channel, type FeedEvent } from '../events/types.js';
+
+/**
+ * The live feed protocol, version 1. WebSocket at `/api/v1/feed`, JSON text messages both ways.
+ *
+ * Auth: a `read` token (or none on an open loopback bind) in `Authorization: Bearer <token>` or `?token=<token>`.
+ * A refused upgrade gets a plain HTTP 401 or 403 before the handshake.
+ *
+ * Server -> client:
+ *   {type: 'hello', version: 1, lastEventId}           on connect; lastEventId is the newest event id the server knows
+ *   {type: 'subscribed', channels, filter, since?}      acknowledges a subscribe (replay, if any, follows)
+ *   {type: 'event', id, event, ts, jobId?, jobType?, scheduleId?, target?, data}
+ *   {type: 'live', lastEventId}                         after a subscribe with `since`: replay done, live from here
+ *   {type: 'reset', reason}                             `since` is older than the retained history (or unknown):
+ *   {type: 'snapshot', data}                              drop local state, here is the current state, live follows
+ *   {type: 'unsubscribed'}
+ *   {type: 'pong'}
+ *   {type: 'error', code, message, field?}              the connection stays open
+ *
+ * Client -> server:
+ *   {op: 'subscribe', channels: ('job'|'schedule'|'checkpoint')[], filter?: {jobId?, scheduleId?, target?, type?}, since?}
+ *   {op: 'unsubscribe'}
+ *   {op: 'ping'}
+ *
+ * Ordering: event ids are Redis stream ids ("<ms>-<seq>"); they order all events. A client keeps the id of the last
+ * event it received and passes it as `since` when it reconnects: it gets exactly the events after it, in order, once,
+ * then live ones, with no gap and no duplicate. A new subscribe replaces the previous one.
+ *
+ * Filters: every given field must equal the event's; `type` is the job type (dump, restore, restore-batch).
+ *
+ * Slow clients: while a client's unsent data is above a threshold, job.progress events are coalesced (only the latest
+ * per job is kept, in order with everything else); past feed.maxBufferedBytes the client is closed with 1008 'too slow'.
+ * Heartbeat: a WebSocket ping every feed.heartbeatMs; no pong by the next one and the connection is terminated.
+ * Messages larger than feed.maxPayloadBytes close the connection with 1009.
+ */
+export const PROTOCOL_VERSION = 1;
+export const FEED_PATH = '/api/v1/feed';
+
+/** Close codes the server uses. */
+export const CLOSE = {
+  goingAway: 1001,
+  tooSlow: 1008,
+} as const;
+
+const eventId = z.string().regex(/^\d+(-\d+)?$/, 'must be an event id like 1700000000000-0');
+
+export const filterSchema = z.strictObject({
+  jobId: z.string().min(1).optional(),
+  scheduleId: z.string().min(1).optional(),
+  target: z.string().min(1).optional(),
+  type: z.enum(['dump', 'restore', 'restore-batch']).optional(),
+});
+export type FeedFilter = z.infer<typeof filterSchema>;
+
+export const clientMessageSchema = z.discriminatedUnion('op', [
+  z.strictObject({
+    op: z.literal('subscribe'),
+    channels: z.array(z.enum(CHANNELS)).min(1, 'pick at least one channel'),
+    filter: filterSchema.default({}),
+    since: eventId.optional(),
+  }),
+  z.strictObject({ op: z.literal('unsubscribe') }),
+  z.strictObject({ op: z.literal('ping') }),
+]);
+export type ClientMessage = z.infer<typeof clientMessageSchema>;
+export type SubscribeMessage = Extract<ClientMessage, { op: 'subscribe' }>;
+
+const OPS: ReadonlySet<string> = new Set(clientMessageSchema.options.map((o) => o.shape.op.value));
+
+export type ErrorCode = 'invalid_json' | 'invalid_message' | 'unknown_op' | 'snapshot_failed';
+
+export interface ErrorMessage {
+  type: 'error';
+  code: ErrorCode;
+  message: string;
+  field?: string;
+}
+
+export type ServerMessage =
+  | { type: 'hello'; version: typeof PROTOCOL_VERSION; lastEventId: string }
+  | { type: 'subscribed'; channels: Channel[]; filter: FeedFilter; since?: string }
+  | { type: 'live'; lastEventId: string }
+  | { type: 'reset'; reason: string }
+  | { type: 'snapshot'; data: unknown }
+  | { type: 'unsubscribed' }
+  | { type: 'pong' }
+  | ErrorMessage;
+
+/** Decodes one client message, or says precisely what is wrong with it. */
+export function parseClientMessage(text: string): ClientMessage | ErrorMessage {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    return { type: 'error', code: 'invalid_json', message: `not JSON: ${(err as Error).message}` };
+  }
+  const op = (raw as { op?: unknown } | null)?.op;
+  if (typeof op === 'string' && !OPS.has(op)) {
+    return { type: 'error', code: 'unknown_op', message: `unknown op '${op}'; expected one of ${[...OPS].join(', ')}`, field: 'op' };
+  }
+  const parsed = clientMessageSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const [issue] = issuesOf(parsed.error);
+  return { type: 'error', code: 'invalid_message', message: issue!.field ? `${issue!.field}: ${issue!.reason}` : issue!.reason, field: issue!.field };
+}
+
+/** What a subscriber asked for. */
+export interface Subscription {
+  channels: ReadonlySet<Channel>;
+  filter: FeedFilter;
+}
+
+export function matches(sub: Subscription, e: FeedEvent): boolean {
+  const channel = e.event.slice(0, e.event.indexOf('.')) as Channel;
+  if (!sub.channels.has(channel)) return false;
+  const f = sub.filter;
+  return (
+    (f.jobId === undefined || f.jobId === e.jobId) &&
+    (f.scheduleId === undefined || f.scheduleId === e.scheduleId) &&
+    (f.target === undefined || f.target === e.target) &&
+    (f.type === undefined || f.type === e.jobType)
+  );
+}
+
+/** An event together with its wire form, serialized once and shared by every client that gets it. */
+export interface EncodedEvent {
+  event: FeedEvent;
+  frame: Buffer;
+}
+
+export function encodeEvent(e: FeedEvent): EncodedEvent {
+  const message = {
+    type: 'event',
+    id: e.id,
+    event: e.event,
+    ts: e.ts,
+    jobId: e.jobId,
+    jobType: e.jobType,
+    scheduleId: e.scheduleId,
+    target: e.target,
+    data: e.data,
+  };
+  return { event: e, frame: Buffer.from(JSON.stringify(message)) };
+}
+
+export function encodeMessage(m: ServerMessage): Buffer {
+  return Buffer.from(JSON.stringify(m));
+}
