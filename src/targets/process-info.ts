@@ -110,13 +110,16 @@ function kib(text: string | null, field: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** A /proc file's text, or null when the process is gone (ENOENT / ESRCH). Other errors propagate. */
+/**
+ * A /proc file's text, or null when the process is gone (ENOENT / ESRCH) or the file is closed to us
+ * (EACCES / EPERM: even root may not read smaps_rollup of pid 1 in a container). Other errors propagate.
+ */
 async function readProcText(file: string): Promise<string | null> {
   try {
     return await readFile(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ESRCH') return null;
+    if (code === 'ENOENT' || code === 'ESRCH' || code === 'EACCES' || code === 'EPERM') return null;
     throw e;
   }
 }

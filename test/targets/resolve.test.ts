@@ -1,0 +1,167 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { parseOrThrow, ValidationError } from '../../src/common/validation.js';
+import { isSafeTargetKey, resolveTarget, TargetError, targetKey, targetSpecSchema } from '../../src/targets/index.js';
+import { startCounter, type Counter } from '../helpers/targets.js';
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** A pid that existed a moment ago and is gone now. */
+function exitedPid(): number {
+  const res = spawnSync('true');
+  return res.pid!;
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: string): Promise<TargetError> {
+  const err = await promise.then(
+    () => assert.fail(`expected ${code}`),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof TargetError, String(err));
+  assert.equal(err.code, code, err.message);
+  return err;
+}
+
+describe('targetSpecSchema', () => {
+  const fieldsOf = (input: unknown) => {
+    try {
+      parseOrThrow(z.object({ target: targetSpecSchema }), { target: input }, 'request body');
+      return [];
+    } catch (e) {
+      assert.ok(e instanceof ValidationError);
+      return e.issues.map((i) => i.field);
+    }
+  };
+
+  it('accepts exactly one of pid, pidFile, match', () => {
+    assert.deepEqual(fieldsOf({ pid: 42 }), []);
+    assert.deepEqual(fieldsOf({ pidFile: '/run/x.pid' }), []);
+    assert.deepEqual(fieldsOf({ match: 'python3 .*server' }), []);
+  });
+
+  it('refuses none, two, unknown keys, and bad values, naming the field', () => {
+    assert.deepEqual(fieldsOf({}), ['target']);
+    assert.deepEqual(fieldsOf({ pid: 4, match: 'x' }), ['target']);
+    assert.ok(fieldsOf({ pid: 4, pwd: '/' }).includes('target'));
+    assert.deepEqual(fieldsOf({ pid: 0 }), ['target.pid']);
+    assert.deepEqual(fieldsOf({ pid: 1.5 }), ['target.pid']);
+    assert.deepEqual(fieldsOf({ pidFile: 'run/x.pid' }), ['target.pidFile']);
+    assert.deepEqual(fieldsOf({ match: '(' }), ['target.match']);
+    assert.deepEqual(fieldsOf({ match: '' }), ['target.match']);
+  });
+
+  it('says why a regex is invalid', () => {
+    assert.throws(
+      () => parseOrThrow(z.object({ target: targetSpecSchema }), { target: { match: 'a[' } }, 'request body'),
+      /target\.match: not a valid regular expression/,
+    );
+  });
+});
+
+describe('targetKey', () => {
+  it('is <sanitized comm>-<pid> and safe as one path component', () => {
+    assert.equal(targetKey({ comm: 'python3', pid: 4242 }), 'python3-4242');
+    assert.equal(targetKey({ comm: 'kworker/0:1 H', pid: 7 }), 'kworker_0_1_H-7');
+    assert.equal(targetKey({ comm: '..', pid: 9 }), '_.-9');
+    assert.equal(targetKey({ comm: '', pid: 9 }), 'proc-9');
+    for (const comm of ['..', '.tmp-x', 'a/b', '../../etc', 'ü']) assert.ok(isSafeTargetKey(targetKey({ comm, pid: 3 })), comm);
+  });
+
+  it('isSafeTargetKey refuses traversal, hidden names and keys without a pid', () => {
+    for (const key of ['', '..', '.', '../x-1', 'a/b-1', '.tmp-1', 'python3', 'python3-0', 'a-1/..', 'x\0-1', 42]) {
+      assert.equal(isSafeTargetKey(key), false, String(key));
+    }
+  });
+});
+
+describe('resolveTarget', () => {
+  let a: Counter;
+  let b: Counter;
+  let tmp: string;
+  before(async () => {
+    [a, b] = await Promise.all([startCounter(8), startCounter()]);
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'ckpt-resolve-'));
+  });
+  after(async () => {
+    await Promise.all([a?.kill(), b?.kill()]);
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('by pid: everything /proc says about the process', async () => {
+    const info = await resolveTarget({ pid: a.pid });
+    assert.equal(info.pid, a.pid);
+    assert.equal(info.ppid, process.pid);
+    assert.equal(info.uid, process.getuid!());
+    assert.match(info.comm, /^python3/);
+    assert.match(info.cmdline, /^\S*python3\S* \S+\/test\/fixtures\/counter\.py \S+\/count 8$/);
+    assert.match(info.exe, /python3/);
+    assert.ok(info.startTime > 0);
+    assert.ok(info.rssBytes >= 8 * 1024 * 1024, `rss ${info.rssBytes}`);
+    assert.equal(info.kernelThread, false);
+    assert.equal(info.key, `${info.comm}-${a.pid}`);
+  });
+
+  it('by pid: a gone pid is ETARGET_GONE naming it', async () => {
+    const pid = exitedPid();
+    const err = await rejectsWith(resolveTarget({ pid }), 'ETARGET_GONE');
+    assert.match(err.message, new RegExp(`pid ${pid}\\b`));
+  });
+
+  it('by pid file', async () => {
+    const file = path.join(tmp, 'a.pid');
+    await writeFile(file, `${a.pid}\n`);
+    assert.equal((await resolveTarget({ pidFile: file })).pid, a.pid);
+  });
+
+  it('pid file problems are ETARGET_PIDFILE (missing, junk, too long, a FIFO), or ETARGET_GONE for a dead pid', async () => {
+    await rejectsWith(resolveTarget({ pidFile: path.join(tmp, 'missing.pid') }), 'ETARGET_PIDFILE');
+    const junk = path.join(tmp, 'junk.pid');
+    await writeFile(junk, 'root:x:0:0\n');
+    const err = await rejectsWith(resolveTarget({ pidFile: junk }), 'ETARGET_PIDFILE');
+    assert.doesNotMatch(err.message, /root:x/, 'the file contents never show up in the error');
+    const long = path.join(tmp, 'long.pid');
+    await writeFile(long, `${a.pid}${' '.repeat(100)}\n`);
+    await rejectsWith(resolveTarget({ pidFile: long }), 'ETARGET_PIDFILE');
+    const fifo = path.join(tmp, 'fifo.pid');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    await rejectsWith(resolveTarget({ pidFile: fifo }), 'ETARGET_PIDFILE');
+    await rejectsWith(resolveTarget({ pidFile: tmp }), 'ETARGET_PIDFILE');
+    const dead = path.join(tmp, 'dead.pid');
+    await writeFile(dead, String(exitedPid()));
+    await rejectsWith(resolveTarget({ pidFile: dead }), 'ETARGET_GONE');
+  });
+
+  it('by match: exactly one process', async () => {
+    const info = await resolveTarget({ match: `counter\\.py ${escape(a.dir)}/` });
+    assert.equal(info.pid, a.pid);
+  });
+
+  it('by match: several matches are ETARGET_AMBIGUOUS listing each pid and command line', async () => {
+    const err = await rejectsWith(
+      resolveTarget({ match: `counter\\.py (${escape(a.dir)}|${escape(b.dir)})/` }),
+      'ETARGET_AMBIGUOUS',
+    );
+    assert.deepEqual(err.matches.map((m) => m.pid).sort(), [a.pid, b.pid].sort());
+    for (const c of [a, b]) {
+      assert.ok(err.message.includes(`${c.pid} (`), err.message);
+      assert.ok(err.message.includes(c.dir), err.message);
+    }
+  });
+
+  it('by match: nothing matching is ETARGET_NONE', async () => {
+    await rejectsWith(resolveTarget({ match: `no-such-process-${process.hrtime.bigint()}` }), 'ETARGET_NONE');
+  });
+
+  it('by match: never the current process or its ancestors, nor excluded pids', async () => {
+    // This file's name is on the command line of this test process and of the runner that started it.
+    const thisFile = escape(path.basename(fileURLToPath(import.meta.url)));
+    await rejectsWith(resolveTarget({ match: thisFile }), 'ETARGET_NONE');
+    await rejectsWith(resolveTarget({ match: `counter\\.py ${escape(a.dir)}/` }, { exclude: [a.pid] }), 'ETARGET_NONE');
+  });
+});
