@@ -76,6 +76,26 @@ export const configSchema = z.object({
       /** Finished jobs kept in Redis (BullMQ removeOnComplete / removeOnFail). */
       keepCompleted: z.number().int().nonnegative().default(1000),
       keepFailed: z.number().int().nonnegative().default(5000),
+      /**
+       * A worker renews the lock of each job it runs; a job whose worker died (lock not renewed for this long) is
+       * found by the next stalled check (every stalledIntervalMs) and handed to another worker.
+       */
+      lockDurationMs: durationMs.min(1000).default(30_000),
+      stalledIntervalMs: durationMs.min(500).default(30_000),
+      /** Times a job may be taken back from a dead worker before it fails. */
+      maxStalledCount: z.number().int().min(0).default(2),
+      /** A dump's lock on its target (one dump of a process at a time) lapses this long after its holder died. */
+      targetLeaseMs: durationMs.min(1000).default(15_000),
+      /** A dump that finds its target busy (another dump, or a CRIU still holding it) waits this long, then the attempt fails and is retried. */
+      busyWaitMs: durationMs.default(30_000),
+      /** On SIGTERM, running jobs get this long to finish; then they are aborted and handed back to the queue. */
+      shutdownGraceMs: durationMs.default(30_000),
+      /** A restored process must still be alive this long after the restore. */
+      aliveCheckMs: durationMs.default(300),
+      /** CRIU log lines per job.log event at most (more in one batch: the rest are counted as dropped). */
+      logLinesPerEvent: z.number().int().min(1).max(1000).default(50),
+      /** job.progress events (and BullMQ progress updates) per job at most this often, except on a stage change. */
+      progressIntervalMs: durationMs.default(250),
     })
     .prefault({}),
   events: z
