@@ -1,0 +1,164 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  CatalogError,
+  CheckpointStore,
+  isCheckpointId,
+  MANIFEST_FILE,
+  manifestSchema,
+  newCheckpointId,
+  type AttemptOwner,
+} from '../../src/catalog/index.js';
+import { manifestFor } from './fixtures.js';
+
+const mode = async (p: string) => (await stat(p)).mode & 0o777;
+
+function throwsCode(fn: () => unknown, code: string): void {
+  assert.throws(fn, (e: unknown) => e instanceof CatalogError && e.code === code);
+}
+
+async function rejectsCode(promise: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(promise, (e: unknown) => e instanceof CatalogError && e.code === code);
+}
+
+describe('newCheckpointId', () => {
+  it('is time-sortable and safe', () => {
+    const id = newCheckpointId(new Date('2026-11-27T13:45:01.999Z'));
+    assert.match(id, /^20261127T134501Z-[0-9a-f]{8}$/);
+    assert.ok(isCheckpointId(id));
+    assert.ok(newCheckpointId(new Date('2026-11-27T13:45:02Z')) > id);
+    assert.notEqual(newCheckpointId(), newCheckpointId());
+    for (const bad of ['..', '../20261127T134501Z-00000000', '20261127T134501Z-0000000g', '', 7]) assert.equal(isCheckpointId(bad), false);
+  });
+});
+
+describe('CheckpointStore', () => {
+  let tmp: string;
+  let store: CheckpointStore;
+  before(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'ckpt-store-'));
+    store = new CheckpointStore({ root: path.join(tmp, 'root') });
+  });
+  after(async () => {
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('attempt then commit: 0700 folders, 0600 files, manifest.json, no temp folder left', async () => {
+    const id = newCheckpointId();
+    const key = 'python3-4242';
+    const attempt = await store.beginAttempt(key, id, { jobId: '17' });
+    assert.equal(attempt.dir, path.join(store.root, key, `.tmp-${id}`));
+    assert.equal(await mode(store.root), 0o700);
+    assert.equal(await mode(path.join(store.root, key)), 0o700);
+    assert.equal(await mode(attempt.dir), 0o700);
+    // What CRIU leaves: world-readable images (and a sub-folder for good measure).
+    await writeFile(path.join(attempt.dir, 'pages-1.img'), Buffer.alloc(10_000, 7), { mode: 0o644 });
+    await writeFile(path.join(attempt.dir, 'dump.log'), 'log\n', { mode: 0o644 });
+    await mkdir(path.join(attempt.dir, 'extra'), { mode: 0o755 });
+    await writeFile(path.join(attempt.dir, 'extra', 'x.img'), 'xx', { mode: 0o666 });
+    const bytes = await store.sizeOf(attempt.dir);
+    assert.ok(bytes >= 10_000 + 4 + 2, `size ${bytes}`);
+
+    const manifest = { ...manifestFor(id, { key }), bytes };
+    const finalDir = await store.commit(attempt.dir, manifest);
+    assert.equal(finalDir, path.join(store.root, key, id));
+    assert.equal(finalDir, store.pathOf(manifest));
+    assert.equal(existsSync(attempt.dir), false);
+    assert.deepEqual((await readdir(path.join(store.root, key))).sort(), [id]);
+    assert.deepEqual((await readdir(finalDir)).sort(), ['dump.log', 'extra', MANIFEST_FILE, 'pages-1.img']);
+    assert.equal(await mode(finalDir), 0o700);
+    assert.equal(await mode(path.join(finalDir, 'extra')), 0o700);
+    for (const f of ['pages-1.img', 'dump.log', 'extra/x.img', MANIFEST_FILE]) assert.equal(await mode(path.join(finalDir, f)), 0o600, f);
+    const written = manifestSchema.parse(JSON.parse(await readFile(path.join(finalDir, MANIFEST_FILE), 'utf8')));
+    assert.deepEqual(written, manifest);
+    assert.deepEqual(await store.readManifest(key, id), manifest);
+
+    await rejectsCode(store.commit(attempt.dir, manifest), 'ECOMMITTED');
+    await store.remove(manifest);
+    assert.equal(existsSync(finalDir), false);
+    assert.equal(existsSync(path.join(store.root, key)), false, 'an emptied target folder goes too');
+    assert.equal(await store.readManifest(key, id), null);
+  });
+
+  it('refuses unsafe target keys, ids and folders (no path traversal)', async () => {
+    const id = newCheckpointId();
+    for (const key of ['..', '../etc-1', 'a/b-1', '.tmp-1', '', '/etc-1']) {
+      await rejectsCode(store.beginAttempt(key, id), 'EBADNAME');
+      await rejectsCode(store.findAttempt(key, id), 'EBADNAME');
+      throwsCode(() => store.pathOf({ id, target: { ...manifestFor(id).target, key } }), 'EBADNAME');
+    }
+    for (const badId of ['..', '../../etc', `${id}/..`, 'x', '']) {
+      await rejectsCode(store.beginAttempt('python3-1', badId), 'EBADNAME');
+      throwsCode(() => store.pathOf({ id: badId, target: manifestFor(id).target }), 'EBADNAME');
+      await rejectsCode(store.readManifest('python3-1', badId), 'EBADNAME');
+    }
+    const attempt = await store.beginAttempt('python3-1', id);
+    const manifest = manifestFor(id, { key: 'python3-1' });
+    for (const dir of ['/etc', tmp, store.root, path.join(store.root, 'python3-1'), `${attempt.dir}/..`, path.join(tmp, 'python3-1', `.tmp-${id}`)]) {
+      await rejectsCode(store.commit(dir, manifest), 'EBADNAME');
+      await rejectsCode(store.discard(dir), 'EBADNAME');
+    }
+    // A manifest must name the attempt it is committed from.
+    await rejectsCode(store.commit(attempt.dir, manifestFor(newCheckpointId(), { key: 'python3-1' })), 'EBADNAME');
+    await rejectsCode(store.commit(attempt.dir, manifestFor(id, { key: 'python3-2' })), 'EBADNAME');
+    await assert.rejects(store.commit(attempt.dir, { ...manifest, bytes: -1 }));
+    assert.ok(existsSync(attempt.dir), 'refused commits leave the attempt alone');
+    await store.discard(attempt.dir);
+    assert.equal(existsSync(attempt.dir), false);
+  });
+
+  it('refuses a symlink planted as a target folder', async () => {
+    const outside = path.join(tmp, 'outside');
+    await mkdir(outside);
+    await mkdir(store.root, { recursive: true });
+    await symlink(outside, path.join(store.root, 'evil-1'));
+    await rejectsCode(store.beginAttempt('evil-1', newCheckpointId()), 'EBADNAME');
+    assert.deepEqual(await readdir(outside), []);
+  });
+
+  it('a retry finds the previous attempt and takes it over; beginning it again is refused', async () => {
+    const id = newCheckpointId();
+    assert.equal(await store.findAttempt('python3-5', id), null);
+    const first = await store.beginAttempt('python3-5', id, { jobId: '9' });
+    await rejectsCode(store.beginAttempt('python3-5', id), 'EATTEMPT_EXISTS');
+    const found = await store.findAttempt('python3-5', id, { jobId: '9' });
+    assert.ok(found);
+    assert.equal(found.dir, first.dir);
+    assert.equal(found.previousOwner?.pid, process.pid);
+    assert.equal(found.previousOwner?.jobId, '9');
+    await store.discard(found.dir);
+  });
+
+  it('sweepStale removes attempts of dead owners, never those of live ones', async () => {
+    const dead = spawnSync('true').pid!;
+    const deadOwner: AttemptOwner = { pid: dead, startTime: 1, since: new Date(Date.now() - 60_000).toISOString() };
+    const orphan = await store.beginAttempt('python3-6', newCheckpointId());
+    await writeFile(path.join(orphan.dir, '.owner.json'), JSON.stringify(deadOwner));
+    // A crash between mkdir and writing the owner: no owner file; judged by the folder's age.
+    const ownerless = await store.beginAttempt('python3-6', newCheckpointId());
+    await rm(path.join(ownerless.dir, '.owner.json'));
+    const old = new Date(Date.now() - 60_000);
+    await utimes(ownerless.dir, old, old);
+    const mine = await store.beginAttempt('python3-6', newCheckpointId());
+    const young = await store.beginAttempt('python3-7', newCheckpointId());
+    await writeFile(path.join(young.dir, '.owner.json'), JSON.stringify({ ...deadOwner, since: new Date().toISOString() }));
+
+    assert.deepEqual(await store.sweepStale(10 * 60_000), [], 'nothing is old enough');
+    const removed = await store.sweepStale(30_000);
+    assert.deepEqual(removed.sort(), [orphan.dir, ownerless.dir].sort());
+    assert.ok(existsSync(mine.dir));
+    assert.ok(existsSync(young.dir));
+    assert.deepEqual((await store.sweepStale(0)).sort(), [young.dir]);
+    assert.ok(existsSync(mine.dir), 'a live owner keeps its attempt whatever its age');
+    await store.discard(mine.dir);
+  });
+
+  it('sweepStale on a root that does not exist yet finds nothing', async () => {
+    assert.deepEqual(await new CheckpointStore({ root: path.join(tmp, 'nope') }).sweepStale(0), []);
+  });
+});
