@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { parseOrThrow } from '../common/validation.js';
 import type { CheckpointStore } from './checkpoint-store.js';
 import { CatalogError } from './errors.js';
 import { isCheckpointId, manifestSchema, type Manifest } from './manifest.js';
@@ -105,9 +106,9 @@ export class Catalog {
     this.prefix = `${options.prefix}:catalog`;
   }
 
-  /** Adds (or, same id again, replaces the manifest of) a checkpoint. Keeps its pin. Validates the manifest. */
+  /** Adds (or, same id again, replaces the manifest of) a checkpoint. Keeps its pin. A bad manifest: ValidationError. */
   async add(manifest: Manifest): Promise<Checkpoint> {
-    const m = manifestSchema.parse(manifest);
+    const m = parseOrThrow(manifestSchema, manifest, 'checkpoint manifest');
     const keys = [this.hashKey(m.id), ...this.indexKeys(m)];
     const res = await this.redis.eval(ADD, keys.length, ...keys, m.id, Date.parse(m.created), JSON.stringify(m));
     if (res !== 'OK') throw new CatalogError('ENOTFOUND', `checkpoint ${m.id} is being deleted`, m.id);

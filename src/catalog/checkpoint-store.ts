@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { parseOrThrow } from '../common/validation.js';
 import { isSafeTargetKey } from '../targets/key.js';
 import { readProcStat } from '../targets/process-info.js';
 import { CatalogError } from './errors.js';
@@ -97,11 +98,12 @@ export class CheckpointStore {
   /**
    * Makes an attempt a checkpoint: secures its files (0700 / 0600), writes manifest.json (0600, fsynced),
    * renames the folder to `<root>/<targetKey>/<id>` and fsyncs the target folder. Returns the final folder.
-   * The manifest must be valid and name this attempt's target key and id. Throws ECOMMITTED when that folder exists.
+   * The manifest must be valid (else ValidationError) and name this attempt's target key and id (else EBADNAME).
+   * Throws ECOMMITTED when that folder exists.
    */
   async commit(attemptDir: string, manifest: Manifest): Promise<string> {
     const attempt = this.parseAttemptDir(attemptDir);
-    const valid = manifestSchema.parse(manifest);
+    const valid = parseOrThrow(manifestSchema, manifest, 'checkpoint manifest');
     if (valid.id !== attempt.checkpointId || valid.target.key !== attempt.targetKey) {
       throw new CatalogError(
         'EBADNAME',
@@ -137,7 +139,7 @@ export class CheckpointStore {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw e;
     }
-    return manifestSchema.parse(JSON.parse(text));
+    return parseOrThrow(manifestSchema, JSON.parse(text), path.join(dir, MANIFEST_FILE));
   }
 
   /** Removes a checkpoint's folder (missing is fine), and its target folder when that is left empty. */
