@@ -58,7 +58,7 @@ export async function readProcessInfo(pid: number): Promise<ProcessInfo | null> 
   if (!stat || stat.state === 'Z' || stat.state === 'X') return null;
   const [status, cmdline, exe, rollup] = await Promise.all([
     readProcText(`/proc/${pid}/status`),
-    readProcText(`/proc/${pid}/cmdline`),
+    readCmdline(pid),
     readlink(`/proc/${pid}/exe`).catch(() => ''),
     readProcText(`/proc/${pid}/smaps_rollup`),
   ]);
@@ -70,13 +70,27 @@ export async function readProcessInfo(pid: number): Promise<ProcessInfo | null> 
     ppid: stat.ppid,
     uid,
     comm: stat.comm,
-    cmdline: splitCmdline(cmdline ?? '').join(' '),
+    cmdline,
     exe,
     startTime: stat.startTime,
     rssBytes: rssKiB * 1024,
     kernelThread: (stat.flags & PF_KTHREAD) !== 0 || stat.ppid === KTHREADD_PID || pid === KTHREADD_PID,
   };
   return { ...info, key: targetKey(info) };
+}
+
+/** The command line (arguments joined by spaces) of `pid`; '' for kernel threads, zombies and gone processes. */
+export async function readCmdline(pid: number): Promise<string> {
+  return splitCmdline((await readProcText(`/proc/${pid}/cmdline`)) ?? '').join(' ');
+}
+
+/**
+ * True while `info`'s process still runs: same pid, same start time, not a zombie. Check it right before acting on
+ * a ProcessInfo read a while ago, so a reused pid is never mistaken for the original process.
+ */
+export async function isSameProcess(info: Pick<ProcessInfo, 'pid' | 'startTime'>): Promise<boolean> {
+  const stat = await readProcStat(info.pid);
+  return !!stat && stat.state !== 'Z' && stat.state !== 'X' && stat.startTime === info.startTime;
 }
 
 /** The parent chain of `pid` (its parent, grandparent, ... up to and including pid 1), nearest first. */

@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { TargetError, type TargetMatch } from './errors.js';
-import { ancestorsOf, listPids, readProcessInfo, type ProcessInfo } from './process-info.js';
+import { ancestorsOf, listPids, readCmdline, readProcessInfo, type ProcessInfo } from './process-info.js';
 import type { TargetSpec } from './spec.js';
 
 /** A pid file holds a pid and a newline; anything longer is not a pid file. */
@@ -43,9 +43,11 @@ async function byMatch(regex: RegExp, source: string, exclude: number[]): Promis
   const found: ProcessInfo[] = [];
   for (const pid of await listPids()) {
     if (excluded.has(pid)) continue;
-    // A process may vanish between listing and reading: readProcessInfo then says null.
+    // Only the command line for every process; the full read for matches. A process may vanish in between.
+    const cmdline = await readCmdline(pid);
+    if (cmdline === '' || !regex.test(cmdline)) continue;
     const info = await readProcessInfo(pid);
-    if (info && info.cmdline !== '' && regex.test(info.cmdline)) found.push(info);
+    if (info) found.push(info);
   }
   const [only, ...others] = found;
   if (!only) throw new TargetError('ETARGET_NONE', `no process's command line matches /${source}/`);

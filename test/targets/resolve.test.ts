@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { parseOrThrow, ValidationError } from '../../src/common/validation.js';
-import { isSafeTargetKey, resolveTarget, TargetError, targetKey, targetSpecSchema } from '../../src/targets/index.js';
+import { isSafeTargetKey, isSameProcess, resolveTarget, TargetError, targetKey, targetSpecSchema } from '../../src/targets/index.js';
 import { startCounter, type Counter } from '../helpers/targets.js';
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -105,6 +105,13 @@ describe('resolveTarget', () => {
     assert.ok(info.rssBytes >= 8 * 1024 * 1024, `rss ${info.rssBytes}`);
     assert.equal(info.kernelThread, false);
     assert.equal(info.key, `${info.comm}-${a.pid}`);
+  });
+
+  it('isSameProcess tells the resolved process from a gone one or a reused pid', async () => {
+    const info = await resolveTarget({ pid: b.pid });
+    assert.equal(await isSameProcess(info), true);
+    assert.equal(await isSameProcess({ ...info, startTime: info.startTime + 1 }), false);
+    assert.equal(await isSameProcess({ pid: exitedPid(), startTime: info.startTime }), false);
   });
 
   it('by pid: a gone pid is ETARGET_GONE naming it', async () => {
