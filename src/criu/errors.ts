@@ -1,0 +1,141 @@
+import { ValidationError } from '../common/validation.js';
+import type { CriuReqType } from './wire.js';
+
+/** Linux errno names by number (x86-64 / asm-generic), for cr_errno. */
+const ERRNO_NAMES: readonly string[] = [
+  '', 'EPERM', 'ENOENT', 'ESRCH', 'EINTR', 'EIO', 'ENXIO', 'E2BIG', 'ENOEXEC', 'EBADF', 'ECHILD',
+  'EAGAIN', 'ENOMEM', 'EACCES', 'EFAULT', 'ENOTBLK', 'EBUSY', 'EEXIST', 'EXDEV', 'ENODEV', 'ENOTDIR',
+  'EISDIR', 'EINVAL', 'ENFILE', 'EMFILE', 'ENOTTY', 'ETXTBSY', 'EFBIG', 'ENOSPC', 'ESPIPE', 'EROFS',
+  'EMLINK', 'EPIPE', 'EDOM', 'ERANGE', 'EDEADLK', 'ENAMETOOLONG', 'ENOLCK', 'ENOSYS', 'ENOTEMPTY', 'ELOOP',
+  '', 'ENOMSG', 'EIDRM', 'ECHRNG', 'EL2NSYNC', 'EL3HLT', 'EL3RST', 'ELNRNG', 'EUNATCH', 'ENOCSI',
+  'EL2HLT', 'EBADE', 'EBADR', 'EXFULL', 'ENOANO', 'EBADRQC', 'EBADSLT', '', 'EBFONT', 'ENOSTR',
+  'ENODATA', 'ETIME', 'ENOSR', 'ENONET', 'ENOPKG', 'EREMOTE', 'ENOLINK', 'EADV', 'ESRMNT', 'ECOMM',
+  'EPROTO', 'EMULTIHOP', 'EDOTDOT', 'EBADMSG', 'EOVERFLOW', 'ENOTUNIQ', 'EBADFD', 'EREMCHG', 'ELIBACC', 'ELIBBAD',
+  'ELIBSCN', 'ELIBMAX', 'ELIBEXEC', 'EILSEQ', 'ERESTART', 'ESTRPIPE', 'EUSERS', 'ENOTSOCK', 'EDESTADDRREQ', 'EMSGSIZE',
+  'EPROTOTYPE', 'ENOPROTOOPT', 'EPROTONOSUPPORT', 'ESOCKTNOSUPPORT', 'EOPNOTSUPP', 'EPFNOSUPPORT', 'EAFNOSUPPORT', 'EADDRINUSE', 'EADDRNOTAVAIL', 'ENETDOWN',
+  'ENETUNREACH', 'ENETRESET', 'ECONNABORTED', 'ECONNRESET', 'ENOBUFS', 'EISCONN', 'ENOTCONN', 'ESHUTDOWN', 'ETOOMANYREFS', 'ETIMEDOUT',
+  'ECONNREFUSED', 'EHOSTDOWN', 'EHOSTUNREACH', 'EALREADY', 'EINPROGRESS', 'ESTALE', 'EUCLEAN', 'ENOTNAM', 'ENAVAIL', 'EISNAM',
+  'EREMOTEIO', 'EDQUOT', 'ENOMEDIUM', 'EMEDIUMTYPE', 'ECANCELED', 'ENOKEY', 'EKEYEXPIRED', 'EKEYREVOKED', 'EKEYREJECTED', 'EOWNERDEAD',
+  'ENOTRECOVERABLE', 'ERFKILL', 'EHWPOISON',
+];
+
+/** 'ESRCH' for 3; 'E<n>' for numbers the table does not know. */
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES[errno] || `E${errno}`;
+}
+
+/** What a few errnos mean coming from CRIU (it records the first errno of the failure). */
+const ERRNO_HINTS: Record<string, string> = {
+  ESRCH: 'no such process',
+  EEXIST: 'a pid the checkpoint needs is taken',
+  EBADRQC: 'CRIU rejected the options',
+  EPERM: 'operation not permitted',
+  EACCES: 'permission denied',
+  ENOENT: 'a file CRIU needs does not exist',
+};
+
+export interface CriuErrorDetails {
+  requestType: CriuReqType;
+  errno?: number;
+  criuMessage?: string;
+  logTail?: string[];
+  /** Where the log tail came from, for the message. */
+  logFile?: string;
+}
+
+/** CRIU answered and said the request failed. */
+export class CriuError extends Error {
+  readonly code = 'ECRIU';
+  readonly requestType: CriuReqType;
+  /** cr_errno: the first errno CRIU recorded, when it sent one. */
+  readonly errno?: number;
+  readonly errnoName?: string;
+  /** cr_errmsg: CRIU's first error line. */
+  readonly criuMessage?: string;
+  /** The "Error (" lines and the last lines of CRIU's log file, when a log file was requested. */
+  readonly logTail: string[];
+  readonly logFile?: string;
+
+  constructor(details: CriuErrorDetails) {
+    const name = details.errno ? errnoName(details.errno) : undefined;
+    const hint = name && ERRNO_HINTS[name];
+    const errnoPart = name ? `${name}${hint ? ` (${hint})` : ''}` : undefined;
+    const reason = failureReason(details.criuMessage, details.logTail ?? []);
+    const parts = [errnoPart, reason].filter(Boolean);
+    const where = details.logFile ? `; see ${details.logFile}` : '';
+    super(`CRIU ${details.requestType} failed: ${parts.length ? parts.join(': ') : 'no reason given'}${where}`);
+    this.name = 'CriuError';
+    this.requestType = details.requestType;
+    this.errno = details.errno;
+    this.errnoName = name;
+    this.criuMessage = details.criuMessage;
+    this.logTail = details.logTail ?? [];
+    this.logFile = details.logFile;
+  }
+}
+
+/**
+ * Error lines that say nothing about why an operation failed: CRIU's closing "Dumping FAILED." and the harmless
+ * RLIMIT_NOFILE complaint that CRIU logs first on every request where it may not raise its own limit (then it is
+ * cr_errmsg of every reply, success or not).
+ */
+const UNINFORMATIVE = [/\b(Dumping|Restoring|Pre-dumping) FAILED\.?$/, /rlimit: Can't setup RLIMIT_NOFILE for self/];
+
+/**
+ * The line that best explains a failure: the log's first informative "Error (" line, else cr_errmsg (CRIU's first
+ * error line; lost for the requests CRIU 4.1 forks for) unless it is uninformative, else the log's last error line.
+ */
+function failureReason(criuMessage: string | undefined, logTail: string[]): string | undefined {
+  const informative = (line: string) => !UNINFORMATIVE.some((re) => re.test(line));
+  // Log lines start with a timestamp, "(00.072050) Error (file.c:123): ...": the reason starts at "Error".
+  const errors = logTail.filter((l) => l.includes('Error (')).map((l) => l.replace(/^\(\s*[\d.]+\)\s*/, ''));
+  return errors.find(informative) ?? (criuMessage && informative(criuMessage) ? criuMessage : undefined) ?? errors.at(-1) ?? criuMessage;
+}
+
+export type CriuConnectionErrorCode =
+  | 'ECRIU_NO_SOCKET'
+  | 'ECRIU_ACCESS'
+  | 'ECRIU_DIED'
+  | 'ECRIU_DECODE'
+  | 'ECRIU_TIMEOUT'
+  | 'ECRIU_ABORTED';
+
+/** The conversation with the CRIU service went wrong before a final reply: nothing, or nothing usable, came back. */
+export class CriuConnectionError extends Error {
+  constructor(
+    readonly code: CriuConnectionErrorCode,
+    message: string,
+    readonly socketPath: string,
+    readonly requestType?: CriuReqType,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'CriuConnectionError';
+  }
+}
+
+/** A feature the operation needs is not available with this CRIU and kernel (FEATURE_CHECK said so). */
+export class CriuUnsupportedError extends Error {
+  readonly code = 'ECRIU_UNSUPPORTED';
+  constructor(
+    readonly feature: 'memTrack' | 'lazyPages' | 'pidfdStore',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CriuUnsupportedError';
+  }
+}
+
+const RETRYABLE_CONNECTION_CODES: ReadonlySet<string> = new Set(['ECRIU_NO_SOCKET', 'ECRIU_DIED', 'ECRIU_TIMEOUT']);
+
+/**
+ * Worth trying again later: the service was missing, died or was too slow, or a restore found its pid still taken
+ * (a just-killed task lingers as a zombie for a moment). Not retryable: no such process, rejected options, bad input,
+ * permission problems, an abort by the caller, an unsupported feature.
+ */
+export function isRetryableCriuError(err: unknown): boolean {
+  if (err instanceof ValidationError) return false;
+  if (err instanceof CriuConnectionError) return RETRYABLE_CONNECTION_CODES.has(err.code);
+  if (err instanceof CriuError) return err.requestType === 'RESTORE' && err.errnoName === 'EEXIST';
+  return false;
+}

@@ -1,0 +1,41 @@
+import { open } from 'node:fs/promises';
+
+export interface LogTailOptions {
+  /** Bytes read from the end of the file. Default 1 MiB (a -v4 log of a big dump is several MiB; the errors are at its end). */
+  maxBytes?: number;
+  /** "Error (" lines kept (the last ones). Default 10. */
+  maxErrorLines?: number;
+  /** Lines kept from the very end, whatever they say. Default 5. */
+  lastLines?: number;
+}
+
+/**
+ * The part of a CRIU log that explains a failure: its "Error (" lines and the last few lines, in file order.
+ * [] when the file does not exist or cannot be read.
+ */
+export async function readLogTail(file: string, options: LogTailOptions = {}): Promise<string[]> {
+  const { maxBytes = 1024 * 1024, maxErrorLines = 10, lastLines = 5 } = options;
+  let text: string;
+  try {
+    const handle = await open(file, 'r');
+    try {
+      const { size } = await handle.stat();
+      const length = Math.min(size, maxBytes);
+      const buf = Buffer.alloc(length);
+      await handle.read(buf, 0, length, size - length);
+      text = buf.toString('utf8');
+      // A cut at the start leaves a partial first line: drop it.
+      if (length < size) text = text.slice(text.indexOf('\n') + 1);
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return [];
+  }
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  const keep = new Set<number>();
+  const errorIdx = lines.flatMap((l, i) => (l.includes('Error (') ? [i] : []));
+  for (const i of errorIdx.slice(-maxErrorLines)) keep.add(i);
+  for (let i = Math.max(0, lines.length - lastLines); i < lines.length; i++) keep.add(i);
+  return [...keep].sort((a, b) => a - b).map((i) => lines[i]!);
+}
