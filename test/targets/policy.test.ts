@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { ValidationError } from '../../src/common/validation.js';
@@ -31,6 +31,7 @@ describe('TargetPolicy', () => {
   });
   after(async () => {
     await counter?.kill();
+    if (counter) await rm(counter.dir, { recursive: true, force: true });
   });
 
   it('allows an ordinary process', async () => {

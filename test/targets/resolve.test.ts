@@ -90,7 +90,8 @@ describe('resolveTarget', () => {
   });
   after(async () => {
     await Promise.all([a?.kill(), b?.kill()]);
-    await rm(tmp, { recursive: true, force: true });
+    // startCounter's folders are left to the caller.
+    await Promise.all([a?.dir, b?.dir, tmp].map((d) => d && rm(d, { recursive: true, force: true })));
   });
 
   it('by pid: everything /proc says about the process', async () => {
