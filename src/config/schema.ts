@@ -119,6 +119,20 @@ export const configSchema = z.object({
       missedTickToleranceMs: durationMs.default(60 * 60 * 1000),
       /** Consecutive failures after which a schedule is marked unhealthy (it keeps running). */
       unhealthyAfter: z.number().int().min(1).default(3),
+      /** A scheduler that claimed a tick and has not finished it this long after is presumed dead: another takes the tick over. */
+      claimLeaseMs: durationMs.min(500).default(15_000),
+      /** How long a tick's claim is kept, so that tick is never handled twice; must exceed missedTickToleranceMs. */
+      tickClaimTtlMs: durationMs.default(24 * 60 * 60 * 1000),
+      /** How often each scheduler looks for ticks whose owner died before finishing them. */
+      sweepIntervalMs: durationMs.min(100).default(2000),
+      /** How often each scheduler re-reads all schedules (changes also arrive at once over pub/sub). */
+      reloadIntervalMs: durationMs.min(500).default(30_000),
+      /** Lease of the one scheduler that follows the event stream (retention, schedule health); others take over when it lapses. */
+      eventsLeaseMs: durationMs.min(500).default(10_000),
+    })
+    .refine((s) => s.tickClaimTtlMs > s.missedTickToleranceMs, {
+      message: 'tickClaimTtlMs must be longer than missedTickToleranceMs (a caught-up tick must still find its claim)',
+      path: ['tickClaimTtlMs'],
     })
     .prefault({}),
   policy: z

@@ -1,0 +1,134 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { nextRuns } from '../../scheduler/cron.js';
+import { ScheduleStoreError, type ScheduleStore } from '../../scheduler/schedule-store.js';
+import { scheduleIdSchema, scheduleSchema } from '../../scheduler/schema.js';
+import { toRunTime, toScheduleView } from '../../scheduler/view.js';
+import { ConflictError, defineRoute } from '../route.js';
+
+/** What the schedule routes need: the store, and trigger-now (src/scheduler's Scheduler provides it). */
+export interface SchedulesRoutesOptions {
+  store: ScheduleStore;
+  scheduler: { trigger(id: string): Promise<{ jobId: string }> };
+}
+
+// Any string is looked up (an id that cannot exist is simply not found: 404), bounded in length.
+const byId = z.object({ id: z.string().min(1).max(200) });
+
+/** PUT body: the schedule without its id (the URL names it); an id in the body must agree. */
+const putBody = scheduleSchema.omit({ id: true }).extend({ id: scheduleIdSchema.optional() });
+
+/**
+ * /api/v1/schedules: list, create (201), get, replace, delete, pause, resume, trigger-now (202), next runs.
+ * Invalid schedules answer 400 naming each field and the reason (one zod schema with config files); unknown ids 404.
+ */
+export async function scheduleRoutes(app: FastifyInstance, opts: SchedulesRoutesOptions): Promise<void> {
+  const { store, scheduler } = opts;
+
+  const view = async (id: string) => {
+    const record = await store.get(id);
+    if (!record) throw new ScheduleStoreError('ENOTFOUND', `schedule ${id} not found`, id);
+    return toScheduleView(record, await store.getState(id));
+  };
+
+  defineRoute(app, { method: 'GET', url: '/api/v1/schedules', role: 'read', summary: 'List schedules with their state and next run' }, async () => {
+    const records = await store.list();
+    const states = await store.getStates(records.map((r) => r.schedule.id));
+    return { items: records.map((r) => toScheduleView(r, states.get(r.schedule.id)!)) };
+  });
+
+  defineRoute(
+    app,
+    { method: 'POST', url: '/api/v1/schedules', role: 'operate', status: 201, summary: 'Create a schedule (409 when the id exists)', body: scheduleSchema },
+    async ({ body }) => {
+      try {
+        await store.create(body, 'api');
+      } catch (err) {
+        if (err instanceof ScheduleStoreError && err.code === 'EEXISTS') throw new ConflictError('exists', err.message);
+        throw err;
+      }
+      return view(body.id);
+    },
+  );
+
+  defineRoute(app, { method: 'GET', url: '/api/v1/schedules/:id', role: 'read', summary: 'One schedule with its state', params: byId }, async ({ params }) =>
+    view(params.id),
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'PUT',
+      url: '/api/v1/schedules/:id',
+      role: 'operate',
+      summary: 'Replace a schedule (it then belongs to the API: config seeding no longer changes it)',
+      params: byId,
+      body: putBody,
+    },
+    async ({ params, body }, reply) => {
+      if (body.id !== undefined && body.id !== params.id) {
+        return reply.code(400).send({
+          error: 'validation',
+          message: `body.id: must be the id in the URL (${params.id})`,
+          issues: [{ field: 'body.id', reason: `must be the id in the URL (${params.id})` }],
+        });
+      }
+      await store.update({ ...body, id: params.id });
+      return view(params.id);
+    },
+  );
+
+  defineRoute(
+    app,
+    { method: 'DELETE', url: '/api/v1/schedules/:id', role: 'operate', summary: 'Delete a schedule (its checkpoints stay)', params: byId },
+    async ({ params }) => {
+      await store.delete(params.id);
+      return { id: params.id, deleted: true };
+    },
+  );
+
+  defineRoute(app, { method: 'POST', url: '/api/v1/schedules/:id/pause', role: 'operate', summary: 'Pause: no ticks until resumed', params: byId }, async ({ params }) => {
+    await store.pause(params.id);
+    return view(params.id);
+  });
+
+  defineRoute(
+    app,
+    { method: 'POST', url: '/api/v1/schedules/:id/resume', role: 'operate', summary: 'Resume (ticks missed while paused are not caught up)', params: byId },
+    async ({ params }) => {
+      await store.resume(params.id);
+      return view(params.id);
+    },
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'POST',
+      url: '/api/v1/schedules/:id/trigger',
+      role: 'operate',
+      status: 202,
+      summary: 'Enqueue a dump now (422 when the target does not resolve)',
+      params: byId,
+    },
+    async ({ params }) => scheduler.trigger(params.id),
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: '/api/v1/schedules/:id/next-runs',
+      role: 'read',
+      summary: 'The next run times, in UTC and in the schedule time zone',
+      params: byId,
+      query: z.object({ n: z.coerce.number().int().min(1).max(100).default(5) }),
+    },
+    async ({ params, query }) => {
+      const record = await store.get(params.id);
+      if (!record) throw new ScheduleStoreError('ENOTFOUND', `schedule ${params.id} not found`, params.id);
+      const { cron, timezone } = record.schedule;
+      return { id: params.id, cron, timezone, items: nextRuns(record.schedule, query.n).map((d) => toRunTime(d, timezone)) };
+    },
+  );
+}

@@ -1,0 +1,90 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { EventLog } from '../events/event-log.js';
+import type { FeedEvent } from '../events/types.js';
+import { RedisLease } from './redis-lease.js';
+
+export interface EventFollowerOptions {
+  redis: Redis;
+  eventLog: EventLog;
+  /** Keys: `<name>:lease` (who follows) and `<name>:cursor` (the last event handled, shared). */
+  name: string;
+  owner: string;
+  leaseMs: number;
+  logger: Logger;
+  /** Called in stream order for each event; an error is logged and the event is passed. */
+  onEvent(event: FeedEvent): Promise<void>;
+  /** Called each time this process becomes the follower (e.g. to catch up on what no one handled meanwhile). */
+  onLead(): Promise<void>;
+}
+
+/**
+ * Follows the event stream in exactly one process at a time: the holder of a Redis lease reads from a cursor shared
+ * in Redis and hands each event to `onEvent`. When the holder dies, another process takes the lease over and goes
+ * on from the cursor (the event being handled at that moment may be handled again: handlers must tolerate it).
+ * The first follower ever starts at the end of the stream.
+ */
+export class EventFollower {
+  private readonly lease: RedisLease;
+  private readonly cursorKey: string;
+  private blocking?: Redis;
+  private running = false;
+  private loop?: Promise<void>;
+
+  constructor(private readonly options: EventFollowerOptions) {
+    this.lease = new RedisLease(options.redis, `${options.name}:lease`, options.owner, options.leaseMs);
+    this.cursorKey = `${options.name}:cursor`;
+  }
+
+  start(): void {
+    this.running = true;
+    this.blocking = this.options.redis.duplicate();
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.blocking?.disconnect();
+    await this.loop;
+    await this.lease.release().catch(() => undefined);
+  }
+
+  private async run(): Promise<void> {
+    const { leaseMs, logger } = this.options;
+    let leading = false;
+    let cursor = '';
+    let renewAt = 0;
+    while (this.running) {
+      try {
+        if (!leading) {
+          leading = await this.lease.tryAcquire();
+          if (!leading) {
+            await sleep(leaseMs / 3);
+            continue;
+          }
+          renewAt = Date.now() + leaseMs / 3;
+          cursor = (await this.options.redis.get(this.cursorKey)) ?? (await this.options.eventLog.lastId());
+          await this.options.onLead();
+        }
+        if (Date.now() >= renewAt) {
+          leading = await this.lease.renew();
+          renewAt = Date.now() + leaseMs / 3;
+          if (!leading) continue;
+        }
+        const events = await this.options.eventLog.waitAfter(this.blocking!, cursor, Math.max(100, Math.floor(leaseMs / 4)));
+        for (const event of events) {
+          if (!this.running) break;
+          await this.options.onEvent(event).catch((err) => logger.error({ err, eventId: event.id }, 'scheduler: event handler failed'));
+          cursor = event.id;
+          await this.options.redis.set(this.cursorKey, cursor);
+          if (Date.now() >= renewAt) break;
+        }
+      } catch (err) {
+        if (!this.running) break;
+        logger.warn({ err }, 'scheduler: event follower error, retrying');
+        await sleep(Math.min(1000, leaseMs / 3));
+      }
+    }
+  }
+}

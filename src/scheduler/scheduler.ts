@@ -1,0 +1,470 @@
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Redis } from 'ioredis';
+import { pino, type Logger } from 'pino';
+import { ValidationError } from '../common/validation.js';
+import type { Config } from '../config/schema.js';
+import type { EventLog } from '../events/event-log.js';
+import type { FeedEvent } from '../events/types.js';
+import type { DumpJobInput } from '../queue/schemas.js';
+import { PolicyError, TargetError } from '../targets/errors.js';
+import type { ProcessInfo } from '../targets/process-info.js';
+import { resolveTarget as resolveTargetDefault } from '../targets/resolve.js';
+import type { TargetSpec } from '../targets/spec.js';
+import { CronExpression } from './cron.js';
+import { EventFollower } from './event-follower.js';
+import { Pruner, type RetentionCatalog } from './pruner.js';
+import { ScheduleStoreError, type ScheduleRecord, type ScheduleState, type ScheduleStore } from './schedule-store.js';
+import type { Schedule } from './schema.js';
+import { TickClaims } from './tick-claims.js';
+import { wallTimeAt } from './zoned-time.js';
+
+/** What the scheduler needs from the job queue (src/queue's JobQueue provides it). */
+export interface DumpEnqueuer {
+  /** With `jobId`: when a job with that id exists already, returns it instead of adding another. */
+  enqueueDump(input: DumpJobInput, opts?: { jobId?: string }): Promise<{ jobId: string }>;
+  /** The job's state ('waiting', 'active', 'delayed', 'completed', 'failed', ...), or null when unknown / removed. */
+  getJob(jobId: string): Promise<{ state: string } | null>;
+}
+
+export type SchedulerConfig = Pick<Config, 'node' | 'scheduler'> & { redis: Pick<Config['redis'], 'prefix'> };
+
+export interface SchedulerOptions {
+  /** Commands connection; the scheduler makes its own duplicates for pub/sub and blocking reads. */
+  redis: Redis;
+  store: ScheduleStore;
+  enqueuer: DumpEnqueuer;
+  eventLog: EventLog;
+  /** For retention; without it nothing is pruned. */
+  catalog?: RetentionCatalog;
+  config: SchedulerConfig;
+  /** Resolves a schedule's target at fire time. Default: src/targets resolveTarget. */
+  resolveTarget?: (spec: TargetSpec) => Promise<ProcessInfo>;
+  /** Refuses targets ckpt must not dump (src/targets TargetPolicy). Default: none here (the worker checks too). */
+  targetPolicy?: { check(info: ProcessInfo): Promise<void> };
+  /** Default: pino at info level. */
+  logger?: Logger;
+  /** Names this scheduler in claims and leases. Default: `<hostname>:<pid>:<random>`. */
+  instanceId?: string;
+}
+
+/** A trigger-now whose target did not resolve (or was refused): the tick's reason, with the target error's code. */
+export class TriggerError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'TriggerError';
+  }
+}
+
+type TickSource = 'cron' | 'missed' | 'recovery';
+
+interface Armed {
+  /** cron + timezone: what the node-cron task was made from. */
+  version: string;
+  cron: CronExpression;
+  task: ScheduledTask;
+  /** The definition as last loaded (a tick re-reads it from Redis once it holds the claim). */
+  schedule: Schedule;
+}
+
+const PENDING_JOB_STATES = new Set(['waiting', 'wait', 'prioritized', 'delayed', 'active', 'waiting-children']);
+
+/** Job id of a tick: the same in every process, so a second enqueue of the tick finds the first job. */
+export function tickJobId(scheduleId: string, tickMs: number): string {
+  return `sched-${scheduleId}-${tickMs}`;
+}
+
+/** The schedule a scheduler-made job id belongs to, or null. */
+export function scheduleIdOfJob(jobId: string | undefined): string | null {
+  const m = jobId ? /^sched-(.+)-(?:\d+|manual-[0-9a-f-]{36})$/.exec(jobId) : null;
+  return m ? m[1]! : null;
+}
+
+/**
+ * Runs the schedules stored in Redis: node-cron fires the ticks in every scheduler process, and each tick becomes
+ * exactly one dump job across all of them (see TickClaims). Also: missed ticks at start, overlap policy, targets
+ * resolved at fire time, schedule health, changes from other processes (pub/sub + periodic reload), and retention
+ * after each checkpoint (followed from the event stream by one process at a time).
+ */
+export class Scheduler {
+  readonly instanceId: string;
+  private readonly claims: TickClaims;
+  private readonly log: Logger;
+  private readonly armed = new Map<string, Armed>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly pruner?: Pruner;
+  private readonly follower: EventFollower;
+  private subscriber?: Redis;
+  private timers: NodeJS.Timeout[] = [];
+  private syncQueue: Promise<void> = Promise.resolve();
+  private running = false;
+
+  constructor(private readonly options: SchedulerOptions) {
+    const { redis, config } = options;
+    this.instanceId = options.instanceId ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.log = (options.logger ?? pino()).child({ component: 'scheduler' });
+    this.claims = new TickClaims(redis, { prefix: config.redis.prefix, ttlMs: config.scheduler.tickClaimTtlMs });
+    if (options.catalog) {
+      this.pruner = new Pruner({
+        redis,
+        prefix: config.redis.prefix,
+        catalog: options.catalog,
+        store: options.store,
+        eventLog: options.eventLog,
+        logger: this.log,
+        owner: this.instanceId,
+      });
+    }
+    this.follower = new EventFollower({
+      redis,
+      eventLog: options.eventLog,
+      name: `${config.redis.prefix}:scheduler:events`,
+      owner: this.instanceId,
+      leaseMs: config.scheduler.eventsLeaseMs,
+      logger: this.log,
+      onEvent: (e) => this.onEvent(e),
+      onLead: async () => {
+        await this.pruner?.pruneAll();
+      },
+    });
+  }
+
+  /** Arms every active schedule, catches up missed ticks, and starts following changes, claims and events. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    const { redis, store, config } = this.options;
+    // Subscribe before the first full load, so no change slips between the two.
+    this.subscriber = redis.duplicate();
+    this.subscriber.on('message', (_channel: string, message: string) => {
+      try {
+        const { id } = JSON.parse(message) as { id: string };
+        this.enqueueSync(() => this.syncOne(id));
+      } catch (err) {
+        this.log.warn({ err, message }, 'scheduler: bad change notification');
+      }
+    });
+    await this.subscriber.subscribe(store.channel);
+    const states = await this.syncAll();
+    await this.catchUpMissedTicks(states);
+    const every = (ms: number, fn: () => Promise<unknown>) => {
+      const t = setInterval(() => void fn().catch((err) => this.log.warn({ err }, 'scheduler: periodic task failed')), ms);
+      this.timers.push(t);
+    };
+    every(config.scheduler.sweepIntervalMs, () => this.recoverAbandonedTicks());
+    every(config.scheduler.reloadIntervalMs, async () => this.enqueueSync(() => this.syncAll().then(() => undefined)));
+    this.follower.start();
+    this.log.info({ instanceId: this.instanceId, schedules: this.armed.size }, 'scheduler started');
+  }
+
+  /** Stops ticking; waits for ticks being handled (their claims stay valid) and releases the event lease. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    for (const id of [...this.armed.keys()]) this.disarm(id);
+    await this.follower.stop();
+    await Promise.allSettled([...this.inFlight]);
+    await this.syncQueue;
+    this.subscriber?.disconnect();
+  }
+
+  /** Ids of the schedules this process is ticking. */
+  armedIds(): string[] {
+    return [...this.armed.keys()].sort();
+  }
+
+  /**
+   * Trigger-now: enqueues a dump at once (job id `sched-<id>-manual-<uuid>`), whatever the overlap policy
+   * (the worker still runs one dump of a target at a time). ENOTFOUND for an unknown schedule; TriggerError
+   * when the target does not resolve (also reported as schedule.skipped and counted as a failure).
+   */
+  async trigger(id: string): Promise<{ jobId: string }> {
+    const record = await this.options.store.get(id);
+    if (!record) throw new ScheduleStoreError('ENOTFOUND', `schedule ${id} not found`, id);
+    const now = Date.now();
+    const jobId = `sched-${id}-manual-${randomUUID()}`;
+    const outcome = await this.fire(record.schedule, now, jobId);
+    if (outcome.skipped) {
+      await this.reportSkip(id, now, outcome.skipped, { manual: true });
+      throw new TriggerError(outcome.code ?? 'ESKIPPED', outcome.skipped);
+    }
+    await this.reportFired(id, now, jobId, { manual: true });
+    return { jobId };
+  }
+
+  // ---- arming -------------------------------------------------------------------------------------------------
+
+  private enqueueSync(fn: () => Promise<void>): void {
+    this.syncQueue = this.syncQueue.then(fn).catch((err) => this.log.warn({ err }, 'scheduler: reload failed'));
+  }
+
+  private async syncAll(): Promise<Map<string, ScheduleState>> {
+    const records = await this.options.store.list();
+    const states = await this.options.store.getStates(records.map((r) => r.schedule.id));
+    const seen = new Set<string>();
+    for (const record of records) {
+      seen.add(record.schedule.id);
+      this.apply(record.schedule.id, record, states.get(record.schedule.id)!);
+    }
+    for (const id of [...this.armed.keys()]) if (!seen.has(id)) this.disarm(id);
+    return states;
+  }
+
+  private async syncOne(id: string): Promise<void> {
+    const [record, state] = await Promise.all([this.options.store.get(id), this.options.store.getState(id)]);
+    this.apply(id, record, state);
+  }
+
+  private isActive(record: ScheduleRecord | null, state: ScheduleState): record is ScheduleRecord {
+    if (!record || !record.schedule.enabled || state.paused) return false;
+    return !record.schedule.node || record.schedule.node === this.options.config.node;
+  }
+
+  private apply(id: string, record: ScheduleRecord | null, state: ScheduleState): void {
+    if (!this.running) return;
+    if (!this.isActive(record, state)) {
+      this.disarm(id);
+      return;
+    }
+    const { cron: expression, timezone } = record.schedule;
+    const version = `${expression}|${timezone}`;
+    const current = this.armed.get(id);
+    if (current?.version === version) {
+      current.schedule = record.schedule;
+      return;
+    }
+    this.disarm(id);
+    const parsed = CronExpression.parse(expression);
+    const onTick = (date: Date) => {
+      const tickMs = date.getTime();
+      // crontab's either-day rule: node-cron fires on every day of the months, we keep the days that match.
+      if (parsed.eitherDayMatches) {
+        const w = wallTimeAt(tickMs, timezone);
+        if (!parsed.matchesDay(w.year, w.month, w.day)) return;
+      }
+      this.track(this.onTick(id, tickMs, 'cron'));
+    };
+    const task = cron.createTask(parsed.tickPattern, (ctx) => onTick(ctx.date), {
+      timezone,
+      name: `ckpt-schedule-${id}-${randomUUID()}`,
+      logger: nodeCronLogger(this.log),
+    });
+    // A tick node-cron could not run on time (a busy event loop) is still a tick: claim it like any other.
+    task.on('execution:missed', (ctx) => onTick(ctx.date));
+    void task.start();
+    this.armed.set(id, { version, cron: parsed, task, schedule: record.schedule });
+  }
+
+  private disarm(id: string): void {
+    const armed = this.armed.get(id);
+    if (!armed) return;
+    void armed.task.destroy();
+    this.armed.delete(id);
+  }
+
+  private track(p: Promise<void>): void {
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+  }
+
+  // ---- ticks --------------------------------------------------------------------------------------------------
+
+  private leaseFor(schedule: Schedule | undefined): number {
+    return this.options.config.scheduler.claimLeaseMs + (schedule?.jitterMs ?? 0);
+  }
+
+  private async onTick(id: string, tickMs: number, source: TickSource): Promise<void> {
+    try {
+      if (!(await this.claims.claim(id, tickMs, this.instanceId, this.leaseFor(this.armed.get(id)?.schedule)))) return;
+      await this.options.store.recordTick(id, tickMs);
+      await this.handleClaimedTick(id, tickMs, source);
+    } catch (err) {
+      // The claim (if we got it) stays `claimed`: a sweep takes it over when its lease runs out.
+      this.log.error({ err, scheduleId: id, tickMs }, 'scheduler: tick failed; it will be retried after the claim lease');
+    }
+  }
+
+  /** Recovery: ticks claimed by a scheduler that died (or stalled) before finishing them. */
+  private async recoverAbandonedTicks(): Promise<void> {
+    if (!this.running) return;
+    const lease = this.options.config.scheduler.claimLeaseMs;
+    for (const claim of await this.claims.takeOverExpired(this.instanceId, lease)) {
+      this.log.warn(
+        { scheduleId: claim.scheduleId, tickMs: claim.tickMs, previousOwner: claim.owner },
+        'scheduler: taking over a tick whose scheduler did not finish it',
+      );
+      this.track(
+        this.handleClaimedTick(claim.scheduleId, claim.tickMs, 'recovery', claim.claimedAt).catch((err) =>
+          this.log.error({ err, scheduleId: claim.scheduleId, tickMs: claim.tickMs }, 'scheduler: recovered tick failed'),
+        ),
+      );
+    }
+  }
+
+  /** The tick is ours: decide, enqueue (or skip), mark the claim, report. */
+  private async handleClaimedTick(id: string, tickMs: number, source: TickSource, claimedAt?: number): Promise<void> {
+    const { store } = this.options;
+    const [record, state] = await Promise.all([store.get(id), store.getState(id)]);
+    const jobId = tickJobId(id, tickMs);
+    let outcome: FireOutcome;
+    if (!this.isActive(record, state)) {
+      outcome = { skipped: !record ? 'schedule deleted' : state.paused ? 'schedule paused' : 'schedule disabled' };
+    } else if (source === 'recovery' && (await this.jobWasEnqueued(jobId, claimedAt ?? tickMs))) {
+      // The previous owner enqueued and died before marking the claim; its job may even be finished and gone.
+      outcome = {};
+    } else {
+      const jitter = record.schedule.jitterMs ? Math.floor(Math.random() * record.schedule.jitterMs) : 0;
+      if (jitter) await sleep(jitter);
+      outcome = await this.fire(record.schedule, tickMs, jobId, state);
+    }
+    const finished = outcome.skipped
+      ? await this.claims.finish(id, tickMs, this.instanceId, { state: 'skipped', reason: outcome.skipped })
+      : await this.claims.finish(id, tickMs, this.instanceId, { state: 'enqueued', jobId });
+    // Another scheduler took the tick over meanwhile (we were slower than the lease): it reports, not us.
+    if (!finished) return;
+    if (outcome.skipped) await this.reportSkip(id, tickMs, outcome.skipped, { source });
+    else await this.reportFired(id, tickMs, jobId, { source });
+  }
+
+  /**
+   * Overlap check, target resolution, enqueue. Failures that a retry would not fix are outcomes (skipped, counted
+   * as failures); anything else (Redis down...) is thrown and the tick is retried through its claim.
+   */
+  private async fire(schedule: Schedule, tickMs: number, jobId: string, state?: ScheduleState): Promise<FireOutcome> {
+    const { enqueuer, store } = this.options;
+    if (state && schedule.overlap === 'skip' && state.lastJobId && state.lastJobId !== jobId) {
+      const previous = await enqueuer.getJob(state.lastJobId);
+      if (previous && PENDING_JOB_STATES.has(previous.state)) return { skipped: 'previous run still active' };
+    }
+    let target: ProcessInfo;
+    try {
+      target = await (this.options.resolveTarget ?? resolveTargetDefault)(schedule.target);
+      await this.options.targetPolicy?.check(target);
+    } catch (err) {
+      if (!(err instanceof TargetError || err instanceof PolicyError)) throw err;
+      await this.countFailure(schedule.id, err.message);
+      return { skipped: `target: ${err.message}`, code: err.code };
+    }
+    const input: DumpJobInput = {
+      target: { pid: target.pid },
+      leaveRunning: schedule.leaveRunning,
+      scheduleId: schedule.id,
+      // With overlap skip, a dump that finds the target busy (say, a manual dump) finishes as skipped, not queued.
+      ifBusy: schedule.overlap === 'skip' ? 'skip' : 'wait',
+      ...(schedule.criu ? { criu: schedule.criu } : {}),
+      ...(schedule.node ? { node: schedule.node } : {}),
+    };
+    try {
+      await enqueuer.enqueueDump(input, { jobId });
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      await this.countFailure(schedule.id, err.message);
+      return { skipped: `enqueue refused: ${err.message}`, code: err.code };
+    }
+    await store.recordFired(schedule.id, jobId);
+    return {};
+  }
+
+  /** Whether any event about `jobId` was published since the tick was claimed (so it was enqueued). */
+  private async jobWasEnqueued(jobId: string, sinceMs: number): Promise<boolean> {
+    if (await this.options.enqueuer.getJob(jobId)) return true;
+    let after = `${Math.max(0, sinceMs - 1)}-0`;
+    for (;;) {
+      const batch = await this.options.eventLog.readAfter(after, 1000);
+      if (batch.some((e) => e.jobId === jobId)) return true;
+      if (batch.length < 1000) return false;
+      after = batch[batch.length - 1]!.id;
+    }
+  }
+
+  private async catchUpMissedTicks(states: Map<string, ScheduleState>): Promise<void> {
+    const { config } = this.options;
+    const now = Date.now();
+    for (const [id, { cron: expression, schedule }] of this.armed) {
+      const lastTickAt = states.get(id)?.lastTickAt;
+      if (!lastTickAt) continue;
+      const latest = expression.prev(now + 1, schedule.timezone);
+      if (latest === null || latest <= lastTickAt) continue;
+      const withinTolerance = now - latest <= config.scheduler.missedTickToleranceMs;
+      if (schedule.missed === 'runOnce' && withinTolerance) {
+        this.log.info({ scheduleId: id, tickMs: latest }, 'scheduler: running the latest missed tick once');
+        this.track(this.onTick(id, latest, 'missed'));
+        continue;
+      }
+      const reason =
+        schedule.missed === 'skip'
+          ? 'missed while no scheduler was running (policy skip)'
+          : `missed while no scheduler was running, older than missedTickToleranceMs (${config.scheduler.missedTickToleranceMs} ms)`;
+      this.track(this.skipMissed(id, latest, reason));
+    }
+  }
+
+  private async skipMissed(id: string, tickMs: number, reason: string): Promise<void> {
+    if (!(await this.claims.claim(id, tickMs, this.instanceId, this.leaseFor(undefined)))) return;
+    await this.options.store.recordTick(id, tickMs);
+    if (await this.claims.finish(id, tickMs, this.instanceId, { state: 'skipped', reason })) {
+      await this.reportSkip(id, tickMs, reason, { source: 'missed' });
+    }
+  }
+
+  // ---- reporting and health -------------------------------------------------------------------------------------
+
+  private async reportFired(id: string, tickMs: number, jobId: string, extra: Record<string, unknown>): Promise<void> {
+    const lagMs = Date.now() - tickMs;
+    await this.options.eventLog.publish({ event: 'schedule.fired', scheduleId: id, jobId, data: { tickAt: tickMs, jobId, lagMs, ...extra } });
+  }
+
+  private async reportSkip(id: string, tickMs: number, reason: string, extra: Record<string, unknown>): Promise<void> {
+    await this.options.store.recordSkip(id, reason);
+    await this.options.eventLog.publish({ event: 'schedule.skipped', scheduleId: id, data: { tickAt: tickMs, reason, ...extra } });
+    this.log.info({ scheduleId: id, tickMs, reason }, `schedule ${id}: tick skipped: ${reason}`);
+  }
+
+  private async countFailure(id: string, reason: string): Promise<void> {
+    const { store, eventLog, config } = this.options;
+    const r = await store.recordFailure(id, reason, config.scheduler.unhealthyAfter);
+    if (!r.becameUnhealthy) return;
+    this.log.warn({ scheduleId: id, consecutiveFailures: r.consecutiveFailures, reason }, `schedule ${id} is unhealthy`);
+    await eventLog.publish({
+      event: 'schedule.unhealthy',
+      scheduleId: id,
+      data: { consecutiveFailures: r.consecutiveFailures, reason },
+    });
+  }
+
+  /** Events followed by one scheduler at a time: checkpoints end a failure streak and trigger retention. */
+  private async onEvent(e: FeedEvent): Promise<void> {
+    const scheduleId = e.scheduleId ?? (e.data.scheduleId as string | undefined) ?? scheduleIdOfJob(e.jobId);
+    if (!scheduleId || !(await this.options.store.get(scheduleId))) return;
+    if (e.event === 'checkpoint.created') {
+      await this.options.store.recordSuccess(scheduleId);
+      await this.pruner?.pruneSchedule(scheduleId);
+    } else if (e.event === 'job.failed' && (e.jobType ?? 'dump') === 'dump') {
+      const reason = String(e.data.failedReason ?? e.data.reason ?? e.data.message ?? 'dump job failed');
+      await this.countFailure(scheduleId, `job ${e.jobId} failed: ${reason}`);
+    }
+  }
+}
+
+interface FireOutcome {
+  /** Set when the tick produced no job: why. */
+  skipped?: string;
+  /** Error code behind a skip (ETARGET_*, EPOLICY, EVALIDATION). */
+  code?: string;
+}
+
+function nodeCronLogger(log: Logger) {
+  return {
+    info: (m: string) => log.debug(m),
+    warn: (m: string) => log.warn(m),
+    error: (m: string | Error, err?: Error) => log.error({ err: err ?? m }, 'node-cron'),
+    debug: (m: string | Error) => log.debug(String(m)),
+  };
+}

@@ -1,0 +1,118 @@
+import { z } from 'zod';
+import { ValidationError, issuesOf, type ValidationIssue } from '../common/validation.js';
+import { criuDumpOptionsSchema, nodeNameSchema } from '../queue/schemas.js';
+import { targetSpecSchema } from '../targets/spec.js';
+import { CronExpression, CronSyntaxError } from './cron.js';
+import { isValidTimeZone } from './zoned-time.js';
+
+/** Schedule ids: lower-case, safe in Redis keys, job ids (`sched-<id>-<tick>`) and URLs. */
+export const SCHEDULE_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+export const scheduleIdSchema = z.string().regex(SCHEDULE_ID, 'lower-case letters, digits, _ and - (1-64), starting with a letter or digit');
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** "7d", "12h", "30m", "45s", "500ms", "1w" (also combined: "1d12h"), or a number of milliseconds. Output: ms. */
+export const durationSchema = z.union([
+  z.number().int().positive(),
+  z.string().transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === null) {
+      ctx.addIssue({ code: 'custom', message: `not a duration: "${text}" (like 7d, 12h, 30m, 45s, 500ms, 1d12h, or milliseconds)` });
+      return z.NEVER;
+    }
+    return ms;
+  }),
+]);
+
+export function parseDuration(text: string): number | null {
+  const s = text.trim().toLowerCase();
+  if (!/^(\d+(ms|s|m|h|d|w))+$/.test(s)) return null;
+  let total = 0;
+  for (const [, n, unit] of s.matchAll(/(\d+)(ms|s|m|h|d|w)/g)) total += Number(n) * DURATION_UNITS[unit!]!;
+  return total > 0 ? total : null;
+}
+
+export const retentionSchema = z
+  .strictObject({
+    /** Keep the newest N unpinned checkpoints of the schedule. */
+    keepLast: z.number().int().min(1).optional(),
+    /** Remove checkpoints older than this ("7d", "12h", or ms). */
+    maxAge: durationSchema.optional(),
+    /** Remove the oldest while the schedule's checkpoints (pinned ones included) take more than this many bytes. */
+    maxTotalBytes: z.number().int().positive().optional(),
+  })
+  .refine((r) => r.keepLast !== undefined || r.maxAge !== undefined || r.maxTotalBytes !== undefined, {
+    message: 'give at least one of keepLast, maxAge, maxTotalBytes (or leave retention out)',
+  });
+
+/**
+ * A schedule: one schema for config/*.yaml and for the API. Unknown keys are refused (a typo must not be ignored).
+ * Defaults: timezone UTC, leaveRunning true, enabled true, overlap skip, missed runOnce, no retention, no jitter.
+ */
+export const scheduleSchema = z.strictObject({
+  id: scheduleIdSchema,
+  /** 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first; crontab(5) day rule (see cron.ts). */
+  cron: z.string().superRefine((expr, ctx) => {
+    try {
+      CronExpression.parse(expr);
+    } catch (e) {
+      if (!(e instanceof CronSyntaxError)) throw e;
+      ctx.addIssue({ code: 'custom', message: e.reason });
+    }
+  }),
+  /** IANA time zone the cron fields are read in. */
+  timezone: z
+    .string()
+    .superRefine((tz, ctx) => {
+      if (!isValidTimeZone(tz)) ctx.addIssue({ code: 'custom', message: `unknown time zone "${tz}" (an IANA name like Europe/Berlin or UTC)` });
+    })
+    .default('UTC'),
+  /** Resolved when each tick fires, not when the schedule is saved. */
+  target: targetSpecSchema,
+  /** The node (host) whose process the target names: only schedulers of that node run it. Default: every scheduler. */
+  node: nodeNameSchema.optional(),
+  /** CRIU options for the dumps (the same safe subset as a dump job's). */
+  criu: criuDumpOptionsSchema.optional(),
+  leaveRunning: z.boolean().default(true),
+  enabled: z.boolean().default(true),
+  /** A tick while this schedule's previous job is still waiting or running: skip it, or queue another dump. */
+  overlap: z.enum(['skip', 'queue']).default('skip'),
+  /** Ticks missed while no scheduler ran: forget them, or run once for the latest (within the configured tolerance). */
+  missed: z.enum(['skip', 'runOnce']).default('runOnce'),
+  retention: retentionSchema.optional(),
+  /** Each tick's dump is delayed by a random 0..jitterMs (spreads many schedules on one tick). */
+  jitterMs: z.number().int().min(0).max(3_600_000).optional(),
+});
+
+/** A validated schedule, defaults applied, durations in ms. */
+export type Schedule = z.output<typeof scheduleSchema>;
+/** What a user writes. */
+export type ScheduleInput = z.input<typeof scheduleSchema>;
+
+/**
+ * Validates the `schedules:` list of a config file. Throws one ValidationError naming the file, and per problem
+ * the schedule (index and id) and the field: `invalid config a.yaml: schedules.1 (nightly).cron: minute field ...`.
+ */
+export function loadSchedulesFromConfig(items: unknown[], file: string): Schedule[] {
+  const issues: ValidationIssue[] = [];
+  const schedules: Schedule[] = [];
+  const seen = new Map<string, number>();
+  items.forEach((item, i) => {
+    const id = item && typeof item === 'object' && typeof (item as { id?: unknown }).id === 'string' ? (item as { id: string }).id : undefined;
+    const where = `schedules.${i}${id ? ` (${id})` : ''}`;
+    const r = scheduleSchema.safeParse(item);
+    if (!r.success) {
+      for (const issue of issuesOf(r.error)) issues.push({ field: issue.field ? `${where}.${issue.field}` : where, reason: issue.reason });
+      return;
+    }
+    const first = seen.get(r.data.id);
+    if (first !== undefined) {
+      issues.push({ field: `${where}.id`, reason: `duplicate id, also used by schedules.${first}` });
+      return;
+    }
+    seen.set(r.data.id, i);
+    schedules.push(r.data);
+  });
+  if (issues.length) throw new ValidationError(issues, `config ${file}`);
+  return schedules;
+}

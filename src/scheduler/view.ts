@@ -1,0 +1,39 @@
+import { CronExpression } from './cron.js';
+import type { ScheduleRecord, ScheduleState } from './schedule-store.js';
+import type { Schedule } from './schema.js';
+import { wallTimeAt } from './zoned-time.js';
+
+/** A schedule as the API and the CLI show it: definition, origin, run-time state and the next run. */
+export type ScheduleView = Schedule & {
+  origin: ScheduleRecord['origin'];
+  createdAt: number;
+  updatedAt: number;
+  state: ScheduleState & { healthy: boolean };
+  /** ms since the epoch; null while paused or disabled. */
+  nextRunAt: number | null;
+};
+
+export function toScheduleView(record: ScheduleRecord, state: ScheduleState, now = Date.now()): ScheduleView {
+  const s = record.schedule;
+  const active = s.enabled && !state.paused;
+  return {
+    ...s,
+    origin: record.origin,
+    createdAt: record.createdAt,
+    updatedAt: record.updatedAt,
+    state: { ...state, healthy: !state.unhealthy },
+    nextRunAt: active ? CronExpression.parse(s.cron).next(now, s.timezone) : null,
+  };
+}
+
+/** One upcoming run: the instant (ISO, UTC) and the wall-clock time in the schedule's zone. */
+export interface RunTime {
+  at: string;
+  local: string;
+}
+
+export function toRunTime(date: Date, timeZone: string): RunTime {
+  const w = wallTimeAt(date.getTime(), timeZone);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return { at: date.toISOString(), local: `${w.year}-${p(w.month)}-${p(w.day)} ${p(w.hour)}:${p(w.minute)}:${p(w.second)}` };
+}
