@@ -1,0 +1,69 @@
+import type { Command } from 'commander';
+import { contextOf, type CliContext } from '../context.js';
+import { checkpointDetails, checkpointsTable } from '../format.js';
+import { intArg } from './options.js';
+
+/**
+ * `checkpoints` lists; `checkpoints show|rm|pin|unpin <id>` act on one; `checkpoint <id>` is short for show.
+ * (The same shape as `schedules`, and `jobs` / `job <id>`.)
+ */
+export function registerCheckpointCommands(program: Command): void {
+  const group = program.command('checkpoints').description('list and manage checkpoints (default: list)');
+
+  group
+    .command('ls', { isDefault: true })
+    .description('list checkpoints, newest first')
+    .option('--target <key>', 'only this target (like python3-4242)')
+    .option('--schedule <id>', 'only those made by this schedule')
+    .option('--limit <n>', 'at most this many', intArg(1))
+    .action(async function (this: Command, flags: { target?: string; schedule?: string; limit?: number }) {
+      const ctx = contextOf(this);
+      const res = await ctx.client.listCheckpoints(flags);
+      if (ctx.json) return ctx.printJson(res);
+      if (!res.items.length) return ctx.err('no checkpoints');
+      ctx.out(checkpointsTable(res.items));
+    });
+
+  group
+    .command('show <id>')
+    .description('one checkpoint: target, size, stats, options')
+    .action(async function (this: Command, id: string) {
+      await show(contextOf(this), id);
+    });
+
+  group
+    .command('rm <id>')
+    .description('delete a checkpoint and its files')
+    .option('--force', 'even when pinned or in use by a restore')
+    .action(async function (this: Command, id: string, flags: { force?: boolean }) {
+      const ctx = contextOf(this);
+      const res = await ctx.client.deleteCheckpoint(id, Boolean(flags.force));
+      if (ctx.json) return ctx.printJson(res);
+      ctx.out(`deleted checkpoint ${id}${res.filesRemoved ? '' : ' (its files go when its node cleans up)'}`);
+    });
+
+  for (const pinned of [true, false]) {
+    group
+      .command(`${pinned ? 'pin' : 'unpin'} <id>`)
+      .description(pinned ? 'keep it: retention never removes a pinned checkpoint' : 'let retention remove it again')
+      .action(async function (this: Command, id: string) {
+        const ctx = contextOf(this);
+        const cp = await ctx.client.pinCheckpoint(id, pinned);
+        if (ctx.json) return ctx.printJson(cp);
+        ctx.out(`${pinned ? 'pinned' : 'unpinned'} checkpoint ${id}`);
+      });
+  }
+
+  program
+    .command('checkpoint <id>')
+    .description('show one checkpoint (same as checkpoints show)')
+    .action(async function (this: Command, id: string) {
+      await show(contextOf(this), id);
+    });
+}
+
+async function show(ctx: CliContext, id: string): Promise<void> {
+  const cp = await ctx.client.getCheckpoint(id);
+  if (ctx.json) return ctx.printJson(cp);
+  ctx.out(checkpointDetails(cp));
+}

@@ -1,0 +1,110 @@
+import type { Command } from 'commander';
+import type { DumpRequest, RestoreRequest } from '../api-client.js';
+import { contextOf } from '../context.js';
+import { enqueue } from '../enqueue.js';
+import { describeTarget, jobDetails, jobsTable } from '../format.js';
+import { addCriuOptions, addTargetOptions, criuFrom, intArg, targetFrom, type CriuFlags, type TargetFlags } from './options.js';
+import { followJobLog } from './logs.js';
+
+interface DumpFlags extends TargetFlags, CriuFlags {
+  stop?: boolean;
+  wait?: boolean;
+}
+
+/** The POST /api/v1/dumps body the flags ask for. leaveRunning is only sent when --stop says otherwise. */
+export function dumpRequestFrom(flags: DumpFlags): DumpRequest {
+  const body: DumpRequest = { target: targetFrom(flags) };
+  if (flags.stop) body.leaveRunning = false;
+  const criu = criuFrom(flags);
+  if (criu) body.criu = criu;
+  return body;
+}
+
+export function registerJobCommands(program: Command): void {
+  addCriuOptions(
+    addTargetOptions(
+      program
+        .command('dump')
+        .description('checkpoint a process (it keeps running unless --stop)')
+        .option('--stop', 'stop the process after the dump (leaveRunning: false)')
+        .option('--wait', 'follow the job until it ends, with a progress bar; exit 1 if it fails'),
+    ),
+  ).action(async function (this: Command, flags: DumpFlags) {
+    const ctx = contextOf(this);
+    const body = dumpRequestFrom(flags);
+    await enqueue(ctx, Boolean(flags.wait), async () => {
+      const { jobId } = await ctx.client.createDump(body);
+      return { jobIds: [jobId], labels: { [jobId]: `dump ${jobId} (${describeTarget(body.target)})` }, response: { jobId } };
+    });
+  });
+
+  addCriuOptions(
+    program
+      .command('restore <checkpointId>')
+      .description('restore a checkpoint')
+      .option('--wait', 'follow the job until it ends; exit 1 if it fails'),
+  ).action(async function (this: Command, checkpointId: string, flags: CriuFlags & { wait?: boolean }) {
+    const ctx = contextOf(this);
+    const body: RestoreRequest = { checkpointId };
+    const criu = criuFrom(flags);
+    if (criu) body.criu = criu;
+    await enqueue(ctx, Boolean(flags.wait), async () => {
+      const { jobId } = await ctx.client.createRestore(body);
+      return { jobIds: [jobId], labels: { [jobId]: `restore ${jobId}` }, response: { jobId } };
+    });
+  });
+
+  program
+    .command('restore-batch <checkpointIds...>')
+    .description('restore several checkpoints as one batch; one failing does not stop the others')
+    .option('--concurrency <n>', 'restores running at once', intArg(Number.MIN_SAFE_INTEGER))
+    .option('--wait', 'follow every restore until the batch ends; exit 1 if any failed')
+    .action(async function (this: Command, checkpointIds: string[], flags: { concurrency?: number; wait?: boolean }) {
+      const ctx = contextOf(this);
+      await enqueue(ctx, Boolean(flags.wait), async () => {
+        const r = await ctx.client.createRestoreBatch({ checkpointIds, ...(flags.concurrency !== undefined ? { concurrency: flags.concurrency } : {}) });
+        const labels = Object.fromEntries(r.jobIds.map((id, i) => [id, `restore ${id} (${checkpointIds[i] ?? '?'})`]));
+        // The batch (parent) job ends after its children; waiting for it too gives its result, which lists every child.
+        return { jobIds: [...r.jobIds, r.batchId], labels: { ...labels, [r.batchId]: `batch ${r.batchId}` }, response: r, batchId: r.batchId };
+      });
+    });
+
+  program
+    .command('jobs')
+    .description('list jobs, newest first')
+    .option('--state <state>', 'waiting, active, completed, failed, delayed')
+    .option('--type <type>', 'dump, restore, restore-batch')
+    .option('--schedule <id>', 'only jobs fired by this schedule')
+    .option('--limit <n>', 'at most this many', intArg(1))
+    .action(async function (this: Command, flags: { state?: string; type?: string; schedule?: string; limit?: number }) {
+      const ctx = contextOf(this);
+      const res = await ctx.client.listJobs(flags);
+      if (ctx.json) return ctx.printJson(res);
+      if (!res.items.length) return ctx.err('no jobs');
+      ctx.out(jobsTable(res.items, ctx.c));
+    });
+
+  program
+    .command('job <id>')
+    .description('show one job: state, progress, attempts, result or failure reason')
+    .action(async function (this: Command, id: string) {
+      const ctx = contextOf(this);
+      const job = await ctx.client.getJob(id);
+      if (ctx.json) return ctx.printJson(job);
+      ctx.out(jobDetails(job, ctx.c));
+    });
+
+  program
+    .command('logs <jobId>')
+    .description("print a job's CRIU log")
+    .option('-f, --follow', 'stream new lines live until the job ends')
+    .action(async function (this: Command, jobId: string, flags: { follow?: boolean }) {
+      const ctx = contextOf(this);
+      const job = await ctx.client.getJob(jobId);
+      if (flags.follow && job.state !== 'completed' && job.state !== 'failed') return followJobLog(ctx, job);
+      const text = await ctx.client.getJobLog(jobId);
+      if (ctx.json) return ctx.printJson({ jobId, lines: text.split('\n').filter((l, i, all) => l || i < all.length - 1) });
+      if (text) ctx.out(text);
+    });
+}
+

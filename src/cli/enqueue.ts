@@ -1,0 +1,99 @@
+import type { Job, JobResult } from './api-client.js';
+import type { CliContext } from './context.js';
+import { EXIT } from './errors.js';
+import { formatBytes, formatDuration, formatMicros } from './format.js';
+import { JobWatcher, type JobOutcome } from './job-watcher.js';
+import { createProgressView } from './progress-view.js';
+
+export interface Enqueued {
+  jobIds: string[];
+  labels: Record<string, string>;
+  /** What the API answered, printed as is without --wait. */
+  response: Record<string, unknown>;
+  batchId?: string;
+}
+
+/**
+ * Enqueues, and with --wait follows the jobs to their end. The feed subscription is opened first, so not one event
+ * of the new jobs can be missed, however fast they run.
+ */
+export async function enqueue(ctx: CliContext, wait: boolean, doEnqueue: () => Promise<Enqueued>): Promise<void> {
+  if (!wait) {
+    const e = await doEnqueue();
+    if (ctx.json) return ctx.printJson(e.response);
+    for (const id of e.jobIds) ctx.out(`queued ${e.labels[id] ?? id}`);
+    return;
+  }
+  const view = createProgressView(ctx.json ? 'none' : ctx.interactive ? 'bars' : 'lines', process.stderr, ctx.cErr);
+  const watcher = await JobWatcher.open(ctx, view);
+  let e: Enqueued;
+  try {
+    e = await doEnqueue();
+  } catch (err) {
+    watcher.close();
+    throw err;
+  }
+  const onInterrupt = () => {
+    view.stop();
+    watcher.close();
+    ctx.err(`ckpt: stopped waiting; the job goes on: ckpt job ${e.batchId ?? e.jobIds[0]}`);
+    process.exit(EXIT.interrupted);
+  };
+  process.once('SIGINT', onInterrupt);
+  let outcomes: JobOutcome[];
+  try {
+    outcomes = await watcher.wait(e.jobIds, e.labels);
+  } finally {
+    process.off('SIGINT', onInterrupt);
+  }
+  const failed = outcomes.filter((o) => o.state === 'failed');
+  if (ctx.json) {
+    if (e.batchId) {
+      const batch = outcomes.find((o) => o.id === e.batchId)!;
+      ctx.printJson({ batch: batch.job, jobs: outcomes.filter((o) => o !== batch).map((o) => o.job) });
+    } else {
+      ctx.printJson(outcomes[0]!.job);
+    }
+  } else {
+    for (const o of outcomes) if (o.id !== e.batchId) printOutcome(ctx, o);
+    if (e.batchId) ctx.out(`batch ${e.batchId}: ${outcomes.length - 1 - failed.filter((o) => o.id !== e.batchId).length} of ${outcomes.length - 1} restored`);
+  }
+  if (failed.length) process.exitCode = EXIT.failed;
+}
+
+/** What a finished job did, in a few lines: a dump's checkpoint, frozen time, pages and bytes; a restore's pid. */
+export function describeOutcome(job: Job): string[] {
+  const r: JobResult = job.result ?? { durationMs: NaN };
+  const s = (r.stats ?? {}) as Record<string, number | undefined>;
+  if (job.state === 'failed') {
+    const attempts = job.attemptsMade ? ` after ${job.attemptsMade} attempt${job.attemptsMade === 1 ? '' : 's'}` : '';
+    const [first = 'no reason given', ...rest] = String(job.failedReason ?? '').split('\n');
+    return [`${job.type} job ${job.id} failed${attempts}: ${first}`, ...rest.filter(Boolean).map((l) => `  ${l}`)];
+  }
+  const lines = [`${job.type} job ${job.id} completed`];
+  const row = (k: string, v: string) => lines.push(`  ${k.padEnd(12)} ${v}`);
+  if (job.type === 'restore') {
+    if (r.restoredPid !== undefined) row('restored pid', String(r.restoredPid));
+    if (r.checkpointId) row('checkpoint', r.checkpointId);
+  } else if (r.checkpointId) {
+    row('checkpoint', r.checkpointId);
+  }
+  const frozen = s.frozenTimeUs ?? s.frozenTime;
+  if (frozen !== undefined) row('frozen', formatMicros(frozen));
+  const pages = s.pagesWritten ?? s.pagesRestored;
+  if (pages !== undefined || r.bytes !== undefined) {
+    row(job.type === 'restore' ? 'restored' : 'written', [pages !== undefined ? `${pages} pages` : '', r.bytes !== undefined ? formatBytes(r.bytes) : ''].filter(Boolean).join(', '));
+  }
+  if (Number.isFinite(r.durationMs)) row('duration', formatDuration(r.durationMs));
+  return lines;
+}
+
+function printOutcome(ctx: CliContext, o: JobOutcome): void {
+  const lines = describeOutcome(o.job);
+  if (o.state === 'failed') {
+    ctx.err(`ckpt: ${lines.join('\n')}`);
+  } else {
+    ctx.out(lines.map((l, i) => (i === 0 ? ctx.c.green(l) : l)).join('\n'));
+  }
+}
+
