@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,6 +12,7 @@ export interface Counter {
   /** The count the process last wrote. */
   read(): number;
   alive(): boolean;
+  /** Kills it and removes its folder. */
   kill(): Promise<void>;
 }
 
@@ -35,7 +36,10 @@ export async function startCounter(ballastMiB = 0): Promise<Counter> {
     dir,
     read: () => Number(readFileSync(countFile, 'utf8')),
     alive: () => isAlive(pid),
-    kill: () => killAndReap(pid),
+    kill: async () => {
+      await killAndReap(pid);
+      await rm(dir, { recursive: true, force: true });
+    },
   };
   for (let i = 0; i < 500 && !existsSync(countFile); i++) await sleep(10);
   // Wait until the ballast is touched and counting has begun.
