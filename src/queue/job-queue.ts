@@ -68,7 +68,11 @@ type BullState = 'waiting' | 'prioritized' | 'delayed' | 'active' | 'completed' 
 const BULL_STATES: BullState[] = ['active', 'waiting', 'prioritized', 'delayed', 'waiting-children', 'completed', 'failed'];
 const COUNTED_STATES = ['waiting', 'delayed', 'active', 'completed', 'failed', 'waiting-children'] as const;
 
-export type JobCounts = Record<JobType, Record<(typeof COUNTED_STATES)[number], number>>;
+export interface JobCount {
+  type: JobType | string;
+  state: string;
+  count: number;
+}
 
 /**
  * The producer side of ckpt's jobs: validates and enqueues dumps, restores and batch restores on the queue of the node
@@ -113,7 +117,7 @@ export class JobQueue {
     const node = spec.node ?? checkpoint.node;
     const jobId = randomUUID();
     await this.claimJobId(jobId, node);
-    const data: RestoreJobData = { ...spec, node };
+    const data: RestoreJobData = { ...spec, node, target: checkpoint.target.key };
     await this.queue(node).add('restore', data, this.jobOptions(jobId));
     await this.publish({
       event: 'job.waiting',
@@ -140,6 +144,7 @@ export class JobQueue {
       const data: RestoreJobData = {
         checkpointId,
         node: checkpoints[i]!.node,
+        target: checkpoints[i]!.target.key,
         batch: { id: batchId, concurrency: spec.concurrency },
       };
       return {
@@ -219,11 +224,14 @@ export class JobQueue {
     return logs.length ? logs.join('\n') + '\n' : '';
   }
 
-  /** Number of jobs per type and state over all nodes (finished ones: those still kept). For metrics. */
-  async countsByTypeAndState(): Promise<JobCounts> {
-    const counts = Object.fromEntries(
-      JOB_TYPES.map((t) => [t, Object.fromEntries(COUNTED_STATES.map((s) => [s, 0]))]),
-    ) as JobCounts;
+  /**
+   * Number of jobs per type and state over all nodes (finished ones: those still kept), one row per pair, zeros
+   * included so gauges drop back. For metrics (ckpt_jobs{type,state}).
+   */
+  async countsByTypeAndState(): Promise<JobCount[]> {
+    const counts = new Map<string, number>();
+    const keyOf = (type: string, state: string) => `${type}\0${state}`;
+    for (const type of JOB_TYPES) for (const state of COUNTED_STATES) counts.set(keyOf(type, state), 0);
     for (const node of await this.nodes()) {
       const queue = this.queue(node);
       for (const state of BULL_STATES) {
@@ -231,15 +239,18 @@ export class JobQueue {
         if (!ids.length) continue;
         const pipeline = this.redis.pipeline();
         for (const id of ids) pipeline.hget(queue.toKey(id), 'name');
-        const names = (await pipeline.exec()) ?? [];
         const counted = state === 'prioritized' ? 'waiting' : state;
-        for (const [, name] of names) {
-          const perType = counts[name as JobType];
-          if (perType) perType[counted]++;
+        for (const [, name] of (await pipeline.exec()) ?? []) {
+          const key = keyOf(String(name), counted);
+          const n = counts.get(key);
+          if (n !== undefined) counts.set(key, n + 1);
         }
       }
     }
-    return counts;
+    return [...counts].map(([key, count]) => {
+      const [type, state] = key.split('\0') as [string, string];
+      return { type, state, count };
+    });
   }
 
   /** Every node that has had a job or a worker. */

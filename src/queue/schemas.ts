@@ -103,16 +103,32 @@ export type DumpJobInput = z.input<typeof dumpJobSchema>;
 export type RestoreJobInput = z.input<typeof restoreJobSchema>;
 export type BatchRestoreJobInput = z.input<typeof batchRestoreJobSchema>;
 
+/** The process a dump attempt resolved its target to, kept in the job so a later attempt can finish its work. */
+export interface ResolvedTarget {
+  key: string;
+  pid: number;
+  cmdline: string;
+  exe: string;
+  uid: number;
+  startTime: number;
+  /** When the attempt that resolved it began (ms since the epoch). */
+  attemptStartedAt: number;
+}
+
 /** What a dump job carries in BullMQ: the validated input, its node, and the checkpoint id fixed at enqueue time. */
 export type DumpJobData = z.output<typeof dumpJobSchema> & {
   node: string;
   /** Fixed when the job is made, so every attempt (and a retry after a crash) works on the same checkpoint. */
   checkpointId: string;
+  /** Set by the worker once the target is resolved; a retry uses it to adopt or discard the earlier attempt. */
+  resolved?: ResolvedTarget;
 };
 
 /** A restore job's data; `batch` is set on the children of a batch restore. */
 export type RestoreJobData = z.output<typeof restoreJobSchema> & {
   node: string;
+  /** The checkpoint's target key (for events). */
+  target: string;
   batch?: { id: string; concurrency: number };
 };
 

@@ -1,0 +1,229 @@
+import { readFile, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Job } from 'bullmq';
+import { CatalogError } from '../src/catalog/errors.js';
+import type { Manifest } from '../src/catalog/manifest.js';
+import { readDumpStats } from '../src/criu/stats.js';
+import type { JobResult } from '../src/queue/job-view.js';
+import { LeaseSemaphore } from '../src/queue/lease-semaphore.js';
+import type { DumpJobData, ResolvedTarget } from '../src/queue/schemas.js';
+import { resolveTarget } from '../src/targets/resolve.js';
+import { CriuLogTailer } from './criu-log-tailer.js';
+import { RetryableJobError } from './failure.js';
+import { waitUntraced } from './proc-wait.js';
+import { dumpPercent, PageBytesSampler, treeRssBytes } from './progress-sampler.js';
+import type { JobRun, WorkerContext } from './worker-context.js';
+
+export const DUMP_LOG = 'dump.log';
+
+/**
+ * One attempt of a dump job:
+ * 1. if an earlier attempt of this job got as far as a finished CRIU dump (its worker died after), adopt it;
+ * 2. resolve the target, check the policy, take the target's lock (or skip / wait, per ifBusy);
+ * 3. dump into a fresh attempt folder (CheckpointStore), following CRIU's log and the bytes written;
+ * 4. commit the folder (manifest, 0700/0600, atomic rename), add it to the catalog, announce checkpoint.created.
+ * A failed attempt's folder is removed; its log lines are in the job's log.
+ */
+export async function processDump(job: Job<DumpJobData>, run: JobRun, ctx: WorkerContext): Promise<JobResult> {
+  const { reporter } = run;
+  const cfg = ctx.config.worker;
+  const started = Date.now();
+
+  if (job.data.resolved) {
+    const adopted = await adoptEarlierAttempt(job, job.data.resolved, run, ctx, { discardUnfinished: false });
+    if (adopted) return adopted;
+  }
+
+  reporter.progress({ stage: 'resolving' });
+  const info = await resolveTarget(job.data.target);
+  await ctx.policy.check(info);
+  const resolved: ResolvedTarget = {
+    key: info.key,
+    pid: info.pid,
+    cmdline: info.cmdline,
+    exe: info.exe,
+    uid: info.uid,
+    startTime: info.startTime,
+    attemptStartedAt: started,
+  };
+  // Recorded before anything is written, so a retry after a crash knows where this attempt worked.
+  await job.updateData({ ...job.data, resolved });
+
+  const lock = new LeaseSemaphore(ctx.redis, { key: ctx.keys.targetLock(info.key), leaseMs: cfg.targetLeaseMs });
+  const skip = job.data.ifBusy === 'skip';
+  let got = await lock.acquire(job.id!, { signal: run.signal });
+  if (!got.lease && !skip) {
+    reporter.progress({ stage: 'waiting-target' });
+    got = await lock.acquire(job.id!, { waitMs: cfg.busyWaitMs, signal: run.signal });
+  }
+  if (!got.lease) {
+    const reason = `another dump of ${info.key} is running (job ${got.holders.join(', ')})`;
+    if (skip) {
+      await reporter.note(`skipped: ${reason}`);
+      return { skipped: true, reason, durationMs: Date.now() - started };
+    }
+    throw new RetryableJobError('ETARGET_BUSY', `${reason}; waited ${cfg.busyWaitMs} ms`);
+  }
+  const lease = got.lease;
+  try {
+    // A CRIU of a worker that died may still hold the target: let it finish (it thaws the target when it does).
+    const tracer = await waitUntraced(info.pid, cfg.busyWaitMs, run.signal);
+    if (tracer) throw new RetryableJobError('ETARGET_BUSY', `pid ${info.pid} is traced by pid ${tracer}; waited ${cfg.busyWaitMs} ms`);
+    const adopted = await adoptEarlierAttempt(job, resolved, run, ctx, { discardUnfinished: true });
+    if (adopted) return adopted;
+    return await dumpOnce(job, resolved, run, ctx);
+  } finally {
+    await lease.release();
+  }
+}
+
+async function dumpOnce(job: Job<DumpJobData>, target: ResolvedTarget, run: JobRun, ctx: WorkerContext): Promise<JobResult> {
+  const { reporter } = run;
+  const attempt = await ctx.store.beginAttempt(target.key, job.data.checkpointId, { jobId: job.id! });
+  const bytesExpected = await treeRssBytes(target.pid);
+  reporter.progress({ stage: 'dumping', bytesExpected });
+  const tailer = new CriuLogTailer({ file: path.join(attempt.dir, DUMP_LOG), onLines: (lines) => reporter.logLines(lines) });
+  const sampler = new PageBytesSampler({
+    imagesDir: attempt.dir,
+    intervalMs: ctx.config.worker.progressIntervalMs,
+    onSample: (bytesWritten) => reporter.progress({ bytesWritten, percent: dumpPercent(bytesWritten, bytesExpected) }),
+  });
+  const options = criuDumpOptions(job.data, ctx);
+  tailer.start();
+  sampler.start();
+  const dumpStarted = Date.now();
+  try {
+    const res = await ctx.criu.dump(
+      { pid: target.pid, imagesDir: attempt.dir, ...options },
+      {
+        signal: run.signal,
+        timeoutMs: ctx.config.criu.timeoutMs,
+        notify: { onStage: (e) => reporter.progress({ stage: e.stage }) },
+      },
+    );
+    if (res.warning) await reporter.note(`CRIU warning: ${res.warning}`);
+  } catch (err) {
+    await Promise.all([tailer.stop(), sampler.stop()]);
+    // The aborted CRIU (shutdown) thaws the target when it notices; wait for that before handing the job on.
+    await waitUntraced(target.pid, ctx.config.worker.busyWaitMs).catch(() => undefined);
+    await ctx.store.discard(attempt.dir);
+    throw err;
+  }
+  const [, bytesWritten] = await Promise.all([tailer.stop(), sampler.stop()]);
+  reporter.progress({ stage: 'committing', bytesWritten, percent: 99 });
+  return commit(job, target, attempt.dir, Date.now() - dumpStarted, run, ctx, false);
+}
+
+/** The CRIU options of a dump: the request's safe subset, plus what ckpt decides (log file and level, leaveRunning). */
+function criuDumpOptions(data: DumpJobData, ctx: WorkerContext) {
+  return {
+    ...data.criu,
+    logLevel: data.criu?.logLevel ?? ctx.config.criu.logLevel,
+    logFile: DUMP_LOG,
+    leaveRunning: data.leaveRunning,
+  };
+}
+
+/**
+ * Finishes what an earlier attempt of this job left: a committed checkpoint missing from the catalog is added;
+ * an attempt folder CRIU finished (stats-dump written, which CRIU does only after a successful dump) is committed;
+ * an unfinished one is removed when `discardUnfinished` (only safe once no CRIU holds the target any more).
+ */
+async function adoptEarlierAttempt(
+  job: Job<DumpJobData>,
+  target: ResolvedTarget,
+  run: JobRun,
+  ctx: WorkerContext,
+  options: { discardUnfinished: boolean },
+): Promise<JobResult | null> {
+  const id = job.data.checkpointId;
+  const committed = await ctx.store.readManifest(target.key, id);
+  if (committed) {
+    await run.reporter.note(`checkpoint ${id} was committed by an earlier attempt: adopting it`);
+    await catalogue(committed, run, ctx);
+    return resultOf(committed, true);
+  }
+  const found = await ctx.store.findAttempt(target.key, id, { jobId: job.id! });
+  if (!found) return null;
+  if (await criuFinished(found.dir, job.data, ctx)) {
+    await run.reporter.note(`an earlier attempt's dump of checkpoint ${id} had finished: adopting it`);
+    const finishedAt = (await stat(path.join(found.dir, 'stats-dump'))).mtimeMs;
+    return commit(job, target, found.dir, Math.max(0, finishedAt - target.attemptStartedAt), run, ctx, true);
+  }
+  if (!options.discardUnfinished) return null;
+  await run.reporter.note(`an earlier attempt of checkpoint ${id} did not finish: discarding it`);
+  await ctx.store.discard(found.dir);
+  return null;
+}
+
+/** CRIU writes stats-dump only after a successful dump; at log level >= 3 its log also says so. */
+async function criuFinished(dir: string, data: DumpJobData, ctx: WorkerContext): Promise<boolean> {
+  if (!(await stat(path.join(dir, 'stats-dump')).catch(() => null))) return false;
+  const level = data.criu?.logLevel ?? ctx.config.criu.logLevel;
+  if (level < 3) return true;
+  const log = await readFile(path.join(dir, DUMP_LOG), 'utf8').catch(() => '');
+  return log.includes('Dumping finished successfully');
+}
+
+async function commit(
+  job: Job<DumpJobData>,
+  target: ResolvedTarget,
+  dir: string,
+  durationMs: number,
+  run: JobRun,
+  ctx: WorkerContext,
+  adopted: boolean,
+): Promise<JobResult> {
+  const stats = await readDumpStats(dir);
+  const { attemptStartedAt: _, ...manifestTarget } = target;
+  const manifest: Manifest = {
+    id: job.data.checkpointId,
+    created: new Date().toISOString(),
+    node: ctx.node,
+    target: manifestTarget,
+    criuVersion: await ctx.criuVersion(),
+    options: criuDumpOptions(job.data, ctx),
+    leaveRunning: job.data.leaveRunning,
+    stats: { ...stats },
+    bytes: await ctx.store.sizeOf(dir),
+    durationMs,
+    jobId: job.id!,
+    ...(job.data.scheduleId !== undefined && { scheduleId: job.data.scheduleId }),
+  };
+  await ctx.store.commit(dir, manifest);
+  await catalogue(manifest, run, ctx);
+  run.reporter.progress({ stage: 'done', percent: 100 });
+  return resultOf(manifest, adopted);
+}
+
+/** Adds the checkpoint to the catalog and announces it, unless an earlier attempt did both already. */
+async function catalogue(manifest: Manifest, run: JobRun, ctx: WorkerContext): Promise<void> {
+  const known = await ctx.catalog.get(manifest.id).then(
+    () => true,
+    (err: unknown) => {
+      if (err instanceof CatalogError && err.code === 'ENOTFOUND') return false;
+      throw err;
+    },
+  );
+  if (known) return;
+  await ctx.catalog.add(manifest);
+  await run.reporter.publish('checkpoint.created', {
+    checkpointId: manifest.id,
+    node: manifest.node,
+    host: os.hostname(),
+    pid: manifest.target.pid,
+    bytes: manifest.bytes,
+    durationMs: manifest.durationMs,
+  });
+}
+
+function resultOf(manifest: Manifest, adopted: boolean): JobResult {
+  return {
+    checkpointId: manifest.id,
+    stats: manifest.stats,
+    bytes: manifest.bytes,
+    durationMs: manifest.durationMs,
+    ...(adopted && { adopted: true }),
+  };
+}

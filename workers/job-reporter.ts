@@ -1,0 +1,121 @@
+import type { Job } from 'bullmq';
+import type { EventLog } from '../src/events/event-log.js';
+import type { EventInput, EventName } from '../src/events/types.js';
+import type { JobProgress } from '../src/queue/job-view.js';
+import type { DumpJobData, JobType, RestoreJobData } from '../src/queue/schemas.js';
+
+export interface JobReporterOptions {
+  job: Job;
+  eventLog: EventLog;
+  /** Lines per job.log event at most; more in one batch are counted as dropped (error lines are kept first). */
+  maxLinesPerEvent: number;
+  /** Progress is written at most this often, except when the stage changes. */
+  progressIntervalMs: number;
+}
+
+/**
+ * What one job tells the world while it runs: progress (BullMQ's job progress and job.progress events, throttled),
+ * CRIU's log lines (into BullMQ's job log, in full, and as bounded job.log events) and the job's other events,
+ * each carrying jobId, jobType, scheduleId and target.
+ */
+export class JobReporter {
+  private current: JobProgress = { stage: 'starting', percent: 0, bytesWritten: 0, bytesExpected: 0 };
+  private lastWritten = 0;
+  private pending?: NodeJS.Timeout;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: JobReporterOptions) {}
+
+  get progressNow(): JobProgress {
+    return this.current;
+  }
+
+  async publish(event: EventName, data: Record<string, unknown>): Promise<void> {
+    await this.options.eventLog.publish(jobEvent(this.options.job, event, data));
+  }
+
+  /** A free-form line in the job's log (attempt headers, ckpt's own notes), not sent as an event. */
+  async note(line: string): Promise<void> {
+    await this.options.job.log(line);
+  }
+
+  /** A batch of CRIU log lines: all into the job log, at most maxLinesPerEvent into one job.log event. */
+  async logLines(lines: string[]): Promise<void> {
+    if (!lines.length) return;
+    await this.options.job.log(lines.join('\n'));
+    const max = this.options.maxLinesPerEvent;
+    const sent = lines.length <= max ? lines : pickLines(lines, max);
+    await this.publish('job.log', { lines: sent, dropped: lines.length - sent.length });
+  }
+
+  /**
+   * Merges a progress update. A new stage is written at once; other changes at most every progressIntervalMs
+   * (the latest wins). Percent never goes backwards within a job.
+   */
+  progress(update: Partial<JobProgress>): void {
+    const next = { ...this.current, ...update };
+    next.percent = Math.max(this.current.percent, Math.min(100, Math.round(next.percent)));
+    const stageChanged = next.stage !== this.current.stage;
+    this.current = next;
+    if (stageChanged) {
+      this.writeNow();
+      return;
+    }
+    if (this.pending) return;
+    const wait = Math.max(0, this.lastWritten + this.options.progressIntervalMs - Date.now());
+    this.pending = setTimeout(() => this.writeNow(), wait);
+  }
+
+  /** Writes pending progress and waits for every write so far (call before the job ends). */
+  async flush(): Promise<void> {
+    if (this.pending) this.writeNow();
+    await this.writing;
+  }
+
+  private writeNow(): void {
+    clearTimeout(this.pending);
+    this.pending = undefined;
+    this.lastWritten = Date.now();
+    const snapshot = { ...this.current };
+    // Chained: progress events stay in order even when Redis is slow.
+    this.writing = this.writing.then(async () => {
+      try {
+        await this.options.job.updateProgress(snapshot);
+        await this.publish('job.progress', { ...snapshot });
+      } catch {
+        // Progress is best effort: the job goes on when Redis hiccups.
+      }
+    });
+  }
+}
+
+/**
+ * An event about `job`, with jobId, jobType, scheduleId and target (the target key: a restore's from enqueue time,
+ * a dump's once the worker has resolved it; the job's data holds both, so every event of the job agrees).
+ */
+export function jobEvent(job: Job, event: EventName, data: Record<string, unknown>): EventInput {
+  const target =
+    job.name === 'dump'
+      ? (job.data as DumpJobData).resolved?.key
+      : job.name === 'restore'
+        ? (job.data as RestoreJobData).target
+        : undefined;
+  return {
+    event,
+    jobId: job.id!,
+    jobType: job.name as JobType,
+    scheduleId: (job.data as { scheduleId?: string }).scheduleId,
+    target,
+    data,
+  };
+}
+
+/** `max` lines of a flood, in order: CRIU's error lines first (they explain failures), then the latest lines. */
+function pickLines(lines: string[], max: number): string[] {
+  const keep = new Set<number>();
+  lines.forEach((l, i) => {
+    if (keep.size < max && l.includes('Error (')) keep.add(i);
+  });
+  for (let i = lines.length - 1; i >= 0 && keep.size < max; i--) keep.add(i);
+  return [...keep].sort((a, b) => a - b).map((i) => lines[i]!);
+}

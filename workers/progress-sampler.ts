@@ -1,0 +1,100 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+
+export interface PageBytesSamplerOptions {
+  /** The attempt folder CRIU writes its images into. */
+  imagesDir: string;
+  /** Called with the bytes of page images written so far, after each sample. */
+  onSample: (bytesWritten: number) => void;
+  /** Time between samples. Default 250 ms. */
+  intervalMs?: number;
+}
+
+/**
+ * Measures how far a dump is: the size of CRIU's pages-*.img files (the process memory, by far the biggest part),
+ * sampled a few times a second while CRIU writes them.
+ */
+export class PageBytesSampler {
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+  private stopped = false;
+
+  constructor(private readonly options: PageBytesSamplerOptions) {}
+
+  start(): void {
+    this.schedule();
+  }
+
+  /** Stops sampling; returns the last size measured. */
+  async stop(): Promise<number> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+    return pageBytes(this.options.imagesDir);
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.running = pageBytes(this.options.imagesDir)
+        .then((bytes) => {
+          if (!this.stopped) this.options.onSample(bytes);
+        })
+        .catch(() => undefined)
+        .finally(() => this.schedule());
+    }, this.options.intervalMs ?? 250);
+  }
+}
+
+/** Total size of pages-*.img in `dir` (0 when there are none yet). */
+export async function pageBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!/^pages-\d+\.img$/.test(name)) continue;
+    total += (await stat(path.join(dir, name)).catch(() => null))?.size ?? 0;
+  }
+  return total;
+}
+
+/**
+ * What a dump of `pid`'s tree will write, roughly: the resident memory (smaps_rollup Rss) of the process and all its
+ * descendants, read before the dump. CRIU writes the tree's resident pages; measured here, a 256 MiB Python process
+ * had Rss 262 MiB and pages-1.img of 263 MiB. 0 when unknown.
+ */
+export async function treeRssBytes(pid: number): Promise<number> {
+  let total = 0;
+  const seen = new Set<number>();
+  const queue = [pid];
+  // Bounded by the number of processes; `seen` guards against pid reuse loops.
+  while (queue.length) {
+    const p = queue.shift()!;
+    if (seen.has(p)) continue;
+    seen.add(p);
+    total += await rssBytes(p);
+    queue.push(...(await childrenOf(p)));
+  }
+  return total;
+}
+
+async function rssBytes(pid: number): Promise<number> {
+  const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8').catch(() => '');
+  const kib = /^Rss:\s+(\d+) kB/m.exec(text)?.[1];
+  return kib ? Number(kib) * 1024 : 0;
+}
+
+/** Children of every thread of `pid` (/proc/<pid>/task/<tid>/children). */
+async function childrenOf(pid: number): Promise<number[]> {
+  const tids = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  const out: number[] = [];
+  for (const tid of tids) {
+    const text = await readFile(`/proc/${pid}/task/${tid}/children`, 'utf8').catch(() => '');
+    out.push(...text.split(/\s+/).filter(Boolean).map(Number));
+  }
+  return out;
+}
+
+/** Percent of a dump done: bytes written against bytes expected, held below 100 until the dump has finished. */
+export function dumpPercent(bytesWritten: number, bytesExpected: number): number {
+  if (bytesExpected <= 0) return 0;
+  return Math.min(99, Math.floor((bytesWritten / bytesExpected) * 100));
+}

@@ -1,0 +1,114 @@
+import { chmod, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DelayedError, type Job } from 'bullmq';
+import { readRestoreStats } from '../src/criu/stats.js';
+import type { NotifyScript } from '../src/criu/connection.js';
+import type { JobResult } from '../src/queue/job-view.js';
+import { LeaseSemaphore, type Lease } from '../src/queue/lease-semaphore.js';
+import type { RestoreJobData } from '../src/queue/schemas.js';
+import { CriuLogTailer } from './criu-log-tailer.js';
+import { FinalJobError, RetryableJobError } from './failure.js';
+import { isRunning, waitPidFree } from './proc-wait.js';
+import type { JobRun, WorkerContext } from './worker-context.js';
+
+/** Rough share of a restore done when CRIU reports each stage (restores have no byte count to follow). */
+const RESTORE_STAGE_PERCENT: Partial<Record<NotifyScript, number>> = {
+  'pre-restore': 10,
+  'setup-namespaces': 20,
+  'post-setup-namespaces': 30,
+  'post-restore': 70,
+  'pre-resume': 80,
+  'post-resume': 90,
+};
+
+/** A batch child that found all of its batch's places taken tries again this much later (not counted as an attempt). */
+const BATCH_SLOT_RETRY_MS = 500;
+
+/**
+ * One attempt of a restore job: holds a catalog ref on the checkpoint (so it is not deleted meanwhile) and, for a
+ * batch child, one of the batch's `concurrency` places; waits (bounded) for the checkpoint's pid to be free;
+ * restores with CRIU's log in the checkpoint folder (`restore-<jobId>.log`), followed live; checks the restored
+ * process is still alive a moment later.
+ */
+export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx: WorkerContext): Promise<JobResult> {
+  const { reporter } = run;
+  const cfg = ctx.config.worker;
+  const started = Date.now();
+  const checkpoint = await ctx.catalog.get(job.data.checkpointId);
+  const imagesDir = ctx.store.pathOf(checkpoint);
+  if (!(await stat(imagesDir).catch(() => null))?.isDirectory()) {
+    throw new FinalJobError(
+      `checkpoint ${checkpoint.id}'s images are not on this node (${ctx.node}); it was made on node ${checkpoint.node}`,
+      'EIMAGES_MISSING',
+    );
+  }
+  await ctx.catalog.acquireRef(checkpoint.id, job.id!);
+  let slot: Lease | null = null;
+  try {
+    if (job.data.batch) {
+      slot = await takeBatchSlot(job, run, ctx);
+      if (!slot) {
+        await job.moveToDelayed(Date.now() + BATCH_SLOT_RETRY_MS, run.token);
+        throw new DelayedError();
+      }
+    }
+    const pid = checkpoint.target.pid;
+    reporter.progress({ stage: 'waiting-pid' });
+    const holder = await waitPidFree(pid, cfg.pidFreeTimeoutMs, run.signal);
+    if (holder) {
+      throw new RetryableJobError(
+        'EPID_TAKEN',
+        `pid ${pid} is still taken by "${holder.name}" (state ${holder.state}) after ${cfg.pidFreeTimeoutMs} ms; ` +
+          'is the checkpointed process still running?',
+      );
+    }
+    const logFile = `restore-${job.id}.log`;
+    const tailer = new CriuLogTailer({ file: path.join(imagesDir, logFile), onLines: (lines) => reporter.logLines(lines) });
+    reporter.progress({ stage: 'restoring', percent: 5 });
+    tailer.start();
+    let restoredPid: number;
+    try {
+      const res = await ctx.criu.restore(
+        { imagesDir, ...job.data.criu, logLevel: job.data.criu?.logLevel ?? ctx.config.criu.logLevel, logFile },
+        {
+          signal: run.signal,
+          timeoutMs: ctx.config.criu.timeoutMs,
+          notify: { onStage: (e) => reporter.progress({ stage: e.stage, percent: RESTORE_STAGE_PERCENT[e.stage] ?? 0 }) },
+        },
+      );
+      restoredPid = res.pid;
+      if (res.warning) await reporter.note(`CRIU warning: ${res.warning}`);
+    } finally {
+      await tailer.stop();
+      await chmod(path.join(imagesDir, logFile), 0o600).catch(() => undefined);
+    }
+    reporter.progress({ stage: 'checking', percent: 95 });
+    await sleep(cfg.aliveCheckMs, undefined, { signal: run.signal });
+    if (!(await isRunning(restoredPid))) {
+      throw new FinalJobError(
+        `restored pid ${restoredPid} was no longer running ${cfg.aliveCheckMs} ms after the restore (see the job log)`,
+        'ERESTORED_EXITED',
+      );
+    }
+    const stats = await readRestoreStats(imagesDir);
+    reporter.progress({ stage: 'done', percent: 100 });
+    return { checkpointId: checkpoint.id, restoredPid, stats: { ...stats }, durationMs: Date.now() - started };
+  } finally {
+    await slot?.release();
+    await ctx.catalog.releaseRef(checkpoint.id, job.id!);
+  }
+}
+
+/** One of the batch's places, waiting for one up to busyWaitMs; null when none came free. */
+async function takeBatchSlot(job: Job<RestoreJobData>, run: JobRun, ctx: WorkerContext): Promise<Lease | null> {
+  const batch = job.data.batch!;
+  const slots = new LeaseSemaphore(ctx.redis, {
+    key: ctx.keys.batchSlots(batch.id),
+    capacity: batch.concurrency,
+    leaseMs: ctx.config.worker.targetLeaseMs,
+  });
+  run.reporter.progress({ stage: 'waiting-batch-slot' });
+  const got = await slots.acquire(job.id!, { waitMs: ctx.config.worker.busyWaitMs, signal: run.signal });
+  return got.lease;
+}
