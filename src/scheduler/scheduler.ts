@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import cron, { type ScheduledTask } from 'node-cron';
+import type { ScheduledTask } from 'node-cron';
 import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { ValidationError } from '../common/validation.js';
@@ -13,13 +13,12 @@ import { PolicyError, TargetError } from '../targets/errors.js';
 import type { ProcessInfo } from '../targets/process-info.js';
 import { resolveTarget as resolveTargetDefault } from '../targets/resolve.js';
 import type { TargetSpec } from '../targets/spec.js';
-import { CronExpression } from './cron.js';
+import { CronExpression, startTickTask } from './cron.js';
 import { EventFollower } from './event-follower.js';
 import { Pruner, type RetentionCatalog } from './pruner.js';
 import { ScheduleStoreError, type ScheduleRecord, type ScheduleState, type ScheduleStore } from './schedule-store.js';
 import type { Schedule } from './schema.js';
 import { TickClaims } from './tick-claims.js';
-import { wallTimeAt } from './zoned-time.js';
 
 /** What the scheduler needs from the job queue (src/queue's JobQueue provides it). */
 export interface DumpEnqueuer {
@@ -242,23 +241,7 @@ export class Scheduler {
     }
     this.disarm(id);
     const parsed = CronExpression.parse(expression);
-    const onTick = (date: Date) => {
-      const tickMs = date.getTime();
-      // crontab's either-day rule: node-cron fires on every day of the months, we keep the days that match.
-      if (parsed.eitherDayMatches) {
-        const w = wallTimeAt(tickMs, timezone);
-        if (!parsed.matchesDay(w.year, w.month, w.day)) return;
-      }
-      this.track(this.onTick(id, tickMs, 'cron'));
-    };
-    const task = cron.createTask(parsed.tickPattern, (ctx) => onTick(ctx.date), {
-      timezone,
-      name: `ckpt-schedule-${id}-${randomUUID()}`,
-      logger: nodeCronLogger(this.log),
-    });
-    // A tick node-cron could not run on time (a busy event loop) is still a tick: claim it like any other.
-    task.on('execution:missed', (ctx) => onTick(ctx.date));
-    void task.start();
+    const task = startTickTask(parsed, timezone, (tickMs) => this.track(this.onTick(id, tickMs, 'cron')), nodeCronLogger(this.log));
     this.armed.set(id, { version, cron: parsed, task, schedule: record.schedule });
   }
 

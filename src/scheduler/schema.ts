@@ -12,17 +12,16 @@ export const scheduleIdSchema = z.string().regex(SCHEDULE_ID, 'lower-case letter
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
 /** "7d", "12h", "30m", "45s", "500ms", "1w" (also combined: "1d12h"), or a number of milliseconds. Output: ms. */
-export const durationSchema = z.union([
-  z.number().int().positive(),
-  z.string().transform((text, ctx) => {
-    const ms = parseDuration(text);
+export const durationSchema = z
+  .union([z.number(), z.string()], { error: 'a duration: like 7d, 12h, 30m, 45s, 500ms, 1d12h, or milliseconds' })
+  .transform((value, ctx) => {
+    const ms = typeof value === 'number' ? (Number.isInteger(value) && value > 0 ? value : null) : parseDuration(value);
     if (ms === null) {
-      ctx.addIssue({ code: 'custom', message: `not a duration: "${text}" (like 7d, 12h, 30m, 45s, 500ms, 1d12h, or milliseconds)` });
+      ctx.addIssue({ code: 'custom', message: `not a duration: ${JSON.stringify(value)} (like 7d, 12h, 30m, 45s, 500ms, 1d12h, or milliseconds)` });
       return z.NEVER;
     }
     return ms;
-  }),
-]);
+  });
 
 export function parseDuration(text: string): number | null {
   const s = text.trim().toLowerCase();

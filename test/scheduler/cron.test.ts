@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import cron from 'node-cron';
+import { CronExpression, CronSyntaxError, nextRuns, startTickTask } from '../../src/scheduler/cron.js';
+
+const iso = (ts: number[] | Date[]) => ts.map((t) => new Date(t).toISOString());
+const utc = (s: string) => Date.parse(s);
+
+test('day-of-month and day-of-week both restricted: a day matching either fires (crontab(5))', () => {
+  // The 13th of the month, or any Friday. 2026-01-01 is a Thursday.
+  const runs = nextRuns({ cron: '0 0 13 * 5', timezone: 'UTC' }, 6, utc('2026-01-01T00:00:00Z'));
+  assert.deepEqual(iso(runs), [
+    '2026-01-02T00:00:00.000Z', // Friday
+    '2026-01-09T00:00:00.000Z', // Friday
+    '2026-01-13T00:00:00.000Z', // Tuesday the 13th
+    '2026-01-16T00:00:00.000Z',
+    '2026-01-23T00:00:00.000Z',
+    '2026-01-30T00:00:00.000Z',
+  ]);
+  const c = CronExpression.parse('0 0 13 * 5');
+  assert.equal(c.eitherDayMatches, true);
+  // node-cron gets the time fields only; the day rule is ours.
+  assert.equal(c.tickPattern, '0 0 0 * * *');
+  assert.equal(c.matchesDay(2026, 1, 13), true);
+  assert.equal(c.matchesDay(2026, 1, 16), true);
+  assert.equal(c.matchesDay(2026, 1, 14), false);
+});
+
+test('only one of the day fields restricted: both must match (a * day field matches every day)', () => {
+  assert.deepEqual(iso(nextRuns({ cron: '0 0 13 * *', timezone: 'UTC' }, 2, utc('2026-01-01T00:00:00Z'))), [
+    '2026-01-13T00:00:00.000Z',
+    '2026-02-13T00:00:00.000Z',
+  ]);
+  assert.deepEqual(iso(nextRuns({ cron: '0 0 * * fri', timezone: 'UTC' }, 2, utc('2026-01-01T00:00:00Z'))), [
+    '2026-01-02T00:00:00.000Z',
+    '2026-01-09T00:00:00.000Z',
+  ]);
+  // A day field starting with * counts as unrestricted even with a step (Vixie cron): odd days that are Mondays.
+  const c = CronExpression.parse('0 0 */2 * 1');
+  assert.equal(c.eitherDayMatches, false);
+  assert.deepEqual(iso(c.nextRuns(utc('2026-01-01T00:00:00Z'), 3, 'UTC')), [
+    '2026-01-05T00:00:00.000Z',
+    '2026-01-19T00:00:00.000Z',
+    '2026-02-09T00:00:00.000Z',
+  ]);
+});
+
+test('either-day rule also holds where node-cron would refuse the pair (31st of February or a Monday)', () => {
+  const runs = nextRuns({ cron: '0 12 31 2 mon', timezone: 'UTC' }, 3, utc('2026-01-01T00:00:00Z'));
+  assert.deepEqual(iso(runs), ['2026-02-02T12:00:00.000Z', '2026-02-09T12:00:00.000Z', '2026-02-16T12:00:00.000Z']);
+});
+
+test('where node-cron applies the same rule, our next runs are exactly node-cron\'s', () => {
+  const exprs = ['*/2 * * * * *', '0 0 * * mon-fri', '30 2 * * *', '0 0 1 jan,jul *', '@weekly', '15 */3 1-10 * *', '5 4 * * sun', '7 7 7 * * *'];
+  for (const timezone of ['UTC', 'Europe/Berlin', 'America/New_York', 'Asia/Kolkata']) {
+    for (const e of exprs) {
+      const c = CronExpression.parse(e);
+      const task = cron.createTask(c.tickPattern, () => undefined, { timezone });
+      try {
+        const theirs = task.getNextRuns(6).map((d) => d.getTime());
+        const mine = c.nextRuns(Date.now(), 6, timezone);
+        assert.deepEqual(iso(mine), iso(theirs), `${e} in ${timezone}`);
+      } finally {
+        void task.destroy();
+      }
+    }
+  }
+});
+
+test('run times are read in the schedule time zone, DST gaps skipped', () => {
+  // 09:00 in Berlin is 08:00 UTC in winter, 07:00 in summer.
+  assert.deepEqual(iso(nextRuns({ cron: '0 9 * * *', timezone: 'Europe/Berlin' }, 1, utc('2026-01-10T00:00:00Z'))), ['2026-01-10T08:00:00.000Z']);
+  assert.deepEqual(iso(nextRuns({ cron: '0 9 * * *', timezone: 'Europe/Berlin' }, 1, utc('2026-07-10T00:00:00Z'))), ['2026-07-10T07:00:00.000Z']);
+  // 02:30 does not exist in Berlin on 2026-03-29 (clocks jump 02:00 -> 03:00).
+  assert.deepEqual(iso(nextRuns({ cron: '30 2 * * *', timezone: 'Europe/Berlin' }, 3, utc('2026-03-27T12:00:00Z'))), [
+    '2026-03-28T01:30:00.000Z',
+    '2026-03-30T00:30:00.000Z',
+    '2026-03-31T00:30:00.000Z',
+  ]);
+});
+
+test('prev finds the latest run time before an instant (missed-tick catch-up)', () => {
+  const c = CronExpression.parse('*/2 * * * * *');
+  assert.equal(c.prev(utc('2026-05-01T10:00:03.500Z'), 'UTC'), utc('2026-05-01T10:00:02Z'));
+  assert.equal(c.prev(utc('2026-05-01T10:00:02Z'), 'UTC'), utc('2026-05-01T10:00:00Z'));
+  const fri13 = CronExpression.parse('0 0 13 * 5');
+  assert.equal(fri13.prev(utc('2026-01-15T00:00:00Z'), 'UTC'), utc('2026-01-13T00:00:00Z'));
+  assert.equal(fri13.prev(utc('2026-01-13T00:00:00Z'), 'UTC'), utc('2026-01-09T00:00:00Z'));
+});
+
+test('invalid expressions are refused with the field and the reason', () => {
+  const cases: [string, RegExp][] = [
+    ['60 * * * *', /minute field "60" is not valid \(allowed: 0-59/],
+    ['* 24 * * *', /hour field "24" is not valid/],
+    ['0 0 32 * *', /day-of-month field "32" is not valid/],
+    ['0 0 * 13 *', /month field "13" is not valid/],
+    ['0 0 * * 8', /day-of-week field "8" is not valid/],
+    ['*/0 * * * *', /minute field "\*\/0" is not valid/],
+    ['1 2 3', /expected 5 fields \(minute hour day-of-month month day-of-week\) or 6 \(seconds first\), got 3/],
+    ['* * * * * * *', /got 7/],
+    ['0 0 31 2 *', /day-of-month "31" never occurs in month "2"/],
+    ['0 0 L * *', /L, W and # are not crontab\(5\) syntax/],
+    ['0 0 * * 5#2', /L, W and # are not crontab\(5\) syntax/],
+    ['@reboot', /unknown nickname @reboot/],
+    ['', /empty expression/],
+  ];
+  for (const [expr, message] of cases) {
+    assert.throws(() => CronExpression.parse(expr), (e: unknown) => e instanceof CronSyntaxError && message.test(e.message), expr);
+  }
+});
+
+test('6 fields: seconds first; nicknames expand', () => {
+  assert.deepEqual(iso(nextRuns({ cron: '*/20 * * * * *', timezone: 'UTC' }, 3, utc('2026-01-01T00:00:05Z'))), [
+    '2026-01-01T00:00:20.000Z',
+    '2026-01-01T00:00:40.000Z',
+    '2026-01-01T00:01:00.000Z',
+  ]);
+  assert.deepEqual(iso(nextRuns({ cron: '@hourly', timezone: 'UTC' }, 1, utc('2026-01-01T00:00:05Z'))), ['2026-01-01T01:00:00.000Z']);
+});
+
+test('node-cron drives the ticks: with both day fields restricted it fires on either day, and only then', async (t) => {
+  // Fake clock from Thursday 2026-01-01; node-cron's timers and Date follow it.
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: utc('2026-01-01T00:00:00Z') });
+  const expression = CronExpression.parse('0 0 13 * 5');
+  const fired: number[] = [];
+  const task = startTickTask(expression, 'UTC', (tickMs) => fired.push(tickMs));
+  // node-cron alone, for contrast: it requires both fields (a Friday the 13th: none in January 2026, then Feb 13).
+  const rawFired: number[] = [];
+  const raw = cron.createTask('0 0 13 * 5', (ctx) => void rawFired.push(ctx.date.getTime()), { timezone: 'UTC' });
+  void raw.start();
+  try {
+    for (let hour = 0; hour < 31 * 24; hour++) {
+      t.mock.timers.tick(3600_000);
+      // node-cron calls back from a promise chain: let it run (setImmediate is not mocked).
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    void task.destroy();
+    void raw.destroy();
+  }
+  assert.deepEqual(rawFired, []);
+  assert.deepEqual(iso(fired), iso(expression.nextRuns(utc('2026-01-01T00:00:00Z'), 6, 'UTC')));
+  assert.deepEqual(iso(fired), [
+    '2026-01-02T00:00:00.000Z',
+    '2026-01-09T00:00:00.000Z',
+    '2026-01-13T00:00:00.000Z',
+    '2026-01-16T00:00:00.000Z',
+    '2026-01-23T00:00:00.000Z',
+    '2026-01-30T00:00:00.000Z',
+  ]);
+});
