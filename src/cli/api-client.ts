@@ -3,7 +3,8 @@ import type { ValidationIssue } from '../common/validation.js';
 import type { Checkpoint as CatalogCheckpoint, DeleteResult } from '../catalog/catalog.js';
 import type { BatchRestoreJobInput, DumpJobInput, RestoreJobInput } from '../queue/schemas.js';
 import type { JobProgress, JobResult, JobView } from '../queue/job-view.js';
-import type { ScheduleInput, Schedule as ScheduleConfig } from '../scheduler/schema.js';
+import type { ScheduleInput } from '../scheduler/schema.js';
+import type { RunTime, ScheduleView } from '../scheduler/view.js';
 import type { TargetSpec } from '../targets/spec.js';
 
 /**
@@ -19,15 +20,9 @@ export type RestoreRequest = RestoreJobInput;
 export type RestoreBatchRequest = BatchRestoreJobInput;
 export type CriuOptions = NonNullable<DumpJobInput['criu']>;
 export type ScheduleRequest = ScheduleInput;
-
-/** A schedule as the API shows it: its definition plus its runtime state. */
-export type Schedule = ScheduleConfig & {
-  paused?: boolean;
-  healthy?: boolean;
-  health?: unknown;
-  nextRun?: string | number | null;
-  [key: string]: unknown;
-};
+/** A schedule as the API shows it: its definition, its run-time state and the next run. */
+export type Schedule = ScheduleView;
+export type { RunTime };
 
 export interface ListQuery {
   [key: string]: string | number | undefined;
@@ -137,17 +132,22 @@ export class ApiClient {
     return this.request('POST', '/api/v1/schedules', { body });
   }
 
-  deleteSchedule(id: string): Promise<unknown> {
+  deleteSchedule(id: string): Promise<{ id: string; deleted: boolean }> {
     return this.request('DELETE', `/api/v1/schedules/${enc(id)}`);
   }
 
-  /** pause, resume or trigger a schedule. */
-  scheduleAction(id: string, action: 'pause' | 'resume' | 'trigger'): Promise<Record<string, unknown>> {
-    return this.request('POST', `/api/v1/schedules/${enc(id)}/${action}`);
+  /** pause or resume: the schedule as it is now. */
+  setSchedulePaused(id: string, paused: boolean): Promise<Schedule> {
+    return this.request('POST', `/api/v1/schedules/${enc(id)}/${paused ? 'pause' : 'resume'}`);
   }
 
-  nextRuns(id: string, count?: number): Promise<{ items: (string | number)[] } & Record<string, unknown>> {
-    return this.request('GET', `/api/v1/schedules/${enc(id)}/next-runs`, { query: { count } });
+  /** Enqueues one dump of the schedule's target now. */
+  triggerSchedule(id: string): Promise<{ jobId: string }> {
+    return this.request('POST', `/api/v1/schedules/${enc(id)}/trigger`);
+  }
+
+  nextRuns(id: string, n?: number): Promise<{ id: string; cron: string; timezone: string; items: RunTime[] }> {
+    return this.request('GET', `/api/v1/schedules/${enc(id)}/next-runs`, { query: { n } });
   }
 
   async request<T>(

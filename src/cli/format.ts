@@ -251,31 +251,30 @@ export function checkpointDetails(cp: Checkpoint): string {
 
 export function schedulesTable(items: Schedule[], c: Colors): string {
   return table(
-    ['ID', 'CRON', 'TARGET', 'STATE', 'HEALTH', 'NEXT RUN'],
+    ['ID', 'CRON', 'TARGET', 'STATE', 'HEALTH', 'NEXT RUN', 'LAST JOB'],
     items.map((s) => [
       s.id,
-      s.cron,
+      s.cron + (s.timezone && s.timezone !== 'UTC' ? ` (${s.timezone})` : ''),
       describeTarget(s.target),
       scheduleState(s, c),
       scheduleHealth(s, c),
-      formatTime(s.nextRun as string | number | undefined),
+      formatTime(s.nextRunAt),
+      s.state.lastJobId ?? '',
     ]),
   );
 }
 
 export function scheduleState(s: Schedule, c: Colors): string {
-  if (s.enabled === false) return c.dim('disabled');
-  if (s.paused) return c.yellow('paused');
+  if (!s.enabled) return c.dim('disabled');
+  if (s.state.paused) return c.yellow('paused');
   return c.green('active');
 }
 
 export function scheduleHealth(s: Schedule, c: Colors): string {
-  const h = s.health as { healthy?: boolean; consecutiveFailures?: number; lastError?: string } | string | undefined;
-  const healthy = s.healthy ?? (typeof h === 'object' ? h?.healthy : h === undefined ? undefined : h === 'healthy');
-  if (healthy === undefined) return '-';
-  if (healthy) return c.green('healthy');
-  const failures = typeof h === 'object' && h?.consecutiveFailures ? ` (${h.consecutiveFailures} failures)` : '';
-  return c.red('unhealthy' + failures);
+  if (s.state.healthy) {
+    return s.state.consecutiveFailures ? c.yellow(`healthy (${s.state.consecutiveFailures} failed)`) : c.green('healthy');
+  }
+  return c.red(`unhealthy (${s.state.consecutiveFailures} failures)`);
 }
 
 /** One readable line per feed event, for `ckpt watch`. */

@@ -89,7 +89,7 @@ export function registerScheduleCommands(program: Command): void {
     .action(async function (this: Command, id: string) {
       const ctx = contextOf(this);
       const res = await ctx.client.deleteSchedule(id);
-      if (ctx.json) return ctx.printJson(res ?? { id, deleted: true });
+      if (ctx.json) return ctx.printJson(res);
       ctx.out(`deleted schedule ${id}`);
     });
 
@@ -99,7 +99,7 @@ export function registerScheduleCommands(program: Command): void {
       .description(action === 'pause' ? 'stop firing until resumed' : 'fire again')
       .action(async function (this: Command, id: string) {
         const ctx = contextOf(this);
-        const res = await ctx.client.scheduleAction(id, action);
+        const res = await ctx.client.setSchedulePaused(id, action === 'pause');
         if (ctx.json) return ctx.printJson(res);
         ctx.out(`${action === 'pause' ? 'paused' : 'resumed'} schedule ${id}`);
       });
@@ -112,9 +112,8 @@ export function registerScheduleCommands(program: Command): void {
     .action(async function (this: Command, id: string, flags: { wait?: boolean }) {
       const ctx = contextOf(this);
       await enqueue(ctx, Boolean(flags.wait), async () => {
-        const res = await ctx.client.scheduleAction(id, 'trigger');
-        const jobId = typeof res.jobId === 'string' ? res.jobId : undefined;
-        return { jobIds: jobId ? [jobId] : [], labels: jobId ? { [jobId]: `dump ${jobId} (schedule ${id})` } : {}, response: res };
+        const { jobId } = await ctx.client.triggerSchedule(id);
+        return { jobIds: [jobId], labels: { [jobId]: `dump ${jobId} (schedule ${id})` }, response: { jobId } };
       });
     });
 
@@ -126,7 +125,7 @@ export function registerScheduleCommands(program: Command): void {
       const ctx = contextOf(this);
       const res = await ctx.client.nextRuns(id, flags.count);
       if (ctx.json) return ctx.printJson(res);
-      ctx.out(runsOf(res).map((t) => formatTime(t)).join('\n'));
+      ctx.out(res.items.map((r) => `${r.local} ${res.timezone}  (${r.at})`).join('\n'));
     });
 
   program
@@ -138,27 +137,26 @@ export function registerScheduleCommands(program: Command): void {
 }
 
 async function show(ctx: CliContext, id: string): Promise<void> {
-  const [s, next] = await Promise.all([ctx.client.getSchedule(id), ctx.client.nextRuns(id, 3).catch(() => undefined)]);
+  const [s, next] = await Promise.all([ctx.client.getSchedule(id), ctx.client.nextRuns(id, 3)]);
   if (ctx.json) return ctx.printJson(s);
+  const st = s.state;
   const rows: [string, string][] = [
-    ['id', s.id],
-    ['cron', `${s.cron} (${s.timezone ?? 'UTC'})`],
+    ['id', `${s.id} (from ${s.origin})`],
+    ['cron', `${s.cron} (${s.timezone})`],
     ['target', describeTarget(s.target)],
     ['state', scheduleState(s, ctx.c)],
     ['health', scheduleHealth(s, ctx.c)],
-    ['overlap', s.overlap ?? '-'],
-    ['missed', s.missed ?? '-'],
-    ['stops it', s.leaveRunning === false ? 'yes' : 'no'],
+    ['overlap', s.overlap],
+    ['missed', s.missed],
+    ['stops it', s.leaveRunning ? 'no' : 'yes'],
   ];
   if (s.retention) rows.push(['retention', JSON.stringify(s.retention)]);
   if (s.criu) rows.push(['criu', JSON.stringify(s.criu)]);
-  if (next) rows.push(['next runs', runsOf(next).map((t) => formatTime(t)).join(', ')]);
+  if (s.jitterMs) rows.push(['jitter', `${s.jitterMs} ms`]);
+  if (st.lastFiredAt) rows.push(['last fired', `${formatTime(st.lastFiredAt)}${st.lastJobId ? ` (job ${st.lastJobId})` : ''}`]);
+  if (st.lastCheckpointAt) rows.push(['last ckpt', formatTime(st.lastCheckpointAt)]);
+  if (st.lastFailure) rows.push(['last fail', `${formatTime(st.lastFailure.at)}: ${st.lastFailure.reason}`]);
+  if (st.lastSkip) rows.push(['last skip', `${formatTime(st.lastSkip.at)}: ${st.lastSkip.reason}`]);
+  rows.push(['next runs', next.items.map((r) => r.local).join(', ') || '-']);
   ctx.out(rows.map(([k, v]) => `${(k + ':').padEnd(11)} ${v}`).join('\n'));
-}
-
-/** The run times in a next-runs answer (an array, or the first array in the object). */
-function runsOf(res: unknown): (string | number)[] {
-  if (Array.isArray(res)) return res;
-  const arrays = Object.values((res ?? {}) as Record<string, unknown>).filter(Array.isArray);
-  return (arrays[0] ?? []) as (string | number)[];
 }
