@@ -26,7 +26,7 @@ export interface MetricsOptions {
   countFeedClients?: () => number;
   /** Also export Node's process metrics (RSS, CPU, event loop lag, GC). Default true. */
   defaultMetrics?: boolean;
-  /** Called when collectJobCounts fails (the scrape still succeeds, without job counts). Default: ignored. */
+  /** Called when collectJobCounts fails; the scrape still succeeds, without ckpt_jobs samples. Default: ignored. */
   onError?: (err: Error) => void;
 }
 
@@ -44,7 +44,6 @@ export interface Metrics {
   scheduleLag: Histogram;
   feedClients: Gauge;
   events: Counter<'event'>;
-  jobCountErrors: Counter;
   /** Updates the metrics from a batch of events. */
   observe(events: readonly FeedEvent[]): void;
   /** Observes every event `source` hands out from now on; returns the function that stops it. */
@@ -63,11 +62,6 @@ export function createMetrics(options: MetricsOptions): Metrics {
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
   const registers = [registry];
 
-  const jobCountErrors = new Counter({
-    name: 'ckpt_job_counts_errors_total',
-    help: 'Scrapes where job counts could not be read',
-    registers,
-  });
   const jobs = new Gauge({
     name: 'ckpt_jobs',
     help: 'Jobs by type and state',
@@ -78,7 +72,6 @@ export function createMetrics(options: MetricsOptions): Metrics {
       try {
         for (const row of await options.collectJobCounts()) this.set({ type: row.type, state: row.state }, row.count);
       } catch (err) {
-        jobCountErrors.inc();
         options.onError?.(err as Error);
       }
     },
@@ -164,7 +157,6 @@ export function createMetrics(options: MetricsOptions): Metrics {
     scheduleLag,
     feedClients,
     events,
-    jobCountErrors,
     observe,
     follow: (source) => source.onEvents(observe),
     metricsText: () => registry.metrics(),
