@@ -22,7 +22,7 @@ export interface CliResult {
 
 /** Starts `ckpt <args>`; stdout and stderr are pipes (not a TTY: no bars, no colors). */
 export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  const base = { ...process.env, NO_COLOR: '1' };
+  const base: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
   // The caller's own settings must not leak in.
   for (const k of ['CKPT_URL', 'CKPT_TOKEN', 'FORCE_COLOR']) delete base[k];
   return spawn(process.execPath, [...ckptCommand(), ...args], { cwd: repoRoot(), env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
