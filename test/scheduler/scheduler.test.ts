@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, test, type TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { configSchema, type ConfigInput } from '../../src/config/schema.js';
+import { EventLog } from '../../src/events/event-log.js';
+import { JobQueue } from '../../src/queue/job-queue.js';
+import { ScheduleStore } from '../../src/scheduler/schedule-store.js';
+import { Scheduler, TriggerError } from '../../src/scheduler/scheduler.js';
+import { scheduleSchema, type ScheduleInput } from '../../src/scheduler/schema.js';
+import { TestRedis } from '../helpers/redis.js';
+import { startCounter, type Counter } from '../helpers/targets.js';
+import { allEvents, waitFor } from './harness.js';
+
+// Schedulers in this process (each with its own Redis connections, exactly as in separate processes), the real
+// JobQueue, no worker: jobs stay waiting.
+
+let server: TestRedis;
+let redis: Redis;
+let target: Counter;
+
+before(async () => {
+  server = await TestRedis.start();
+  redis = new Redis(server.url);
+  target = await startCounter();
+});
+after(async () => {
+  await target.kill();
+  redis.disconnect();
+  await server.stop();
+});
+
+function env(t: TestContext, scheduler: ConfigInput['scheduler'] = {}) {
+  const prefix = `s${randomUUID().slice(0, 8)}`;
+  const config = configSchema.parse({
+    node: 'test-node',
+    redis: { url: server.url, prefix },
+    scheduler: { claimLeaseMs: 1000, sweepIntervalMs: 200, eventsLeaseMs: 1000, ...scheduler },
+  });
+  const eventLog = new EventLog(redis, { key: `${prefix}:events` });
+  const store = new ScheduleStore(redis, prefix);
+  const jobs = new JobQueue({ connection: server.url, prefix, node: 'test-node', eventLog, defaults: config.worker });
+  const started: Scheduler[] = [];
+  t.after(async () => {
+    for (const s of started) await s.stop();
+    await jobs.close();
+  });
+  const newScheduler = async () => {
+    const s = new Scheduler({ redis, store, enqueuer: jobs, eventLog, config, logger: pino({ level: 'silent' }) });
+    started.push(s);
+    await s.start();
+    return s;
+  };
+  const create = (input: Partial<ScheduleInput> & { id: string }) =>
+    store.create(scheduleSchema.parse({ cron: '* * * * * *', target: { pid: target.pid }, overlap: 'queue', ...input }));
+  return { config, eventLog, store, jobs, newScheduler, create };
+}
+
+test('missed ticks after every scheduler was down: runOnce enqueues the latest one once, skip reports it', async (t) => {
+  const { eventLog, store, jobs, newScheduler, create } = env(t);
+  await create({ id: 'catch-up', cron: '*/2 * * * * *', missed: 'runOnce' });
+  await create({ id: 'no-catch-up', cron: '*/2 * * * * *', missed: 'skip' });
+  const first = await newScheduler();
+  await waitFor('both schedules to tick', async () => {
+    const states = await store.getStates(['catch-up', 'no-catch-up']);
+    return [...states.values()].every((s) => s.lastTickAt) || null;
+  });
+  await first.stop();
+  const stoppedAt = Date.now();
+  const lastTick = (await store.getState('catch-up')).lastTickAt!;
+  await sleep(5000); // two ticks or more pass with no scheduler
+
+  const restartedAt = Date.now();
+  await newScheduler();
+  const missed = await waitFor('the missed tick to be run', async () =>
+    (await allEvents(eventLog, 'schedule.fired', 'catch-up')).find((e) => e.data.source === 'missed'),
+  );
+  const tick = missed.data.tickAt as number;
+  assert.ok(tick > lastTick && tick > stoppedAt && tick <= restartedAt, 'the latest tick that passed while down');
+  assert.equal(restartedAt - tick < 2000, true, 'it is the latest, not an earlier one');
+  assert.ok(await jobs.getJob(missed.jobId!), 'and it has a job');
+  // Only that one: no jobs for the other ticks that passed while down.
+  const ids = (await jobs.listJobs({ scheduleId: 'catch-up', limit: 100 })).map((j) => Number(j.id.split('-').pop()));
+  assert.deepEqual(ids.filter((x) => x > lastTick && x < restartedAt), [tick]);
+
+  const skipped = await waitFor('the skip policy to report', async () =>
+    (await allEvents(eventLog, 'schedule.skipped', 'no-catch-up')).find((e) => e.data.source === 'missed'),
+  );
+  assert.match(String(skipped.data.reason), /missed while no scheduler was running \(policy skip\)/);
+  const skipIds = (await jobs.listJobs({ scheduleId: 'no-catch-up', limit: 100 })).map((j) => Number(j.id.split('-').pop()));
+  assert.deepEqual(skipIds.filter((x) => x > lastTick && x < restartedAt), [], 'skip: no job for missed ticks');
+});
+
+test('a target that does not resolve: schedule.skipped with the reason, unhealthy after N failures, never disabled', async (t) => {
+  const { eventLog, store, newScheduler, create } = env(t, { unhealthyAfter: 2 });
+  await create({ id: 'ghost', target: { pid: 999_999 } });
+  const scheduler = await newScheduler();
+  await waitFor('3 skipped ticks', async () => (await allEvents(eventLog, 'schedule.skipped', 'ghost')).length >= 3);
+  const skipped = await allEvents(eventLog, 'schedule.skipped', 'ghost');
+  assert.match(String(skipped[0]!.data.reason), /^target: pid 999999: no such process$/);
+  const unhealthy = await allEvents(eventLog, 'schedule.unhealthy', 'ghost');
+  assert.equal(unhealthy.length, 1, 'announced once');
+  assert.equal(unhealthy[0]!.data.consecutiveFailures, 2);
+  const state = await store.getState('ghost');
+  assert.equal(state.unhealthy, true);
+  assert.ok(state.consecutiveFailures >= 3);
+  assert.equal((await store.get('ghost'))!.schedule.enabled, true);
+  assert.deepEqual(scheduler.armedIds(), ['ghost'], 'still ticking');
+});
+
+test('overlap skip: a tick while the previous job still waits gives schedule.skipped, not a second job', async (t) => {
+  const { eventLog, jobs, newScheduler, create } = env(t);
+  await create({ id: 'one-at-a-time', overlap: 'skip' });
+  await newScheduler();
+  await waitFor('2 skipped ticks', async () => (await allEvents(eventLog, 'schedule.skipped', 'one-at-a-time')).length >= 2);
+  const listed = await jobs.listJobs({ scheduleId: 'one-at-a-time', limit: 100 });
+  assert.equal(listed.length, 1, 'no worker runs here: the first job never finishes, so no second one');
+  const skipped = await allEvents(eventLog, 'schedule.skipped', 'one-at-a-time');
+  assert.ok(skipped.every((e) => e.data.reason === 'previous run still active'));
+});
+
+test('changes through the store in another process are picked up; pause, resume, trigger-now', async (t) => {
+  const { eventLog, store, jobs, newScheduler, create } = env(t);
+  const a = await newScheduler();
+  const b = await newScheduler();
+  const armed = (ids: string[]) => waitFor(`armed ${ids}`, async () => [a, b].every((s) => s.armedIds().join() === ids.join()) || null, 5000);
+
+  await create({ id: 'live', cron: '0 0 1 1 *' });
+  await armed(['live']);
+  await store.pause('live');
+  await armed([]);
+  await store.resume('live');
+  await armed(['live']);
+  await store.update(scheduleSchema.parse({ id: 'live', cron: '0 0 1 1 *', target: { pid: target.pid }, enabled: false }));
+  await armed([]);
+  await store.update(scheduleSchema.parse({ id: 'live', cron: '0 0 1 1 *', target: { pid: target.pid } }));
+  await armed(['live']);
+
+  const { jobId } = await a.trigger('live');
+  assert.match(jobId, /^sched-live-manual-[0-9a-f-]{36}$/);
+  const job = await jobs.getJob(jobId);
+  assert.equal(job?.scheduleId, 'live');
+  const fired = await allEvents(eventLog, 'schedule.fired', 'live');
+  assert.equal(fired.length, 1);
+  assert.equal(fired[0]!.data.manual, true);
+  assert.equal((await store.getState('live')).lastJobId, jobId);
+
+  await store.update(scheduleSchema.parse({ id: 'live', cron: '0 0 1 1 *', target: { pid: 999_999 } }));
+  await assert.rejects(a.trigger('live'), (e: unknown) => e instanceof TriggerError && e.code === 'ETARGET_GONE');
+  await assert.rejects(a.trigger('nope'), (e: unknown) => (e as { code?: string }).code === 'ENOTFOUND');
+
+  await store.delete('live');
+  await armed([]);
+});
