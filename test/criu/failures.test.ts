@@ -169,6 +169,34 @@ test('a dump aborted while the tree is frozen: ECRIU_ABORTED; the target is rele
   await assert.rejects(readDumpStats(dir), /does not exist/);
 });
 
+test("a stage handler that throws: CRIU abandons the dump, the request rejects with the handler's error", async (t) => {
+  const criu = await requireCriu(t);
+  if (!criu) return;
+  const { client } = await criuService(criu);
+  const counter = await startCounter();
+  t.after(() => counter.kill());
+  const dir = await tempDir(t);
+  const veto = new Error('not now: a backup is running');
+  const err = await client
+    .dump(
+      { pid: counter.pid, imagesDir: dir, logFile: 'dump.log' },
+      {
+        notify: {
+          onStage: (e) => {
+            if (e.stage === 'post-dump') throw veto;
+          },
+        },
+      },
+    )
+    .catch((e: unknown) => e);
+  assert.equal(err, veto);
+  // post-dump comes after the tree was dumped, before CRIU kills it: refusing it leaves the tree running.
+  const n = counter.read();
+  await waitUntil(() => counter.read() > n, 'the target counts on');
+  assert.equal(counter.alive(), true);
+  await assert.rejects(readDumpStats(dir), /does not exist/);
+});
+
 test('a dump that times out: ECRIU_TIMEOUT, retryable; the target keeps running', async (t) => {
   const criu = await requireCriu(t);
   if (!criu) return;
