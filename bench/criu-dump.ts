@@ -85,7 +85,7 @@ const row = (name: string, xs: Sample[]) => {
   const wall = xs.map((s) => s.wallMs);
   return `${name.padEnd(22)}${fmt(median(wall))}${fmt(Math.min(...wall))}${fmt(Math.max(...wall))}${fmt(median(xs.map((s) => s.frozenMs)))}`;
 };
-const pages = median(samples.client.map((s) => s.pages));
+const pages = Math.round(median(samples.client.map((s) => s.pages)));
 console.log(
   `criu-dump: CRIU ${criu.version}, ${ballastMiB} MiB counter (pid ${target.pid}), ~${pages} pages ` +
     `(${((pages * 4096) / 2 ** 20).toFixed(1)} MiB) written per dump, leave-running, log level ${logLevel}, ` +

@@ -162,8 +162,8 @@ export function parseDumpOptions(input: unknown): DumpOptions {
   return parseOrThrow(dumpOptionsSchema, input, 'CRIU dump options');
 }
 
-export function parseRestoreOptions(input: unknown, subject = 'CRIU restore options'): RestoreOptions {
-  return parseOrThrow(restoreOptionsSchema, input, subject);
+export function parseRestoreOptions(input: unknown): RestoreOptions {
+  return parseOrThrow(restoreOptionsSchema, input, 'CRIU restore options');
 }
 
 export function parsePreDumpSessionOptions(input: unknown): PreDumpSessionOptions {
