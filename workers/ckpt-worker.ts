@@ -36,6 +36,9 @@ export interface CkptWorkerOptions {
 /** Attempt folders whose owner died are removed at start when older than this (younger ones may still be adopted by a retry). */
 const STALE_ATTEMPT_MS = 60 * 60 * 1000;
 
+/** After aborting jobs at the end of the grace period, how long close() waits before cutting Redis connections. */
+const CLOSE_AFTER_ABORT_MS = 10_000;
+
 /**
  * The worker of one node: takes jobs from that node's queue only (config.node), `config.worker.concurrency` at a time,
  * and runs the dump, restore and batch processors. Failed attempts are retried with ckpt's backoff (exponential, with
@@ -122,12 +125,19 @@ export class CkptWorker {
       const abortTimer = setTimeout(() => {
         for (const controller of this.active.values()) controller.abort(new ShutdownAbort());
       }, grace);
+      // With Redis gone, BullMQ's close waits for it forever: past the grace (and time for aborted jobs to hand
+      // themselves back) the connections are cut, which fails whatever still waits.
+      const cutTimer = setTimeout(() => {
+        this.redis.disconnect();
+        this.bullRedis.disconnect();
+      }, grace + CLOSE_AFTER_ABORT_MS);
       try {
         await this.worker?.close();
+        await this.events;
       } finally {
         clearTimeout(abortTimer);
+        clearTimeout(cutTimer);
       }
-      await this.events;
       this.redis.disconnect();
       this.bullRedis.disconnect();
     })();

@@ -189,13 +189,19 @@ export class JobQueue {
   async getJob(id: string): Promise<JobView | null> {
     const node = await this.redis.hget(this.keys.jobNodes, id);
     if (!node) return null;
-    const job = await this.queue(node).getJob(id);
-    if (!job) {
-      // Removed by retention (keepCompleted / keepFailed): forget it in the index too.
-      await this.redis.hdel(this.keys.jobNodes, id);
-      return null;
+    const queue = this.queue(node);
+    // The job's hash and its state are two reads: read the state on both sides so they belong together.
+    for (let tries = 0; ; tries++) {
+      const before = await queue.getJobState(id);
+      const job = await queue.getJob(id);
+      if (!job) {
+        // Removed by retention (keepCompleted / keepFailed): forget it in the index too.
+        await this.redis.hdel(this.keys.jobNodes, id);
+        return null;
+      }
+      const after = await queue.getJobState(id);
+      if (before === after || tries >= 5) return toJobView(job, after, node);
     }
-    return toJobView(job, await job.getState(), node);
   }
 
   /** Jobs of every node, newest first. */

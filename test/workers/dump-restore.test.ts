@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { manifestSchema } from '../../src/catalog/manifest.js';
+import { isAlive, killAndReap, startCounter, waitGone } from '../helpers/targets.js';
+import { startHarness } from './harness.js';
+
+test('dump through the queue makes a catalogued checkpoint; restore brings the process back and it keeps counting', async (t) => {
+  const h = await startHarness(t);
+  if (!h) return;
+  await h.startWorker();
+  const target = await startCounter(16);
+  t.after(() => target.kill());
+
+  const { jobId, node } = await h.queue.enqueueDump({ target: { pid: target.pid } });
+  assert.equal(node, 'node-a');
+  const dump = await h.waitFinished(jobId);
+  assert.equal(dump.state, 'completed', dump.failedReason);
+  assert.equal(dump.attemptsMade, 1, JSON.stringify(dump));
+  assert.equal(dump.progress.percent, 100);
+  const checkpointId = dump.result!.checkpointId!;
+  assert.ok(target.alive(), 'leaveRunning is the default: the target keeps running');
+
+  // Catalogued, with a valid manifest and CRIU's stats, in <root>/<target key>/<id>/.
+  const [listed] = await h.catalog.list({ target: `python3-${target.pid}` });
+  assert.equal(listed?.id, checkpointId);
+  const dir = h.store.pathOf(listed!);
+  const manifest = manifestSchema.parse(JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')));
+  assert.equal(manifest.jobId, jobId);
+  assert.equal(manifest.target.pid, target.pid);
+  assert.equal(manifest.node, 'node-a');
+  assert.ok((manifest.stats as { pagesWritten: number }).pagesWritten > 16 * 256, 'at least the ballast was written');
+  assert.ok(manifest.bytes > 16 * 1024 * 1024);
+  assert.match(await readFile(path.join(dir, 'dump.log'), 'utf8'), /Dumping finished successfully/);
+  assert.match((await h.queue.getJobLog(jobId))!, /Dumping finished successfully/);
+
+  // Events of the dump, in order, each once.
+  const names = (await h.eventsOf(jobId)).map((e) => e.event);
+  assert.equal(names[0], 'job.waiting');
+  assert.equal(names[1], 'job.active');
+  assert.equal(names.at(-1), 'job.completed');
+  assert.equal(names.filter((n) => n === 'checkpoint.created').length, 1);
+  assert.ok(names.includes('job.progress') && names.includes('job.log'));
+  assert.ok(names.indexOf('checkpoint.created') < names.indexOf('job.completed'));
+
+  // Restore: the process is gone first (its pid must be free).
+  const dumpedCount = target.read();
+  await killAndReap(target.pid); // keeps its folder: the restored process writes there again
+  await waitGone(target.pid);
+  const restore = await h.queue.enqueueRestore({ checkpointId });
+  const restored = await h.waitFinished(restore.jobId);
+  assert.equal(restored.state, 'completed', restored.failedReason);
+  assert.equal(restored.result!.restoredPid, target.pid);
+  assert.ok(isAlive(target.pid));
+  const before = target.read();
+  assert.ok(before >= dumpedCount);
+  await sleep(200);
+  assert.ok(target.read() > before, 'the restored counter goes on');
+  assert.deepEqual(await h.catalog.refs(checkpointId), [], 'the restore released its ref');
+});
