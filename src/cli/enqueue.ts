@@ -7,7 +7,8 @@ import { createProgressView } from './progress-view.js';
 
 export interface Enqueued {
   jobIds: string[];
-  labels: Record<string, string>;
+  /** Per job: its type and what it works on ("pid 42", a checkpoint id), to name it while it runs. */
+  jobs: Record<string, { type: string; what: string }>;
   /** What the API answered, printed as is without --wait. */
   response: Record<string, unknown>;
   batchId?: string;
@@ -21,7 +22,7 @@ export async function enqueue(ctx: CliContext, wait: boolean, doEnqueue: () => P
   if (!wait) {
     const e = await doEnqueue();
     if (ctx.json) return ctx.printJson(e.response);
-    for (const id of e.jobIds) ctx.out(`queued ${e.labels[id] ?? id}`);
+    for (const id of e.jobIds) ctx.out(queuedLine(e, id));
     return;
   }
   const view = createProgressView(ctx.json ? 'none' : ctx.interactive ? 'bars' : 'lines', process.stderr, ctx.cErr);
@@ -42,7 +43,9 @@ export async function enqueue(ctx: CliContext, wait: boolean, doEnqueue: () => P
   process.once('SIGINT', onInterrupt);
   let outcomes: JobOutcome[];
   try {
-    outcomes = await watcher.wait(e.jobIds, e.labels);
+    for (const id of e.jobIds) view.log(queuedLine(e, id));
+    const labels = Object.fromEntries(e.jobIds.map((id) => [id, `${e.jobs[id]?.type ?? 'job'} ${e.jobs[id]?.what ?? id}`]));
+    outcomes = await watcher.wait(e.jobIds, labels);
   } finally {
     process.off('SIGINT', onInterrupt);
   }
@@ -59,6 +62,11 @@ export async function enqueue(ctx: CliContext, wait: boolean, doEnqueue: () => P
     if (e.batchId) ctx.out(`batch ${e.batchId}: ${outcomes.length - 1 - failed.filter((o) => o.id !== e.batchId).length} of ${outcomes.length - 1} restored`);
   }
   if (failed.length) process.exitCode = EXIT.failed;
+}
+
+function queuedLine(e: Enqueued, id: string): string {
+  const j = e.jobs[id];
+  return j ? `queued ${j.type} job ${id}: ${j.what}` : `queued job ${id}`;
 }
 
 /** What a finished job did, in a few lines: a dump's checkpoint, frozen time, pages and bytes; a restore's pid. */

@@ -101,7 +101,7 @@ export function describeProgress(p: Partial<JobProgress>): string {
   const parts: string[] = [];
   if (p.stage) parts.push(p.stage);
   if (typeof p.percent === 'number') parts.push(`${Math.round(p.percent)}%`);
-  if (typeof p.bytesWritten === 'number' || typeof p.bytesExpected === 'number') {
+  if (p.bytesWritten || p.bytesExpected) {
     parts.push(`${formatMiB(p.bytesWritten)}/${formatMiB(p.bytesExpected)} MiB`);
   }
   return parts.join(' ');
@@ -277,8 +277,8 @@ export function scheduleHealth(s: Schedule, c: Colors): string {
   return c.red(`unhealthy (${s.state.consecutiveFailures} failures)`);
 }
 
-/** One readable line per feed event, for `ckpt watch`. */
-export function formatEvent(e: FeedEventMessage, c: Colors): string {
+/** One readable line per feed event, for `ckpt watch`; CRIU's log lines only with `logLines` (else their count). */
+export function formatEvent(e: FeedEventMessage, c: Colors, logLines = false): string {
   const d = e.data ?? {};
   const name = e.event.padEnd(18);
   const coloredName = e.event.endsWith('failed') || e.event.endsWith('unhealthy')
@@ -291,17 +291,19 @@ export function formatEvent(e: FeedEventMessage, c: Colors): string {
           ? c.dim(name)
           : c.cyan(name);
   const subject = e.jobId ? `${e.jobType ?? 'job'} ${e.jobId}` : e.scheduleId ? `schedule ${e.scheduleId}` : '';
-  return [c.dim(formatClock(e.ts)), coloredName, subject, describeEventData(e)].filter(Boolean).join(' ').trimEnd();
+  return [c.dim(formatClock(e.ts)), coloredName, subject, describeEventData(e, logLines)].filter(Boolean).join(' ').trimEnd();
 }
 
-function describeEventData(e: FeedEventMessage): string {
+function describeEventData(e: FeedEventMessage, logLines: boolean): string {
   const d = e.data ?? {};
   switch (e.event) {
     case 'job.progress':
       return describeProgress(d as JobProgress);
     case 'job.log': {
       const lines: string[] = Array.isArray(d.lines) ? d.lines : [];
-      return lines.length === 1 ? lines[0]! : `${lines.length} lines\n` + lines.map((l) => `    ${l}`).join('\n');
+      const count = lines.length + (d.dropped ?? 0);
+      const summary = `${count} log line${count === 1 ? '' : 's'}${d.dropped ? ` (${d.dropped} not sent live)` : ''}`;
+      return logLines ? [summary, ...lines.map((l) => `    ${l}`)].join('\n') : summary;
     }
     case 'job.completed':
       return describeResult(e.jobType, d.result);

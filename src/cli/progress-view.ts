@@ -31,7 +31,8 @@ function barsView(stream: NodeJS.WriteStream): ProgressView {
     {
       stream,
       format: '{label} {state} |{bar}| {percentage}% {stage} {bytes}',
-      barsize: 30,
+      // What is left of the line after label, state, stage and bytes (about 60 columns).
+      barsize: Math.max(10, Math.min(40, (stream.columns ?? 100) - 62)),
       hideCursor: true,
       clearOnComplete: false,
       stopOnComplete: false,
@@ -45,10 +46,7 @@ function barsView(stream: NodeJS.WriteStream): ProgressView {
     label: s.label,
     state: s.state.padEnd(9),
     stage: s.progress.stage ?? '',
-    bytes:
-      s.progress.bytesWritten !== undefined || s.progress.bytesExpected !== undefined
-        ? `${formatMiB(s.progress.bytesWritten)}/${formatMiB(s.progress.bytesExpected)} MiB`
-        : '',
+    bytes: s.progress.bytesWritten || s.progress.bytesExpected ? `${formatMiB(s.progress.bytesWritten)}/${formatMiB(s.progress.bytesExpected)} MiB` : '',
   });
   return {
     add(jobId, label) {
@@ -79,7 +77,7 @@ function barsView(stream: NodeJS.WriteStream): ProgressView {
 /** Plain lines for logs and pipes: one when a job changes state or stage. */
 function linesView(stream: NodeJS.WriteStream, c: Colors): ProgressView {
   const jobs = new Map<string, Shown>();
-  const write = (s: Shown, text: string) => stream.write(`${c.dim(s.label)} ${text}\n`);
+  const write = (s: Shown, text: string) => stream.write(`${c.dim(s.label + ':')} ${text}\n`);
   return {
     add(jobId, label) {
       jobs.set(jobId, { label, state: 'queued', progress: {} });

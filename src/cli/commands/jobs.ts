@@ -34,7 +34,7 @@ export function registerJobCommands(program: Command): void {
     const body = dumpRequestFrom(flags);
     await enqueue(ctx, Boolean(flags.wait), async () => {
       const { jobId } = await ctx.client.createDump(body);
-      return { jobIds: [jobId], labels: { [jobId]: `dump ${jobId} (${describeTarget(body.target)})` }, response: { jobId } };
+      return { jobIds: [jobId], jobs: { [jobId]: { type: 'dump', what: describeTarget(body.target) } }, response: { jobId } };
     });
   });
 
@@ -50,7 +50,7 @@ export function registerJobCommands(program: Command): void {
     if (criu) body.criu = criu;
     await enqueue(ctx, Boolean(flags.wait), async () => {
       const { jobId } = await ctx.client.createRestore(body);
-      return { jobIds: [jobId], labels: { [jobId]: `restore ${jobId}` }, response: { jobId } };
+      return { jobIds: [jobId], jobs: { [jobId]: { type: 'restore', what: checkpointId } }, response: { jobId } };
     });
   });
 
@@ -63,9 +63,14 @@ export function registerJobCommands(program: Command): void {
       const ctx = contextOf(this);
       await enqueue(ctx, Boolean(flags.wait), async () => {
         const r = await ctx.client.createRestoreBatch({ checkpointIds, ...(flags.concurrency !== undefined ? { concurrency: flags.concurrency } : {}) });
-        const labels = Object.fromEntries(r.jobIds.map((id, i) => [id, `restore ${id} (${checkpointIds[i] ?? '?'})`]));
+        const jobs = Object.fromEntries(r.jobIds.map((id, i) => [id, { type: 'restore', what: checkpointIds[i] ?? '?' }]));
         // The batch (parent) job ends after its children; waiting for it too gives its result, which lists every child.
-        return { jobIds: [...r.jobIds, r.batchId], labels: { ...labels, [r.batchId]: `batch ${r.batchId}` }, response: r, batchId: r.batchId };
+        return {
+          jobIds: [...r.jobIds, r.batchId],
+          jobs: { ...jobs, [r.batchId]: { type: 'batch', what: `${checkpointIds.length} checkpoints` } },
+          response: r,
+          batchId: r.batchId,
+        };
       });
     });
 

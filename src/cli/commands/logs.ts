@@ -1,30 +1,62 @@
 import type { Job } from '../api-client.js';
 import type { CliContext } from '../context.js';
 import { EXIT } from '../errors.js';
-import type { FeedEventMessage } from '../feed-client.js';
 
 /** Allowance for clocks: event ids are stamped by Redis, the job's createdAt by the host that enqueued it. */
 const CLOCK_SKEW_MS = 60_000;
 
 /**
- * `ckpt logs --follow`: the job's log lines as the feed carries them (job.log events), from its start until it ends.
- * Event ids are "<ms>-<seq>" on Redis' clock, so subscribing with `since` a little before the job was made replays every
- * line it logged so far, exactly once, and then goes live; the filter keeps only this job's events.
- * If that history was trimmed already (a `reset`), the log file is printed instead, and live lines follow it.
- * Ends with exit code 0 when the job completed, 1 when it failed.
+ * `ckpt logs --follow`: the job's whole CRIU log, live, until the job ends (exit 0 when it completed, 1 when it failed).
+ *
+ * The feed's job.log events say when new lines exist, but carry a bounded sample of them (a fast CRIU writes
+ * thousands of lines a second); the job log behind GET /jobs/:id/log holds every line and only grows. So each event
+ * (coalesced while a fetch runs) fetches the log and prints the lines after those already printed: complete, in order,
+ * never twice. The subscription replays from a little before the job was made (event ids are "<ms>-<seq>"), so an
+ * end that happened before we subscribed is still seen.
  */
 export function followJobLog(ctx: CliContext, job: Job): Promise<void> {
-  const since = `${Math.max(0, job.createdAt - CLOCK_SKEW_MS)}-0`;
-  const printLines = (lines: string[]) => {
-    if (!lines.length) return;
-    if (ctx.json) ctx.out(JSON.stringify({ jobId: job.id, lines }));
-    else ctx.out(lines.join('\n'));
+  let printed = 0;
+  let fetching: Promise<void> | undefined;
+  let again = false;
+
+  const printNew = async () => {
+    const text = await ctx.client.getJobLog(job.id);
+    const lines = text.endsWith('\n') ? text.slice(0, -1).split('\n') : text ? text.split('\n') : [];
+    const fresh = lines.slice(printed);
+    printed = lines.length;
+    if (!fresh.length) return;
+    ctx.out(ctx.json ? JSON.stringify({ jobId: job.id, lines: fresh }) : fresh.join('\n'));
   };
+  /** One fetch at a time; events during it ask for one more afterwards. */
+  const refresh = (): Promise<void> => {
+    if (fetching) {
+      again = true;
+      return fetching;
+    }
+    fetching = printNew().finally(() => {
+      fetching = undefined;
+      if (again) {
+        again = false;
+        void refresh();
+      }
+    });
+    return fetching;
+  };
+
   return new Promise<void>((resolve, reject) => {
-    const end = (e: FeedEventMessage) => {
+    let ended = false;
+    const end = async (failedReason: string | undefined) => {
+      if (ended) return;
+      ended = true;
       feed.close();
-      if (e.event === 'job.failed') {
-        ctx.err(`ckpt: ${job.type} job ${job.id} failed: ${String(e.data.reason ?? '').split('\n')[0]}`);
+      try {
+        while (fetching) await fetching;
+        await printNew();
+      } catch (err) {
+        return reject(err);
+      }
+      if (failedReason !== undefined) {
+        ctx.err(`ckpt: ${job.type} job ${job.id} failed: ${failedReason.split('\n')[0]}`);
         process.exitCode = EXIT.failed;
       } else {
         ctx.err(`${job.type} job ${job.id} completed`);
@@ -34,17 +66,26 @@ export function followJobLog(ctx: CliContext, job: Job): Promise<void> {
     const feed = ctx.feed({
       channels: ['job'],
       filter: { jobId: job.id },
-      since,
+      since: `${Math.max(0, job.createdAt - CLOCK_SKEW_MS)}-0`,
       onEvent: (e) => {
-        if (e.event === 'job.log') printLines(Array.isArray(e.data.lines) ? e.data.lines.map(String) : []);
-        else if (e.event === 'job.completed' || (e.event === 'job.failed' && e.data.final !== false)) end(e);
+        if (e.event === 'job.log') refresh().catch(reject);
+        else if (e.event === 'job.completed') void end(undefined);
+        else if (e.event === 'job.failed' && e.data.final !== false) void end(String(e.data.reason ?? ''));
       },
+      // The history since the job began is gone: whether it has ended meanwhile, only the API can say.
       onReset: () => {
-        ctx.client.getJobLog(job.id).then((text) => printLines(text.split('\n').filter(Boolean)), reject);
+        ctx.client.getJob(job.id).then((j) => {
+          if (j.state === 'completed') void end(undefined);
+          else if (j.state === 'failed') void end(j.failedReason ?? '');
+          else void refresh();
+        }, reject);
       },
       onServerError: (err) => ctx.err(`ckpt: feed: ${err.message}`),
       onGiveUp: reject,
     });
-    feed.start().catch(reject);
+    feed
+      .start()
+      .then(() => refresh())
+      .catch(reject);
   });
 }

@@ -113,7 +113,7 @@ export function registerScheduleCommands(program: Command): void {
       const ctx = contextOf(this);
       await enqueue(ctx, Boolean(flags.wait), async () => {
         const { jobId } = await ctx.client.triggerSchedule(id);
-        return { jobIds: [jobId], labels: { [jobId]: `dump ${jobId} (schedule ${id})` }, response: { jobId } };
+        return { jobIds: [jobId], jobs: { [jobId]: { type: 'dump', what: `schedule ${id}` } }, response: { jobId } };
       });
     });
 

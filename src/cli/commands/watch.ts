@@ -12,6 +12,7 @@ interface WatchFlags {
   type?: 'dump' | 'restore' | 'restore-batch';
   channel?: Channel[];
   since?: string;
+  logs?: boolean;
 }
 
 /**
@@ -28,6 +29,7 @@ export function registerWatchCommand(program: Command): void {
     .addOption(new Option('--type <type>', 'only this job type').choices(['dump', 'restore', 'restore-batch']))
     .addOption(new Option('--channel <name...>', 'only these channels').choices([...CHANNELS]))
     .option('--since <eventId>', 'replay the events after this id first')
+    .option('--logs', "print CRIU's log lines as they come (default: only how many)")
     .action(async function (this: Command, flags: WatchFlags) {
       const ctx = contextOf(this);
       const filter: FeedFilter = {};
@@ -39,7 +41,7 @@ export function registerWatchCommand(program: Command): void {
         channels: flags.channel ?? CHANNELS,
         filter,
         since: flags.since,
-        onEvent: (e) => ctx.out(ctx.json ? JSON.stringify(e) : formatEvent(e, ctx.c)),
+        onEvent: (e) => ctx.out(ctx.json ? JSON.stringify(e) : formatEvent(e, ctx.c, Boolean(flags.logs))),
         onReset: () => {
           if (ctx.json) ctx.out(JSON.stringify({ type: 'reset' }));
           else ctx.err(ctx.cErr.yellow('feed: the events since then are no longer kept; the current state follows'));

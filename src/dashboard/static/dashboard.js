@@ -4,7 +4,6 @@
 
 const MAX_JOBS = 100;
 const MAX_EVENTS = 200;
-const MAX_LOG_LINES = 5000;
 const TERMINAL = new Set(['completed', 'failed']);
 
 // ---- token: from ?token= once, then kept for this tab only and removed from the address bar (and from history).
@@ -27,8 +26,8 @@ const state = {
   /** Id of the last event applied: the `since` of the next subscription. */
   lastEventId: null,
   selectedJobId: null,
-  /** id -> log lines seen in job.log events; `complete` when the job was followed from its start. */
-  logs: new Map(),
+  /** The selected job's CRIU log as the API has it (every line; the feed only carries a sample of a fast log). */
+  logText: '',
 };
 
 const $ = (id) => document.getElementById(id);
@@ -141,6 +140,8 @@ function el(tag, attrs = {}, ...children) {
   for (const c of children) if (c !== null && c !== undefined) node.append(c);
   return node;
 }
+/** UUID job ids are long; the first 8 characters tell them apart in a list (the full id is the tooltip). */
+const shortId = (id) => (/^[0-9a-f]{8}-[0-9a-f-]{27}$/.test(id) ? `${id.slice(0, 8)}…` : id);
 const td = (text, cls) => el('td', { class: cls, text: text === undefined || text === null ? '' : String(text) });
 const badge = (text, cls) => el('span', { class: `badge ${cls || text}`, text });
 
@@ -180,7 +181,7 @@ function renderJobs() {
     const tr = el(
       'tr',
       { 'data-job-id': j.id, 'data-state': j.state, class: j.id === state.selectedJobId ? 'selected' : '', onclick: () => selectJob(j.id) },
-      td(j.id, 'mono'),
+      el('td', { class: 'mono', title: j.id, text: shortId(j.id) }),
       td(j.type),
       td(jobTarget(j), 'mono'),
       el('td', {}, badge(shownState)),
@@ -189,7 +190,7 @@ function renderJobs() {
       td(p.bytesExpected || p.bytesWritten ? `${mib(p.bytesWritten)} / ${mib(p.bytesExpected)}` : ''),
       td(j.attemptsMade || 0),
       td(time(j.createdAt)),
-      j.state === 'failed' ? td(j.failedReason || '', 'reason') : td(resultText(j), 'result'),
+      el('td', {}, el('div', { class: j.state === 'failed' ? 'reason' : 'result', text: j.state === 'failed' ? j.failedReason || '' : resultText(j) })),
     );
     return tr;
   });
@@ -207,7 +208,7 @@ function renderCheckpoints() {
       'tr',
       { 'data-checkpoint-id': cp.id },
       td(cp.id, 'mono'),
-      td(cp.target ? `${cp.target.key} (pid ${cp.target.pid})` : '-', 'mono'),
+      el('td', { class: 'mono', title: cp.target ? cp.target.cmdline : '', text: cp.target ? cp.target.key : '-' }),
       td(time(cp.created)),
       td(bytes(cp.bytes)),
       el('td', {}, cp.pinned ? badge('pinned', 'active') : null),
@@ -266,10 +267,9 @@ function renderLog() {
   $('log-card').hidden = !id;
   if (!id) return;
   $('log-job').textContent = `job ${id}`;
-  const log = state.logs.get(id);
   const pre = $('log');
   const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-  pre.textContent = log ? log.lines.join('\n') : 'loading…';
+  pre.textContent = state.logText;
   if (atBottom) pre.scrollTop = pre.scrollHeight;
 }
 
@@ -296,6 +296,7 @@ function addEventLine(e) {
     el('li', { 'data-event': e.event }, el('span', { class: 't', text: time(e.ts) }), el('span', { class: `n ${kind}`, text: e.event }), el('span', { text: `${subject} ${text}`.trim() })),
   );
   while (list.childElementCount > MAX_EVENTS) list.lastElementChild.remove();
+  $('events-empty').hidden = true;
 }
 
 // ---- state from the API
@@ -382,7 +383,6 @@ function applyEvent(e) {
     switch (e.event) {
       case 'job.waiting':
         if (!TERMINAL.has(j.state)) j.state = 'waiting';
-        if (!state.logs.has(j.id)) state.logs.set(j.id, { lines: [], complete: true });
         break;
       case 'job.active':
         if (!TERMINAL.has(j.state)) j.state = 'active';
@@ -414,17 +414,16 @@ function applyEvent(e) {
         j.finishedAt = e.ts;
         j.progress = { ...(j.progress || {}), percent: 100 };
         break;
-      case 'job.log': {
-        const log = state.logs.get(j.id);
-        if (log) {
-          log.lines.push(...(d.lines || []));
-          if (log.lines.length > MAX_LOG_LINES) log.lines.splice(0, log.lines.length - MAX_LOG_LINES);
-          if (j.id === state.selectedJobId) render('log');
-        }
+      case 'job.log':
+        if (j.id === state.selectedJobId) refreshLog();
         break;
-      }
       default:
         break;
+    }
+    // The final view (attempts, finish time) is the API's.
+    if (TERMINAL.has(j.state) && (e.event === 'job.completed' || e.event === 'job.failed')) {
+      fetchJob(j.id);
+      if (j.id === state.selectedJobId) refreshLog();
     }
     render('jobs');
   }
@@ -536,25 +535,45 @@ async function restore(checkpointId) {
 function placeholder(jobId, type, data) {
   if (!state.jobs.has(jobId)) {
     state.jobs.set(jobId, { id: jobId, type, state: 'waiting', data, progress: { stage: 'queued', percent: 0 }, attemptsMade: 0, createdAt: Date.now() });
-    state.logs.set(jobId, state.logs.get(jobId) || { lines: [], complete: true });
   }
   fetchJob(jobId);
   render('jobs');
 }
 
-async function selectJob(id) {
+function selectJob(id) {
+  if (state.selectedJobId !== id) state.logText = 'loading…';
   state.selectedJobId = id;
   render('jobs', 'log');
-  const known = state.logs.get(id);
-  if (known && known.complete) return;
-  // Not followed from its start: take the log file, then lines from new events are appended to it.
-  try {
-    const text = await api('GET', `/api/v1/jobs/${encodeURIComponent(id)}/log`);
-    state.logs.set(id, { lines: String(text).split('\n').filter((l, i, all) => l || i < all.length - 1), complete: true });
-  } catch (err) {
-    state.logs.set(id, { lines: [`(no log: ${err.message})`], complete: false });
+  refreshLog();
+}
+
+/** Fetches the selected job's log; one fetch at a time, and one more if lines came meanwhile. */
+let logFetch = null;
+let logAgain = false;
+function refreshLog() {
+  if (logFetch) {
+    logAgain = true;
+    return;
   }
-  render('log');
+  const id = state.selectedJobId;
+  if (!id) return;
+  logFetch = api('GET', `/api/v1/jobs/${encodeURIComponent(id)}/log`)
+    .then(
+      (text) => {
+        if (state.selectedJobId === id) state.logText = String(text) || '(nothing logged yet)';
+      },
+      (err) => {
+        if (state.selectedJobId === id) state.logText = `(no log: ${err.message})`;
+      },
+    )
+    .finally(() => {
+      logFetch = null;
+      render('log');
+      if (logAgain) {
+        logAgain = false;
+        refreshLog();
+      }
+    });
 }
 
 $('dump-form').addEventListener('submit', async (ev) => {
