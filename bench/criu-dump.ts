@@ -71,6 +71,7 @@ try {
   }
 } finally {
   await target.kill();
+  await rm(target.dir, { recursive: true, force: true });
   await service.cleanup();
   await rm(work, { recursive: true, force: true });
 }

@@ -4,8 +4,8 @@ import { test, type TestContext } from 'node:test';
 import { Command } from 'commander';
 import { registerCriuCommands } from '../../src/cli/commands/criu.js';
 import { requireCriu } from '../helpers/criu.js';
-import { startCounter, waitGone } from '../helpers/targets.js';
-import { tempDir, useCriuService } from './support.js';
+import { waitGone } from '../helpers/targets.js';
+import { counterFor, tempDir, useCriuService } from './support.js';
 
 const criuService = useCriuService();
 
@@ -46,8 +46,7 @@ test('ckpt criu dump --leave-running prints the stages as they come, then the re
   const criu = await requireCriu(t);
   if (!criu) return;
   const { socketPath } = await criuService(criu);
-  const counter = await startCounter();
-  t.after(() => counter.kill());
+  const counter = await counterFor(t);
   const dir = await tempDir(t);
   const { out, err, exitCode } = await ckpt(
     t,
@@ -72,8 +71,7 @@ test('ckpt criu restore failure: one line on stderr, exit 1, --json error object
   const criu = await requireCriu(t);
   if (!criu) return;
   const { socketPath } = await criuService(criu);
-  const counter = await startCounter();
-  t.after(() => counter.kill());
+  const counter = await counterFor(t);
   const dir = await tempDir(t);
   const dump = await ckpt(t, 'criu', 'dump', '--pid', String(counter.pid), '--dir', dir, '--leave-running', '--socket', socketPath);
   assert.equal(dump.exitCode, 0, dump.err.join('\n'));
@@ -97,8 +95,7 @@ test('ckpt criu restore failure: one line on stderr, exit 1, --json error object
 test('without --socket: a private CRIU service for the command; dump kills, restore brings it back', async (t) => {
   const criu = await requireCriu(t);
   if (!criu) return;
-  const counter = await startCounter();
-  t.after(() => counter.kill());
+  const counter = await counterFor(t);
   const dir = await tempDir(t);
   const saved = process.env.CKPT_CRIU_SOCKET;
   delete process.env.CKPT_CRIU_SOCKET;

@@ -16,8 +16,8 @@ import {
   type StageEvent,
 } from '../../src/criu/index.js';
 import { requireCriu } from '../helpers/criu.js';
-import { isAlive, killAndReap, startCounter, waitGone } from '../helpers/targets.js';
-import { tempDir, useCriuService, waitUntil } from './support.js';
+import { isAlive, killAndReap, waitGone } from '../helpers/targets.js';
+import { counterFor, tempDir, useCriuService, waitUntil } from './support.js';
 
 const criuService = useCriuService();
 
@@ -35,8 +35,7 @@ test('a counter dumped without leaveRunning is gone; restored, the same pid coun
   const criu = await requireCriu(t);
   if (!criu) return;
   const { client } = await criuService(criu);
-  const counter = await startCounter();
-  t.after(() => counter.kill());
+  const counter = await counterFor(t);
   const dir = await tempDir(t);
   await waitUntil(() => counter.read() >= 10, 'the counter reached 10');
 
@@ -69,8 +68,7 @@ test('leaveRunning keeps the process running and counting', async (t) => {
   const criu = await requireCriu(t);
   if (!criu) return;
   const { client } = await criuService(criu);
-  const counter = await startCounter();
-  t.after(() => counter.kill());
+  const counter = await counterFor(t);
   const dir = await tempDir(t);
   await client.dump({ pid: counter.pid, imagesDir: dir, leaveRunning: true });
   assert.equal(counter.alive(), true);
@@ -155,8 +153,7 @@ test("NOTIFY stages arrive in CRIU's order for dump and restore", async (t) => {
   const criu = await requireCriu(t);
   if (!criu) return;
   const { client } = await criuService(criu);
-  const counter = await startCounter();
-  t.after(() => counter.kill());
+  const counter = await counterFor(t);
   const dir = await tempDir(t);
 
   const dumpStages: StageEvent[] = [];
@@ -180,8 +177,7 @@ test('restore while the pid is taken: CriuError EEXIST, retryable, with the log 
   const criu = await requireCriu(t);
   if (!criu) return;
   const { client } = await criuService(criu);
-  const counter = await startCounter();
-  t.after(() => counter.kill());
+  const counter = await counterFor(t);
   const dir = await tempDir(t);
   await client.dump({ pid: counter.pid, imagesDir: dir, leaveRunning: true });
 
@@ -200,8 +196,7 @@ test('stats files: a truncated or foreign file is a clear CriuStatsError', async
   const criu = await requireCriu(t);
   if (!criu) return;
   const { client } = await criuService(criu);
-  const counter = await startCounter();
-  t.after(() => counter.kill());
+  const counter = await counterFor(t);
   const dir = await tempDir(t);
   await client.dump({ pid: counter.pid, imagesDir: dir, leaveRunning: true });
 

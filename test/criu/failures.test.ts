@@ -19,8 +19,8 @@ import {
   readDumpStats,
 } from '../../src/criu/index.js';
 import { requireCriu } from '../helpers/criu.js';
-import { startCounter, waitGone } from '../helpers/targets.js';
-import { tempDir, useCriuService, waitUntil } from './support.js';
+import { waitGone } from '../helpers/targets.js';
+import { counterFor, tempDir, useCriuService, waitUntil } from './support.js';
 
 const criuService = useCriuService();
 
@@ -137,8 +137,7 @@ test('a dump aborted while the tree is frozen: ECRIU_ABORTED; the target is rele
   const criu = await requireCriu(t);
   if (!criu) return;
   const { client } = await criuService(criu);
-  const counter = await startCounter(64);
-  t.after(() => counter.kill());
+  const counter = await counterFor(t, 64);
   const dir = await tempDir(t);
   const abort = new AbortController();
   const stagesSeen: string[] = [];
@@ -173,8 +172,7 @@ test("a stage handler that throws: CRIU abandons the dump, the request rejects w
   const criu = await requireCriu(t);
   if (!criu) return;
   const { client } = await criuService(criu);
-  const counter = await startCounter();
-  t.after(() => counter.kill());
+  const counter = await counterFor(t);
   const dir = await tempDir(t);
   const veto = new Error('not now: a backup is running');
   const err = await client
@@ -201,8 +199,7 @@ test('a dump that times out: ECRIU_TIMEOUT, retryable; the target keeps running'
   const criu = await requireCriu(t);
   if (!criu) return;
   const { client } = await criuService(criu);
-  const counter = await startCounter(64);
-  t.after(() => counter.kill());
+  const counter = await counterFor(t, 64);
   const dir = await tempDir(t);
   const err = await client.dump({ pid: counter.pid, imagesDir: dir }, { timeoutMs: 1 }).catch((e: unknown) => e);
   assert.ok(err instanceof CriuConnectionError, String(err));
@@ -220,8 +217,7 @@ test('pre-dump session: a clear ECRIU_UNSUPPORTED without memory tracking, else 
   const criu = await requireCriu(t);
   if (!criu) return;
   const { client } = await criuService(criu);
-  const counter = await startCounter(16);
-  t.after(() => counter.kill());
+  const counter = await counterFor(t, 16);
   const { memTrack } = await client.featureCheck();
   if (!memTrack) {
     // This project's kernels: CONFIG_MEM_SOFT_DIRTY is off.

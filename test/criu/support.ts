@@ -6,6 +6,7 @@ import { after, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CriuClient, type LocatedCriu } from '../../src/criu/index.js';
 import { startTestCriuService } from '../helpers/criu.js';
+import { startCounter, type Counter } from '../helpers/targets.js';
 
 /**
  * Returns a function giving a client of this file's CRIU service, started on first use and stopped after the file's
@@ -37,4 +38,14 @@ export async function waitUntil(cond: () => boolean, what: string, timeoutMs = 5
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
     await sleep(20);
   }
+}
+
+/** A counter target (test/helpers/targets.ts) killed and whose folder is removed after the test. */
+export async function counterFor(t: TestContext, ballastMiB = 0): Promise<Counter> {
+  const counter = await startCounter(ballastMiB);
+  t.after(async () => {
+    await counter.kill();
+    await rm(counter.dir, { recursive: true, force: true });
+  });
+  return counter;
 }
