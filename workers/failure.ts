@@ -42,6 +42,7 @@ function isUnrecoverable(err: unknown): boolean {
  * error lines from the log.
  */
 export function toAttemptError(err: unknown): Error {
+  if (err instanceof FinalJobError) return err;
   const message = reasonOf(err);
   const code = (err as { code?: string }).code ?? 'EFAILED';
   if (isUnrecoverable(err)) return new FinalJobError(message, code);
