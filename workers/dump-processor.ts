@@ -50,7 +50,7 @@ export async function processDump(job: Job<DumpJobData>, run: JobRun, ctx: Worke
   // Recorded before anything is written, so a retry after a crash knows where this attempt worked.
   await job.updateData({ ...job.data, resolved });
 
-  const lock = new LeaseSemaphore(ctx.redis, { key: ctx.keys.targetLock(info.key), leaseMs: cfg.targetLeaseMs });
+  const lock = new LeaseSemaphore(ctx.redis, { key: ctx.keys.targetLock(ctx.node, info.key), leaseMs: cfg.targetLeaseMs });
   const skip = job.data.ifBusy === 'skip';
   let got = await lock.acquire(job.id!, { signal: run.signal });
   if (!got.lease && !skip) {

@@ -14,8 +14,8 @@ export function queueKeys(prefix: string) {
     jobNodes: `${prefix}:jobs:node-of`,
     /** Set of node names that ever had a job or a worker: listings visit their queues. */
     nodes: `${prefix}:jobs:nodes`,
-    /** Lease lock: one dump of a target at a time. */
-    targetLock: (targetKey: string) => `${prefix}:jobs:lock:target:${targetKey}`,
+    /** Lease lock: one dump of a target at a time. Per node: the same pid on two hosts is two processes. */
+    targetLock: (node: string, targetKey: string) => `${prefix}:jobs:lock:target:${node}:${targetKey}`,
     /** Lease semaphore: a batch restore's concurrency. */
     batchSlots: (batchId: string) => `${prefix}:jobs:slots:batch:${batchId}`,
   };
