@@ -18,3 +18,8 @@ export function repoRoot(): string {
 export function dataDir(env = process.env): string {
   return env.CKPT_DATA_DIR || path.join(repoRoot(), '.data');
 }
+
+/** ckpt's version, from package.json. */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}

@@ -6,6 +6,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { repoRoot } from '../../src/common/paths.js';
 
+// The interpreter itself, not a version manager's shim (a shim would make the target a bash + python tree).
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+
 export interface Counter {
   pid: number;
   dir: string;
@@ -24,7 +27,7 @@ export async function startCounter(ballastMiB = 0): Promise<Counter> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-target-'));
   const countFile = path.join(dir, 'count');
   const out = openSync(path.join(dir, 'out.log'), 'a');
-  const child = spawn('python3', [path.join(repoRoot(), 'test/fixtures/counter.py'), countFile, String(ballastMiB)], {
+  const child = spawn(PYTHON, [path.join(repoRoot(), 'test/fixtures/counter.py'), countFile, String(ballastMiB)], {
     detached: true,
     stdio: ['ignore', out, out],
   });

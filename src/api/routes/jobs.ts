@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import type { ListJobsFilter } from '../../queue/job-queue.js';
 import { batchRestoreJobSchema, dumpJobSchema, restoreJobSchema } from '../../queue/schemas.js';
 import { defineRoute, NotFoundError } from '../route.js';
 
@@ -9,7 +10,7 @@ export interface JobsBackend {
   enqueueRestore(input: unknown): Promise<{ jobId: string; node: string }>;
   enqueueBatchRestore(input: unknown): Promise<{ batchId: string; jobIds: string[] }>;
   getJob(id: string): Promise<unknown | null>;
-  listJobs(filter: { state?: string; type?: string; scheduleId?: string; limit?: number }): Promise<unknown[]>;
+  listJobs(filter: ListJobsFilter): Promise<unknown[]>;
   getJobLog(id: string): Promise<string | null>;
 }
 

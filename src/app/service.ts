@@ -1,0 +1,157 @@
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { Authenticator } from '../api/auth.js';
+import { checkpointRoutes } from '../api/routes/checkpoints.js';
+import { jobRoutes } from '../api/routes/jobs.js';
+import { scheduleRoutes } from '../api/routes/schedules.js';
+import { serviceRoutes } from '../api/routes/service.js';
+import { createApiServer } from '../api/server.js';
+import { Catalog } from '../catalog/catalog.js';
+import { CheckpointStore } from '../catalog/checkpoint-store.js';
+import type { Config } from '../config/schema.js';
+import { registerDashboard } from '../dashboard/register.js';
+import { FeedServer } from '../feed/server.js';
+import { createMetrics } from '../observability/metrics.js';
+import { JobQueue } from '../queue/job-queue.js';
+import { parseDumpJob } from '../queue/schemas.js';
+import { ScheduleStore } from '../scheduler/schedule-store.js';
+import { Scheduler } from '../scheduler/scheduler.js';
+import { loadSchedulesFromConfig } from '../scheduler/schema.js';
+import { TargetPolicy } from '../targets/policy.js';
+import { resolveTarget } from '../targets/resolve.js';
+import { CkptWorker } from '../../workers/ckpt-worker.js';
+import { healthProbes, startFoundation, type AppRoles } from './app.js';
+
+export interface RunningService {
+  /** Base URL of the API, when this process serves it. */
+  url?: string;
+  /** Stops every part, newest first. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface ServiceOptions {
+  config: Config;
+  /** Which file the config came from (named in schedule validation errors). */
+  configFile?: string;
+  roles: AppRoles;
+  log: Logger;
+  version: string;
+}
+
+/**
+ * Starts the parts of ckpt this process runs, in the order data flows: Redis and CRIU, the catalog, the queue,
+ * the worker (queue -> CRIU -> catalog -> events), the scheduler (-> queue), then the API and feed (-> queue, <- events).
+ */
+export async function startService({ config, configFile, roles, log, version }: ServiceOptions): Promise<RunningService> {
+  const auth = new Authenticator({ host: config.api.host, tokens: config.api.tokens });
+  if (roles.api) auth.assertStartable();
+  const schedules = roles.scheduler ? loadSchedulesFromConfig(config.schedules, configFile ?? 'config') : [];
+
+  const stops: (() => Promise<void>)[] = [];
+  const close = async () => {
+    for (const stop of stops.splice(0).reverse()) await stop().catch((err) => log.warn({ err }, 'stop failed'));
+  };
+  try {
+    const foundation = await startFoundation(config, log, { manageRedis: roles.api, needCriu: roles.worker });
+    stops.push(() => foundation.stop());
+    const { redis, eventLog } = foundation;
+    const onError = (err: Error) => log.error({ err }, err.message);
+
+    const store = new CheckpointStore({ root: config.storage.root });
+    const catalog = new Catalog(redis, { prefix: config.redis.prefix, store, node: config.node });
+    const policy = new TargetPolicy({
+      allowUids: config.policy.allowUids,
+      allowCommands: config.policy.allowCommands,
+      protectedPids: foundation.protectedPids,
+    });
+    const queue = new JobQueue({
+      connection: config.redis.url,
+      prefix: config.redis.prefix,
+      node: config.node,
+      eventLog,
+      defaults: config.worker,
+      checkpoints: catalog,
+    });
+    stops.push(() => queue.close());
+
+    if (roles.worker) {
+      const worker = new CkptWorker({ config, eventLog, criuSocket: foundation.criuSocket, catalog, store, policy, onError });
+      await worker.start();
+      stops.push(() => worker.close());
+      log.info({ node: config.node, concurrency: config.worker.concurrency, storage: config.storage.root }, 'worker running');
+    }
+
+    const scheduleStore = new ScheduleStore(redis, config.redis.prefix);
+    let scheduler: Scheduler | undefined;
+    if (roles.scheduler) {
+      const seeded = await scheduleStore.seedFromConfig(schedules);
+      log.info(seeded, 'schedules from config applied');
+      scheduler = new Scheduler({ redis, store: scheduleStore, enqueuer: queue, eventLog, catalog, config, targetPolicy: policy, logger: log });
+      await scheduler.start();
+      stops.push(() => scheduler!.stop());
+    }
+
+    if (!roles.api) return { close };
+
+    const app = createApiServer({ logger: log, auth, bodyLimitBytes: config.api.bodyLimitBytes });
+    const feed = new FeedServer({
+      server: app.server,
+      eventLog,
+      redis,
+      auth,
+      options: config.feed,
+      onError,
+      snapshot: async () => ({
+        jobs: await queue.listJobs({ limit: 100 }),
+        checkpoints: await catalog.list({ limit: 100 }),
+        schedules: (await scheduleStore.list()).map((r) => r.schedule),
+      }),
+    });
+    const metrics = createMetrics({
+      collectJobCounts: () => queue.countsByTypeAndState(),
+      countFeedClients: () => feed.stats().clients,
+      onError,
+    });
+    metrics.follow(feed.tailer);
+
+    await app.register(serviceRoutes, { probes: healthProbes(config, foundation), metricsText: () => metrics.metricsText(), version });
+    await app.register(jobRoutes, {
+      jobs: {
+        ...bind(queue, 'enqueueRestore', 'enqueueBatchRestore', 'getJob', 'listJobs', 'getJobLog'),
+        // A dump for this node is checked here too, so a refused or unresolvable target answers 4xx at once
+        // instead of becoming a failed job; the worker checks again when it runs.
+        enqueueDump: async (input: unknown) => {
+          const job = parseDumpJob(input);
+          if (!job.node || job.node === config.node) await policy.check(await resolveTarget(job.target));
+          return queue.enqueueDump(input);
+        },
+      },
+    });
+    await app.register(checkpointRoutes, { catalog });
+    await app.register(scheduleRoutes, {
+      store: scheduleStore,
+      scheduler: scheduler ?? {
+        trigger: async () => {
+          throw Object.assign(new Error('the scheduler is disabled in this process (scheduler.enabled: false)'), { statusCode: 409 });
+        },
+      },
+    });
+    await app.register(registerDashboard);
+    await feed.start();
+    stops.push(() => app.close());
+    // Runs before app.close(): open WebSockets would keep the HTTP server from closing.
+    stops.push(() => feed.close());
+    await app.listen({ host: config.api.host, port: config.api.port });
+    const address = app.server.address() as AddressInfo;
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    return { url: `http://${host}:${address.port}`, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** Picks methods of `obj`, bound to it. */
+function bind<T extends object, K extends keyof T>(obj: T, ...names: K[]): Pick<T, K> {
+  return Object.fromEntries(names.map((n) => [n, (obj[n] as (...a: unknown[]) => unknown).bind(obj)])) as Pick<T, K>;
+}
