@@ -125,6 +125,15 @@ function resultText(j) {
   return parts.join(' · ');
 }
 
+/** A dump's checkpoint on one line and its figures on the next; other jobs' results on one line. */
+function resultCell(j) {
+  const r = j.result;
+  if (!r) return null;
+  const text = resultText({ ...j, result: { ...r, checkpointId: undefined } });
+  if (j.type !== 'dump' || !r.checkpointId) return el('div', { class: 'result', text });
+  return el('div', { class: 'result' }, el('div', { class: 'mono', text: r.checkpointId }), el('div', { class: 'muted', text }));
+}
+
 // ---- DOM helpers (textContent only)
 
 function el(tag, attrs = {}, ...children) {
@@ -190,7 +199,7 @@ function renderJobs() {
       td(p.bytesExpected || p.bytesWritten ? `${mib(p.bytesWritten)} / ${mib(p.bytesExpected)}` : ''),
       td(j.attemptsMade || 0),
       td(time(j.createdAt)),
-      el('td', {}, el('div', { class: j.state === 'failed' ? 'reason' : 'result', text: j.state === 'failed' ? j.failedReason || '' : resultText(j) })),
+      el('td', {}, j.state === 'failed' ? el('div', { class: 'reason', text: j.failedReason || '' }) : resultCell(j)),
     );
     return tr;
   });

@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { requireCriu } from '../helpers/criu.js';
+import { startCounter, waitGone } from '../helpers/targets.js';
+import { startCkptUp } from '../cli/server.js';
+
+// The dashboard in a real (headless) Chromium, served by a real `ckpt up`, driving real dumps and restores.
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+export const SCREENSHOT = path.join(os.tmpdir(), 'ckpt-dashboard.png');
+
+test('the dashboard dumps a process live, shows the checkpoint and its log, and restores it', async (t) => {
+  if (!(await requireCriu(t))) return;
+  const srv = await startCkptUp();
+  t.after(() => srv.stop());
+  const counter = await startCounter(32);
+  t.after(() => counter.kill());
+
+  const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-chromium-'));
+  t.after(() => rm(userDataDir, { recursive: true, force: true }));
+  const browser = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1400, height: 1000 },
+  });
+  t.after(() => browser.close());
+  const page = browser.pages()[0] ?? (await browser.newPage());
+  const pageErrors: string[] = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  const outside: string[] = [];
+  page.on('request', (r) => {
+    if (!r.url().startsWith(srv.url) && !r.url().startsWith(srv.url.replace('http:', 'ws:')) && !r.url().startsWith('data:')) outside.push(r.url());
+  });
+
+  await page.goto(srv.url + '/');
+  await page.waitForSelector('#conn.conn-live');
+
+  // Every state the job's row shows, as the page renders it (rows are re-rendered on each change).
+  // (Browser-side code is given as text: this project's TypeScript has no DOM types.)
+  await page.evaluate(`
+    window.seenStates = {};
+    new MutationObserver(() => {
+      for (const row of document.querySelectorAll('#jobs-body tr[data-job-id]')) {
+        const list = (window.seenStates[row.dataset.jobId] ??= []);
+        if (list.at(-1) !== row.dataset.state) list.push(row.dataset.state);
+      }
+    }).observe(document.getElementById('jobs-body'), { childList: true, subtree: true, attributes: true });
+  `);
+  const logIncludes = (text: string) => page.waitForSelector(`#log:has-text(${JSON.stringify(text)})`);
+
+  // A bad pid: the API's reason is shown next to the form.
+  await page.fill('#dump-pid', '0');
+  await page.click('#dump-submit');
+  await page.waitForSelector('#dump-message.error');
+  assert.match((await page.textContent('#dump-message'))!, /body\.target\.pid: /);
+
+  // Dump the counter from the page; the job goes to completed in the table without a reload.
+  await page.fill('#dump-pid', String(counter.pid));
+  await page.click('#dump-submit');
+  await page.waitForSelector('#dump-message.ok');
+  const dumpJob = /dump job (\S+) queued/.exec((await page.textContent('#dump-message'))!)![1]!;
+  await page.waitForSelector(`#jobs-body tr[data-job-id="${dumpJob}"][data-state="completed"]`, { timeout: 60_000 });
+  const states = (await page.evaluate(`window.seenStates[${JSON.stringify(dumpJob)}]`)) as string[] | undefined;
+  assert.equal(states?.at(-1), 'completed');
+  assert.ok(states!.length >= 2 && states![0] !== 'completed', `the row changed live: ${states}`);
+  assert.ok(counter.alive(), 'the dump left it running');
+
+  const job = (await (await fetch(`${srv.url}/api/v1/jobs/${dumpJob}`)).json()) as { result: { checkpointId: string } };
+  const checkpointRow = `#checkpoints-body tr[data-checkpoint-id="${job.result.checkpointId}"]`;
+  await page.waitForSelector(checkpointRow);
+  const row = (await page.textContent(`#jobs-body tr[data-job-id="${dumpJob}"]`))!;
+  assert.match(row, /dump/);
+  assert.match(row, new RegExp(job.result.checkpointId));
+  assert.match(row, /frozen /);
+
+  // Its CRIU log, shown for the selected job (selected when dumped from the page).
+  await logIncludes('Dumping finished successfully');
+  await page.waitForSelector(`#events li[data-event="checkpoint.created"]`);
+
+  // Dump-and-stop, then restore from the checkpoint's button: the process is back and counts on.
+  await page.check('#dump-stop');
+  await page.click('#dump-submit');
+  await page.waitForSelector('#dump-message.ok >> text=/dump job (?!' + dumpJob + ')/');
+  const stopJob = /dump job (\S+) queued/.exec((await page.textContent('#dump-message'))!)![1]!;
+  await page.waitForSelector(`#jobs-body tr[data-job-id="${stopJob}"][data-state="completed"]`, { timeout: 60_000 });
+  await waitGone(counter.pid);
+  const dumpedAt = counter.read();
+  const stopped = (await (await fetch(`${srv.url}/api/v1/jobs/${stopJob}`)).json()) as { result: { checkpointId: string } };
+  await page.click(`#checkpoints-body tr[data-checkpoint-id="${stopped.result.checkpointId}"] button[data-action="restore"]`);
+  await page.waitForSelector('#dump-message.ok >> text=/restore job/');
+  const restoreJob = /restore job (\S+) queued/.exec((await page.textContent('#dump-message'))!)![1]!;
+  await page.waitForSelector(`#jobs-body tr[data-job-id="${restoreJob}"][data-state="completed"]`, { timeout: 60_000 });
+  assert.match((await page.textContent(`#jobs-body tr[data-job-id="${restoreJob}"]`))!, new RegExp(`pid ${counter.pid}`));
+  for (let i = 0; i < 400 && !(counter.alive() && counter.read() > dumpedAt + 5); i++) await sleep(25);
+  assert.ok(counter.alive() && counter.read() > dumpedAt + 5, 'the restored counter counts on');
+
+  await page.click(`#jobs-body tr[data-job-id="${restoreJob}"]`);
+  await logIncludes('Restore finished successfully');
+  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+  assert.deepEqual(pageErrors, [], 'no script errors');
+  assert.deepEqual(outside, [], 'nothing loaded from elsewhere');
+});
