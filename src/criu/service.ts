@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { chmod, mkdir, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -30,6 +30,7 @@ export interface CriuServiceEvents {
 export class CriuService extends EventEmitter<CriuServiceEvents> {
   readonly socketPath: string;
   readonly logPath: string;
+  private readonly pidPath: string;
   private child?: ChildProcess;
   private stopping = false;
   private readonly restartDelayMs: number;
@@ -39,6 +40,7 @@ export class CriuService extends EventEmitter<CriuServiceEvents> {
     super();
     this.socketPath = path.join(options.runtimeDir, 'criu.sock');
     this.logPath = path.join(options.runtimeDir, 'criu-service.log');
+    this.pidPath = path.join(options.runtimeDir, 'criu-service.pid');
     this.restartDelayMs = options.restartDelayMs ?? 500;
     this.startTimeoutMs = options.startTimeoutMs ?? 10_000;
   }
@@ -55,16 +57,19 @@ export class CriuService extends EventEmitter<CriuServiceEvents> {
     this.stopping = false;
     await mkdir(this.options.runtimeDir, { recursive: true, mode: 0o700 });
     await chmod(this.options.runtimeDir, 0o700);
+    await this.killOrphan();
     await this.spawnOnce();
   }
 
   private async spawnOnce(): Promise<void> {
     await rm(this.socketPath, { force: true });
-    const child = spawn(this.options.bin, ['service', '--address', this.socketPath, '-v2', '-o', this.logPath], {
+    // umask 077: CRIU creates image files 0644 otherwise, and images hold process memory.
+    const child = spawn('/bin/sh', ['-c', 'umask 077 && exec "$0" "$@"', this.options.bin, 'service', '--address', this.socketPath, '-v2', '-o', this.logPath], {
       env: { ...process.env, ...this.options.env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.child = child;
+    await writeFile(this.pidPath, `${child.pid}\n`, { mode: 0o600 });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -103,7 +108,24 @@ export class CriuService extends EventEmitter<CriuServiceEvents> {
       clearTimeout(killTimer);
     }
     await rm(this.socketPath, { force: true });
+    await rm(this.pidPath, { force: true });
   }
+
+  /** A service left behind by a ckpt process that died without stopping it (it would run on, unreachable). */
+  private async killOrphan(): Promise<void> {
+    const pid = Number((await readFile(this.pidPath, 'utf8').catch(() => '')).trim());
+    if (!Number.isInteger(pid) || pid <= 1) return;
+    const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (cmdline.includes('service') && cmdline.includes(this.socketPath)) {
+      process.kill(pid, 'SIGKILL');
+      for (let i = 0; i < 100 && (await isRunning(pid)); i++) await sleep(10);
+    }
+  }
+}
+
+async function isRunning(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat !== '' && stat[stat.lastIndexOf(')') + 2] !== 'Z';
 }
 
 async function isSocket(p: string): Promise<boolean> {
