@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { FeedEvent } from '../../src/events/types.js';
 import { startCounter } from '../helpers/targets.js';
 import { startHarness } from './harness.js';
 
@@ -26,7 +27,8 @@ test('two workers with different node names on one Redis: every job runs on its 
     const job = await h.waitFinished(jobId);
     assert.equal(job.state, 'completed', job.failedReason);
     assert.equal(job.node, node);
-    const active = (await h.eventsOf(jobId)).filter((e) => e.event === 'job.active');
+    const events: FeedEvent[] = await h.eventsOf(jobId);
+    const active = events.filter((e) => e.event === 'job.active');
     assert.deepEqual(active.map((e) => e.data.node), [node], `job ${jobId} ran on ${node} only`);
     assert.equal((await h.catalog.get(job.result!.checkpointId!)).node, node, 'the checkpoint records its node');
   }

@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Job, Queue } from 'bullmq';
+import { CriuClient } from '../../src/criu/client.js';
+import { queueNameFor } from '../../src/queue/keys.js';
+import type { DumpJobData } from '../../src/queue/schemas.js';
+import { readProcessInfo } from '../../src/targets/process-info.js';
+import { procStatus } from '../../workers/proc-wait.js';
+import { startCounter } from '../helpers/targets.js';
+import { startHarness } from './harness.js';
+import { spawnWorkerProcess } from './worker-process.js';
+
+test('a worker SIGKILLed mid-dump: the next worker finishes the job, one checkpoint, target running and not stopped', async (t) => {
+  const h = await startHarness(t);
+  if (!h) return;
+  const target = await startCounter(384);
+  h.defer(() => target.kill());
+  const first = await spawnWorkerProcess(h.config, h.root);
+  h.defer(() => first.child.kill('SIGKILL'));
+
+  const { jobId } = await h.queue.enqueueDump({ target: { pid: target.pid } });
+  const { checkpointId } = (await h.queue.getJob(jobId))!.data as { checkpointId: string };
+  const attemptDir = path.join(h.root, `python3-${target.pid}`, `.tmp-${checkpointId}`);
+  // Kill the worker while CRIU writes the target's memory.
+  for (;;) {
+    const pages = await stat(path.join(attemptDir, 'pages-1.img')).catch(() => null);
+    if (pages && pages.size > 0) break;
+    await sleep(2);
+  }
+  first.child.kill('SIGKILL');
+  await first.exited;
+
+  // Without its client, CRIU gives up (or finishes) and lets the target go: it runs on, not stopped, not traced.
+  for (let i = 0; ; i++) {
+    const st = await procStatus(target.pid);
+    assert.ok(st, 'the target still exists');
+    if (st.state !== 'T' && st.state !== 't' && st.tracerPid === 0) break;
+    assert.ok(i < 200, `target still stopped/traced: ${JSON.stringify(st)}`);
+    await sleep(50);
+  }
+
+  // A new worker of the node takes the stalled job back and finishes it.
+  await h.startWorker();
+  const job = await h.waitFinished(jobId, 45_000);
+  assert.equal(job.state, 'completed', job.failedReason);
+  assert.equal(job.result!.checkpointId, checkpointId, 'the same checkpoint id as the first attempt');
+  const events = await h.eventsOf(jobId);
+  assert.ok(events.some((e) => e.event === 'job.stalled'), 'the stalled job was reported');
+  assert.equal(events.filter((e) => e.event === 'checkpoint.created').length, 1);
+  assert.equal(events.filter((e) => e.event === 'job.completed').length, 1);
+
+  // Exactly one checkpoint: in the catalog and on disk (no attempt folder left behind).
+  const listed = await h.catalog.list({ target: `python3-${target.pid}` });
+  assert.deepEqual(listed.map((c) => c.id), [checkpointId]);
+  assert.deepEqual(await readdir(path.join(h.root, `python3-${target.pid}`)), [checkpointId]);
+  assert.ok(listed[0]!.bytes > 384 * 1024 * 1024);
+
+  const st = await procStatus(target.pid);
+  assert.ok(st && st.state !== 'T' && st.state !== 't', `target state ${st?.state}`);
+  const n = target.read();
+  await sleep(100);
+  assert.ok(target.read() > n, 'the target keeps counting');
+});
+
+test('a dump CRIU finished but whose worker died before committing it is adopted by the retry, not made again', async (t) => {
+  const h = await startHarness(t);
+  if (!h) return;
+  const target = await startCounter();
+  h.defer(() => target.kill());
+  const { jobId } = await h.queue.enqueueDump({ target: { pid: target.pid } });
+
+  // What a worker that died right after CRIU's reply leaves: the resolved target in the job, a finished attempt folder.
+  const queue = new Queue(queueNameFor('node-a'), { connection: h.client, prefix: 'ckpt' });
+  h.defer(() => queue.close());
+  const job = (await Job.fromId(queue, jobId))!;
+  const data = job.data as DumpJobData;
+  const info = (await readProcessInfo(target.pid))!;
+  await job.updateData({
+    ...data,
+    resolved: { key: info.key, pid: info.pid, cmdline: info.cmdline, exe: info.exe, uid: info.uid, startTime: info.startTime, attemptStartedAt: Date.now() },
+  });
+  const attempt = await h.store.beginAttempt(info.key, data.checkpointId, { jobId });
+  await new CriuClient({ socketPath: h.criu.socketPath }).dump({
+    pid: target.pid,
+    imagesDir: attempt.dir,
+    leaveRunning: true,
+    logLevel: 4,
+    logFile: 'dump.log',
+  });
+
+  await h.startWorker();
+  const done = await h.waitFinished(jobId);
+  assert.equal(done.state, 'completed', done.failedReason);
+  assert.equal(done.result!.adopted, true);
+  assert.equal(done.result!.checkpointId, data.checkpointId);
+  assert.match((await h.queue.getJobLog(jobId))!, /had finished: adopting it/);
+  assert.deepEqual(await readdir(path.join(h.root, info.key)), [data.checkpointId]);
+  assert.deepEqual((await h.catalog.list({ target: info.key })).map((c) => c.id), [data.checkpointId]);
+  assert.ok(target.alive());
+});
