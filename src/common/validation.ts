@@ -32,3 +32,13 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown, sub
   if (!result.success) throw new ValidationError(issuesOf(result.error), subject);
   return result.data;
 }
+
+/** True when `source` compiles as a JavaScript regular expression. */
+export function isValidRegex(source: string): boolean {
+  try {
+    new RegExp(source);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { z } from 'zod';
+import { isValidRegex } from '../common/validation.js';
 
 /**
  * The one schema for ckpt's configuration (config/*.yaml, CKPT_* variables and CLI flags are merged, then parsed here).
@@ -140,21 +141,12 @@ export const configSchema = z.object({
       /** Only processes of these uids may be targets (empty: any uid). */
       allowUids: z.array(z.number().int().nonnegative()).default([]),
       /** Only processes whose command line matches one of these regexes may be targets (empty: any). */
-      allowCommands: z.array(z.string().refine(isRegex, 'not a valid regular expression')).default([]),
+      allowCommands: z.array(z.string().refine(isValidRegex, 'not a valid regular expression')).default([]),
     })
     .prefault({}),
   /** Schedules seeded into Redis at start-up (see src/scheduler). Validated by the scheduler's schema. */
   schedules: z.array(z.unknown()).default([]),
 });
-
-function isRegex(source: string): boolean {
-  try {
-    new RegExp(source);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export type Config = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

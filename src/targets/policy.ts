@@ -1,4 +1,4 @@
-import { parseOrThrow } from '../common/validation.js';
+import { isValidRegex, parseOrThrow } from '../common/validation.js';
 import { z } from 'zod';
 import { PolicyError } from './errors.js';
 import { ancestorsOf, type ProcessInfo } from './process-info.js';
@@ -19,14 +19,7 @@ const optionsSchema = z.object({
   allowUids: z.array(z.number().int().nonnegative()).default([]),
   allowCommands: z
     .array(
-      z.string().refine((s) => {
-        try {
-          new RegExp(s);
-          return true;
-        } catch {
-          return false;
-        }
-      }, 'not a valid regular expression'),
+      z.string().refine(isValidRegex, 'not a valid regular expression'),
     )
     .default([]),
 });

@@ -1,20 +1,12 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { isValidRegex } from '../common/validation.js';
 
 /** What a dump names as its target: a pid, a pid file, or a regex that must match exactly one process's command line. */
 export type TargetSpec = { pid: number } | { pidFile: string } | { match: string };
 
 /** Longest accepted `match` regex; the regex runs against every process's command line. */
 export const MAX_MATCH_LENGTH = 512;
-
-function isValidRegex(source: string): boolean {
-  try {
-    new RegExp(source);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const targetSpecObject = z.strictObject({
   pid: z.number().int().positive().optional(),
