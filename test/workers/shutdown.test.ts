@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { procStatus } from '../../workers/proc-wait.js';
+import { startCounter } from '../helpers/targets.js';
+import { startHarness, type Harness } from './harness.js';
+import { spawnWorkerProcess } from './worker-process.js';
+
+/** Waits until CRIU writes the target's memory into the job's attempt folder. */
+async function untilDumping(h: Harness, jobId: string, pid: number): Promise<void> {
+  const { checkpointId } = (await h.queue.getJob(jobId))!.data as { checkpointId: string };
+  const pages = path.join(h.root, `python3-${pid}`, `.tmp-${checkpointId}`, 'pages-1.img');
+  while (!((await stat(pages).catch(() => null))?.size ?? 0)) await sleep(2);
+}
+
+test('SIGTERM: a running dump finishes within the grace period, then the worker exits', async (t) => {
+  const h = await startHarness(t);
+  if (!h) return;
+  const target = await startCounter(128);
+  h.defer(() => target.kill());
+  const worker = await spawnWorkerProcess(h.configFor('node-a', { shutdownGraceMs: 30_000 }), h.root);
+  h.defer(() => worker.child.kill('SIGKILL'));
+
+  const { jobId } = await h.queue.enqueueDump({ target: { pid: target.pid } });
+  await untilDumping(h, jobId, target.pid);
+  worker.child.kill('SIGTERM');
+  assert.equal(await worker.exited, 0, worker.output());
+  const job = await h.waitFinished(jobId, 1000);
+  assert.equal(job.state, 'completed', job.failedReason);
+  assert.equal(job.attemptsMade, 1);
+});
+
+test('SIGTERM past the grace period: the dump is aborted, the job handed back unharmed, the target never left frozen', async (t) => {
+  const h = await startHarness(t);
+  if (!h) return;
+  const target = await startCounter(384);
+  h.defer(() => target.kill());
+  const worker = await spawnWorkerProcess(h.configFor('node-a', { shutdownGraceMs: 0 }), h.root);
+  h.defer(() => worker.child.kill('SIGKILL'));
+
+  const { jobId } = await h.queue.enqueueDump({ target: { pid: target.pid } });
+  await untilDumping(h, jobId, target.pid);
+  worker.child.kill('SIGTERM');
+  assert.equal(await worker.exited, 0, worker.output());
+
+  const st = await procStatus(target.pid);
+  assert.ok(st && st.state !== 'T' && st.state !== 't' && st.tracerPid === 0, `target ${JSON.stringify(st)}`);
+  const handedBack = (await h.queue.getJob(jobId))!;
+  assert.equal(handedBack.state, 'waiting');
+  assert.equal(handedBack.attemptsMade, 0, 'a shutdown does not use up an attempt');
+  assert.match((await h.queue.getJobLog(jobId))!, /handed back: the worker is shutting down/);
+  assert.deepEqual(await readdir(path.join(h.root, `python3-${target.pid}`)), [], 'the aborted attempt folder is gone');
+
+  await h.startWorker();
+  const job = await h.waitFinished(jobId);
+  assert.equal(job.state, 'completed', job.failedReason);
+  assert.equal(job.attemptsMade, 1);
+  assert.equal((await h.catalog.list({ target: `python3-${target.pid}` })).length, 1);
+  assert.ok(target.alive());
+});
