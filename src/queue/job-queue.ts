@@ -204,6 +204,15 @@ export class JobQueue {
     }
   }
 
+  /**
+   * True while the job may still run: waiting, delayed, active or waiting for children. For the catalog's
+   * isRefLive (a restore's ref on a checkpoint lapses with its job).
+   */
+  async isJobLive(id: string): Promise<boolean> {
+    const view = await this.getJob(id);
+    return !!view && view.state !== 'completed' && view.state !== 'failed' && view.state !== 'unknown';
+  }
+
   /** Jobs of every node, newest first. */
   async listJobs(filter: ListJobsFilter = {}): Promise<JobView[]> {
     const limit = filter.limit ?? 100;

@@ -81,13 +81,6 @@ export class LeaseSemaphore {
     }
   }
 
-  /** Current holders (expired ones excluded). */
-  async holders(): Promise<string[]> {
-    const now = Date.now();
-    // Approximate with this host's clock: for display only, never for decisions.
-    return this.redis.zrangebyscore(this.key, now, '+inf');
-  }
-
   private startLease(holder: string): Lease {
     let lost = false;
     let released = false;

@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { test, type TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { CatalogError } from '../../src/catalog/errors.js';
+import { ValidationError } from '../../src/common/validation.js';
+import { configSchema } from '../../src/config/schema.js';
+import { EventLog } from '../../src/events/event-log.js';
+import { JobQueue } from '../../src/queue/job-queue.js';
+import { TestRedis } from '../helpers/redis.js';
+
+const CP1 = '20261127T134501Z-00000001';
+const CP2 = '20261127T134502Z-00000002';
+const CP3 = '20261127T134503Z-00000003';
+
+async function setup(t: TestContext) {
+  const server = await TestRedis.start();
+  const redis = new Redis(server.url);
+  const eventLog = new EventLog(redis, { key: 'ckpt:events' });
+  const checkpoints = new Map([
+    [CP1, { node: 'node-a', target: { key: 'python3-100' } }],
+    [CP2, { node: 'node-b', target: { key: 'python3-200' } }],
+    [CP3, { node: 'node-b', target: { key: 'python3-300' } }],
+  ]);
+  const queue = new JobQueue({
+    connection: server.url,
+    prefix: 'ckpt',
+    node: 'node-a',
+    eventLog,
+    defaults: configSchema.parse({}).worker,
+    checkpoints: { get: async (id) => checkpoints.get(id) ?? null },
+  });
+  t.after(async () => {
+    await queue.close();
+    redis.disconnect();
+    await server.stop();
+  });
+  return { queue, eventLog };
+}
+
+test('enqueueDump validates, enqueues on the node, announces job.waiting; the job reads back as a JobView', async (t) => {
+  const { queue, eventLog } = await setup(t);
+  await assert.rejects(queue.enqueueDump({ target: { pid: 'x' } }), (err: unknown) => {
+    assert.ok(err instanceof ValidationError);
+    assert.equal(err.issues[0]!.field, 'target.pid');
+    return true;
+  });
+  const { jobId, node } = await queue.enqueueDump({ target: { pid: 4242 }, scheduleId: 'nightly' });
+  assert.equal(node, 'node-a');
+  const view = (await queue.getJob(jobId))!;
+  assert.equal(view.type, 'dump');
+  assert.equal(view.state, 'waiting');
+  assert.equal(view.node, 'node-a');
+  assert.equal(view.scheduleId, 'nightly');
+  assert.equal(view.attemptsMade, 0);
+  assert.deepEqual(view.progress, { stage: 'queued', percent: 0, bytesWritten: 0, bytesExpected: 0 });
+  assert.match((view.data as { checkpointId: string }).checkpointId, /^\d{8}T\d{6}Z-[0-9a-f]{8}$/);
+  assert.equal((await queue.enqueueDump({ target: { pid: 1 }, node: 'node-b' })).node, 'node-b');
+
+  const events = await eventLog.readAfter('0');
+  assert.deepEqual(
+    events.map((e) => [e.event, e.jobId, e.jobType, e.scheduleId]),
+    [
+      ['job.waiting', jobId, 'dump', 'nightly'],
+      ['job.waiting', events[1]!.jobId, 'dump', undefined],
+    ],
+  );
+  assert.equal(await queue.getJob('no-such-job'), null);
+  assert.equal(await queue.getJobLog('no-such-job'), null);
+  assert.equal(await queue.getJobLog(jobId), '');
+});
+
+test('a deterministic job id enqueues once: the second enqueue returns the existing job', async (t) => {
+  const { queue, eventLog } = await setup(t);
+  const first = await queue.enqueueDump({ target: { pid: 7 } }, { jobId: 'sched-nightly-1795787400000' });
+  assert.deepEqual(first, { jobId: 'sched-nightly-1795787400000', node: 'node-a' });
+  const again = await queue.enqueueDump({ target: { pid: 7 } }, { jobId: 'sched-nightly-1795787400000' });
+  assert.deepEqual(again, { jobId: 'sched-nightly-1795787400000', node: 'node-a', existing: true });
+  const elsewhere = await queue.enqueueDump({ target: { pid: 7 }, node: 'node-b' }, { jobId: 'sched-nightly-1795787400000' });
+  assert.deepEqual(elsewhere, { jobId: 'sched-nightly-1795787400000', node: 'node-a', existing: true });
+  assert.equal((await queue.listJobs()).length, 1);
+  assert.equal((await eventLog.readAfter('0')).length, 1, 'announced once');
+  await assert.rejects(queue.enqueueDump({ target: { pid: 7 } }, { jobId: 'a:b' }), ValidationError);
+});
+
+test('restores go to the checkpoint node unless told otherwise; unknown checkpoints are ENOTFOUND', async (t) => {
+  const { queue, eventLog } = await setup(t);
+  const r = await queue.enqueueRestore({ checkpointId: CP2 });
+  assert.equal(r.node, 'node-b');
+  assert.equal((await queue.enqueueRestore({ checkpointId: CP2, node: 'node-c' })).node, 'node-c');
+  const view = (await queue.getJob(r.jobId))!;
+  assert.deepEqual(view.data, { checkpointId: CP2, node: 'node-b', target: 'python3-200' });
+  assert.equal((await eventLog.readAfter('0'))[0]!.target, 'python3-200');
+  await assert.rejects(queue.enqueueRestore({ checkpointId: '20261127T000000Z-ffffffff' }), (err: unknown) => {
+    assert.ok(err instanceof CatalogError);
+    assert.equal(err.code, 'ENOTFOUND');
+    return true;
+  });
+});
+
+test('a batch restore is a parent waiting for one child per checkpoint, each on its checkpoint node', async (t) => {
+  const { queue, eventLog } = await setup(t);
+  await assert.rejects(queue.enqueueBatchRestore({ checkpointIds: [CP1, '20261127T000000Z-ffffffff'] }), CatalogError);
+  const { batchId, jobIds } = await queue.enqueueBatchRestore({ checkpointIds: [CP1, CP2, CP3], concurrency: 3 });
+  assert.equal(jobIds.length, 3);
+  const parent = (await queue.getJob(batchId))!;
+  assert.equal(parent.type, 'restore-batch');
+  assert.equal(parent.state, 'waiting-children');
+  assert.equal(parent.node, 'node-a');
+  const children = await Promise.all(jobIds.map((id) => queue.getJob(id)));
+  assert.deepEqual(
+    children.map((c) => [c!.type, c!.state, c!.node, (c!.data as { batch?: unknown }).batch]),
+    [
+      ['restore', 'waiting', 'node-a', { id: batchId, concurrency: 3 }],
+      ['restore', 'waiting', 'node-b', { id: batchId, concurrency: 3 }],
+      ['restore', 'waiting', 'node-b', { id: batchId, concurrency: 3 }],
+    ],
+  );
+  assert.deepEqual(
+    (await eventLog.readAfter('0')).map((e) => e.jobId),
+    [batchId, ...jobIds],
+  );
+});
+
+test('listJobs: every node, newest first, filtered by state, type and schedule, limited; counts per type and state', async (t) => {
+  const { queue } = await setup(t);
+  // Apart by a few ms: listing orders by creation time (ms).
+  const a = await queue.enqueueDump({ target: { pid: 1 }, scheduleId: 's1' });
+  await sleep(3);
+  const b = await queue.enqueueDump({ target: { pid: 2 }, node: 'node-b' });
+  await sleep(3);
+  const c = await queue.enqueueRestore({ checkpointId: CP2 });
+  await sleep(3);
+  const d = await queue.enqueueDump({ target: { pid: 3 }, scheduleId: 's1' });
+  assert.deepEqual((await queue.listJobs()).map((j) => j.id), [d.jobId, c.jobId, b.jobId, a.jobId]);
+  assert.deepEqual((await queue.listJobs({ type: 'restore' })).map((j) => j.id), [c.jobId]);
+  assert.deepEqual((await queue.listJobs({ scheduleId: 's1' })).map((j) => j.id), [d.jobId, a.jobId]);
+  assert.deepEqual((await queue.listJobs({ limit: 2 })).map((j) => j.id), [d.jobId, c.jobId]);
+  assert.deepEqual(await queue.listJobs({ state: 'completed' }), []);
+  assert.equal((await queue.listJobs({ state: 'waiting' })).length, 4);
+
+  const counts = await queue.countsByTypeAndState();
+  const count = (type: string, state: string) => counts.find((r) => r.type === type && r.state === state)?.count;
+  assert.equal(count('dump', 'waiting'), 3);
+  assert.equal(count('restore', 'waiting'), 1);
+  assert.equal(count('dump', 'completed'), 0);
+  assert.equal(count('restore-batch', 'waiting-children'), 0);
+  assert.equal(counts.length, 3 * 6);
+
+  assert.equal(await queue.isJobLive(c.jobId), true, 'a waiting restore still holds its checkpoint');
+  assert.equal(await queue.isJobLive('gone'), false);
+});
