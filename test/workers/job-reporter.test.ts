@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { EventLog } from '../../src/events/event-log.js';
+import { JobReporter } from '../../workers/job-reporter.js';
+import { TestRedis } from '../helpers/redis.js';
+
+async function setup(t: { after(fn: () => unknown): void }) {
+  const server = await TestRedis.start();
+  const redis = new Redis(server.url, { maxRetriesPerRequest: null });
+  const queue = new Queue('jobs.test', { connection: redis, prefix: 'ckpt' });
+  t.after(async () => {
+    await queue.close();
+    redis.disconnect();
+    await server.stop();
+  });
+  const eventLog = new EventLog(redis, { key: 'ckpt:events' });
+  const job = await queue.add('restore', { checkpointId: 'x', node: 'n', target: 'python3-42' }, { jobId: 'job-1' });
+  const reporter = new JobReporter({ job, eventLog, maxLinesPerEvent: 10, progressIntervalMs: 100 });
+  return { queue, eventLog, reporter };
+}
+
+test('log lines: all into the job log; events carry at most N, error lines first, the rest counted as dropped', async (t) => {
+  const { queue, eventLog, reporter } = await setup(t);
+  const lines = Array.from({ length: 100 }, (_, i) => (i === 3 ? `(0.${i}) Error (criu/x.c:1): boom` : `(0.${i}) line`));
+  await reporter.logLines(lines.slice(0, 5));
+  await reporter.logLines(lines.slice(5));
+  const { logs } = await queue.getJobLogs('job-1');
+  assert.deepEqual(logs.join('\n').split('\n'), lines);
+  const events = await eventLog.readAfter('0');
+  assert.deepEqual(events.map((e) => [e.event, e.jobId, e.jobType, e.target]), [
+    ['job.log', 'job-1', 'restore', 'python3-42'],
+    ['job.log', 'job-1', 'restore', 'python3-42'],
+  ]);
+  assert.deepEqual(events[0]!.data, { lines: lines.slice(0, 5), dropped: 0 });
+  assert.deepEqual(events[1]!.data, { lines: lines.slice(90), dropped: 85 });
+
+  const flood = Array.from({ length: 50 }, (_, i) => (i % 10 === 0 ? `Error (${i})` : `line ${i}`));
+  await reporter.logLines(flood);
+  const last = (await eventLog.readAfter(events[1]!.id)).at(-1)!;
+  assert.deepEqual(last.data.lines, ['Error (0)', 'Error (10)', 'Error (20)', 'Error (30)', 'Error (40)', 'line 45', 'line 46', 'line 47', 'line 48', 'line 49']);
+});
+
+test('progress: a new stage is written at once, other updates at most every interval (latest wins), percent never goes back', async (t) => {
+  const { queue, eventLog, reporter } = await setup(t);
+  reporter.progress({ stage: 'dumping', bytesExpected: 1000 });
+  for (let i = 1; i <= 50; i++) {
+    reporter.progress({ bytesWritten: i * 10, percent: i });
+    await sleep(2);
+  }
+  reporter.progress({ percent: 10 });
+  reporter.progress({ stage: 'post-dump' });
+  await reporter.flush();
+  const events = (await eventLog.readAfter('0')).filter((e) => e.event === 'job.progress');
+  assert.ok(events.length >= 3 && events.length <= 6, `${events.length} progress events for 53 updates`);
+  assert.equal(events[0]!.data.stage, 'dumping');
+  const last = events.at(-1)!.data;
+  assert.deepEqual(last, { stage: 'post-dump', percent: 50, bytesWritten: 500, bytesExpected: 1000 });
+  const percents = events.map((e) => e.data.percent as number);
+  assert.deepEqual(percents, [...percents].sort((a, b) => a - b));
+  assert.deepEqual((await queue.getJob('job-1'))!.progress, last);
+});

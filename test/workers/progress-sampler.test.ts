@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { dumpPercent, pageBytes, PageBytesSampler, treeRssBytes } from '../../workers/progress-sampler.js';
+import { startCounter } from '../helpers/targets.js';
+
+test('page bytes: only pages-*.img count; the sampler reports them growing while they are written', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-pages-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  assert.equal(await pageBytes(dir), 0);
+  await writeFile(path.join(dir, 'core-1.img'), Buffer.alloc(1000));
+  await writeFile(path.join(dir, 'pages-1.img'), Buffer.alloc(4096));
+  assert.equal(await pageBytes(dir), 4096);
+
+  const samples: number[] = [];
+  const sampler = new PageBytesSampler({ imagesDir: dir, intervalMs: 10, onSample: (b) => samples.push(b) });
+  sampler.start();
+  for (let i = 0; i < 5; i++) {
+    await appendFile(path.join(dir, 'pages-1.img'), Buffer.alloc(4096));
+    await sleep(25);
+  }
+  await writeFile(path.join(dir, 'pages-2.img'), Buffer.alloc(8192));
+  assert.equal(await sampler.stop(), 6 * 4096 + 8192);
+  assert.ok(samples.length >= 3);
+  assert.deepEqual(samples, [...samples].sort((a, b) => a - b), 'never decreasing');
+  assert.ok(samples[0]! < samples.at(-1)!);
+});
+
+test('expected bytes: the resident memory of the target tree; percent held below 100 until done', async (t) => {
+  const target = await startCounter(32);
+  t.after(() => target.kill());
+  const rss = await treeRssBytes(target.pid);
+  assert.ok(rss > 32 * 1024 * 1024 && rss < 128 * 1024 * 1024, `${rss}`);
+  assert.equal(await treeRssBytes(2 ** 22 + 1), 0, 'unknown pid');
+  assert.equal(dumpPercent(0, 0), 0);
+  assert.equal(dumpPercent(50, 100), 50);
+  assert.equal(dumpPercent(150, 100), 99);
+});
