@@ -4,13 +4,16 @@ import path from 'node:path';
 import type { Job } from 'bullmq';
 import { CatalogError } from '../src/catalog/errors.js';
 import type { Manifest } from '../src/catalog/manifest.js';
+import { CriuError } from '../src/criu/errors.js';
 import { readDumpStats } from '../src/criu/stats.js';
 import type { JobResult } from '../src/queue/job-view.js';
 import { LeaseSemaphore } from '../src/queue/lease-semaphore.js';
 import type { DumpJobData, ResolvedTarget } from '../src/queue/schemas.js';
+import { TargetError } from '../src/targets/errors.js';
+import { readProcStat } from '../src/targets/process-info.js';
 import { resolveTarget } from '../src/targets/resolve.js';
 import { CriuLogTailer } from './criu-log-tailer.js';
-import { RetryableJobError } from './failure.js';
+import { reasonOf, RetryableJobError } from './failure.js';
 import { waitUntraced } from './proc-wait.js';
 import { dumpPercent, PageBytesSampler, treeRssBytes } from './progress-sampler.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
@@ -108,11 +111,24 @@ async function dumpOnce(job: Job<DumpJobData>, target: ResolvedTarget, run: JobR
     // The aborted CRIU (shutdown) thaws the target when it notices; wait for that before handing the job on.
     await waitUntraced(target.pid, ctx.config.worker.busyWaitMs).catch(() => undefined);
     await ctx.store.discard(attempt.dir);
-    throw err;
+    throw await explainDumpFailure(err, target);
   }
   const [, bytesWritten] = await Promise.all([tailer.stop(), sampler.stop()]);
   reporter.progress({ stage: 'committing', bytesWritten, percent: 99 });
   return commit(job, target, attempt.dir, Date.now() - dumpStarted, run, ctx, false);
+}
+
+/**
+ * CRIU says ESRCH both when the target died during the dump and when something else (a debugger, another CRIU)
+ * got in its way: only the first is final. The target is the same process if its pid has the same start time.
+ */
+async function explainDumpFailure(err: unknown, target: ResolvedTarget): Promise<unknown> {
+  if (!(err instanceof CriuError) || err.errnoName !== 'ESRCH') return err;
+  const now = await readProcStat(target.pid);
+  if (!now || now.state === 'Z' || now.startTime !== target.startTime) {
+    return new TargetError('ETARGET_GONE', `pid ${target.pid} exited during the dump (${err.message})`);
+  }
+  return new RetryableJobError('ETARGET_BUSY', `pid ${target.pid} is alive but CRIU could not hold it: ${reasonOf(err)}`);
 }
 
 /** The CRIU options of a dump: the request's safe subset, plus what ckpt decides (log file and level, leaveRunning). */

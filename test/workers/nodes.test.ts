@@ -13,14 +13,16 @@ test('two workers with different node names on one Redis: every job runs on its 
   const targets = await Promise.all([startCounter(), startCounter()]);
   h.defer(() => Promise.all(targets.map((c) => c.kill())));
 
+  // Like two hosts: each node dumps its own process (one process, one node).
+  const own = { 'node-a': targets[0]!, 'node-b': targets[1]! };
   const jobs: { jobId: string; node: string }[] = [];
-  for (const node of ['node-a', 'node-b', 'node-a', 'node-b']) {
-    for (const target of targets) jobs.push(await h.queue.enqueueDump({ target: { pid: target.pid }, node }));
+  for (const node of ['node-a', 'node-b', 'node-a', 'node-b', 'node-b'] as const) {
+    jobs.push(await h.queue.enqueueDump({ target: { pid: own[node].pid }, node }));
   }
   // No worker serves node-c: its job stays waiting.
   const orphan = await h.queue.enqueueDump({ target: { pid: targets[0]!.pid }, node: 'node-c' });
   // The queue's own node (node-a) is the default.
-  jobs.push(await h.queue.enqueueDump({ target: { pid: targets[1]!.pid } }));
+  jobs.push(await h.queue.enqueueDump({ target: { pid: targets[0]!.pid } }));
   assert.equal(jobs.at(-1)!.node, 'node-a');
 
   for (const { jobId, node } of jobs) {
