@@ -157,8 +157,10 @@ export class CkptWorker {
     const run = { token: token ?? '', reporter, signal: controller.signal };
     const attempt = job.attemptsMade + 1;
     try {
-      await reporter.publish('job.active', { node: this.node, attempt, workerPid: process.pid });
-      await reporter.note(`--- attempt ${attempt} on node ${this.node} (worker pid ${process.pid}) ---`);
+      await Promise.all([
+        reporter.publish('job.active', { node: this.node, attempt, workerPid: process.pid }),
+        reporter.note(`--- attempt ${attempt} on node ${this.node} (worker pid ${process.pid}) ---`),
+      ]);
       switch (job.name) {
         case 'dump':
           return await processDump(job as Job<DumpJobData>, run, this.ctx);

@@ -32,9 +32,11 @@ export async function processDump(job: Job<DumpJobData>, run: JobRun, ctx: Worke
   const { reporter } = run;
   const cfg = ctx.config.worker;
   const started = Date.now();
+  // Only an attempt that got as far as resolving its target can have left a folder behind.
+  const earlier = job.data.resolved;
 
-  if (job.data.resolved) {
-    const adopted = await adoptEarlierAttempt(job, job.data.resolved, run, ctx, { discardUnfinished: false });
+  if (earlier) {
+    const adopted = await adoptEarlierAttempt(job, earlier, run, ctx, { discardUnfinished: false });
     if (adopted) return adopted;
   }
 
@@ -73,8 +75,10 @@ export async function processDump(job: Job<DumpJobData>, run: JobRun, ctx: Worke
     // A CRIU of a worker that died may still hold the target: let it finish (it thaws the target when it does).
     const tracer = await waitUntraced(info.pid, cfg.busyWaitMs, run.signal);
     if (tracer) throw new RetryableJobError('ETARGET_BUSY', `pid ${info.pid} is traced by pid ${tracer}; waited ${cfg.busyWaitMs} ms`);
-    const adopted = await adoptEarlierAttempt(job, resolved, run, ctx, { discardUnfinished: true });
-    if (adopted) return adopted;
+    if (earlier) {
+      const adopted = await adoptEarlierAttempt(job, resolved, run, ctx, { discardUnfinished: true });
+      if (adopted) return adopted;
+    }
     return await dumpOnce(job, resolved, run, ctx);
   } finally {
     await lease.release();
@@ -157,7 +161,7 @@ async function adoptEarlierAttempt(
   const committed = await ctx.store.readManifest(target.key, id);
   if (committed) {
     await run.reporter.note(`checkpoint ${id} was committed by an earlier attempt: adopting it`);
-    await catalogue(committed, run, ctx);
+    await catalogue(committed, run, ctx, { mayBeKnown: true });
     return resultOf(committed, true);
   }
   const found = await ctx.store.findAttempt(target.key, id, { jobId: job.id! });
@@ -208,20 +212,23 @@ async function commit(
     ...(job.data.scheduleId !== undefined && { scheduleId: job.data.scheduleId }),
   };
   await ctx.store.commit(dir, manifest);
-  await catalogue(manifest, run, ctx);
+  await catalogue(manifest, run, ctx, { mayBeKnown: adopted });
   run.reporter.progress({ stage: 'done', percent: 100 });
   return resultOf(manifest, adopted);
 }
 
-/** Adds the checkpoint to the catalog and announces it, unless an earlier attempt did both already. */
-async function catalogue(manifest: Manifest, run: JobRun, ctx: WorkerContext): Promise<void> {
-  const known = await ctx.catalog.get(manifest.id).then(
+/**
+ * Adds the checkpoint to the catalog and announces it, unless an earlier attempt did both already
+ * (`mayBeKnown`: a checkpoint this attempt did not make itself).
+ */
+async function catalogue(manifest: Manifest, run: JobRun, ctx: WorkerContext, options: { mayBeKnown: boolean }): Promise<void> {
+  const known = options.mayBeKnown && (await ctx.catalog.get(manifest.id).then(
     () => true,
     (err: unknown) => {
       if (err instanceof CatalogError && err.code === 'ENOTFOUND') return false;
       throw err;
     },
-  );
+  ));
   if (known) return;
   await ctx.catalog.add(manifest);
   await run.reporter.publish('checkpoint.created', {

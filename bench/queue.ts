@@ -1,0 +1,169 @@
+// Benchmark: what the job queue costs on top of CRIU.
+//
+//   node --import tsx bench/queue.ts [--rounds N] [--ballast MiB,MiB...] [--jobs N] [--targets N]
+//
+// 1. Latency: the same target dumped N times through the queue (enqueue -> job.completed seen on the event stream;
+//    the worker also commits the checkpoint: manifest, fsync, rename, catalog) and N times with CriuClient directly
+//    (same options), interleaved (order alternating each round) after one warm-up of each. Medians, ratio queue/direct.
+// 2. Throughput: `--jobs` small dump jobs over `--targets` small processes, worker concurrency 2, against the same
+//    dumps made directly with CriuClient two at a time. Jobs per second and the ratio.
+// Everything runs on a private Redis and CRIU service; checkpoints are removed as it goes.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { Catalog } from '../src/catalog/catalog.js';
+import { CheckpointStore } from '../src/catalog/checkpoint-store.js';
+import { configSchema } from '../src/config/schema.js';
+import { CriuClient, locateCriu, readDumpStats } from '../src/criu/index.js';
+import { EventLog } from '../src/events/event-log.js';
+import type { FeedEvent } from '../src/events/types.js';
+import { JobQueue } from '../src/queue/job-queue.js';
+import { TargetPolicy } from '../src/targets/policy.js';
+import { startTestCriuService } from '../test/helpers/criu.js';
+import { TestRedis } from '../test/helpers/redis.js';
+import { startCounter, type Counter } from '../test/helpers/targets.js';
+import { CkptWorker } from '../workers/ckpt-worker.js';
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '20' },
+    ballast: { type: 'string', default: '0,64' },
+    jobs: { type: 'string', default: '200' },
+    targets: { type: 'string', default: '4' },
+  },
+});
+const rounds = Number(values.rounds);
+const ballasts = values.ballast.split(',').map(Number);
+const jobCount = Number(values.jobs);
+const targetCount = Number(values.targets);
+if (!(rounds >= 1 && jobCount >= 1 && targetCount >= 1 && ballasts.every((b) => b >= 0))) {
+  throw new Error('usage: queue.ts [--rounds N>=1] [--ballast MiB,...] [--jobs N] [--targets N]');
+}
+
+const criuBin = await locateCriu();
+const redisServer = await TestRedis.start();
+const service = await startTestCriuService(criuBin);
+const root = await mkdtemp(path.join(os.tmpdir(), 'ckpt-bench-queue-'));
+const config = configSchema.parse({
+  node: 'bench',
+  redis: { url: redisServer.url, prefix: 'ckpt' },
+  storage: { root },
+  criu: { socket: service.socketPath },
+  worker: { concurrency: 2 },
+});
+const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
+const blocking = new Redis(redisServer.url, { maxRetriesPerRequest: null });
+const eventLog = new EventLog(redis, { key: 'ckpt:events' });
+const store = new CheckpointStore({ root });
+const catalog = new Catalog(redis, { prefix: 'ckpt', store, node: config.node });
+const queue = new JobQueue({ connection: redisServer.url, prefix: 'ckpt', node: config.node, eventLog, defaults: config.worker, checkpoints: catalog });
+const worker = new CkptWorker({
+  config,
+  eventLog,
+  criuSocket: service.socketPath,
+  catalog,
+  store,
+  policy: new TargetPolicy({ protectedPids: () => (service.pid ? [service.pid] : []) }),
+});
+await worker.start();
+const client = new CriuClient({ socketPath: service.socketPath });
+const counters: Counter[] = [];
+
+/** Follows the event stream: resolves each job's finishing event as it arrives. */
+let lastEventId = await eventLog.lastId();
+async function waitFinished(jobIds: Set<string>): Promise<Map<string, FeedEvent>> {
+  const done = new Map<string, FeedEvent>();
+  while (done.size < jobIds.size) {
+    for (const e of await eventLog.waitAfter(blocking, lastEventId, 5000)) {
+      lastEventId = e.id;
+      if ((e.event === 'job.completed' || (e.event === 'job.failed' && e.data.final)) && jobIds.has(e.jobId!)) done.set(e.jobId!, e);
+    }
+  }
+  for (const [id, e] of done) if (e.event === 'job.failed') throw new Error(`job ${id} failed: ${e.data.reason}`);
+  return done;
+}
+
+async function viaQueue(pid: number): Promise<number> {
+  const started = process.hrtime.bigint();
+  const { jobId } = await queue.enqueueDump({ target: { pid } });
+  const done = await waitFinished(new Set([jobId]));
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  await catalog.delete((done.get(jobId)!.data.result as { checkpointId: string }).checkpointId);
+  return ms;
+}
+
+async function viaClient(pid: number): Promise<number> {
+  const dir = await mkdtemp(path.join(root, 'direct-'));
+  try {
+    const started = process.hrtime.bigint();
+    await client.dump({ pid, imagesDir: dir, leaveRunning: true, logLevel: config.criu.logLevel, logFile: 'dump.log' });
+    await readDumpStats(dir);
+    return Number(process.hrtime.bigint() - started) / 1e6;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+const fmt = (ms: number) => `${ms.toFixed(1)} ms`.padStart(11);
+
+try {
+  console.log(
+    `queue: CRIU ${criuBin.version}, log level ${config.criu.logLevel}, ${rounds} interleaved rounds after 1 warm-up each`,
+  );
+  console.log(`${'target'.padEnd(14)}${'queue'.padStart(11)}${'direct'.padStart(11)}${'overhead'.padStart(11)}  ratio queue/direct (medians)`);
+  for (const ballast of ballasts) {
+    const target = await startCounter(ballast);
+    counters.push(target);
+    await viaQueue(target.pid);
+    await viaClient(target.pid);
+    const samples = { queue: [] as number[], direct: [] as number[] };
+    for (let i = 0; i < rounds; i++) {
+      const order = i % 2 === 0 ? (['queue', 'direct'] as const) : (['direct', 'queue'] as const);
+      for (const which of order) samples[which].push(await (which === 'queue' ? viaQueue : viaClient)(target.pid));
+    }
+    const [q, d] = [median(samples.queue), median(samples.direct)];
+    console.log(`${`${ballast} MiB`.padEnd(14)}${fmt(q)}${fmt(d)}${fmt(q - d)}  ${(q / d).toFixed(3)}`);
+  }
+
+  const small = await Promise.all(Array.from({ length: targetCount }, () => startCounter(0)));
+  counters.push(...small);
+  const pids = Array.from({ length: jobCount }, (_, i) => small[i % small.length]!.pid);
+
+  let started = process.hrtime.bigint();
+  const ids = new Set<string>();
+  for (const pid of pids) ids.add((await queue.enqueueDump({ target: { pid } })).jobId);
+  const done = await waitFinished(ids);
+  const queueSec = Number(process.hrtime.bigint() - started) / 1e9;
+  for (const e of done.values()) await catalog.delete((e.data.result as { checkpointId: string }).checkpointId);
+
+  // Baseline: the same dumps, two at a time, each loop taking the next pid (no two loops on one target at once
+  // when targets >= 2, as the queue's per-target lock ensures).
+  started = process.hrtime.bigint();
+  let next = 0;
+  const loop = async () => {
+    while (next < pids.length) await viaClient(pids[next++]!);
+  };
+  await Promise.all([loop(), loop()]);
+  const directSec = Number(process.hrtime.bigint() - started) / 1e9;
+  console.log(
+    `throughput: ${jobCount} dump jobs over ${targetCount} small processes, concurrency 2: ` +
+      `queue ${(jobCount / queueSec).toFixed(1)} jobs/s (${queueSec.toFixed(1)} s), ` +
+      `direct ${(jobCount / directSec).toFixed(1)} dumps/s (${directSec.toFixed(1)} s), ratio queue/direct ${(directSec / queueSec).toFixed(3)}`,
+  );
+} finally {
+  await worker.close();
+  await queue.close();
+  redis.disconnect();
+  blocking.disconnect();
+  await Promise.all(counters.map((c) => c.kill()));
+  await service.cleanup();
+  await redisServer.stop();
+  await rm(root, { recursive: true, force: true });
+}
