@@ -1,4 +1,4 @@
-import { chmod, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DelayedError, type Job } from 'bullmq';
@@ -81,7 +81,8 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
       if (res.warning) await reporter.note(`CRIU warning: ${res.warning}`);
     } finally {
       await tailer.stop();
-      await chmod(path.join(imagesDir, logFile), 0o600).catch(() => undefined);
+      // CRIU adds restore-<job>.log and stats-restore to the checkpoint folder, 0644: keep it 0600 throughout.
+      await ctx.store.secure(imagesDir).catch(() => undefined);
     }
     reporter.progress({ stage: 'checking', percent: 95 });
     await sleep(cfg.aliveCheckMs, undefined, { signal: run.signal });
