@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import cron, { type Logger as NodeCronLogger, type ScheduledTask } from 'node-cron';
+import cron from 'node-cron';
 import { addDays, instantOf, wallTimeAt, weekdayOf } from './zoned-time.js';
 
 /** A cron expression that cannot be used; `message` says which field and why. */
@@ -211,31 +210,3 @@ export function nextRuns(schedule: { cron: string; timezone: string }, n = 5, fr
     .map((t) => new Date(t));
 }
 
-/**
- * A started node-cron task that calls `onTick(tickMs)` at each run time of `expression` in `timeZone`, with
- * crontab's either-day rule applied (see CronExpression). A tick node-cron could not run on time (a blocked event
- * loop) is still delivered, late. Stop it with `destroy()`.
- */
-export function startTickTask(
-  expression: CronExpression,
-  timeZone: string,
-  onTick: (tickMs: number) => void,
-  logger?: NodeCronLogger,
-): ScheduledTask {
-  const deliver = (date: Date) => {
-    const tickMs = date.getTime();
-    if (expression.eitherDayMatches) {
-      const w = wallTimeAt(tickMs, timeZone);
-      if (!expression.matchesDay(w.year, w.month, w.day)) return;
-    }
-    onTick(tickMs);
-  };
-  const task = cron.createTask(expression.tickPattern, (ctx) => deliver(ctx.date), {
-    timezone: timeZone,
-    name: `ckpt-${randomUUID()}`,
-    ...(logger ? { logger } : {}),
-  });
-  task.on('execution:missed', (ctx) => deliver(ctx.date));
-  void task.start();
-  return task;
-}

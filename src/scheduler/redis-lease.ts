@@ -1,15 +1,16 @@
 import type { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { LuaScript } from './lua-script.js';
 
 // KEYS: lease. ARGV: owner, ttlMs. Extends the lease only while we still hold it.
-const RENEW = `
+const RENEW = new LuaScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1`;
+return 1`);
 
-const RELEASE = `
+const RELEASE = new LuaScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-return redis.call('DEL', KEYS[1])`;
+return redis.call('DEL', KEYS[1])`);
 
 /**
  * A lock with a time limit in one Redis key: held by at most one owner, gone by itself when the owner dies.
@@ -40,10 +41,10 @@ export class RedisLease {
   }
 
   async renew(): Promise<boolean> {
-    return (await this.redis.eval(RENEW, 1, this.key, this.owner, this.ttlMs)) === 1;
+    return (await RENEW.run(this.redis, [this.key], [this.owner, this.ttlMs])) === 1;
   }
 
   async release(): Promise<void> {
-    await this.redis.eval(RELEASE, 1, this.key, this.owner);
+    await RELEASE.run(this.redis, [this.key], [this.owner]);
   }
 }

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { LuaScript } from './lua-script.js';
 import type { Schedule } from './schema.js';
 
 /** Where a schedule's definition came from. Config seeding only ever rewrites `config` ones. */
@@ -62,27 +63,27 @@ export interface ScheduleChange {
 
 // Replaces a definition only if it is still what the caller read ('' = absent), so concurrent writers never lose
 // each other's change silently. KEYS: defs. ARGV: id, expected JSON or '', new JSON.
-const COMPARE_AND_SET = `
+const COMPARE_AND_SET = new LuaScript(`
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if (cur or '') ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-return 1`;
+return 1`);
 
 // KEYS: state hash. ARGV: field, value. Keeps the larger number.
-const SET_MAX = `
+const SET_MAX = new LuaScript(`
 local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
-return 1`;
+return 1`);
 
 // KEYS: state hash. ARGV: threshold, at, reason. Returns {failures, 1 when this failure made it unhealthy}.
-const RECORD_FAILURE = `
+const RECORD_FAILURE = new LuaScript(`
 local n = redis.call('HINCRBY', KEYS[1], 'consecutiveFailures', 1)
 redis.call('HSET', KEYS[1], 'lastFailureAt', ARGV[2], 'lastFailureReason', ARGV[3])
 if n >= tonumber(ARGV[1]) and redis.call('HGET', KEYS[1], 'unhealthy') ~= '1' then
   redis.call('HSET', KEYS[1], 'unhealthy', '1')
   return {n, 1}
 end
-return {n, 0}`;
+return {n, 0}`);
 
 /**
  * Schedules in Redis, shared by every process. Layout under `<prefix>:schedules:`:
@@ -221,7 +222,7 @@ export class ScheduleStore {
 
   /** Moves lastTickAt forward (never back). */
   async recordTick(id: string, tickMs: number): Promise<void> {
-    await this.redis.eval(SET_MAX, 1, this.stateKey(id), 'lastTickAt', tickMs);
+    await SET_MAX.run(this.redis, [this.stateKey(id)], ['lastTickAt', tickMs]);
   }
 
   async recordFired(id: string, jobId: string, at = Date.now()): Promise<void> {
@@ -238,7 +239,7 @@ export class ScheduleStore {
     reason: string,
     unhealthyAfter: number,
   ): Promise<{ consecutiveFailures: number; becameUnhealthy: boolean }> {
-    const [n, became] = (await this.redis.eval(RECORD_FAILURE, 1, this.stateKey(id), unhealthyAfter, Date.now(), reason)) as [
+    const [n, became] = (await RECORD_FAILURE.run(this.redis, [this.stateKey(id)], [unhealthyAfter, Date.now(), reason])) as [
       number,
       number,
     ];
@@ -255,7 +256,7 @@ export class ScheduleStore {
   }
 
   private async compareAndSet(id: string, expected: string, record: ScheduleRecord): Promise<boolean> {
-    return (await this.redis.eval(COMPARE_AND_SET, 1, this.defsKey, id, expected, JSON.stringify(record))) === 1;
+    return (await COMPARE_AND_SET.run(this.redis, [this.defsKey], [id, expected, JSON.stringify(record)])) === 1;
   }
 
   private async notify(change: ScheduleChange): Promise<void> {

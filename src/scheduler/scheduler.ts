@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ScheduledTask } from 'node-cron';
 import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { ValidationError } from '../common/validation.js';
@@ -13,12 +12,13 @@ import { PolicyError, TargetError } from '../targets/errors.js';
 import type { ProcessInfo } from '../targets/process-info.js';
 import { resolveTarget as resolveTargetDefault } from '../targets/resolve.js';
 import type { TargetSpec } from '../targets/spec.js';
-import { CronExpression, startTickTask } from './cron.js';
+import { CronExpression } from './cron.js';
 import { EventFollower } from './event-follower.js';
 import { Pruner, type RetentionCatalog } from './pruner.js';
 import { ScheduleStoreError, type ScheduleRecord, type ScheduleState, type ScheduleStore } from './schedule-store.js';
 import type { Schedule } from './schema.js';
 import { TickClaims } from './tick-claims.js';
+import { TickPool } from './tick-pool.js';
 
 /** What the scheduler needs from the job queue (src/queue's JobQueue provides it). */
 export interface DumpEnqueuer {
@@ -66,7 +66,7 @@ interface Armed {
   /** cron + timezone: what the node-cron task was made from. */
   version: string;
   cron: CronExpression;
-  task: ScheduledTask;
+  unsubscribe: () => void;
   /** The definition as last loaded (a tick re-reads it from Redis once it holds the claim). */
   schedule: Schedule;
 }
@@ -95,6 +95,7 @@ export class Scheduler {
   private readonly claims: TickClaims;
   private readonly log: Logger;
   private readonly armed = new Map<string, Armed>();
+  private readonly ticks: TickPool;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly pruner?: Pruner;
   private readonly follower: EventFollower;
@@ -107,6 +108,7 @@ export class Scheduler {
     const { redis, config } = options;
     this.instanceId = options.instanceId ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.log = (options.logger ?? pino()).child({ component: 'scheduler' });
+    this.ticks = new TickPool(nodeCronLogger(this.log));
     this.claims = new TickClaims(redis, { prefix: config.redis.prefix, ttlMs: config.scheduler.tickClaimTtlMs });
     if (options.catalog) {
       this.pruner = new Pruner({
@@ -168,6 +170,7 @@ export class Scheduler {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     for (const id of [...this.armed.keys()]) this.disarm(id);
+    this.ticks.close();
     await this.follower.stop();
     await Promise.allSettled([...this.inFlight]);
     await this.syncQueue;
@@ -194,6 +197,7 @@ export class Scheduler {
       await this.reportSkip(id, now, outcome.skipped, { manual: true });
       throw new TriggerError(outcome.code ?? 'ESKIPPED', outcome.skipped);
     }
+    await this.options.store.recordFired(id, jobId);
     await this.reportFired(id, now, jobId, { manual: true });
     return { jobId };
   }
@@ -241,14 +245,14 @@ export class Scheduler {
     }
     this.disarm(id);
     const parsed = CronExpression.parse(expression);
-    const task = startTickTask(parsed, timezone, (tickMs) => this.track(this.onTick(id, tickMs, 'cron')), nodeCronLogger(this.log));
-    this.armed.set(id, { version, cron: parsed, task, schedule: record.schedule });
+    const unsubscribe = this.ticks.subscribe(parsed, timezone, (tickMs) => this.track(this.onTick(id, tickMs, 'cron')));
+    this.armed.set(id, { version, cron: parsed, unsubscribe, schedule: record.schedule });
   }
 
   private disarm(id: string): void {
     const armed = this.armed.get(id);
     if (!armed) return;
-    void armed.task.destroy();
+    armed.unsubscribe();
     this.armed.delete(id);
   }
 
@@ -266,8 +270,7 @@ export class Scheduler {
   private async onTick(id: string, tickMs: number, source: TickSource): Promise<void> {
     try {
       if (!(await this.claims.claim(id, tickMs, this.instanceId, this.leaseFor(this.armed.get(id)?.schedule)))) return;
-      await this.options.store.recordTick(id, tickMs);
-      await this.handleClaimedTick(id, tickMs, source);
+      await Promise.all([this.options.store.recordTick(id, tickMs), this.handleClaimedTick(id, tickMs, source)]);
     } catch (err) {
       // The claim (if we got it) stays `claimed`: a sweep takes it over when its lease runs out.
       this.log.error({ err, scheduleId: id, tickMs }, 'scheduler: tick failed; it will be retried after the claim lease');
@@ -309,7 +312,12 @@ export class Scheduler {
     }
     const finished = outcome.skipped
       ? await this.claims.finish(id, tickMs, this.instanceId, { state: 'skipped', reason: outcome.skipped })
-      : await this.claims.finish(id, tickMs, this.instanceId, { state: 'enqueued', jobId });
+      : (
+          await Promise.all([
+            this.claims.finish(id, tickMs, this.instanceId, { state: 'enqueued', jobId }),
+            this.options.store.recordFired(id, jobId),
+          ])
+        )[0];
     // Another scheduler took the tick over meanwhile (we were slower than the lease): it reports, not us.
     if (!finished) return;
     if (outcome.skipped) await this.reportSkip(id, tickMs, outcome.skipped, { source });
@@ -321,7 +329,7 @@ export class Scheduler {
    * as failures); anything else (Redis down...) is thrown and the tick is retried through its claim.
    */
   private async fire(schedule: Schedule, tickMs: number, jobId: string, state?: ScheduleState): Promise<FireOutcome> {
-    const { enqueuer, store } = this.options;
+    const { enqueuer } = this.options;
     if (state && schedule.overlap === 'skip' && state.lastJobId && state.lastJobId !== jobId) {
       const previous = await enqueuer.getJob(state.lastJobId);
       if (previous && PENDING_JOB_STATES.has(previous.state)) return { skipped: 'previous run still active' };
@@ -351,7 +359,6 @@ export class Scheduler {
       await this.countFailure(schedule.id, err.message);
       return { skipped: `enqueue refused: ${err.message}`, code: err.code };
     }
-    await store.recordFired(schedule.id, jobId);
     return {};
   }
 
@@ -424,6 +431,7 @@ export class Scheduler {
 
   /** Events followed by one scheduler at a time: checkpoints end a failure streak and trigger retention. */
   private async onEvent(e: FeedEvent): Promise<void> {
+    if (e.event !== 'checkpoint.created' && e.event !== 'job.failed') return;
     const scheduleId = e.scheduleId ?? (e.data.scheduleId as string | undefined) ?? scheduleIdOfJob(e.jobId);
     if (!scheduleId || !(await this.options.store.get(scheduleId))) return;
     if (e.event === 'checkpoint.created') {

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { LuaScript } from './lua-script.js';
 
 /** claimed: someone is working on the tick; enqueued / skipped: the tick is done, whatever happens to its job later. */
 export type ClaimState = 'claimed' | 'enqueued' | 'skipped';
@@ -27,26 +28,26 @@ export interface TickClaimsOptions {
 }
 
 // KEYS: claim, pending. ARGV: owner, leaseUntil, ttlMs, member, tickMs.
-const CLAIM = `
+const CLAIM = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 redis.call('HSET', KEYS[1], 'state', 'claimed', 'owner', ARGV[1], 'leaseUntil', ARGV[2], 'claimedAt', string.format('%d', now), 'takeovers', '0')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
-return 1`;
+return 1`);
 
 // KEYS: claim, pending. ARGV: owner, state, member, jobId or '', reason or ''.
-const FINISH = `
+const FINISH = new LuaScript(`
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'state') ~= 'claimed' then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[2])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'jobId', ARGV[4]) end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[5]) end
 redis.call('ZREM', KEYS[2], ARGV[3])
-return 1`;
+return 1`);
 
 // KEYS: claim, pending. ARGV: new owner, now, new leaseUntil, member. Takes over a claim whose owner's lease ran out.
-const TAKE_OVER = `
+const TAKE_OVER = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HGET', KEYS[1], 'state') ~= 'claimed' then
   redis.call('ZREM', KEYS[2], ARGV[4])
   return 0
@@ -55,7 +56,7 @@ if tonumber(redis.call('HGET', KEYS[1], 'leaseUntil')) > tonumber(ARGV[2]) then 
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'leaseUntil', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'takeovers', 1)
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-return 1`;
+return 1`);
 
 /**
  * One claim per (schedule, tick) in Redis: whoever creates it handles the tick, every other scheduler leaves it.
@@ -76,16 +77,10 @@ export class TickClaims {
 
   /** True when this owner now holds the tick; false when someone else claimed it first. */
   async claim(scheduleId: string, tickMs: number, owner: string, leaseMs: number): Promise<boolean> {
-    const res = await this.redis.eval(
-      CLAIM,
-      2,
-      this.key(scheduleId, tickMs),
-      this.pendingKey,
-      owner,
-      Date.now() + leaseMs,
-      this.options.ttlMs,
-      member(scheduleId, tickMs),
-      tickMs,
+    const res = await CLAIM.run(
+      this.redis,
+      [this.key(scheduleId, tickMs), this.pendingKey],
+      [owner, Date.now() + leaseMs, this.options.ttlMs, member(scheduleId, tickMs), tickMs],
     );
     return res === 1;
   }
@@ -100,16 +95,16 @@ export class TickClaims {
     owner: string,
     outcome: { state: 'enqueued'; jobId: string } | { state: 'skipped'; reason: string },
   ): Promise<boolean> {
-    const res = await this.redis.eval(
-      FINISH,
-      2,
-      this.key(scheduleId, tickMs),
-      this.pendingKey,
-      owner,
-      outcome.state,
-      member(scheduleId, tickMs),
-      outcome.state === 'enqueued' ? outcome.jobId : '',
-      outcome.state === 'skipped' ? outcome.reason : '',
+    const res = await FINISH.run(
+      this.redis,
+      [this.key(scheduleId, tickMs), this.pendingKey],
+      [
+        owner,
+        outcome.state,
+        member(scheduleId, tickMs),
+        outcome.state === 'enqueued' ? outcome.jobId : '',
+        outcome.state === 'skipped' ? outcome.reason : '',
+      ],
     );
     return res === 1;
   }
@@ -122,7 +117,7 @@ export class TickClaims {
     for (const m of members) {
       const { scheduleId, tickMs } = parseMember(m);
       const key = this.key(scheduleId, tickMs);
-      const ok = await this.redis.eval(TAKE_OVER, 2, key, this.pendingKey, owner, now, now + leaseMs, m);
+      const ok = await TAKE_OVER.run(this.redis, [key, this.pendingKey], [owner, now, now + leaseMs, m]);
       if (ok !== 1) continue;
       const claim = await this.get(scheduleId, tickMs);
       if (claim) taken.push(claim);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import cron from 'node-cron';
-import { CronExpression, CronSyntaxError, nextRuns, startTickTask } from '../../src/scheduler/cron.js';
+import { CronExpression, CronSyntaxError, nextRuns } from '../../src/scheduler/cron.js';
+import { TickPool } from '../../src/scheduler/tick-pool.js';
 
 const iso = (ts: number[] | Date[]) => ts.map((t) => new Date(t).toISOString());
 const utc = (s: string) => Date.parse(s);
@@ -121,9 +122,18 @@ test('6 fields: seconds first; nicknames expand', () => {
 test('node-cron drives the ticks: with both day fields restricted it fires on either day, and only then', async (t) => {
   // Fake clock from Thursday 2026-01-01; node-cron's timers and Date follow it.
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: utc('2026-01-01T00:00:00Z') });
-  const expression = CronExpression.parse('0 0 13 * 5');
-  const fired: number[] = [];
-  const task = startTickTask(expression, 'UTC', (tickMs) => fired.push(tickMs));
+  const pool = new TickPool();
+  const either = CronExpression.parse('0 0 13 * 5');
+  const fridays = CronExpression.parse('0 0 * * 5');
+  const fired = { either: [] as number[], fridays: [] as number[] };
+  pool.subscribe(either, 'UTC', (tickMs) => fired.either.push(tickMs));
+  pool.subscribe(fridays, 'UTC', (tickMs) => fired.fridays.push(tickMs));
+  assert.equal(pool.taskCount, 2);
+  // Same time fields, other day fields: one shared node-cron task, each subscriber with its own day rule.
+  const stopThirteenths = pool.subscribe(CronExpression.parse('0 0 13 * 2'), 'UTC', () => undefined);
+  assert.equal(pool.taskCount, 2);
+  stopThirteenths();
+  assert.equal(pool.taskCount, 2, 'still used by the first subscriber');
   // node-cron alone, for contrast: it requires both fields (a Friday the 13th: none in January 2026, then Feb 13).
   const rawFired: number[] = [];
   const raw = cron.createTask('0 0 13 * 5', (ctx) => void rawFired.push(ctx.date.getTime()), { timezone: 'UTC' });
@@ -135,12 +145,12 @@ test('node-cron drives the ticks: with both day fields restricted it fires on ei
       await new Promise((resolve) => setImmediate(resolve));
     }
   } finally {
-    void task.destroy();
+    pool.close();
     void raw.destroy();
   }
   assert.deepEqual(rawFired, []);
-  assert.deepEqual(iso(fired), iso(expression.nextRuns(utc('2026-01-01T00:00:00Z'), 6, 'UTC')));
-  assert.deepEqual(iso(fired), [
+  assert.deepEqual(iso(fired.either), iso(either.nextRuns(utc('2026-01-01T00:00:00Z'), 6, 'UTC')));
+  assert.deepEqual(iso(fired.either), [
     '2026-01-02T00:00:00.000Z',
     '2026-01-09T00:00:00.000Z',
     '2026-01-13T00:00:00.000Z',
@@ -148,4 +158,5 @@ test('node-cron drives the ticks: with both day fields restricted it fires on ei
     '2026-01-23T00:00:00.000Z',
     '2026-01-30T00:00:00.000Z',
   ]);
+  assert.deepEqual(iso(fired.fridays), ['2026-01-02T00:00:00.000Z', '2026-01-09T00:00:00.000Z', '2026-01-16T00:00:00.000Z', '2026-01-23T00:00:00.000Z', '2026-01-30T00:00:00.000Z']);
 });

@@ -1,0 +1,239 @@
+/**
+ * Scheduler benchmark: 10,000 schedules, each every minute at its own second (`<i % 60> * * * * *`, so ~167 ticks a
+ * second), run by 2 scheduler processes on one Redis for 3 minutes, enqueueing into the real JobQueue (no worker:
+ * jobs stay waiting). The target is one live process, resolved at each tick as in production.
+ *
+ * Measures over the ticks of the measured window: tick -> enqueued latency (lagMs of schedule.fired: from the tick's
+ * instant until its job was enqueued) p50 / p99, each scheduler's RSS (max over the run), duplicates (ticks with more
+ * than one schedule.fired or job; must be 0) and missed ticks (expected ticks without a job; must be 0).
+ * Baseline in the same run, against the same Redis while the schedulers run: a plain BullMQ Queue.add round trip and
+ * a raw SET NX round trip (what the cheapest possible "enqueue once" would cost).
+ *
+ * Run: node --import tsx bench/scheduler.ts [--minutes 3] [--schedules 10000] [--processes 2]
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { destination, pino } from 'pino';
+import { configSchema, type Config } from '../src/config/schema.js';
+import { EventLog } from '../src/events/event-log.js';
+import type { FeedEvent } from '../src/events/types.js';
+import { JobQueue } from '../src/queue/job-queue.js';
+import { queueNameFor } from '../src/queue/keys.js';
+import { ScheduleStore } from '../src/scheduler/schedule-store.js';
+import { Scheduler } from '../src/scheduler/scheduler.js';
+import { scheduleSchema } from '../src/scheduler/schema.js';
+import { TestRedis } from '../test/helpers/redis.js';
+
+const { values: args } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '3' },
+    schedules: { type: 'string', default: '10000' },
+    processes: { type: 'string', default: '2' },
+    child: { type: 'boolean', default: false },
+  },
+});
+const MINUTES = Number(args.minutes);
+const SCHEDULES = Number(args.schedules);
+const PROCESSES = Number(args.processes);
+const PREFIX = 'bench';
+const NODE = 'bench-node';
+
+function benchConfig(redisUrl: string): Config {
+  return configSchema.parse({
+    node: NODE,
+    redis: { url: redisUrl, prefix: PREFIX },
+    events: { maxLen: 10_000_000 },
+    worker: { keepCompleted: 10, keepFailed: 10 },
+  });
+}
+
+/** A scheduler replica (this file run with --child): starts, says "ready", stops on SIGTERM. */
+async function child(): Promise<void> {
+  const config = benchConfig(process.env.BENCH_REDIS_URL!);
+  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: null });
+  const eventLog = new EventLog(redis, { key: `${PREFIX}:events`, maxLen: config.events.maxLen });
+  const jobs = new JobQueue({ connection: config.redis.url, prefix: PREFIX, node: NODE, eventLog, defaults: config.worker });
+  const store = new ScheduleStore(redis, PREFIX);
+  const scheduler = new Scheduler({ redis, store, enqueuer: jobs, eventLog, config, logger: pino({ level: 'warn' }, destination(2)) });
+  await scheduler.start();
+  process.send!({ ready: scheduler.armedIds().length });
+  process.once('SIGTERM', () => {
+    void (async () => {
+      await scheduler.stop();
+      await jobs.close();
+      redis.disconnect();
+      process.exit(0);
+    })();
+  });
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(sorted.length * p) - 1))]!;
+}
+
+function rssMiB(pid: number): number {
+  try {
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    return kb / 1024;
+  } catch {
+    return 0;
+  }
+}
+
+async function readAll(eventLog: EventLog): Promise<FeedEvent[]> {
+  const out: FeedEvent[] = [];
+  let after = '0';
+  for (;;) {
+    const batch = await eventLog.readAfter(after, 10_000);
+    out.push(...batch);
+    if (batch.length < 10_000) return out;
+    after = batch[batch.length - 1]!.id;
+  }
+}
+
+async function main(): Promise<void> {
+  const server = await TestRedis.start();
+  const target = spawn('sleep', ['1000000'], { detached: true, stdio: 'ignore' });
+  target.unref();
+  const children: ChildProcess[] = [];
+  try {
+    const redis = new Redis(server.url);
+    const store = new ScheduleStore(redis, PREFIX);
+    const eventLog = new EventLog(redis, { key: `${PREFIX}:events` });
+    const t0 = performance.now();
+    for (let i = 0; i < SCHEDULES; i += 500) {
+      await Promise.all(
+        Array.from({ length: Math.min(500, SCHEDULES - i) }, (_, k) =>
+          store.create(
+            scheduleSchema.parse({
+              id: `s${i + k}`,
+              cron: `${(i + k) % 60} * * * * *`,
+              target: { pid: target.pid },
+              overlap: 'queue',
+              missed: 'skip',
+            }),
+          ),
+        ),
+      );
+    }
+    console.log(`created ${SCHEDULES} schedules in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+    const self = fileURLToPath(import.meta.url);
+    const readyAt: number[] = [];
+    for (let p = 0; p < PROCESSES; p++) {
+      const c = fork(self, ['--child'], { env: { ...process.env, BENCH_REDIS_URL: server.url }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      children.push(c);
+    }
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve, reject) => {
+            c.once('message', (m: { ready: number }) => {
+              readyAt.push(Date.now());
+              console.log(`scheduler pid ${c.pid}: ${m.ready} schedules armed`);
+              resolve();
+            });
+            c.once('exit', (code) => reject(new Error(`scheduler exited (${code}) before ready`)));
+          }),
+      ),
+    );
+
+    // Measured window: whole seconds, starting once every replica runs.
+    const windowStart = Math.ceil((Math.max(...readyAt) + 2000) / 1000) * 1000;
+    const windowEnd = windowStart + MINUTES * 60_000;
+    const rss = new Map<number, number[]>(children.map((c) => [c.pid!, []]));
+    const sampleRss = () => {
+      for (const c of children) rss.get(c.pid!)!.push(rssMiB(c.pid!));
+    };
+
+    // Baseline while the schedulers run: plain Queue.add and SET NX round trips, 20 a second.
+    const baselineQueue = new Queue('baseline', { connection: redis, prefix: PREFIX });
+    const addMs: number[] = [];
+    const setNxMs: number[] = [];
+    const rssTimer = setInterval(sampleRss, 5000);
+    console.log(`measuring ${MINUTES} min from ${new Date(windowStart).toISOString()}`);
+    await sleep(windowStart - Date.now());
+    let n = 0;
+    while (Date.now() < windowEnd) {
+      let t = performance.now();
+      await baselineQueue.add('baseline', { n }, { jobId: `baseline-${n}` });
+      addMs.push(performance.now() - t);
+      t = performance.now();
+      await redis.set(`${PREFIX}:baseline:${n}`, '1', 'PX', 600_000, 'NX');
+      setNxMs.push(performance.now() - t);
+      n++;
+      await sleep(50);
+    }
+    clearInterval(rssTimer);
+    sampleRss();
+    await sleep(3000); // the last ticks of the window finish enqueueing
+    await Promise.all(
+      children.map((c) => new Promise<void>((resolve) => (c.once('exit', () => resolve()), c.kill('SIGTERM')))),
+    );
+
+    // Results.
+    const events = await readAll(eventLog);
+    const fired = new Map<string, FeedEvent[]>();
+    for (const e of events) {
+      if (e.event !== 'schedule.fired') continue;
+      const key = `${e.scheduleId}:${e.data.tickAt}`;
+      fired.set(key, [...(fired.get(key) ?? []), e]);
+    }
+    const waitingPerJob = new Map<string, number>();
+    for (const e of events) if (e.event === 'job.waiting') waitingPerJob.set(e.jobId!, (waitingPerJob.get(e.jobId!) ?? 0) + 1);
+    let expected = 0;
+    let missed = 0;
+    const lags: number[] = [];
+    for (let i = 0; i < SCHEDULES; i++) {
+      const second = i % 60;
+      for (let t = windowStart; t < windowEnd; t += 1000) {
+        if (new Date(t).getUTCSeconds() !== second) continue;
+        expected++;
+        const f = fired.get(`s${i}:${t}`);
+        if (!f || !waitingPerJob.has(`sched-s${i}-${t}`)) missed++;
+        else lags.push(f[0]!.data.lagMs as number);
+      }
+    }
+    const duplicateFired = [...fired.values()].reduce((sum, list) => sum + list.length - 1, 0);
+    const duplicateJobs = [...waitingPerJob.values()].reduce((sum, c) => sum + c - 1, 0);
+    const queued = await new Queue(queueNameFor(NODE), { connection: redis, prefix: PREFIX }).getJobCountByTypes('waiting', 'prioritized');
+    lags.sort((a, b) => a - b);
+    addMs.sort((a, b) => a - b);
+    setNxMs.sort((a, b) => a - b);
+    const fmt = (x: number) => x.toFixed(1);
+    console.log('');
+    console.log(`schedules ${SCHEDULES}, scheduler processes ${PROCESSES}, window ${MINUTES} min`);
+    console.log(`ticks expected ${expected}, enqueued ${lags.length}, missed ${missed}, duplicates ${duplicateFired + duplicateJobs} (fired ${duplicateFired}, jobs ${duplicateJobs})`);
+    console.log(`jobs waiting in the queue (all ticks, window or not): ${queued}; distinct ticks fired: ${fired.size}`);
+    console.log(`tick -> enqueued: p50 ${fmt(percentile(lags, 0.5))} ms, p99 ${fmt(percentile(lags, 0.99))} ms, max ${fmt(lags[lags.length - 1] ?? NaN)} ms`);
+    console.log(`baseline Queue.add: p50 ${fmt(percentile(addMs, 0.5))} ms, p99 ${fmt(percentile(addMs, 0.99))} ms (${addMs.length} samples)`);
+    console.log(`baseline SET NX: p50 ${fmt(percentile(setNxMs, 0.5))} ms, p99 ${fmt(percentile(setNxMs, 0.99))} ms`);
+    console.log(
+      `ratio tick->enqueued / Queue.add: p50 ${(percentile(lags, 0.5) / percentile(addMs, 0.5)).toFixed(1)}x, p99 ${(percentile(lags, 0.99) / percentile(addMs, 0.99)).toFixed(1)}x`,
+    );
+    for (const [pid, samples] of rss) {
+      console.log(`scheduler pid ${pid} RSS: max ${fmt(Math.max(...samples))} MiB, last ${fmt(samples[samples.length - 1]!)} MiB`);
+    }
+    await baselineQueue.close();
+    redis.disconnect();
+    if (missed || duplicateFired || duplicateJobs) process.exitCode = 1;
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    try {
+      process.kill(target.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    await server.stop();
+  }
+}
+
+if (args.child) await child();
+else await main();
