@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -59,4 +59,10 @@ test('dump through the queue makes a catalogued checkpoint; restore brings the p
   await sleep(200);
   assert.ok(target.read() > before, 'the restored counter goes on');
   assert.deepEqual(await h.catalog.refs(checkpointId), [], 'the restore released its ref');
+
+  // The checkpoint folder stays private, also with what the restore added (its log, stats-restore).
+  assert.equal((await stat(dir)).mode & 0o777, 0o700);
+  const files = await readdir(dir);
+  assert.ok(files.includes(`restore-${restore.jobId}.log`) && files.includes('stats-restore'));
+  for (const f of files) assert.equal((await stat(path.join(dir, f))).mode & 0o777, 0o600, f);
 });
