@@ -1,0 +1,182 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test } from 'node:test';
+import { requireCriu } from '../helpers/criu.js';
+import { killAndReap, startCounter, waitGone, type Counter } from '../helpers/targets.js';
+import { ApiClient } from '../../src/cli/api-client.js';
+import { runCli, spawnCli } from './run.js';
+import { startCkptUp } from './server.js';
+
+// `ckpt` as a user runs it: a child process talking to a real `ckpt up` (real Redis, real CRIU, real processes).
+
+const CHECKPOINT_ID = /^\d{8}T\d{6}Z-[0-9a-f]{8}$/;
+const MiB = 1024 * 1024;
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000, detail = () => ''): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${detail()}`);
+    await sleep(25);
+  }
+}
+
+test('ckpt against a running ckpt up', async (t) => {
+  if (!(await requireCriu(t))) return;
+  const srv = await startCkptUp();
+  t.after(() => srv.stop());
+  const ckpt = (...args: string[]) => runCli(['--url', srv.url, ...args]);
+  const counters: Counter[] = [];
+  const counter = async (ballastMiB = 0) => {
+    const c = await startCounter(ballastMiB);
+    counters.push(c);
+    return c;
+  };
+  t.after(async () => {
+    for (const c of counters) await c.kill();
+  });
+
+  await t.test('dump --wait --json completes with a checkpoint id; the target keeps running', async () => {
+    const c = await counter(16);
+    const r = await ckpt('dump', '--pid', String(c.pid), '--wait', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, '', 'no progress output with --json');
+    const job = JSON.parse(r.stdout);
+    assert.equal(job.type, 'dump');
+    assert.equal(job.state, 'completed');
+    assert.match(job.result.checkpointId, CHECKPOINT_ID);
+    assert.ok(job.result.bytes > 16 * MiB, `checkpoint holds the ballast: ${job.result.bytes} bytes`);
+    assert.ok(job.result.stats.pagesWritten > 4096, JSON.stringify(job.result.stats));
+    assert.ok(c.alive(), 'leaveRunning is the default');
+
+    const [list, jobs, shown] = await Promise.all([ckpt('checkpoints', '--json'), ckpt('jobs', '--type', 'dump', '--json'), ckpt('job', job.id)]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.ok(JSON.parse(list.stdout).items.some((cp: { id: string }) => cp.id === job.result.checkpointId));
+    assert.ok(JSON.parse(jobs.stdout).items.some((j: { id: string }) => j.id === job.id));
+    assert.match(shown.stdout, new RegExp(`^id: +${job.id}\ntype: +dump\nstate: +completed\ntarget: +pid ${c.pid}\n`));
+    assert.match(shown.stdout, new RegExp(`\nresult: +checkpoint ${job.result.checkpointId}, frozen `));
+  });
+
+  await t.test('dump --stop --wait, then restore --wait: the process is back and counts on', async () => {
+    const c = await counter();
+    const dump = await ckpt('dump', '--pid', String(c.pid), '--stop', '--wait');
+    assert.equal(dump.code, 0, dump.stderr);
+    const id = /checkpoint\s+(\S+)/.exec(dump.stdout)?.[1];
+    assert.match(id ?? '', CHECKPOINT_ID, dump.stdout);
+    assert.match(dump.stdout, /^dump job \S+ completed\n/);
+    assert.match(dump.stdout, /\n {2}frozen +\d/);
+    assert.match(dump.stdout, /\n {2}written +\d+ pages, [\d.]+ MiB/);
+    // Not a terminal: stage lines instead of bars.
+    assert.match(dump.stderr, new RegExp(`^queued dump job \\S+: pid ${c.pid}\n`));
+    assert.match(dump.stderr, new RegExp(`^dump pid ${c.pid}: active$`, 'm'));
+    assert.match(dump.stderr, new RegExp(`^dump pid ${c.pid}: stage \\S+`, 'm'));
+    assert.match(dump.stderr, new RegExp(`^dump pid ${c.pid}: completed$`, 'm'));
+    assert.doesNotMatch(dump.stderr, /\x1b\[/, 'no escape sequences when not a TTY');
+    await waitGone(c.pid);
+    const dumpedAt = c.read();
+
+    const restore = await ckpt('restore', id!, '--wait');
+    assert.equal(restore.code, 0, restore.stderr);
+    assert.match(restore.stdout, new RegExp(`^restore job \\S+ completed\\n {2}restored pid +${c.pid}\\n`));
+    await until('the restored counter to count on', () => c.alive() && c.read() > dumpedAt + 5);
+  });
+
+  await t.test("bad input: the API's 400 is printed field by field; unknown ids are 404", async () => {
+    // Independent requests: run them side by side.
+    const [badPid, badSchedule, json, missing] = await Promise.all([
+      ckpt('dump', '--pid', '0'),
+      ckpt('schedules', 'add', 'nightly', '--cron', '61 * * * *', '--pid', '1', '--keep-last', '0'),
+      ckpt('restore', 'not-a-checkpoint', '--json'),
+      ckpt('job', 'no-such-job'),
+    ]);
+    assert.equal(badPid.code, 1);
+    assert.match(badPid.stderr, /^ckpt: invalid request \(400\):\n {2}body\.target\.pid: .+\n$/);
+
+    assert.equal(badSchedule.code, 1);
+    assert.match(badSchedule.stderr, /^ckpt: invalid request \(400\):\n/);
+    assert.match(badSchedule.stderr, /\n {2}body\.cron: .*minute/i);
+    assert.match(badSchedule.stderr, /\n {2}body\.retention\.keepLast: /);
+
+    assert.equal(json.code, 1);
+    const err = JSON.parse(json.stdout);
+    assert.equal(err.status, 400);
+    assert.deepEqual(
+      err.issues.map((i: { field: string }) => i.field),
+      ['body.checkpointId'],
+    );
+
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stderr, 'ckpt: job no-such-job not found (404 not_found)\n');
+  });
+
+  await t.test('a dump of a process that is gone fails with the pid in the reason, exit code 1', async () => {
+    const c = await counter();
+    const pid = c.pid;
+    await killAndReap(pid);
+    const r = await ckpt('dump', '--pid', String(pid), '--wait');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`^ckpt: .*\\b${pid}\\b`, 'm'));
+  });
+
+  await t.test('watch prints the events of a dump as readable lines, in order', async () => {
+    const watch = spawnCli(['--url', srv.url, 'watch']);
+    let out = '';
+    let err = '';
+    watch.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
+    watch.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
+    t.after(() => watch.kill('SIGKILL'));
+    const output = () => `exit: ${watch.exitCode}\nstdout: ${out}\nstderr: ${err}`;
+    await until('watch to connect', () => /watching ws:\/\/127\.0\.0\.1:\d+\/api\/v1\/feed/.test(err), 30_000, output);
+
+    const c = await counter(8);
+    const dump = await ckpt('dump', '--pid', String(c.pid), '--wait', '--json');
+    assert.equal(dump.code, 0, dump.stderr);
+    const job = JSON.parse(dump.stdout);
+    await until('job.completed in the watch output', () => out.includes(`job.completed`) && out.includes(job.result.checkpointId), 30_000, output);
+    watch.kill('SIGINT');
+    const [code] = await once(watch, 'exit');
+    assert.equal(code, 0, err);
+
+    const mine = new RegExp(`\\bdump ${job.id}\\b`);
+    const lines = out.split('\n').filter((l) => mine.test(l));
+    const names = lines.map((l) => l.split(/\s+/)[1]);
+    assert.equal(names[0], 'job.waiting', out);
+    assert.ok(names.indexOf('job.active') > 0, out);
+    assert.ok(names.includes('job.progress'), out);
+    assert.ok(names.indexOf('job.completed') > names.lastIndexOf('job.progress'), out);
+    assert.ok(names.includes('checkpoint.created'), out);
+    const completed = lines.find((l) => l.includes('job.completed'))!;
+    assert.match(completed, /^\d\d:\d\d:\d\d\.\d{3} job\.completed +dump \S+ checkpoint \S+, frozen .+, \d+ pages, .*MiB, took /);
+  });
+
+  await t.test('logs --follow streams the CRIU log of a running job until it ends; logs prints it afterwards', async () => {
+    // A restore of a checkpoint whose process still runs waits for the pid to be free: time to start following it.
+    // (Set up through the API directly: the commands for that are tested above.)
+    const c = await counter();
+    const api = new ApiClient({ url: srv.url });
+    const dumped = await api.createDump({ target: { pid: c.pid } });
+    let dumpJob = await api.getJob(dumped.jobId);
+    await until('the dump to complete', async () => (dumpJob = await api.getJob(dumped.jobId)).state === 'completed');
+    const { jobId } = await api.createRestore({ checkpointId: dumpJob.result!.checkpointId! });
+
+    const follow = spawnCli(['--url', srv.url, 'logs', jobId, '--follow']);
+    let out = '';
+    let err = '';
+    follow.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
+    follow.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
+    t.after(() => follow.kill('SIGKILL'));
+    const output = () => `exit: ${follow.exitCode}\nstdout: ${out.slice(-3000)}\nstderr: ${err}`;
+    // The job log starts with the attempt's header line; following has begun while the job waits.
+    await until('the first log line', () => out.includes('--- attempt 1'), 30_000, output);
+    assert.equal(follow.exitCode, null, 'still following while the job runs');
+    await killAndReap(c.pid); // the process only: its folder holds files the restore reopens
+    const [code] = await once(follow, 'exit');
+    assert.equal(code, 0, output());
+    assert.equal(err, `restore job ${jobId} completed\n`);
+    assert.ok(out.includes('Restore finished successfully'), output());
+
+    const afterwards = await ckpt('logs', jobId);
+    assert.equal(afterwards.code, 0, afterwards.stderr);
+    assert.equal(out, afterwards.stdout, 'followed live: every line, once, in order');
+  });
+});

@@ -1,0 +1,84 @@
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort, TestRedis } from '../helpers/redis.js';
+import { spawnCli } from './run.js';
+
+/** A real `ckpt up` (API, feed, dashboard, scheduler, workers, its own CRIU service) on a private Redis and folders. */
+export interface RunningCkpt {
+  url: string;
+  port: number;
+  storageRoot: string;
+  /** What `ckpt up` printed so far (for failure messages). */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export async function startCkptUp(): Promise<RunningCkpt> {
+  const redis = await TestRedis.start();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-up-'));
+  const storageRoot = path.join(dir, 'checkpoints');
+  const config = path.join(dir, 'config.yaml');
+  // Own runtime folder for the CRIU service, so several instances never share a socket; quick retries.
+  await writeFile(
+    config,
+    [
+      'criu:',
+      `  runtimeDir: ${path.join(dir, 'run')}`,
+      'worker:',
+      '  concurrency: 2',
+      '  attempts: 3',
+      '  backoff: { baseDelayMs: 200, maxDelayMs: 1000 }',
+      // A restore waits this long for its pid: tests hold a restore back by keeping the original process alive.
+      '  pidFreeTimeoutMs: 30000',
+      'storage:',
+      '  minFreeBytes: 0',
+      '',
+    ].join('\n'),
+  );
+  const port = await freePort();
+  const child = spawnCli(['up', '--config', config, '--port', String(port), '--redis-url', redis.url, '--storage-root', storageRoot]);
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (out += c));
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    await stopChild(child);
+    await redis.stop();
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitHealthy(url, child, () => out);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url, port, storageRoot, output: () => out, stop };
+}
+
+async function waitHealthy(url: string, child: ChildProcess, output: () => string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`ckpt up exited with ${child.exitCode}:\n${output()}`);
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`ckpt up not healthy within 30 s:\n${output()}`);
+    await sleep(100);
+  }
+}
+
+/** SIGTERM (a clean shutdown: workers hand back jobs, the CRIU service stops), SIGKILL if it hangs. */
+export async function stopChild(child: ChildProcess, graceMs = 15_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
