@@ -122,8 +122,12 @@ export const configSchema = z.object({
       unhealthyAfter: z.number().int().min(1).default(3),
       /** A scheduler that claimed a tick and has not finished it this long after is presumed dead: another takes the tick over. */
       claimLeaseMs: durationMs.min(500).default(15_000),
-      /** How long a tick's claim is kept, so that tick is never handled twice; must exceed missedTickToleranceMs. */
-      tickClaimTtlMs: durationMs.default(24 * 60 * 60 * 1000),
+      /**
+       * How long a tick's claim is kept, so that tick is never handled twice. No scheduler tries a tick older than
+       * missedTickToleranceMs, so it must exceed that (plus clock skew). Each claim takes ~330 bytes of Redis memory:
+       * a schedule every minute keeps ttl/60 s of them (2 h: 120, ~40 KB).
+       */
+      tickClaimTtlMs: durationMs.default(2 * 60 * 60 * 1000),
       /** How often each scheduler looks for ticks whose owner died before finishing them. */
       sweepIntervalMs: durationMs.min(100).default(2000),
       /** How often each scheduler re-reads all schedules (changes also arrive at once over pub/sub). */

@@ -31,3 +31,5 @@ export {
 } from './schema.js';
 export { TickClaims, type ClaimState, type TickClaim } from './tick-claims.js';
 export { toRunTime, toScheduleView, type RunTime, type ScheduleView } from './view.js';
+export { startSchedulerService, type SchedulerService, type SchedulerServiceOptions } from './service.js';
+export { TickPool } from './tick-pool.js';

@@ -9,8 +9,8 @@ import { createApiServer } from '../../src/api/server.js';
 import { configSchema } from '../../src/config/schema.js';
 import { EventLog } from '../../src/events/event-log.js';
 import { JobQueue } from '../../src/queue/job-queue.js';
-import { ScheduleStore } from '../../src/scheduler/schedule-store.js';
-import { Scheduler } from '../../src/scheduler/scheduler.js';
+import type { Scheduler } from '../../src/scheduler/scheduler.js';
+import { startSchedulerService, type SchedulerService } from '../../src/scheduler/service.js';
 import { TestRedis } from '../helpers/redis.js';
 import { startCounter, type Counter } from '../helpers/targets.js';
 import { waitFor } from './harness.js';
@@ -21,24 +21,31 @@ let target: Counter;
 let app: FastifyInstance;
 let jobs: JobQueue;
 let scheduler: Scheduler;
+let service: SchedulerService;
 
 before(async () => {
   server = await TestRedis.start();
   redis = new Redis(server.url);
   target = await startCounter();
-  const config = configSchema.parse({ node: 'test-node', redis: { url: server.url, prefix: 'r' }, scheduler: { eventsLeaseMs: 1000 } });
+  const config = configSchema.parse({
+    node: 'test-node',
+    redis: { url: server.url, prefix: 'r' },
+    scheduler: { eventsLeaseMs: 1000 },
+    schedules: [{ id: 'from-config', cron: '0 0 1 1 *', target: { match: 'no-such-process-anywhere' } }],
+  });
   const eventLog = new EventLog(redis, { key: 'r:events' });
-  const store = new ScheduleStore(redis, 'r');
   jobs = new JobQueue({ connection: server.url, prefix: 'r', node: 'test-node', eventLog, defaults: config.worker });
-  scheduler = new Scheduler({ redis, store, enqueuer: jobs, eventLog, config, logger: pino({ level: 'silent' }) });
-  await scheduler.start();
+  // As `ckpt up` does it: config schedules validated and seeded, scheduler started.
+  service = await startSchedulerService({ config, configFile: 'test.yaml', redis, eventLog, enqueuer: jobs, logger: pino({ level: 'silent' }) });
+  scheduler = service.scheduler;
+  const store = service.store;
   app = createApiServer({ logger: pino({ level: 'silent' }), auth: new Authenticator({ host: '127.0.0.1', tokens: [] }), bodyLimitBytes: 1 << 20 });
   await app.register(scheduleRoutes, { store, scheduler });
   await app.ready();
 });
 after(async () => {
   await app.close();
-  await scheduler.stop();
+  await service.stop();
   await jobs.close();
   await target.kill();
   redis.disconnect();
@@ -83,7 +90,7 @@ test('create, list, get, replace, pause, resume, trigger, next runs, delete', as
 
   assert.equal((await call('POST', '/api/v1/schedules', { id: 'web', cron: '* * * * *', target: { pid: target.pid } })).status, 409);
   const list = await call('GET', '/api/v1/schedules');
-  assert.deepEqual(list.body.items.map((s: { id: string }) => s.id), ['web']);
+  assert.deepEqual(list.body.items.map((s: { id: string; origin: string }) => `${s.id}:${s.origin}`), ['from-config:config', 'web:api']);
   assert.equal((await call('GET', '/api/v1/schedules/web')).body.cron, '0 9 * * mon-fri');
   await waitFor('the scheduler to arm it', async () => scheduler.armedIds().includes('web') || null, 5000);
 
