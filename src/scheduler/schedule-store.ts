@@ -139,6 +139,7 @@ export class ScheduleStore {
       const old = JSON.parse(current) as ScheduleRecord;
       const record: ScheduleRecord = { schedule, origin: 'api', createdAt: old.createdAt, updatedAt: Date.now() };
       if (await this.compareAndSet(schedule.id, current, record)) {
+        await this.startTicksFromNow(schedule.id);
         await this.notify({ id: schedule.id, op: 'put' });
         return record;
       }
@@ -165,7 +166,8 @@ export class ScheduleStore {
   /** Ticks missed while paused are not caught up: lastTickAt moves to now. */
   async resume(id: string): Promise<ScheduleState> {
     await this.mustExist(id);
-    await this.redis.hset(this.stateKey(id), 'paused', '0', 'lastTickAt', String(Date.now()));
+    await this.startTicksFromNow(id);
+    await this.redis.hset(this.stateKey(id), 'paused', '0');
     await this.notify({ id, op: 'resume' });
     return this.getState(id);
   }
@@ -211,6 +213,7 @@ export class ScheduleStore {
           break;
         }
         if (await this.compareAndSet(schedule.id, current, { ...old, schedule, updatedAt: now })) {
+          await this.startTicksFromNow(schedule.id);
           report.updated.push(schedule.id);
           await this.notify({ id: schedule.id, op: 'put' });
           break;
@@ -218,6 +221,11 @@ export class ScheduleStore {
       }
     }
     return report;
+  }
+
+  /** A changed or resumed schedule starts from now: ticks before (of its old cron, or while paused) are not "missed". */
+  private async startTicksFromNow(id: string): Promise<void> {
+    await this.recordTick(id, Date.now());
   }
 
   /** Moves lastTickAt forward (never back). */

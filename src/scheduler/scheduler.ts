@@ -152,13 +152,17 @@ export class Scheduler {
     });
     await this.subscriber.subscribe(store.channel);
     const states = await this.syncAll();
-    await this.catchUpMissedTicks(states);
+    await this.catchUpMissedTicks(states, 0);
     const every = (ms: number, fn: () => Promise<unknown>) => {
       const t = setInterval(() => void fn().catch((err) => this.log.warn({ err }, 'scheduler: periodic task failed')), ms);
       this.timers.push(t);
     };
     every(config.scheduler.sweepIntervalMs, () => this.recoverAbandonedTicks());
-    every(config.scheduler.reloadIntervalMs, async () => this.enqueueSync(() => this.syncAll().then(() => undefined)));
+    // The periodic reload also catches ticks nobody handled while running (Redis unreachable at that moment, say),
+    // once they are a claim lease overdue.
+    every(config.scheduler.reloadIntervalMs, async () =>
+      this.enqueueSync(async () => this.catchUpMissedTicks(await this.syncAll(), config.scheduler.claimLeaseMs)),
+    );
     this.follower.start();
     this.log.info({ instanceId: this.instanceId, schedules: this.armed.size }, 'scheduler started');
   }
@@ -306,7 +310,8 @@ export class Scheduler {
       // The previous owner enqueued and died before marking the claim; its job may even be finished and gone.
       outcome = {};
     } else {
-      const jitter = record.schedule.jitterMs ? Math.floor(Math.random() * record.schedule.jitterMs) : 0;
+      // A taken-over tick is late already: no jitter on top.
+      const jitter = record.schedule.jitterMs && source !== 'recovery' ? Math.floor(Math.random() * record.schedule.jitterMs) : 0;
       if (jitter) await sleep(jitter);
       outcome = await this.fire(record.schedule, tickMs, jobId, state);
     }
@@ -374,13 +379,18 @@ export class Scheduler {
     }
   }
 
-  private async catchUpMissedTicks(states: Map<string, ScheduleState>): Promise<void> {
+  /**
+   * Ticks that passed with no scheduler handling them (all were down, or could not reach Redis): per schedule, the
+   * latest such tick at least `graceMs` old is run once (policy runOnce, within the tolerance) or reported skipped.
+   * Only ticks after the schedule's lastTickAt count (which creation, resume and updates move to "now").
+   */
+  private async catchUpMissedTicks(states: Map<string, ScheduleState>, graceMs: number): Promise<void> {
     const { config } = this.options;
     const now = Date.now();
     for (const [id, { cron: expression, schedule }] of this.armed) {
       const lastTickAt = states.get(id)?.lastTickAt;
       if (!lastTickAt) continue;
-      const latest = expression.prev(now + 1, schedule.timezone);
+      const latest = expression.prev(now - graceMs + 1, schedule.timezone);
       if (latest === null || latest <= lastTickAt) continue;
       const withinTolerance = now - latest <= config.scheduler.missedTickToleranceMs;
       if (schedule.missed === 'runOnce' && withinTolerance) {
@@ -390,8 +400,8 @@ export class Scheduler {
       }
       const reason =
         schedule.missed === 'skip'
-          ? 'missed while no scheduler was running (policy skip)'
-          : `missed while no scheduler was running, older than missedTickToleranceMs (${config.scheduler.missedTickToleranceMs} ms)`;
+          ? 'missed: no scheduler handled it when it was due (policy skip)'
+          : `missed: no scheduler handled it when it was due, and it is older than missedTickToleranceMs (${config.scheduler.missedTickToleranceMs} ms)`;
       this.track(this.skipMissed(id, latest, reason));
     }
   }

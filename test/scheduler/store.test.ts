@@ -86,6 +86,11 @@ test('state: pause/resume, lastTickAt only moves forward, failures make it unhea
   assert.equal(resumed.paused, false);
   assert.ok(resumed.lastTickAt! > 2000, 'resume moves lastTickAt to now: ticks missed while paused are not caught up');
 
+  // A changed definition starts from now too: ticks of the old cron are not "missed" ticks of the new one.
+  const beforeUpdate = Date.now();
+  await store.update(schedule({ cron: '0 * * * *' }));
+  assert.ok((await store.getState('one')).lastTickAt! >= beforeUpdate);
+
   const r = [];
   for (let i = 0; i < 4; i++) r.push(await store.recordFailure('one', `gone ${i}`, 3));
   assert.deepEqual(r.map((x) => [x.consecutiveFailures, x.becameUnhealthy]), [[1, false], [2, false], [3, true], [4, false]]);
