@@ -7,7 +7,7 @@ import { PolicyError, TargetError } from '../src/targets/errors.js';
 /** Worth another attempt: the target is busy (another dump, or a CRIU still holding it), or a pid is still taken. */
 export class RetryableJobError extends Error {
   constructor(
-    readonly code: 'ETARGET_BUSY' | 'EPID_TAKEN' | 'EIMAGES_MISSING',
+    readonly code: 'ETARGET_BUSY' | 'EPID_TAKEN',
     message: string,
   ) {
     super(message);
