@@ -124,9 +124,25 @@ export function matches(sub: Subscription, e: FeedEvent): boolean {
   );
 }
 
+/** A stream id as numbers, so the per-client "already delivered?" check is two number comparisons. */
+export interface EventOrder {
+  ms: number;
+  seq: number;
+}
+
+export function eventOrder(id: string): EventOrder {
+  const dash = id.indexOf('-');
+  return dash < 0 ? { ms: Number(id), seq: 0 } : { ms: Number(id.slice(0, dash)), seq: Number(id.slice(dash + 1)) };
+}
+
+export function isAfter(a: EventOrder, b: EventOrder): boolean {
+  return a.ms > b.ms || (a.ms === b.ms && a.seq > b.seq);
+}
+
 /** An event together with its wire form, serialized once and shared by every client that gets it. */
 export interface EncodedEvent {
   event: FeedEvent;
+  order: EventOrder;
   frame: Buffer;
 }
 
@@ -142,7 +158,7 @@ export function encodeEvent(e: FeedEvent): EncodedEvent {
     target: e.target,
     data: e.data,
   };
-  return { event: e, frame: Buffer.from(JSON.stringify(message)) };
+  return { event: e, order: eventOrder(e.id), frame: Buffer.from(JSON.stringify(message)) };
 }
 
 export function encodeMessage(m: ServerMessage): Buffer {

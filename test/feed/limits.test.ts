@@ -79,9 +79,9 @@ test('a client that stops reading is closed with 1008 and the server buffers a b
   // ~40 MiB of logs: far more than the kernel's socket buffers hold.
   const line = 'y'.repeat(2000);
   let last = '';
-  for (let batch = 0; batch < 20 && !slowSession.closed; batch++) {
+  for (let batch = 0; batch < 100 && !slowSession.closed; batch++) {
     const published = await Promise.all(
-      Array.from({ length: 1000 }, (_, i) => log.publish(jobEvent(`job${i % 20}`, 'job.log', { lines: [line] }))),
+      Array.from({ length: 200 }, (_, i) => log.publish(jobEvent(`job${i % 20}`, 'job.log', { lines: [line] }))),
     );
     last = published.map((e) => e.id).sort(compareEventIds).at(-1)!;
   }
@@ -99,8 +99,8 @@ test('a client that stops reading is closed with 1008 and the server buffers a b
 
   // The healthy client got everything.
   const got = await healthy.eventsUntil(last, 30_000);
-  assert.ok(got.length >= 1000);
-  assert.equal(healthy.ws.readyState, 1);
+  assert.ok(got.length >= 200);
+  assert.equal(healthy.ws.readyState, 1, 'a client that keeps up stays connected');
 });
 
 test('while a client is behind, progress is coalesced to the latest per job and order is kept', async (t) => {
