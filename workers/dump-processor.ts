@@ -15,7 +15,7 @@ import { resolveTarget } from '../src/targets/resolve.js';
 import { CriuLogTailer } from './criu-log-tailer.js';
 import { reasonOf, RetryableJobError } from './failure.js';
 import { waitUntraced } from './proc-wait.js';
-import { dumpPercent, PageBytesSampler, treeRssBytes } from './progress-sampler.js';
+import { dumpPercent, PageBytesSampler, treeDumpBytes } from './progress-sampler.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
 
 export const DUMP_LOG = 'dump.log';
@@ -88,7 +88,7 @@ export async function processDump(job: Job<DumpJobData>, run: JobRun, ctx: Worke
 async function dumpOnce(job: Job<DumpJobData>, target: ResolvedTarget, run: JobRun, ctx: WorkerContext): Promise<JobResult> {
   const { reporter } = run;
   const attempt = await ctx.store.beginAttempt(target.key, job.data.checkpointId, { jobId: job.id! });
-  const bytesExpected = await treeRssBytes(target.pid);
+  const bytesExpected = await treeDumpBytes(target.pid);
   reporter.progress({ stage: 'dumping', bytesExpected });
   const tailer = new CriuLogTailer({ file: path.join(attempt.dir, DUMP_LOG), onLines: (lines) => reporter.logLines(lines) });
   const sampler = new PageBytesSampler({

@@ -51,6 +51,11 @@ test('a worker SIGKILLed mid-dump: the next worker finishes the job, one checkpo
   assert.ok(events.some((e) => e.event === 'job.stalled'), 'the stalled job was reported');
   assert.equal(events.filter((e) => e.event === 'checkpoint.created').length, 1);
   assert.equal(events.filter((e) => e.event === 'job.completed').length, 1);
+  // Progress is real: bytes of page images written against the target's memory, seen while CRIU writes.
+  const partial = events.filter((e) => e.event === 'job.progress' && (e.data.percent as number) > 0 && (e.data.percent as number) < 99);
+  assert.ok(partial.length > 0, 'some progress between 0 and 99 %');
+  assert.ok((partial[0]!.data.bytesExpected as number) > 384 * 1024 * 1024);
+  assert.ok((partial[0]!.data.bytesWritten as number) > 0);
 
   // Exactly one checkpoint: in the catalog and on disk (no attempt folder left behind).
   const listed = await h.catalog.list({ target: `python3-${target.pid}` });
