@@ -277,6 +277,14 @@ export function scheduleHealth(s: Schedule, c: Colors): string {
   return c.red(`unhealthy (${s.state.consecutiveFailures} failures)`);
 }
 
+/** What a `snapshot` (sent after a reset) holds, in a few words. */
+export function describeSnapshot(data: unknown): string {
+  if (!data || typeof data !== 'object') return String(data);
+  return Object.entries(data as Record<string, unknown>)
+    .map(([k, v]) => (Array.isArray(v) ? `${v.length} ${k}` : `${k}: ${JSON.stringify(v)}`))
+    .join(', ');
+}
+
 /** One readable line per feed event, for `ckpt watch`; CRIU's log lines only with `logLines` (else their count). */
 export function formatEvent(e: FeedEventMessage, c: Colors, logLines = false): string {
   const d = e.data ?? {};
@@ -290,7 +298,8 @@ export function formatEvent(e: FeedEventMessage, c: Colors, logLines = false): s
         : e.event === 'job.log'
           ? c.dim(name)
           : c.cyan(name);
-  const subject = e.jobId ? `${e.jobType ?? 'job'} ${e.jobId}` : e.scheduleId ? `schedule ${e.scheduleId}` : '';
+  const subject =
+    e.scheduleId && (e.event.startsWith('schedule.') || !e.jobId) ? `schedule ${e.scheduleId}` : e.jobId ? `${e.jobType ?? 'job'} ${e.jobId}` : '';
   return [c.dim(formatClock(e.ts)), coloredName, subject, describeEventData(e, logLines)].filter(Boolean).join(' ').trimEnd();
 }
 

@@ -34,6 +34,11 @@ export function createProgram(): Command {
 
 /** Parses and runs; prints failures and sets the exit code. */
 export async function runProgram(program: Command, argv: string[]): Promise<void> {
+  // `ckpt watch | head`: the reader went away; that ends the command, it is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(EXIT.ok);
+  });
   try {
     await program.parseAsync(argv);
   } catch (err) {

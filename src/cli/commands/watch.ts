@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { contextOf } from '../context.js';
-import { formatEvent } from '../format.js';
+import { describeSnapshot, formatEvent } from '../format.js';
 import type { FeedFilter } from '../feed-client.js';
 import { CHANNELS, type Channel } from '../../events/types.js';
 
@@ -46,7 +46,7 @@ export function registerWatchCommand(program: Command): void {
           if (ctx.json) ctx.out(JSON.stringify({ type: 'reset' }));
           else ctx.err(ctx.cErr.yellow('feed: the events since then are no longer kept; the current state follows'));
         },
-        onSnapshot: (data) => ctx.out(ctx.json ? JSON.stringify({ type: 'snapshot', data }) : `snapshot: ${JSON.stringify(data)}`),
+        onSnapshot: (data) => ctx.out(ctx.json ? JSON.stringify({ type: 'snapshot', data }) : `snapshot of the current state: ${describeSnapshot(data)}`),
         onStatus: (s) => {
           if (ctx.json) return;
           if (s.state === 'connected') ctx.err(ctx.cErr.dim(`watching ${feed.feedUrl} (after event ${s.lastEventId ?? '-'}); Ctrl-C to stop`));

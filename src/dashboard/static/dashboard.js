@@ -91,8 +91,10 @@ function time(t) {
   if (t === null || t === undefined || t === '') return '-';
   const d = new Date(t);
   if (Number.isNaN(d.getTime())) return String(t);
-  const sameDay = d.toDateString() === new Date().toDateString();
-  return sameDay ? d.toLocaleTimeString([], { hour12: false }) : d.toLocaleString([], { hour12: false });
+  const p = (n) => String(n).padStart(2, '0');
+  const clock = `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  if (d.toDateString() === new Date().toDateString()) return clock;
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${clock.slice(0, 5)}`;
 }
 function target(t) {
   if (!t) return '-';
@@ -217,9 +219,11 @@ function renderCheckpoints() {
       'tr',
       { 'data-checkpoint-id': cp.id },
       td(cp.id, 'mono'),
-      el('td', { class: 'mono', title: cp.target ? cp.target.cmdline : '', text: cp.target ? cp.target.key : '-' }),
+      td(cp.target ? cp.target.key : '-', 'mono'),
+      el('td', { class: 'mono cmd', title: cp.target ? cp.target.cmdline : '', text: cp.target ? cp.target.cmdline : '' }),
       td(time(cp.created)),
       td(bytes(cp.bytes)),
+      td(cp.scheduleId || '', 'mono'),
       el('td', {}, cp.pinned ? badge('pinned', 'active') : null),
       el(
         'td',
@@ -253,6 +257,7 @@ function renderSchedules() {
       el('td', {}, badge(status, status === 'active' ? 'active-schedule' : status)),
       el('td', { title: (st.lastFailure && st.lastFailure.reason) || '' }, badge(health, st.healthy === false ? 'unhealthy' : 'healthy')),
       td(time(s.nextRunAt)),
+      el('td', { class: 'mono', title: st.lastJobId || '', text: st.lastJobId ? shortId(st.lastJobId) : '' }),
       el(
         'td',
         {},
@@ -282,28 +287,43 @@ function renderLog() {
   if (atBottom) pre.scrollTop = pre.scrollHeight;
 }
 
+/** The newest line of the events list when it counts job.log lines: the next batch of the same job adds to it. */
+let logLine = null;
+
 function addEventLine(e) {
-  const kind = /failed|unhealthy/.test(e.event)
-    ? 'bad'
-    : /completed|created/.test(e.event)
-      ? 'ok'
-      : /retrying|stalled|skipped|pruned/.test(e.event)
-        ? 'warn'
-        : 'info';
   const d = e.data || {};
-  let text = '';
-  if (e.event === 'job.progress') text = `${d.stage || ''} ${Math.round(d.percent || 0)}% ${mib(d.bytesWritten)}/${mib(d.bytesExpected)} MiB`;
-  else if (e.event === 'job.log') text = `${(d.lines || []).length} log lines`;
-  else if (e.event === 'job.failed') text = `${d.final === false ? '(will retry) ' : ''}${String(d.reason || '').split('\n')[0]}`;
-  else if (e.event === 'job.completed') text = resultText({ type: e.jobType, result: d.result });
-  else if (d.reason) text = String(d.reason);
-  else if (d.checkpointId) text = d.checkpointId;
-  else if (d.jobId) text = `job ${d.jobId}`;
-  const subject = e.jobId ? `${e.jobType || 'job'} ${e.jobId}` : e.scheduleId ? `schedule ${e.scheduleId}` : e.target || '';
   const list = $('events');
-  list.prepend(
-    el('li', { 'data-event': e.event }, el('span', { class: 't', text: time(e.ts) }), el('span', { class: `n ${kind}`, text: e.event }), el('span', { text: `${subject} ${text}`.trim() })),
-  );
+  if (e.event === 'job.log') {
+    const count = (d.lines || []).length + (d.dropped || 0);
+    if (logLine && logLine.jobId === e.jobId && list.firstElementChild === logLine.li) {
+      logLine.count += count;
+      logLine.text.textContent = `${e.jobType || 'job'} ${e.jobId} ${logLine.count} log lines`;
+      return;
+    }
+    const text = el('span', { text: `${e.jobType || 'job'} ${e.jobId} ${count} log lines` });
+    const li = el('li', { 'data-event': e.event }, el('span', { class: 't', text: time(e.ts) }), el('span', { class: 'n info', text: e.event }), text);
+    logLine = { jobId: e.jobId, count, li, text };
+    list.prepend(li);
+  } else {
+    const kind = /failed|unhealthy/.test(e.event)
+      ? 'bad'
+      : /completed|created/.test(e.event)
+        ? 'ok'
+        : /retrying|stalled|skipped|pruned/.test(e.event)
+          ? 'warn'
+          : 'info';
+    let text = '';
+    if (e.event === 'job.failed') text = `${d.final === false ? '(will retry) ' : ''}${String(d.reason || '').split('\n')[0]}`;
+    else if (e.event === 'job.completed') text = resultText({ type: e.jobType, result: d.result });
+    else if (e.event === 'checkpoint.pruned') text = `${d.checkpointId || ''} freed ${bytes(d.bytes)} (${d.reason || 'retention'})`;
+    else if (d.reason) text = String(d.reason);
+    else if (d.checkpointId) text = d.checkpointId;
+    else if (d.jobId) text = `job ${d.jobId}`;
+    const subject = e.scheduleId && (e.event.startsWith('schedule.') || !e.jobId) ? `schedule ${e.scheduleId}` : e.jobId ? `${e.jobType || 'job'} ${e.jobId}` : e.target || '';
+    list.prepend(
+      el('li', { 'data-event': e.event }, el('span', { class: 't', text: time(e.ts) }), el('span', { class: `n ${kind}`, text: e.event }), el('span', { text: `${subject} ${text}`.trim() })),
+    );
+  }
   while (list.childElementCount > MAX_EVENTS) list.lastElementChild.remove();
   $('events-empty').hidden = true;
 }
