@@ -17,7 +17,8 @@ import { CHANNELS, type Channel, type FeedEvent } from '../events/types.js';
  *   {type: 'snapshot', data}                              drop local state, here is the current state, live follows
  *   {type: 'unsubscribed'}
  *   {type: 'pong'}
- *   {type: 'error', code, message, field?}              the connection stays open
+ *   {type: 'error', code, message, field?}              the connection stays open (except replay_failed: closed
+ *                                                        with 1011, reconnect with the same since)
  *
  * Client -> server:
  *   {op: 'subscribe', channels: ('job'|'schedule'|'checkpoint')[], filter?: {jobId?, scheduleId?, target?, type?}, since?}
@@ -42,6 +43,7 @@ export const FEED_PATH = '/api/v1/feed';
 export const CLOSE = {
   goingAway: 1001,
   tooSlow: 1008,
+  internalError: 1011,
 } as const;
 
 const eventId = z.string().regex(/^\d+(-\d+)?$/, 'must be an event id like 1700000000000-0');
@@ -69,7 +71,7 @@ export type SubscribeMessage = Extract<ClientMessage, { op: 'subscribe' }>;
 
 const OPS: ReadonlySet<string> = new Set(clientMessageSchema.options.map((o) => o.shape.op.value));
 
-export type ErrorCode = 'invalid_json' | 'invalid_message' | 'unknown_op' | 'snapshot_failed';
+export type ErrorCode = 'invalid_json' | 'invalid_message' | 'unknown_op' | 'snapshot_failed' | 'replay_failed';
 
 export interface ErrorMessage {
   type: 'error';

@@ -58,7 +58,7 @@ export class FeedSession {
   alive = true;
   closed = false;
   /** Why the server ended it, when it did. */
-  endedBy: 'too-slow' | 'heartbeat' | 'shutdown' | null = null;
+  endedBy: 'too-slow' | 'heartbeat' | 'shutdown' | 'error' | null = null;
   /** Most unsent bytes (socket + queue) ever seen, for tests and stats. */
   peakBufferedBytes = 0;
 
@@ -121,7 +121,7 @@ export class FeedSession {
     return true;
   }
 
-  close(code: number, reason: string, endedBy: 'too-slow' | 'shutdown'): void {
+  close(code: number, reason: string, endedBy: 'too-slow' | 'shutdown' | 'error'): void {
     this.endedBy ??= endedBy;
     this.markClosed();
     this.ws.close(code, reason);
@@ -140,7 +140,7 @@ export class FeedSession {
         this.pending = [];
         return this.sendMessage({ type: 'unsubscribed' });
       case 'subscribe':
-        return void this.subscribe(msg).catch((err: Error) => this.context.onError(err));
+        return void this.subscribe(msg).catch((err: Error) => this.failReplay(err));
     }
   }
 
@@ -186,6 +186,14 @@ export class FeedSession {
       this.pendingOverflowed = false;
     }
     this.goLive(this.lastDelivered);
+  }
+
+  /** The history could not be read (Redis down): say so and close; the client reconnects with the same `since`. */
+  private failReplay(err: Error): void {
+    this.context.onError(err);
+    if (this.closed) return;
+    this.sendMessage({ type: 'error', code: 'replay_failed', message: `could not read the event history: ${err.message}` });
+    this.close(CLOSE.internalError, 'replay failed', 'error');
   }
 
   /** History is gone: tell the client, send the current state, then go live from the tailer's head. */

@@ -30,7 +30,10 @@ export class EventTailer {
   private running = false;
   private loop?: Promise<void>;
 
-  constructor(private readonly options: EventTailerOptions) {}
+  constructor(private readonly options: EventTailerOptions) {
+    // Connection errors also fail the pending XREAD, which the loop reports (once per failure, not per reconnect try).
+    options.blockingRedis.on('error', () => undefined);
+  }
 
   /** The id of the newest event handed to listeners (or the newest in the stream when the tailer started). */
   get head(): string {

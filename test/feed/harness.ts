@@ -30,7 +30,9 @@ export class FeedHarness {
 
   static async start(): Promise<FeedHarness> {
     const server = await TestRedis.start();
-    return new FeedHarness(server, new Redis(server.url));
+    const redis = new Redis(server.url);
+    redis.on('error', () => undefined); // tests that restart Redis see the failures where they matter
+    return new FeedHarness(server, redis);
   }
 
   eventLog(maxLen?: number, key = `test:${randomUUID()}:events`): EventLog {
