@@ -118,11 +118,21 @@ async function runServer(redisUrl: string): Promise<void> {
     options: config.feed,
     snapshot: async () => ({}),
   });
+  // Time spent handing each batch to every client (serialize once, filter, write): listeners run in order, so one
+  // registered before start() and one after bracket the feed's own.
+  let fanOutNs = 0n;
+  let fanOutEvents = 0;
+  let batchStart = 0n;
+  feed.tailer.onEvents(() => (batchStart = process.hrtime.bigint()));
   await feed.start();
+  feed.tailer.onEvents((events) => {
+    fanOutNs += process.hrtime.bigint() - batchStart;
+    fanOutEvents += events.length;
+  });
   let peakRss = 0;
   setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50).unref();
   process.on('message', (m: { cmd: string }) => {
-    if (m.cmd === 'rss') process.send!({ rss: process.memoryUsage().rss, peakRss, clients: feed.clientCount, stats: feed.stats(), cpu: process.cpuUsage() });
+    if (m.cmd === 'rss') process.send!({ rss: process.memoryUsage().rss, peakRss, clients: feed.clientCount, stats: feed.stats(), cpu: process.cpuUsage(), fanOutMs: Number(fanOutNs) / 1e6, fanOutEvents });
     if (m.cmd === 'exit') process.exit(0);
     if (m.cmd === 'resetPeak') peakRss = 0;
   });
@@ -346,7 +356,7 @@ async function main(): Promise<void> {
     for (const c of [...clientProcs, baseline]) c.send({ endId });
     const results = await Promise.all(done);
     server.send({ cmd: 'rss' });
-    const after = await nextMessage<{ rss: number; peakRss: number; stats: unknown; cpu: NodeJS.CpuUsage }>(server, 'rss');
+    const after = await nextMessage<{ rss: number; peakRss: number; stats: unknown; cpu: NodeJS.CpuUsage; fanOutMs: number; fanOutEvents: number }>(server, 'rss');
 
     const feedTs = new LatencyHistogram();
     const feedHires = new LatencyHistogram();
@@ -385,6 +395,11 @@ async function main(): Promise<void> {
     console.log(
       `CPU seconds during the run (${runSeconds.toFixed(1)} s, ${os.cpus().length} CPUs): feed server ${cpuS(after.cpu, serverCpuBefore)}, ` +
         `client processes ${results.slice(0, -1).map((r) => cpuS(r.cpu)).join(' + ')} (incl. connect)`,
+    );
+    const serverCpuUs = (after.cpu.user + after.cpu.system - serverCpuBefore.user - serverCpuBefore.system);
+    console.log(
+      `server: ${(serverCpuUs / delivered).toFixed(2)} us CPU per delivered message; fan-out wall time ` +
+        `${(after.fanOutMs / after.fanOutEvents).toFixed(2)} ms per event to ${CLIENTS} clients`,
     );
     console.log(`connect+subscribe ${CLIENTS} clients: ${connectSeconds.toFixed(2)} s; server stats ${JSON.stringify(after.stats)}`);
     if (delivered !== published.length * CLIENTS) process.exitCode = 1;

@@ -11,6 +11,7 @@ import {
   isAfter,
   matches,
   parseClientMessage,
+  PROTOCOL_VERSION,
   type EncodedEvent,
   type EventOrder,
   type ServerMessage,
@@ -87,7 +88,7 @@ export class FeedSession {
     ws.on('message', (data) => this.onMessage(String(data)));
     ws.on('pong', () => (this.alive = true));
     ws.on('close', () => this.markClosed());
-    this.sendMessage({ type: 'hello', version: 1, lastEventId: context.head() });
+    this.sendMessage({ type: 'hello', version: PROTOCOL_VERSION, lastEventId: context.head() });
   }
 
   /** Live events from the tailer, already encoded. */
