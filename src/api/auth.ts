@@ -10,7 +10,7 @@ import type { ApiToken } from '../config/schema.js';
  * - A token comes in `Authorization: Bearer <token>`, or `?token=<token>` in the URL (browsers cannot set headers on a
  *   WebSocket). The header wins when both are present.
  * - Bound to loopback (127.0.0.0/8, ::1, localhost) with no tokens configured, every local caller is `operate`, except
- *   a browser request from another origin (see `authenticate`). With tokens configured, a token is always required.
+ *   what looks like a web page's request (see `authenticate`). With tokens configured, a token is always required.
  * - Bound elsewhere with no tokens configured, the API refuses to start (`assertStartable`).
  */
 
@@ -85,14 +85,14 @@ export class Authenticator {
 
   /**
    * Identifies the caller from request headers and URL (for `?token=`).
-   * Without tokens on loopback everyone is `operate`, except requests carrying an Origin header that differs from their
-   * Host: any web page the user visits can otherwise drive the local API (cross-site WebSocket hijacking, DNS games).
+   * Without tokens on loopback everyone is `operate`, but only when addressed by a loopback name (Host) and not from a
+   * page of another origin (Origin): otherwise any web page the user visits could drive the local API, directly
+   * (cross-site WebSocket, form posts) or through DNS rebinding.
    */
   authenticate(headers: Headers, url: string | undefined): Principal | Unauthenticated {
     if (!this.tokenRequired) {
-      return crossOrigin(headers)
-        ? { status: 401, reason: 'cross-origin requests need a token (configure api.tokens)' }
-        : LOOPBACK_PRINCIPAL;
+      const refused = browserRisk(headers);
+      return refused ? { status: 401, reason: `${refused}; use a token (configure api.tokens)` } : LOOPBACK_PRINCIPAL;
     }
     const presented = presentedToken(headers, url);
     if ('status' in presented) return presented;
@@ -172,15 +172,26 @@ function presentedToken(headers: Headers, url: string | undefined): { token: str
   return { status: 401, reason: 'a token is required: Authorization: Bearer <token> or ?token=<token>' };
 }
 
-function crossOrigin(headers: Headers): boolean {
-  const origin = first(headers.origin);
-  if (origin === undefined) return false;
+/** Why an unauthenticated local request looks like it comes from a web page rather than a local client, if it does. */
+function browserRisk(headers: Headers): string | null {
   const host = first(headers.host);
+  if (host !== undefined && !isLoopbackHost(hostName(host))) return `host ${host} is not a loopback name`;
+  const origin = first(headers.origin);
+  if (origin === undefined) return null;
   try {
-    return !host || new URL(origin).host !== host.toLowerCase();
+    if (host && new URL(origin).host === host.toLowerCase()) return null;
   } catch {
-    return true;
+    // An unparsable Origin ("null" from sandboxed frames and files) is foreign.
   }
+  return `cross-origin request from ${origin}`;
+}
+
+/** The name part of a Host header: "127.0.0.1:7070" -> "127.0.0.1", "[::1]:7070" -> "::1". */
+function hostName(host: string): string {
+  const bracketed = /^\[([^\]]+)\]/.exec(host);
+  if (bracketed) return bracketed[1]!;
+  const colon = host.lastIndexOf(':');
+  return colon > 0 && host.indexOf(':') === colon ? host.slice(0, colon) : host;
 }
 
 /** Fixed-length digests, so timingSafeEqual works whatever the token lengths. */

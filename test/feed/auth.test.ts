@@ -30,12 +30,18 @@ test('binding beyond loopback without tokens refuses to start', () => {
   new Authenticator({ host: '127.0.0.1', tokens: [] }).assertStartable();
 });
 
-test('on loopback without tokens everyone operates, except a browser from another origin', () => {
+test('on loopback without tokens everyone operates, except what looks like a foreign web page', () => {
   const auth = new Authenticator({ host: 'localhost', tokens: [] });
-  assert.deepEqual(auth.authenticate({}, '/api/v1/jobs'), { role: 'operate', name: 'loopback' });
-  assert.deepEqual(auth.authenticate({ host: '127.0.0.1:7070', origin: 'http://127.0.0.1:7070' }, '/'), { role: 'operate', name: 'loopback' });
-  const cross = auth.authenticate({ host: '127.0.0.1:7070', origin: 'https://evil.example' }, '/');
-  assert.equal('status' in cross && cross.status, 401);
+  const operate = { role: 'operate', name: 'loopback' };
+  assert.deepEqual(auth.authenticate({}, '/api/v1/jobs'), operate);
+  assert.deepEqual(auth.authenticate({ host: '127.0.0.1:7070' }, '/'), operate);
+  assert.deepEqual(auth.authenticate({ host: '[::1]:7070' }, '/'), operate);
+  assert.deepEqual(auth.authenticate({ host: 'localhost:7070', origin: 'http://localhost:7070' }, '/'), operate);
+  const refused = (headers: Record<string, string>) => auth.authenticate(headers, '/') as { status: number; reason: string };
+  assert.equal(refused({ host: '127.0.0.1:7070', origin: 'https://evil.example' }).status, 401);
+  assert.match(refused({ host: '127.0.0.1:7070', origin: 'null' }).reason, /cross-origin/);
+  // DNS rebinding: the page's own origin, but a name that is not loopback.
+  assert.match(refused({ host: 'evil.example:7070', origin: 'http://evil.example:7070' }).reason, /not a loopback name/);
 });
 
 test('with tokens a token is required, by header or query, and roles are enforced', () => {
