@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
@@ -23,9 +24,12 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
 
 test('ckpt against a running ckpt up', async (t) => {
   if (!(await requireCriu(t))) return;
-  const srv = await startCkptUp();
+  // With tokens: every command below authenticates (CKPT_TOKEN), and the refusals are checked too.
+  const tokens = { operate: randomBytes(16).toString('hex'), read: randomBytes(16).toString('hex') };
+  const srv = await startCkptUp({ tokens });
   t.after(() => srv.stop());
-  const ckpt = (...args: string[]) => runCli(['--url', srv.url, ...args]);
+  const asOperator = { CKPT_URL: srv.url, CKPT_TOKEN: tokens.operate };
+  const ckpt = (...args: string[]) => runCli(args, asOperator);
   const counters: Counter[] = [];
   const counter = async (ballastMiB = 0) => {
     const c = await startCounter(ballastMiB);
@@ -81,14 +85,20 @@ test('ckpt against a running ckpt up', async (t) => {
     await until('the restored counter to count on', () => c.alive() && c.read() > dumpedAt + 5);
   });
 
-  await t.test("bad input: the API's 400 is printed field by field; unknown ids are 404", async () => {
+  await t.test("bad input: the API's 400 field by field; unknown ids 404; a read token 403; no token 401", async () => {
     // Independent requests: run them side by side.
-    const [badPid, badSchedule, json, missing] = await Promise.all([
+    const [badPid, badSchedule, json, missing, reader, nobody] = await Promise.all([
       ckpt('dump', '--pid', '0'),
       ckpt('schedules', 'add', 'nightly', '--cron', '61 * * * *', '--pid', '1', '--keep-last', '0'),
       ckpt('restore', 'not-a-checkpoint', '--json'),
       ckpt('job', 'no-such-job'),
+      runCli(['--url', srv.url, '--token', tokens.read, 'dump', '--pid', '1']),
+      runCli(['--url', srv.url, 'jobs']),
     ]);
+    assert.equal(reader.code, 1);
+    assert.equal(reader.stderr, "ckpt: token 'reader' has role read; this needs role operate (403 forbidden)\n");
+    assert.equal(nobody.code, 1);
+    assert.match(nobody.stderr, /^ckpt: .+ \(401 unauthorized\)\n$/);
     assert.equal(badPid.code, 1);
     assert.match(badPid.stderr, /^ckpt: invalid request \(400\):\n {2}body\.target\.pid: .+\n$/);
 
@@ -119,7 +129,7 @@ test('ckpt against a running ckpt up', async (t) => {
   });
 
   await t.test('watch prints the events of a dump as readable lines, in order', async () => {
-    const watch = spawnCli(['--url', srv.url, 'watch']);
+    const watch = spawnCli(['watch'], asOperator);
     let out = '';
     let err = '';
     watch.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
@@ -153,13 +163,13 @@ test('ckpt against a running ckpt up', async (t) => {
     // A restore of a checkpoint whose process still runs waits for the pid to be free: time to start following it.
     // (Set up through the API directly: the commands for that are tested above.)
     const c = await counter();
-    const api = new ApiClient({ url: srv.url });
+    const api = new ApiClient({ url: srv.url, token: tokens.operate });
     const dumped = await api.createDump({ target: { pid: c.pid } });
     let dumpJob = await api.getJob(dumped.jobId);
     await until('the dump to complete', async () => (dumpJob = await api.getJob(dumped.jobId)).state === 'completed');
     const { jobId } = await api.createRestore({ checkpointId: dumpJob.result!.checkpointId! });
 
-    const follow = spawnCli(['--url', srv.url, 'logs', jobId, '--follow']);
+    const follow = spawnCli(['logs', jobId, '--follow'], asOperator);
     let out = '';
     let err = '';
     follow.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));

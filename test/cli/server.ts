@@ -16,7 +16,13 @@ export interface RunningCkpt {
   stop(): Promise<void>;
 }
 
-export async function startCkptUp(): Promise<RunningCkpt> {
+/** Tokens for a server that requires them (any configured token makes them required, also on loopback). */
+export interface TestTokens {
+  operate: string;
+  read: string;
+}
+
+export async function startCkptUp(options: { tokens?: TestTokens } = {}): Promise<RunningCkpt> {
   const redis = await TestRedis.start();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-up-'));
   const storageRoot = path.join(dir, 'checkpoints');
@@ -35,6 +41,14 @@ export async function startCkptUp(): Promise<RunningCkpt> {
       '  pidFreeTimeoutMs: 30000',
       'storage:',
       '  minFreeBytes: 0',
+      ...(options.tokens
+        ? [
+            'api:',
+            '  tokens:',
+            `    - { name: operator, token: ${options.tokens.operate}, role: operate }`,
+            `    - { name: reader, token: ${options.tokens.read}, role: read }`,
+          ]
+        : []),
       '',
     ].join('\n'),
   );

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,8 +27,11 @@ export const SCREENSHOT = path.join(os.tmpdir(), 'ckpt-dashboard.png');
 
 test('the dashboard dumps a process live, shows the checkpoint and its log, and restores it', async (t) => {
   if (!(await requireCriu(t))) return;
-  const srv = await startCkptUp();
+  // A server that requires tokens: the page takes its token from ?token= (and drops it from the address bar).
+  const token = randomBytes(16).toString('hex');
+  const srv = await startCkptUp({ tokens: { operate: token, read: randomBytes(16).toString('hex') } });
   t.after(() => srv.stop());
+  const api = async (p: string) => (await fetch(srv.url + p, { headers: { authorization: `Bearer ${token}` } })).json();
   const counter = await startCounter(32);
   t.after(() => counter.kill());
 
@@ -44,11 +48,15 @@ test('the dashboard dumps a process live, shows the checkpoint and its log, and 
   page.on('pageerror', (e) => pageErrors.push(e.message));
   const outside: string[] = [];
   page.on('request', (r) => {
-    if (!r.url().startsWith(srv.url) && !r.url().startsWith(srv.url.replace('http:', 'ws:')) && !r.url().startsWith('data:')) outside.push(r.url());
+    if (!r.url().startsWith(srv.url) && !r.url().startsWith('data:')) outside.push(r.url());
+  });
+  page.on('websocket', (ws) => {
+    if (!ws.url().startsWith(srv.url.replace('http:', 'ws:'))) outside.push(ws.url());
   });
 
-  await page.goto(srv.url + '/');
+  await page.goto(`${srv.url}/?token=${token}`);
   await page.waitForSelector('#conn.conn-live');
+  assert.equal(page.url(), `${srv.url}/`, 'the token is not left in the address bar');
 
   // Every state the job's row shows, as the page renders it (rows are re-rendered on each change).
   // (Browser-side code is given as text: this project's TypeScript has no DOM types.)
@@ -80,7 +88,7 @@ test('the dashboard dumps a process live, shows the checkpoint and its log, and 
   assert.ok(states!.length >= 2 && states![0] !== 'completed', `the row changed live: ${states}`);
   assert.ok(counter.alive(), 'the dump left it running');
 
-  const job = (await (await fetch(`${srv.url}/api/v1/jobs/${dumpJob}`)).json()) as { result: { checkpointId: string } };
+  const job = (await api(`/api/v1/jobs/${dumpJob}`)) as { result: { checkpointId: string } };
   const checkpointRow = `#checkpoints-body tr[data-checkpoint-id="${job.result.checkpointId}"]`;
   await page.waitForSelector(checkpointRow);
   const row = (await page.textContent(`#jobs-body tr[data-job-id="${dumpJob}"]`))!;
@@ -100,7 +108,7 @@ test('the dashboard dumps a process live, shows the checkpoint and its log, and 
   await page.waitForSelector(`#jobs-body tr[data-job-id="${stopJob}"][data-state="completed"]`, { timeout: 60_000 });
   await waitGone(counter.pid);
   const dumpedAt = counter.read();
-  const stopped = (await (await fetch(`${srv.url}/api/v1/jobs/${stopJob}`)).json()) as { result: { checkpointId: string } };
+  const stopped = (await api(`/api/v1/jobs/${stopJob}`)) as { result: { checkpointId: string } };
   await page.click(`#checkpoints-body tr[data-checkpoint-id="${stopped.result.checkpointId}"] button[data-action="restore"]`);
   await page.waitForSelector('#dump-message.ok >> text=/restore job/');
   const restoreJob = /restore job (\S+) queued/.exec((await page.textContent('#dump-message'))!)![1]!;
