@@ -1,0 +1,119 @@
+// The feed carrying real jobs end to end: HTTP enqueue -> worker -> CRIU -> events -> WebSocket.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { compareEventIds } from '../../src/events/event-log.js';
+import { startCounter } from '../helpers/targets.js';
+import { api, FeedRecorder, startServiceUnderTest } from './harness.js';
+
+const ALL = ['job', 'schedule', 'checkpoint'];
+
+function assertOrderedOnce(events: { id: string }[]): void {
+  const ids = events.map((e) => e.id);
+  assert.equal(new Set(ids).size, ids.length, 'no event twice');
+  for (let i = 1; i < ids.length; i++) assert.ok(compareEventIds(ids[i - 1]!, ids[i]!) < 0, `ids in order: ${ids[i - 1]} < ${ids[i]}`);
+}
+
+test('a dump enqueued over HTTP streams waiting -> active -> progress -> completed, in order, once, with stats; the restore brings the process back', async (t) => {
+  const svc = await startServiceUnderTest(t);
+  if (!svc) return;
+  const target = await startCounter(32);
+  t.after(() => target.kill());
+  const feed = await FeedRecorder.open(svc.url);
+  t.after(() => feed.close());
+  feed.send({ op: 'subscribe', channels: ALL });
+  await feed.waitFor((m) => m.type === 'subscribed');
+
+  const atEnqueue = target.read();
+  const enq = await api(svc.url, 'POST', '/api/v1/dumps', { target: { pid: target.pid } });
+  assert.equal(enq.status, 202, enq.text);
+  const { jobId } = enq.json;
+  const done = await feed.waitFor((m) => m.type === 'event' && m.jobId === jobId && (m.event === 'job.completed' || m.event === 'job.failed'));
+  assert.equal(done.event, 'job.completed', JSON.stringify(done.data));
+  await sleep(200); // anything after completion would be a bug: give it a chance to show up
+  const events = feed.events(jobId);
+  const names = events.map((e) => e.event);
+  assert.equal(names[0], 'job.waiting');
+  assert.equal(names[1], 'job.active');
+  assert.equal(names.at(-1), 'job.completed');
+  assert.ok(names.includes('job.progress'), `progress events: ${names.join(', ')}`);
+  assert.ok(names.includes('job.log'), 'CRIU log lines streamed');
+  assert.ok(names.indexOf('checkpoint.created') < names.indexOf('job.completed'));
+  assertOrderedOnce(events);
+  const stages = events.filter((e) => e.event === 'job.progress').map((e) => e.data.stage);
+  assert.ok(stages.includes('pre-dump') || stages.includes('post-dump'), `CRIU stages in progress: ${stages.join(', ')}`);
+  const result = done.data.result;
+  assert.ok(result.stats.pagesWritten > 0, 'CRIU stats in the result');
+  assert.ok(result.bytes > 32 * 1024 * 1024, `checkpoint bytes ${result.bytes}`);
+  assert.ok(target.alive(), 'leaveRunning is the default: the target still runs');
+
+  // The job and the checkpoint as the API shows them.
+  const job = await api(svc.url, 'GET', `/api/v1/jobs/${jobId}`);
+  assert.equal(job.json.state, 'completed');
+  assert.equal(job.json.result.checkpointId, result.checkpointId);
+  const cp = await api(svc.url, 'GET', `/api/v1/checkpoints/${result.checkpointId}`);
+  assert.equal(cp.status, 200);
+  assert.equal(cp.json.target.pid, target.pid);
+  const log = await api(svc.url, 'GET', `/api/v1/jobs/${jobId}/log`);
+  assert.match(log.text, /Dumping finished successfully/);
+
+  // Restore: the process is killed, restored from the checkpoint, alive with the same pid, counting on.
+  const before = target.read();
+  process.kill(target.pid, 'SIGKILL');
+  const restore = await api(svc.url, 'POST', '/api/v1/restores', { checkpointId: result.checkpointId });
+  assert.equal(restore.status, 202, restore.text);
+  const rdone = await feed.waitFor((m) => m.type === 'event' && m.jobId === restore.json.jobId && (m.event === 'job.completed' || m.event === 'job.failed'));
+  assert.equal(rdone.event, 'job.completed', JSON.stringify(rdone.data));
+  assert.equal(rdone.data.result.restoredPid, target.pid);
+  const resumedAt = target.read();
+  await sleep(300);
+  assert.ok(target.alive());
+  assert.ok(target.read() > resumedAt, 'the restored counter counts on');
+  // Resumed from the checkpoint: at least where it was when the dump was asked for, and not from where it was killed.
+  assert.ok(resumedAt >= atEnqueue, `resumed at ${resumedAt}, dumped at >= ${atEnqueue}`);
+  assert.ok(resumedAt < before + 25, `resumed at ${resumedAt}, killed at ${before}`);
+});
+
+test('a client that disconnects mid-job and reconnects with since gets exactly the events it missed; a second API process delivers the same events', async (t) => {
+  const svc = await startServiceUnderTest(t);
+  if (!svc) return;
+  const other = await svc.startAnother({ node: 'api-only' });
+  const target = await startCounter(64);
+  t.after(() => target.kill());
+  const steady = await FeedRecorder.open(svc.url);
+  const onOther = await FeedRecorder.open(other.url);
+  const flaky = await FeedRecorder.open(svc.url);
+  t.after(() => Promise.all([steady.close(), onOther.close(), flaky.close()]));
+  for (const f of [steady, onOther, flaky]) {
+    f.send({ op: 'subscribe', channels: ['job'] });
+    await f.waitFor((m) => m.type === 'subscribed');
+  }
+  const { json } = await api(svc.url, 'POST', '/api/v1/dumps', { target: { pid: target.pid } });
+  const jobId: string = json.jobId;
+  // Leave as soon as the job is running; the rest happens while we are away.
+  const active = await flaky.waitFor((m) => m.type === 'event' && m.jobId === jobId && m.event === 'job.active');
+  await flaky.close();
+  const seen = flaky.events(jobId);
+  const lastSeen = seen.at(-1)!.id;
+  assert.ok(seen.some((e) => e.id === active.id));
+  await steady.waitFor((m) => m.type === 'event' && m.jobId === jobId && m.event === 'job.completed');
+  await onOther.waitFor((m) => m.type === 'event' && m.jobId === jobId && m.event === 'job.completed');
+
+  const back = await FeedRecorder.open(svc.url);
+  t.after(() => back.close());
+  back.send({ op: 'subscribe', channels: ['job'], since: lastSeen });
+  await back.waitFor((m) => m.type === 'live');
+  const missed = steady.events().filter((e) => compareEventIds(e.id, lastSeen) > 0);
+  assert.deepEqual(
+    back.events().map((e) => e.id),
+    missed.map((e) => e.id),
+    'the replay is exactly the events after since, in order',
+  );
+  assert.ok(missed.some((e) => e.event === 'job.completed'));
+  assertOrderedOnce(back.events());
+  // The other API process, on the same Redis, saw the same events with the same ids.
+  assert.deepEqual(
+    onOther.events(jobId).map((e) => [e.id, e.event]),
+    steady.events(jobId).map((e) => [e.id, e.event]),
+  );
+});

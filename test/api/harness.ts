@@ -1,0 +1,119 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestContext } from 'node:test';
+import WebSocket from 'ws';
+import pino from 'pino';
+import { startService, type RunningService } from '../../src/app/service.js';
+import { configSchema, type Config, type ConfigInput } from '../../src/config/schema.js';
+import { requireCriu } from '../helpers/criu.js';
+import { TestRedis } from '../helpers/redis.js';
+
+/** A real ckpt service (API, feed, worker, scheduler, its own CRIU service) in this process, on a private Redis. */
+export interface ServiceUnderTest {
+  url: string;
+  config: Config;
+  redis: TestRedis;
+  /** Another API-only process view on the same Redis and storage (for multi-process tests). */
+  startAnother(overrides?: ConfigInput): Promise<{ url: string; close(): Promise<void> }>;
+}
+
+export async function startServiceUnderTest(t: TestContext, overrides: ConfigInput = {}): Promise<ServiceUnderTest | undefined> {
+  if (!(await requireCriu(t))) return undefined;
+  const cleanups: (() => Promise<unknown>)[] = [];
+  t.after(async () => {
+    for (const fn of cleanups.reverse()) await fn();
+  });
+  const redis = await TestRedis.start();
+  cleanups.push(() => redis.stop());
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-api-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const make = (extra: ConfigInput): Config =>
+    configSchema.parse({
+      node: 'test-node',
+      redis: { url: redis.url },
+      storage: { root: path.join(dir, 'checkpoints'), minFreeBytes: 0 },
+      criu: { runtimeDir: path.join(dir, 'run') },
+      worker: { backoff: { baseDelayMs: 200, maxDelayMs: 1000 }, attempts: 3 },
+      ...overrides,
+      ...extra,
+      api: { host: '127.0.0.1', port: 0, ...overrides.api, ...extra.api },
+    });
+  const log = pino({ level: process.env.CKPT_TEST_LOG ?? 'silent' });
+  const start = async (config: Config, roles = { api: true, worker: true, scheduler: true }): Promise<RunningService> => {
+    const svc = await startService({ config, roles, log, version: 'test' });
+    cleanups.push(() => svc.close());
+    return svc;
+  };
+  const config = make({});
+  const main = await start(config);
+  return {
+    url: main.url!,
+    config,
+    redis,
+    async startAnother(extra: ConfigInput = {}) {
+      const other = await start(make(extra), { api: true, worker: false, scheduler: false });
+      return { url: other.url!, close: () => other.close() };
+    },
+  };
+}
+
+/** A feed client that records every message it gets. */
+export class FeedRecorder {
+  readonly messages: any[] = [];
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data) => this.messages.push(JSON.parse(data.toString())));
+  }
+
+  static async open(url: string, headers: Record<string, string> = {}): Promise<FeedRecorder> {
+    const ws = new WebSocket(url.replace(/^http/, 'ws') + '/api/v1/feed', { headers });
+    const rec = new FeedRecorder(ws);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    await rec.waitFor((m) => m.type === 'hello');
+    return rec;
+  }
+
+  send(msg: unknown): void {
+    this.ws.send(JSON.stringify(msg));
+  }
+
+  events(jobId?: string): any[] {
+    return this.messages.filter((m) => m.type === 'event' && (!jobId || m.jobId === jobId));
+  }
+
+  async waitFor(pred: (m: any) => boolean, timeoutMs = 60_000): Promise<any> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.messages.find(pred);
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error(`feed: no matching message within ${timeoutMs} ms; got ${JSON.stringify(this.messages.slice(-5))}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.ws.readyState === WebSocket.CLOSED) return;
+    const closed = new Promise((r) => this.ws.once('close', r));
+    this.ws.close();
+    await closed;
+  }
+}
+
+export async function api(url: string, method: string, pathname: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(url + pathname, {
+    method,
+    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, json, text };
+}
