@@ -11,12 +11,10 @@
  * split among them), so the server's RSS is its own.
  *
  * Run: node --import tsx bench/feed.ts  (env: BENCH_CLIENTS=1000 BENCH_JOBS=20 BENCH_STEPS=50 BENCH_INTERVAL_MS=100
- * BENCH_CLIENT_PROCS=2 BENCH_CLIENT=raw|ws)
+ * BENCH_CLIENT_PROCS=2; BENCH_SERVER_NODE_OPTIONS="--cpu-prof" profiles the feed server)
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -36,7 +34,6 @@ const JOBS = Number(process.env.BENCH_JOBS ?? 20);
 const STEPS = Number(process.env.BENCH_STEPS ?? 50);
 const INTERVAL_MS = Number(process.env.BENCH_INTERVAL_MS ?? 100);
 const CLIENT_PROCS = Math.min(CLIENTS, Number(process.env.BENCH_CLIENT_PROCS ?? 2));
-const CLIENT_KIND = process.env.BENCH_CLIENT ?? 'raw';
 const STREAM_KEY = 'bench:events';
 
 /** Latencies in 0.1 ms buckets: bounded memory whatever the number of samples. */
@@ -139,13 +136,8 @@ async function runServer(redisUrl: string): Promise<void> {
   process.send!({ port: (server.address() as AddressInfo).port, rss: process.memoryUsage().rss });
 }
 
-/**
- * Connects `count` clients; each subscribes to everything and records every event it receives. With BENCH_CLIENT=ws they
- * are `ws` library clients; by default (raw) a minimal WebSocket client (handshake, unmasked server frames, masked
- * client frames, pong), because on a small machine the ws library's per-message cost in the client processes, not the
- * server, would set the figures.
- */
-async function runClients(url: string, count: number, kind: string): Promise<void> {
+/** Connects `count` ws clients; each subscribes to everything and records every event it receives. */
+async function runClients(url: string, count: number): Promise<void> {
   const rec = recorder();
   const lastIds: string[] = [];
   let endId = '';
@@ -153,7 +145,6 @@ async function runClients(url: string, count: number, kind: string): Promise<voi
   const finish = () => {
     if (++finished === count) process.send!({ done: rec.result(), cpu: process.cpuUsage() });
   };
-  const connect = kind === 'ws' ? connectWs : connectRaw;
   for (let i = 0; i < count; i += 50) {
     await Promise.all(
       Array.from({ length: Math.min(50, count - i) }, (_, k) => {
@@ -174,81 +165,19 @@ async function runClients(url: string, count: number, kind: string): Promise<voi
   process.send!({ ready: count });
 }
 
-const SUBSCRIBE = JSON.stringify({ op: 'subscribe', channels: ['job', 'schedule', 'checkpoint'] });
-
 /** Resolves once subscribed; then calls onEvent with the text of every event message. */
-function connectWs(url: string, onEvent: (text: string) => void): Promise<void> {
+function connect(url: string, onEvent: (text: string) => void): Promise<void> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true });
+    const ws = new WebSocket(url, { perMessageDeflate: false });
     ws.on('message', (data) => {
       const text = String(data);
       if (text.startsWith('{"type":"event"')) return onEvent(text);
       const m = JSON.parse(text) as { type: string };
-      if (m.type === 'hello') ws.send(SUBSCRIBE);
+      if (m.type === 'hello') ws.send(JSON.stringify({ op: 'subscribe', channels: ['job', 'schedule', 'checkpoint'] }));
       if (m.type === 'subscribed') resolve();
     });
     ws.once('error', reject);
   });
-}
-
-function connectRaw(url: string, onEvent: (text: string) => void): Promise<void> {
-  const { hostname, port, pathname } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(port), hostname);
-    socket.setNoDelay(true);
-    let buffer: Buffer = Buffer.alloc(0);
-    let upgraded = false;
-    socket.once('error', reject);
-    socket.on('connect', () => {
-      socket.write(
-        `GET ${pathname} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-      );
-    });
-    socket.on('data', (chunk: Buffer) => {
-      buffer = buffer.length ? Buffer.concat([buffer, chunk]) : chunk;
-      if (!upgraded) {
-        const end = buffer.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        if (!buffer.subarray(0, 12).toString().includes(' 101')) return reject(new Error(buffer.subarray(0, end).toString()));
-        upgraded = true;
-        buffer = buffer.subarray(end + 4);
-      }
-      let offset = 0;
-      for (;;) {
-        if (buffer.length - offset < 2) break;
-        const opcode = buffer[offset]! & 0x0f;
-        let length = buffer[offset + 1]! & 0x7f;
-        let header = 2;
-        if (length === 126) {
-          if (buffer.length - offset < 4) break;
-          length = buffer.readUInt16BE(offset + 2);
-          header = 4;
-        } else if (length === 127) {
-          if (buffer.length - offset < 10) break;
-          length = Number(buffer.readBigUInt64BE(offset + 2));
-          header = 10;
-        }
-        if (buffer.length - offset < header + length) break;
-        const payload = buffer.subarray(offset + header, offset + header + length);
-        offset += header + length;
-        if (opcode === 0x9) socket.write(maskedFrame(0xa, payload));
-        if (opcode !== 0x1) continue;
-        const text = payload.toString();
-        if (text.startsWith('{"type":"event"')) onEvent(text);
-        else if (text.startsWith('{"type":"hello"')) socket.write(maskedFrame(0x1, Buffer.from(SUBSCRIBE)));
-        else if (text.startsWith('{"type":"subscribed"')) resolve();
-      }
-      buffer = buffer.subarray(offset);
-    });
-  });
-}
-
-/** A client-to-server frame (clients must mask; payloads here are < 126 bytes). */
-function maskedFrame(opcode: number, payload: Buffer): Buffer {
-  const mask = randomBytes(4);
-  const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
-  return Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | payload.length]), mask, masked]);
 }
 
 async function runBaseline(redisUrl: string): Promise<void> {
@@ -383,7 +312,7 @@ async function main(): Promise<void> {
       `XREAD p50 ${f(baseline.percentile(0.5)).padStart(5)} ms  p99 ${f(baseline.percentile(0.99)).padStart(5)} ms | ` +
       `ratio p50 ${(feed.percentile(0.5) / Math.max(0.1, baseline.percentile(0.5))).toFixed(1)}x  p99 ${(feed.percentile(0.99) / Math.max(0.1, baseline.percentile(0.99))).toFixed(1)}x`;
 
-    console.log(`feed bench: ${CLIENTS} ${CLIENT_KIND} clients (${CLIENT_PROCS} client processes), ${JOBS} jobs x ${STEPS} steps every ${INTERVAL_MS} ms`);
+    console.log(`feed bench: ${CLIENTS} ws clients (${CLIENT_PROCS} client processes), ${JOBS} jobs x ${STEPS} steps every ${INTERVAL_MS} ms`);
     console.log(`  published                  ${published.length} events in ${seconds.toFixed(2)} s = ${f(published.length / seconds)} events/s`);
     console.log(`  delivered                  ${delivered} messages (expected ${published.length * CLIENTS}) in ${((lastAt - firstAt) / 1000).toFixed(2)} s = ${f(delivered / ((lastAt - firstAt) / 1000))} messages/s`);
     console.log('latency (receive - publish):');
@@ -416,6 +345,6 @@ async function main(): Promise<void> {
 
 const [role, a, b] = process.argv.slice(2);
 if (role === 'server') await runServer(a!);
-else if (role === 'clients') await runClients(a!, Number(b), CLIENT_KIND);
+else if (role === 'clients') await runClients(a!, Number(b));
 else if (role === 'baseline') await runBaseline(a!);
 else await main();
