@@ -75,7 +75,8 @@ export class ApiClient {
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 
-  health(): Promise<Record<string, unknown>> {
+  /** /healthz; answers (rather than throws) when unhealthy (503). */
+  health(): Promise<{ status: string; checks: Record<string, { ok: boolean; [detail: string]: unknown }> }> {
     return this.request('GET', '/healthz', { acceptStatuses: [503] });
   }
 

@@ -1,6 +1,7 @@
 import type { Job } from './api-client.js';
 import type { CliContext } from './context.js';
 import type { FeedClient, FeedEventMessage } from './feed-client.js';
+import { formatDuration } from './format.js';
 import type { ProgressView } from './progress-view.js';
 
 export interface JobOutcome {
@@ -24,6 +25,8 @@ export class JobWatcher {
   private watched?: Map<string, { done: boolean; lastEvent?: FeedEventMessage }>;
   private settle?: () => void;
   private fail?: (err: Error) => void;
+  /** The feed gave up before wait() began. */
+  private failure?: Error;
 
   private constructor(
     private readonly ctx: CliContext,
@@ -40,7 +43,10 @@ export class JobWatcher {
         if (s.state === 'reconnecting') view.log(`feed connection lost (${s.reason}); reconnecting`);
       },
       onServerError: (err) => view.log(`feed: ${err.message}`),
-      onGiveUp: (err) => w.fail?.(err),
+      onGiveUp: (err) => {
+        w.failure = err;
+        w.fail?.(err);
+      },
     });
     await w.feed.start();
     return w;
@@ -54,6 +60,7 @@ export class JobWatcher {
       this.settle = resolve;
       this.fail = reject;
     });
+    if (this.failure) this.fail!(this.failure);
     const early = this.buffered;
     this.buffered = [];
     for (const e of early) this.onEvent(e);
@@ -91,7 +98,7 @@ export class JobWatcher {
         this.view.update(id, { state: 'active', progress: d });
         break;
       case 'job.retrying':
-        this.view.note(id, `retrying${d.attemptsMade ? ` after attempt ${d.attemptsMade}` : ''}: ${d.reason ?? ''}`.trimEnd());
+        this.view.note(id, `retrying (attempt ${d.attempt ?? '?'}${d.delayMs ? ` in ${formatDuration(d.delayMs)}` : ''}): ${d.reason ?? ''}`.trimEnd());
         this.view.update(id, { state: 'waiting' });
         break;
       case 'job.stalled':

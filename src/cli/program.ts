@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { repoRoot } from '../common/paths.js';
 import { registerCheckpointCommands } from './commands/checkpoints.js';
+import { registerHealthCommand } from './commands/health.js';
 import { registerJobCommands } from './commands/jobs.js';
 import { registerScheduleCommands } from './commands/schedules.js';
 import { registerWatchCommand } from './commands/watch.js';
@@ -29,6 +30,7 @@ export function createProgram(): Command {
   registerCheckpointCommands(program);
   registerScheduleCommands(program);
   registerWatchCommand(program);
+  registerHealthCommand(program);
   return program;
 }
 

@@ -53,7 +53,14 @@ test('ckpt against a running ckpt up', async (t) => {
     assert.ok(job.result.stats.pagesWritten > 4096, JSON.stringify(job.result.stats));
     assert.ok(c.alive(), 'leaveRunning is the default');
 
-    const [list, jobs, shown] = await Promise.all([ckpt('checkpoints', '--json'), ckpt('jobs', '--type', 'dump', '--json'), ckpt('job', job.id)]);
+    const [list, jobs, shown, health] = await Promise.all([
+      ckpt('checkpoints', '--json'),
+      ckpt('jobs', '--type', 'dump', '--json'),
+      ckpt('job', job.id),
+      ckpt('health'),
+    ]);
+    assert.equal(health.code, 0, health.stderr);
+    assert.match(health.stdout, /^ok {2}http:\S+\n {2}redis: +ok .*\n {2}criu: +ok +version=4\./);
     assert.equal(list.code, 0, list.stderr);
     assert.ok(JSON.parse(list.stdout).items.some((cp: { id: string }) => cp.id === job.result.checkpointId));
     assert.ok(JSON.parse(jobs.stdout).items.some((j: { id: string }) => j.id === job.id));
