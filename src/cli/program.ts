@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { repoRoot } from '../common/paths.js';
 import { registerCheckpointCommands } from './commands/checkpoints.js';
 import { registerHealthCommand } from './commands/health.js';
@@ -20,7 +20,7 @@ export function createProgram(): Command {
   const program = new Command('ckpt')
     .description('CRIU checkpoint / restore of Linux processes as an observable job queue')
     .version(packageVersion(), '-V, --version')
-    .addOption(new Option('--url <url>', 'API server').env('CKPT_URL').default(DEFAULT_URL))
+    .addOption(new Option('--url <url>', 'API server').env('CKPT_URL').default(DEFAULT_URL).argParser(httpUrl))
     .addOption(new Option('--token <token>', 'API token').env('CKPT_TOKEN'))
     .option('--json', 'machine-readable output (JSON), no progress bars')
     .showHelpAfterError(false)
@@ -57,6 +57,19 @@ export async function runProgram(program: Command, argv: string[]): Promise<void
     process.exitCode = report.exitCode;
   }
   if (process.exitCode === undefined) process.exitCode = EXIT.ok;
+}
+
+function httpUrl(value: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    // reported below
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new InvalidArgumentError(`expected an http(s) URL like ${DEFAULT_URL}`);
+  }
+  return value;
 }
 
 function packageVersion(): string {

@@ -386,7 +386,8 @@ function fetchJob(id) {
 }
 
 function showLoadError(err) {
-  setConn('offline', `API: ${err.message}`);
+  if (err.status === 401) setConn('offline', 'this server needs a token: open the page as /?token=…');
+  else setConn('offline', `API: ${err.message}`);
 }
 
 // ---- events from the feed
@@ -519,6 +520,8 @@ function connect() {
   ws.onclose = () => {
     ws = null;
     setConn('offline', `offline, retrying in ${Math.round(reconnectDelay / 100) / 10}s`);
+    // Never connected: a refused upgrade does not say why, the API does (a missing or wrong token, say).
+    if (!started) api('GET', '/api/v1/jobs?limit=1').catch(showLoadError);
     setTimeout(connect, reconnectDelay);
     reconnectDelay = Math.min(reconnectDelay * 2, 5000);
   };
