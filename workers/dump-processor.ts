@@ -195,18 +195,18 @@ async function commit(
   ctx: WorkerContext,
   adopted: boolean,
 ): Promise<JobResult> {
-  const stats = await readDumpStats(dir);
+  const [stats, bytes, criuVersion] = await Promise.all([readDumpStats(dir), ctx.store.sizeOf(dir), ctx.criuVersion()]);
   const { attemptStartedAt: _, ...manifestTarget } = target;
   const manifest: Manifest = {
     id: job.data.checkpointId,
     created: new Date().toISOString(),
     node: ctx.node,
     target: manifestTarget,
-    criuVersion: await ctx.criuVersion(),
+    criuVersion,
     options: criuDumpOptions(job.data, ctx),
     leaveRunning: job.data.leaveRunning,
     stats: { ...stats },
-    bytes: await ctx.store.sizeOf(dir),
+    bytes,
     durationMs,
     jobId: job.id!,
     ...(job.data.scheduleId !== undefined && { scheduleId: job.data.scheduleId }),
