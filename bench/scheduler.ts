@@ -13,6 +13,7 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -76,6 +77,17 @@ async function child(): Promise<void> {
 function percentile(sorted: number[], p: number): number {
   if (!sorted.length) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(sorted.length * p) - 1))]!;
+}
+
+/** CPU time (user + system, ms) a process has used so far. */
+function cpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in clock ticks of 1/100 s
+  } catch {
+    return 0;
+  }
 }
 
 function rssMiB(pid: number): number {
@@ -149,6 +161,8 @@ async function main(): Promise<void> {
     const windowStart = Math.ceil((Math.max(...readyAt) + 2000) / 1000) * 1000;
     const windowEnd = windowStart + MINUTES * 60_000;
     const rss = new Map<number, number[]>(children.map((c) => [c.pid!, []]));
+    const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]);
+    const cpuPids = [...children.map((c) => c.pid!), redisPid];
     const sampleRss = () => {
       for (const c of children) rss.get(c.pid!)!.push(rssMiB(c.pid!));
     };
@@ -160,6 +174,7 @@ async function main(): Promise<void> {
     const rssTimer = setInterval(sampleRss, 5000);
     console.log(`measuring ${MINUTES} min from ${new Date(windowStart).toISOString()}`);
     await sleep(windowStart - Date.now());
+    const cpuAtStart = cpuPids.map(cpuMs);
     let n = 0;
     while (Date.now() < windowEnd) {
       let t = performance.now();
@@ -173,6 +188,7 @@ async function main(): Promise<void> {
     }
     clearInterval(rssTimer);
     sampleRss();
+    const cpuShare = cpuPids.map((pid, i) => ((cpuMs(pid) - cpuAtStart[i]!) / (windowEnd - windowStart)) * 100);
     await sleep(3000); // the last ticks of the window finish enqueueing
     await Promise.all(
       children.map((c) => new Promise<void>((resolve) => (c.once('exit', () => resolve()), c.kill('SIGTERM')))),
@@ -218,9 +234,12 @@ async function main(): Promise<void> {
     console.log(
       `ratio tick->enqueued / Queue.add: p50 ${(percentile(lags, 0.5) / percentile(addMs, 0.5)).toFixed(1)}x, p99 ${(percentile(lags, 0.99) / percentile(addMs, 0.99)).toFixed(1)}x`,
     );
-    for (const [pid, samples] of rss) {
-      console.log(`scheduler pid ${pid} RSS: max ${fmt(Math.max(...samples))} MiB, last ${fmt(samples[samples.length - 1]!)} MiB`);
-    }
+    [...rss].forEach(([pid, samples], i) => {
+      console.log(
+        `scheduler pid ${pid}: RSS max ${fmt(Math.max(...samples))} MiB, last ${fmt(samples[samples.length - 1]!)} MiB; CPU ${fmt(cpuShare[i]!)} % of a core`,
+      );
+    });
+    console.log(`redis-server CPU ${fmt(cpuShare[cpuShare.length - 1]!)} % of a core; machine load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
     await baselineQueue.close();
     redis.disconnect();
     if (missed || duplicateFired || duplicateJobs) process.exitCode = 1;

@@ -22,7 +22,7 @@ export interface EventFollowerOptions {
 /**
  * Follows the event stream in exactly one process at a time: the holder of a Redis lease reads from a cursor shared
  * in Redis and hands each event to `onEvent`. When the holder dies, another process takes the lease over and goes
- * on from the cursor (the event being handled at that moment may be handled again: handlers must tolerate it).
+ * on from the cursor (events of the batch being handled at that moment may be handled again: handlers must tolerate it).
  * The first follower ever starts at the end of the stream.
  */
 export class EventFollower {
@@ -40,6 +40,7 @@ export class EventFollower {
   start(): void {
     this.running = true;
     this.blocking = this.options.redis.duplicate();
+    this.blocking.on('error', (err: Error) => this.options.logger.debug({ err }, 'scheduler: event follower connection error'));
     this.loop = this.run();
   }
 
@@ -77,9 +78,10 @@ export class EventFollower {
           if (!this.running) break;
           await this.options.onEvent(event).catch((err) => logger.error({ err, eventId: event.id }, 'scheduler: event handler failed'));
           cursor = event.id;
-          await this.options.redis.set(this.cursorKey, cursor);
           if (Date.now() >= renewAt) break;
         }
+        // Saved once per batch: a takeover re-reads at most one batch (handlers tolerate seeing an event twice).
+        if (events.length) await this.options.redis.set(this.cursorKey, cursor);
       } catch (err) {
         if (!this.running) break;
         logger.warn({ err }, 'scheduler: event follower error, retrying');

@@ -97,6 +97,8 @@ export class Scheduler {
   private readonly armed = new Map<string, Armed>();
   private readonly ticks: TickPool;
   private readonly inFlight = new Set<Promise<void>>();
+  /** Per schedule, the latest tick whose claim failed (Redis error): retried by the sweep. */
+  private readonly unclaimed = new Map<string, number>();
   private readonly pruner?: Pruner;
   private readonly follower: EventFollower;
   private subscriber?: Redis;
@@ -142,6 +144,8 @@ export class Scheduler {
     const { redis, store, config } = this.options;
     // Subscribe before the first full load, so no change slips between the two.
     this.subscriber = redis.duplicate();
+    // ioredis reconnects by itself; without a listener its connection errors would be "unhandled".
+    this.subscriber.on('error', (err: Error) => this.log.debug({ err }, 'scheduler: pub/sub connection error'));
     this.subscriber.on('message', (_channel: string, message: string) => {
       try {
         const { id } = JSON.parse(message) as { id: string };
@@ -152,17 +156,16 @@ export class Scheduler {
     });
     await this.subscriber.subscribe(store.channel);
     const states = await this.syncAll();
-    await this.catchUpMissedTicks(states, 0);
+    await this.catchUpMissedTicks(states);
     const every = (ms: number, fn: () => Promise<unknown>) => {
       const t = setInterval(() => void fn().catch((err) => this.log.warn({ err }, 'scheduler: periodic task failed')), ms);
       this.timers.push(t);
     };
-    every(config.scheduler.sweepIntervalMs, () => this.recoverAbandonedTicks());
-    // The periodic reload also catches ticks nobody handled while running (Redis unreachable at that moment, say),
-    // once they are a claim lease overdue.
-    every(config.scheduler.reloadIntervalMs, async () =>
-      this.enqueueSync(async () => this.catchUpMissedTicks(await this.syncAll(), config.scheduler.claimLeaseMs)),
-    );
+    every(config.scheduler.sweepIntervalMs, async () => {
+      await this.retryUnclaimedTicks();
+      await this.recoverAbandonedTicks();
+    });
+    every(config.scheduler.reloadIntervalMs, async () => this.enqueueSync(() => this.syncAll().then(() => undefined)));
     this.follower.start();
     this.log.info({ instanceId: this.instanceId, schedules: this.armed.size }, 'scheduler started');
   }
@@ -260,9 +263,12 @@ export class Scheduler {
     this.armed.delete(id);
   }
 
+  /** Keeps a tick's promise until it settles (stop() waits for them); its errors are logged, never unhandled. */
   private track(p: Promise<void>): void {
-    this.inFlight.add(p);
-    void p.finally(() => this.inFlight.delete(p));
+    const tracked: Promise<void> = p
+      .catch((err) => this.log.error({ err }, 'scheduler: tick handling failed'))
+      .finally(() => this.inFlight.delete(tracked));
+    this.inFlight.add(tracked);
   }
 
   // ---- ticks --------------------------------------------------------------------------------------------------
@@ -272,29 +278,49 @@ export class Scheduler {
   }
 
   private async onTick(id: string, tickMs: number, source: TickSource): Promise<void> {
+    let claimed: boolean;
     try {
-      if (!(await this.claims.claim(id, tickMs, this.instanceId, this.leaseFor(this.armed.get(id)?.schedule)))) return;
+      claimed = await this.claims.claim(id, tickMs, this.instanceId, this.leaseFor(this.armed.get(id)?.schedule));
+    } catch (err) {
+      // Nobody may have claimed it (Redis unreachable): the sweep tries again, as a missed tick.
+      if (tickMs > (this.unclaimed.get(id) ?? 0)) this.unclaimed.set(id, tickMs);
+      this.log.error({ err, scheduleId: id, tickMs }, 'scheduler: could not claim a tick; it will be retried as a missed tick');
+      return;
+    }
+    if (!claimed) return;
+    try {
       await Promise.all([this.options.store.recordTick(id, tickMs), this.handleClaimedTick(id, tickMs, source)]);
     } catch (err) {
-      // The claim (if we got it) stays `claimed`: a sweep takes it over when its lease runs out.
+      // The claim stays `claimed`: a sweep takes it over when its lease runs out.
       this.log.error({ err, scheduleId: id, tickMs }, 'scheduler: tick failed; it will be retried after the claim lease');
+    }
+  }
+
+  /** Ticks this process could not even claim (Redis unreachable at that moment): the latest one per schedule, missed-tick policy. */
+  private async retryUnclaimedTicks(): Promise<void> {
+    const now = Date.now();
+    for (const [id, tickMs] of [...this.unclaimed]) {
+      this.unclaimed.delete(id);
+      const armed = this.armed.get(id);
+      if (armed) this.handleMissedTick(id, armed.schedule, tickMs, now);
     }
   }
 
   /** Recovery: ticks claimed by a scheduler that died (or stalled) before finishing them. */
   private async recoverAbandonedTicks(): Promise<void> {
     if (!this.running) return;
-    const lease = this.options.config.scheduler.claimLeaseMs;
-    for (const claim of await this.claims.takeOverExpired(this.instanceId, lease)) {
+    const { store, config } = this.options;
+    for (const { scheduleId, tickMs } of await this.claims.expired()) {
+      // A schedule of another node is left to that node's schedulers (the target is a process there).
+      const node = (await store.get(scheduleId))?.schedule.node;
+      if (node && node !== config.node) continue;
+      const claim = await this.claims.takeOver(scheduleId, tickMs, this.instanceId, config.scheduler.claimLeaseMs);
+      if (!claim) continue;
       this.log.warn(
-        { scheduleId: claim.scheduleId, tickMs: claim.tickMs, previousOwner: claim.owner },
+        { scheduleId, tickMs, previousOwner: claim.previousOwner },
         'scheduler: taking over a tick whose scheduler did not finish it',
       );
-      this.track(
-        this.handleClaimedTick(claim.scheduleId, claim.tickMs, 'recovery', claim.claimedAt).catch((err) =>
-          this.log.error({ err, scheduleId: claim.scheduleId, tickMs: claim.tickMs }, 'scheduler: recovered tick failed'),
-        ),
-      );
+      this.track(this.handleClaimedTick(scheduleId, tickMs, 'recovery', claim.claimedAt));
     }
   }
 
@@ -305,7 +331,7 @@ export class Scheduler {
     const jobId = tickJobId(id, tickMs);
     let outcome: FireOutcome;
     if (!this.isActive(record, state)) {
-      outcome = { skipped: !record ? 'schedule deleted' : state.paused ? 'schedule paused' : 'schedule disabled' };
+      outcome = { skipped: inactiveReason(record, state) };
     } else if (source === 'recovery' && (await this.jobWasEnqueued(jobId, claimedAt ?? tickMs))) {
       // The previous owner enqueued and died before marking the claim; its job may even be finished and gone.
       outcome = {};
@@ -380,30 +406,32 @@ export class Scheduler {
   }
 
   /**
-   * Ticks that passed with no scheduler handling them (all were down, or could not reach Redis): per schedule, the
-   * latest such tick at least `graceMs` old is run once (policy runOnce, within the tolerance) or reported skipped.
-   * Only ticks after the schedule's lastTickAt count (which creation, resume and updates move to "now").
+   * At start: ticks that passed while no scheduler ran. Per schedule, only ticks after its lastTickAt count (which
+   * creation, resume and updates move to "now"), and of those only the latest, under the schedule's missed policy.
    */
-  private async catchUpMissedTicks(states: Map<string, ScheduleState>, graceMs: number): Promise<void> {
-    const { config } = this.options;
+  private async catchUpMissedTicks(states: Map<string, ScheduleState>): Promise<void> {
     const now = Date.now();
     for (const [id, { cron: expression, schedule }] of this.armed) {
       const lastTickAt = states.get(id)?.lastTickAt;
       if (!lastTickAt) continue;
-      const latest = expression.prev(now - graceMs + 1, schedule.timezone);
-      if (latest === null || latest <= lastTickAt) continue;
-      const withinTolerance = now - latest <= config.scheduler.missedTickToleranceMs;
-      if (schedule.missed === 'runOnce' && withinTolerance) {
-        this.log.info({ scheduleId: id, tickMs: latest }, 'scheduler: running the latest missed tick once');
-        this.track(this.onTick(id, latest, 'missed'));
-        continue;
-      }
-      const reason =
-        schedule.missed === 'skip'
-          ? 'missed: no scheduler handled it when it was due (policy skip)'
-          : `missed: no scheduler handled it when it was due, and it is older than missedTickToleranceMs (${config.scheduler.missedTickToleranceMs} ms)`;
-      this.track(this.skipMissed(id, latest, reason));
+      const latest = expression.prev(now + 1, schedule.timezone);
+      if (latest !== null && latest > lastTickAt) this.handleMissedTick(id, schedule, latest, now);
     }
+  }
+
+  /** runOnce (within missedTickToleranceMs): handled as a tick now; else claimed and reported skipped. */
+  private handleMissedTick(id: string, schedule: Schedule, tickMs: number, now: number): void {
+    const tolerance = this.options.config.scheduler.missedTickToleranceMs;
+    if (schedule.missed === 'runOnce' && now - tickMs <= tolerance) {
+      this.log.info({ scheduleId: id, tickMs }, 'scheduler: running the latest missed tick once');
+      this.track(this.onTick(id, tickMs, 'missed'));
+      return;
+    }
+    const reason =
+      schedule.missed === 'skip'
+        ? 'missed: no scheduler handled it when it was due (policy skip)'
+        : `missed: no scheduler handled it when it was due, and it is older than missedTickToleranceMs (${tolerance} ms)`;
+    this.track(this.skipMissed(id, tickMs, reason));
   }
 
   private async skipMissed(id: string, tickMs: number, reason: string): Promise<void> {
@@ -452,6 +480,13 @@ export class Scheduler {
       await this.countFailure(scheduleId, `job ${e.jobId} failed: ${reason}`);
     }
   }
+}
+
+function inactiveReason(record: ScheduleRecord | null, state: ScheduleState): string {
+  if (!record) return 'schedule deleted';
+  if (state.paused) return 'schedule paused';
+  if (!record.schedule.enabled) return 'schedule disabled';
+  return `schedule runs on node ${record.schedule.node}`;
 }
 
 interface FireOutcome {

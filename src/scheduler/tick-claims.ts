@@ -46,17 +46,19 @@ if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[5]) end
 redis.call('ZREM', KEYS[2], ARGV[3])
 return 1`);
 
-// KEYS: claim, pending. ARGV: new owner, now, new leaseUntil, member. Takes over a claim whose owner's lease ran out.
+// KEYS: claim, pending. ARGV: new owner, now, new leaseUntil, member. Takes over a claim whose owner's lease ran out;
+// returns the previous owner, or false.
 const TAKE_OVER = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HGET', KEYS[1], 'state') ~= 'claimed' then
   redis.call('ZREM', KEYS[2], ARGV[4])
-  return 0
+  return false
 end
-if tonumber(redis.call('HGET', KEYS[1], 'leaseUntil')) > tonumber(ARGV[2]) then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'leaseUntil')) > tonumber(ARGV[2]) then return false end
+local previous = redis.call('HGET', KEYS[1], 'owner')
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'leaseUntil', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'takeovers', 1)
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-return 1`);
+return previous`);
 
 /**
  * One claim per (schedule, tick) in Redis: whoever creates it handles the tick, every other scheduler leaves it.
@@ -109,20 +111,25 @@ export class TickClaims {
     return res === 1;
   }
 
-  /** Takes over up to `limit` unfinished claims whose lease ran out; returns them, now owned by `owner`. */
-  async takeOverExpired(owner: string, leaseMs: number, limit = 100): Promise<TickClaim[]> {
+  /** Up to `limit` unfinished claims whose owner's lease has run out (candidates for takeOver). */
+  async expired(limit = 100): Promise<{ scheduleId: string; tickMs: number }[]> {
+    return (await this.redis.zrangebyscore(this.pendingKey, '-inf', Date.now(), 'LIMIT', 0, limit)).map(parseMember);
+  }
+
+  /**
+   * Takes over an unfinished claim whose lease ran out; null when it is finished, gone, or its owner renewed it.
+   * `previousOwner` is who held it before.
+   */
+  async takeOver(scheduleId: string, tickMs: number, owner: string, leaseMs: number): Promise<(TickClaim & { previousOwner: string }) | null> {
     const now = Date.now();
-    const members = await this.redis.zrangebyscore(this.pendingKey, '-inf', now, 'LIMIT', 0, limit);
-    const taken: TickClaim[] = [];
-    for (const m of members) {
-      const { scheduleId, tickMs } = parseMember(m);
-      const key = this.key(scheduleId, tickMs);
-      const ok = await TAKE_OVER.run(this.redis, [key, this.pendingKey], [owner, now, now + leaseMs, m]);
-      if (ok !== 1) continue;
-      const claim = await this.get(scheduleId, tickMs);
-      if (claim) taken.push(claim);
-    }
-    return taken;
+    const previous = await TAKE_OVER.run(
+      this.redis,
+      [this.key(scheduleId, tickMs), this.pendingKey],
+      [owner, now, now + leaseMs, member(scheduleId, tickMs)],
+    );
+    if (typeof previous !== 'string') return null;
+    const claim = await this.get(scheduleId, tickMs);
+    return claim ? { ...claim, previousOwner: previous } : null;
   }
 
   async get(scheduleId: string, tickMs: number): Promise<TickClaim | null> {

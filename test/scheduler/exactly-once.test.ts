@@ -86,10 +86,10 @@ test('a scheduler SIGKILLed right after claiming a tick: another process enqueue
   t.after(() => Promise.all(procs.map((p) => p.stop())));
 
   // A third replica claims the coming tick, and dies before doing anything else.
-  const tick = nextRuns(schedule, 1, Date.now() + 1000)[0]!.getTime();
-  const crashed = await runCrashingScheduler(config, 'crash-after-claim', 'crashy', tick);
-  assert.equal(crashed.stdout.trim(), 'claimed');
+  const crashed = await runCrashingScheduler(config, 'crash-after-claim', 'crashy', 'next');
   assert.equal(crashed.signal, 'SIGKILL');
+  assert.ok(crashed.claimedTick, 'it claimed the tick');
+  const tick = crashed.claimedTick;
 
   // At the tick, the live replicas find it claimed; when the dead owner's lease runs out, one of them takes it over.
   const claim = await waitFor('the tick to be taken over and enqueued', async () => {
@@ -119,6 +119,7 @@ test('killed after enqueueing but before marking the claim, and the job then fin
   const tick = nextRuns(schedule, 1, Date.now() - 20_000)[0]!.getTime();
   const crashed = await runCrashingScheduler(config, 'crash-after-enqueue', 'gone-job', tick);
   assert.equal(crashed.signal, 'SIGKILL');
+  assert.equal(crashed.claimedTick, tick);
   const jobId = tickJobId('gone-job', tick);
   // The job "finished" and was removed by the queue's retention.
   const queue = new Queue(queueNameFor('test-node'), { connection: redis, prefix: config.redis!.prefix });

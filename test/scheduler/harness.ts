@@ -68,22 +68,23 @@ export async function startSchedulerProcess(config: ConfigInput, env: Record<str
 }
 
 /**
- * Runs the fixture in a crash mode: it claims `tickMs` of `scheduleId` (and, for crash-after-enqueue, enqueues its
- * job), then SIGKILLs itself. Resolves with what it printed and the signal it died of.
+ * Runs the fixture in a crash mode: it claims `tick` of `scheduleId` ('next': the schedule's first tick at least 1 s
+ * after it started) and, for crash-after-enqueue, enqueues its job, then SIGKILLs itself.
+ * Resolves with the tick it claimed (null if it could not) and the signal it died of.
  */
 export async function runCrashingScheduler(
   config: ConfigInput,
   mode: 'crash-after-claim' | 'crash-after-enqueue',
   scheduleId: string,
-  tickMs: number,
-): Promise<{ stdout: string; signal: NodeJS.Signals | null }> {
+  tick: number | 'next',
+): Promise<{ claimedTick: number | null; signal: NodeJS.Signals | null }> {
   const child = spawn(process.execPath, nodeArgs(fixturePath('scheduler-process')), {
     env: {
       ...process.env,
       CKPT_TEST_CONFIG: JSON.stringify(config),
       CKPT_TEST_MODE: mode,
       CKPT_TEST_SCHEDULE: scheduleId,
-      CKPT_TEST_TICK: String(tickMs),
+      CKPT_TEST_TICK: String(tick),
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -92,7 +93,8 @@ export async function runCrashingScheduler(
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   const signal = await new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, sig) => resolve(sig)));
   running.delete(child);
-  return { stdout, signal };
+  const m = /^claimed (\d+)$/m.exec(stdout);
+  return { claimedTick: m ? Number(m[1]) : null, signal };
 }
 
 /** Kills every fixture process still running (for after hooks). */

@@ -110,16 +110,19 @@ test('tick claims: one owner per tick; a finished tick is never claimed again; a
   assert.equal(await claims.finish('s', 1000, 'B', { state: 'enqueued', jobId: 'x' }), false, 'only the owner finishes');
   assert.equal(await claims.finish('s', 1000, 'A', { state: 'enqueued', jobId: 'sched-s-1000' }), true);
   assert.equal(await claims.claim('s', 1000, 'C', 10_000), false, 'finished: the tick stays handled');
-  assert.deepEqual(await claims.takeOverExpired('C', 10_000), []);
+  assert.deepEqual(await claims.expired(), []);
 
   // A owns tick 2000 and "dies": once its lease is over, B takes it over, and A can no longer finish it.
   assert.equal(await claims.claim('s', 2000, 'A', 100), true);
-  assert.deepEqual(await claims.takeOverExpired('B', 10_000), [], 'lease still running');
+  assert.deepEqual(await claims.expired(), [], 'lease still running');
+  assert.equal(await claims.takeOver('s', 2000, 'B', 10_000), null, 'lease still running');
   await sleep(150);
-  const taken = await claims.takeOverExpired('B', 10_000);
-  assert.equal(taken.length, 1);
-  assert.equal(taken[0]!.owner, 'B');
-  assert.equal(taken[0]!.takeovers, 1);
+  assert.deepEqual(await claims.expired(), [{ scheduleId: 's', tickMs: 2000 }]);
+  const taken = await claims.takeOver('s', 2000, 'B', 10_000);
+  assert.equal(taken?.owner, 'B');
+  assert.equal(taken?.previousOwner, 'A');
+  assert.equal(taken?.takeovers, 1);
+  assert.equal(await claims.takeOver('s', 2000, 'C', 10_000), null, "B's lease runs now");
   assert.equal(await claims.finish('s', 2000, 'A', { state: 'skipped', reason: 'late' }), false);
   assert.equal(await claims.finish('s', 2000, 'B', { state: 'enqueued', jobId: 'sched-s-2000' }), true);
   assert.equal((await claims.get('s', 2000))!.state, 'enqueued');
