@@ -36,13 +36,16 @@ test('the dashboard dumps a process live, shows the checkpoint and its log, and 
   t.after(() => counter.kill());
 
   const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-chromium-'));
-  t.after(() => rm(userDataDir, { recursive: true, force: true }));
   const browser = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     args: CHROMIUM_ARGS,
     viewport: { width: 1400, height: 1000 },
   });
-  t.after(() => browser.close());
+  // The profile folder goes once Chromium has stopped writing to it.
+  t.after(async () => {
+    await browser.close();
+    await rm(userDataDir, { recursive: true, force: true });
+  });
   const page = browser.pages()[0] ?? (await browser.newPage());
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
