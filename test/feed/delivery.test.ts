@@ -122,13 +122,14 @@ test('reconnect with since: exactly the missed events, then live; two servers on
 
 test('since while events keep flowing: no gap, no duplicate across the replay/live switch', async () => {
   const log = h.eventLog();
-  const { url } = await h.feed({ eventLog: log, options: { replayBatch: 7 } });
+  const { url } = await h.feed({ eventLog: log, options: { replayBatch: 20 } });
   const start = await log.publish(jobEvent('R', 'job.active'));
   for (let i = 0; i < 200; i++) await log.publish(jobEvent('R', 'job.progress', { i }));
 
+  // Keeps publishing (bounded, so a slow machine does not turn this into a flood) while clients connect and replay.
   let publishing = true;
   const publisher = (async () => {
-    for (let i = 0; publishing; i++) await log.publish(jobEvent('R', 'job.log', { lines: [String(i)] }));
+    for (let i = 0; publishing && i < 3000; i++) await log.publish(jobEvent('R', 'job.log', { lines: [String(i)] }));
   })();
   const clients = [];
   for (let i = 0; i < 5; i++) {
