@@ -109,8 +109,11 @@ export const configSchema = z.object({
     .object({
       heartbeatMs: durationMs.default(30_000),
       maxPayloadBytes: z.number().int().positive().default(64 * 1024),
-      /** A client whose unsent data exceeds this is closed (1008); progress is coalesced before that. */
-      maxBufferedBytes: z.number().int().positive().default(4 * 1024 * 1024),
+      /**
+       * A client whose unsent data exceeds this is closed (1008); progress is coalesced before that.
+       * The feed's worst-case memory is clients x this, so it is kept small.
+       */
+      maxBufferedBytes: z.number().int().positive().default(1024 * 1024),
     })
     .prefault({}),
   scheduler: z
