@@ -107,6 +107,11 @@ export class ScheduleStore {
     this.channel = `${prefix}:schedules:changed`;
   }
 
+  /** The same store over another connection (the scheduler's auto-pipelined one). */
+  withConnection(redis: Redis): ScheduleStore {
+    return new ScheduleStore(redis, this.prefix);
+  }
+
   async list(): Promise<ScheduleRecord[]> {
     const all = await this.redis.hgetall(this.defsKey);
     return Object.values(all)

@@ -92,6 +92,12 @@ export function scheduleIdOfJob(jobId: string | undefined): string | null {
  */
 export class Scheduler {
   readonly instanceId: string;
+  /**
+   * The scheduler's own connection, auto-pipelined: a second's ticks arrive together, and their commands then go
+   * out in a few writes instead of one each.
+   */
+  private readonly redis: Redis;
+  private readonly store: ScheduleStore;
   private readonly claims: TickClaims;
   private readonly log: Logger;
   private readonly armed = new Map<string, Armed>();
@@ -107,9 +113,12 @@ export class Scheduler {
   private running = false;
 
   constructor(private readonly options: SchedulerOptions) {
-    const { redis, config } = options;
-    this.instanceId = options.instanceId ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    const { config } = options;
     this.log = (options.logger ?? pino()).child({ component: 'scheduler' });
+    const redis = (this.redis = options.redis.duplicate({ enableAutoPipelining: true, lazyConnect: true }));
+    this.redis.on('error', (err: Error) => this.log.debug({ err }, 'scheduler: connection error'));
+    this.store = options.store.withConnection(redis);
+    this.instanceId = options.instanceId ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.ticks = new TickPool(nodeCronLogger(this.log));
     this.claims = new TickClaims(redis, { prefix: config.redis.prefix, ttlMs: config.scheduler.tickClaimTtlMs });
     if (options.catalog) {
@@ -117,7 +126,7 @@ export class Scheduler {
         redis,
         prefix: config.redis.prefix,
         catalog: options.catalog,
-        store: options.store,
+        store: this.store,
         eventLog: options.eventLog,
         logger: this.log,
         owner: this.instanceId,
@@ -141,9 +150,10 @@ export class Scheduler {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
-    const { redis, store, config } = this.options;
+    const { store, redis } = this;
+    const { config } = this.options;
     // Subscribe before the first full load, so no change slips between the two.
-    this.subscriber = redis.duplicate();
+    this.subscriber = redis.duplicate({ enableAutoPipelining: false, lazyConnect: false });
     // ioredis reconnects by itself; without a listener its connection errors would be "unhandled".
     this.subscriber.on('error', (err: Error) => this.log.debug({ err }, 'scheduler: pub/sub connection error'));
     this.subscriber.on('message', (_channel: string, message: string) => {
@@ -172,7 +182,10 @@ export class Scheduler {
 
   /** Stops ticking; waits for ticks being handled (their claims stay valid) and releases the event lease. */
   async stop(): Promise<void> {
-    if (!this.running) return;
+    if (!this.running) {
+      this.redis.disconnect();
+      return;
+    }
     this.running = false;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
@@ -182,6 +195,7 @@ export class Scheduler {
     await Promise.allSettled([...this.inFlight]);
     await this.syncQueue;
     this.subscriber?.disconnect();
+    this.redis.disconnect();
   }
 
   /** Ids of the schedules this process is ticking. */
@@ -195,7 +209,7 @@ export class Scheduler {
    * when the target does not resolve (also reported as schedule.skipped and counted as a failure).
    */
   async trigger(id: string): Promise<{ jobId: string }> {
-    const record = await this.options.store.get(id);
+    const record = await this.store.get(id);
     if (!record) throw new ScheduleStoreError('ENOTFOUND', `schedule ${id} not found`, id);
     const now = Date.now();
     const jobId = `sched-${id}-manual-${randomUUID()}`;
@@ -204,7 +218,7 @@ export class Scheduler {
       await this.reportSkip(id, now, outcome.skipped, { manual: true });
       throw new TriggerError(outcome.code ?? 'ESKIPPED', outcome.skipped);
     }
-    await this.options.store.recordFired(id, jobId);
+    await this.store.recordFired(id, jobId);
     await this.reportFired(id, now, jobId, { manual: true });
     return { jobId };
   }
@@ -216,8 +230,8 @@ export class Scheduler {
   }
 
   private async syncAll(): Promise<Map<string, ScheduleState>> {
-    const records = await this.options.store.list();
-    const states = await this.options.store.getStates(records.map((r) => r.schedule.id));
+    const records = await this.store.list();
+    const states = await this.store.getStates(records.map((r) => r.schedule.id));
     const seen = new Set<string>();
     for (const record of records) {
       seen.add(record.schedule.id);
@@ -228,7 +242,7 @@ export class Scheduler {
   }
 
   private async syncOne(id: string): Promise<void> {
-    const [record, state] = await Promise.all([this.options.store.get(id), this.options.store.getState(id)]);
+    const [record, state] = await Promise.all([this.store.get(id), this.store.getState(id)]);
     this.apply(id, record, state);
   }
 
@@ -289,7 +303,7 @@ export class Scheduler {
     }
     if (!claimed) return;
     try {
-      await Promise.all([this.options.store.recordTick(id, tickMs), this.handleClaimedTick(id, tickMs, source)]);
+      await Promise.all([this.store.recordTick(id, tickMs), this.handleClaimedTick(id, tickMs, source)]);
     } catch (err) {
       // The claim stays `claimed`: a sweep takes it over when its lease runs out.
       this.log.error({ err, scheduleId: id, tickMs }, 'scheduler: tick failed; it will be retried after the claim lease');
@@ -309,7 +323,8 @@ export class Scheduler {
   /** Recovery: ticks claimed by a scheduler that died (or stalled) before finishing them. */
   private async recoverAbandonedTicks(): Promise<void> {
     if (!this.running) return;
-    const { store, config } = this.options;
+    const { store } = this;
+    const { config } = this.options;
     for (const { scheduleId, tickMs } of await this.claims.expired()) {
       // A schedule of another node is left to that node's schedulers (the target is a process there).
       const node = (await store.get(scheduleId))?.schedule.node;
@@ -326,7 +341,7 @@ export class Scheduler {
 
   /** The tick is ours: decide, enqueue (or skip), mark the claim, report. */
   private async handleClaimedTick(id: string, tickMs: number, source: TickSource, claimedAt?: number): Promise<void> {
-    const { store } = this.options;
+    const { store } = this;
     const [record, state] = await Promise.all([store.get(id), store.getState(id)]);
     const jobId = tickJobId(id, tickMs);
     let outcome: FireOutcome;
@@ -346,7 +361,7 @@ export class Scheduler {
       : (
           await Promise.all([
             this.claims.finish(id, tickMs, this.instanceId, { state: 'enqueued', jobId }),
-            this.options.store.recordFired(id, jobId),
+            this.store.recordFired(id, jobId),
           ])
         )[0];
     // Another scheduler took the tick over meanwhile (we were slower than the lease): it reports, not us.
@@ -436,7 +451,7 @@ export class Scheduler {
 
   private async skipMissed(id: string, tickMs: number, reason: string): Promise<void> {
     if (!(await this.claims.claim(id, tickMs, this.instanceId, this.leaseFor(undefined)))) return;
-    await this.options.store.recordTick(id, tickMs);
+    await this.store.recordTick(id, tickMs);
     if (await this.claims.finish(id, tickMs, this.instanceId, { state: 'skipped', reason })) {
       await this.reportSkip(id, tickMs, reason, { source: 'missed' });
     }
@@ -450,14 +465,14 @@ export class Scheduler {
   }
 
   private async reportSkip(id: string, tickMs: number, reason: string, extra: Record<string, unknown>): Promise<void> {
-    await this.options.store.recordSkip(id, reason);
+    await this.store.recordSkip(id, reason);
     await this.options.eventLog.publish({ event: 'schedule.skipped', scheduleId: id, data: { tickAt: tickMs, reason, ...extra } });
     this.log.info({ scheduleId: id, tickMs, reason }, `schedule ${id}: tick skipped: ${reason}`);
   }
 
   private async countFailure(id: string, reason: string): Promise<void> {
-    const { store, eventLog, config } = this.options;
-    const r = await store.recordFailure(id, reason, config.scheduler.unhealthyAfter);
+    const { eventLog, config } = this.options;
+    const r = await this.store.recordFailure(id, reason, config.scheduler.unhealthyAfter);
     if (!r.becameUnhealthy) return;
     this.log.warn({ scheduleId: id, consecutiveFailures: r.consecutiveFailures, reason }, `schedule ${id} is unhealthy`);
     await eventLog.publish({
@@ -471,9 +486,9 @@ export class Scheduler {
   private async onEvent(e: FeedEvent): Promise<void> {
     if (e.event !== 'checkpoint.created' && e.event !== 'job.failed') return;
     const scheduleId = e.scheduleId ?? (e.data.scheduleId as string | undefined) ?? scheduleIdOfJob(e.jobId);
-    if (!scheduleId || !(await this.options.store.get(scheduleId))) return;
+    if (!scheduleId || !(await this.store.get(scheduleId))) return;
     if (e.event === 'checkpoint.created') {
-      await this.options.store.recordSuccess(scheduleId);
+      await this.store.recordSuccess(scheduleId);
       await this.pruner?.pruneSchedule(scheduleId);
     } else if (e.event === 'job.failed' && (e.jobType ?? 'dump') === 'dump') {
       const reason = String(e.data.failedReason ?? e.data.reason ?? e.data.message ?? 'dump job failed');
