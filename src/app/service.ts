@@ -58,13 +58,20 @@ export async function startService({ config, configFile, roles, log, version }: 
     const onError = (err: Error) => log.error({ err }, err.message);
 
     const store = new CheckpointStore({ root: config.storage.root });
-    const catalog = new Catalog(redis, { prefix: config.redis.prefix, store, node: config.node });
+    // The catalog drops in-use marks of restores whose job is gone (a worker died): it asks the queue, which needs the catalog.
+    let queue: JobQueue | undefined;
+    const catalog = new Catalog(redis, {
+      prefix: config.redis.prefix,
+      store,
+      node: config.node,
+      isRefLive: (jobId) => queue!.isJobLive(jobId),
+    });
     const policy = new TargetPolicy({
       allowUids: config.policy.allowUids,
       allowCommands: config.policy.allowCommands,
       protectedPids: foundation.protectedPids,
     });
-    const queue = new JobQueue({
+    queue = new JobQueue({
       connection: config.redis.url,
       prefix: config.redis.prefix,
       node: config.node,
