@@ -135,11 +135,12 @@ async function explainDumpFailure(err: unknown, target: ResolvedTarget): Promise
   return new RetryableJobError('ETARGET_BUSY', `pid ${target.pid} is alive but CRIU could not hold it: ${reasonOf(err)}`);
 }
 
-/** The CRIU options of a dump: the request's safe subset, plus what ckpt decides (log file and level, leaveRunning). */
+/** The CRIU options of a dump: the request's safe subset, plus what ckpt decides (log file, defaults from config). */
 function criuDumpOptions(data: DumpJobData, ctx: WorkerContext) {
   return {
     ...data.criu,
     logLevel: data.criu?.logLevel ?? ctx.config.criu.logLevel,
+    networkLock: data.criu?.networkLock ?? ctx.config.criu.networkLock,
     logFile: DUMP_LOG,
     leaveRunning: data.leaveRunning,
   };

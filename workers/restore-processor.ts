@@ -70,7 +70,13 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
     let restoredPid: number;
     try {
       const res = await ctx.criu.restore(
-        { imagesDir, ...job.data.criu, logLevel: job.data.criu?.logLevel ?? ctx.config.criu.logLevel, logFile },
+        {
+          imagesDir,
+          ...job.data.criu,
+          logLevel: job.data.criu?.logLevel ?? ctx.config.criu.logLevel,
+          networkLock: job.data.criu?.networkLock ?? ctx.config.criu.networkLock,
+          logFile,
+        },
         {
           signal: run.signal,
           timeoutMs: ctx.config.criu.timeoutMs,

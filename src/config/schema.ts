@@ -55,6 +55,11 @@ export const configSchema = z.object({
       env: z.record(z.string(), z.string()).default({}),
       /** CRIU's log level for jobs (0-4); 4 is what makes failures explain themselves. */
       logLevel: z.number().int().min(0).max(4).default(4),
+      /**
+       * How CRIU locks the network while it handles TCP connections (jobs may override it). nftables works in-process;
+       * iptables needs the iptables program, which many hosts no longer have.
+       */
+      networkLock: z.enum(['iptables', 'nftables', 'skip']).default('nftables'),
       /** One CRIU request may take this long before it is abandoned. */
       timeoutMs: durationMs.default(10 * 60 * 1000),
     })

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { compareEventIds } from '../../src/events/event-log.js';
-import { startCounter } from '../helpers/targets.js';
+import { startCounter, startTcpPair } from '../helpers/targets.js';
 import { api, FeedRecorder, startServiceUnderTest } from './harness.js';
 
 const ALL = ['job', 'schedule', 'checkpoint'];
@@ -116,4 +116,40 @@ test('a client that disconnects mid-job and reconnects with since gets exactly t
     onOther.events(jobId).map((e) => [e.id, e.event]),
     steady.events(jobId).map((e) => [e.id, e.event]),
   );
+});
+
+test('a process tree with an established TCP connection is dumped and restored through the queue and keeps talking', async (t) => {
+  const svc = await startServiceUnderTest(t);
+  if (!svc) return;
+  const pair = await startTcpPair();
+  t.after(() => pair.kill());
+  const feed = await FeedRecorder.open(svc.url);
+  t.after(() => feed.close());
+  feed.send({ op: 'subscribe', channels: ['job'] });
+  await feed.waitFor((m) => m.type === 'subscribed');
+  // The outcome: completed, or failed for good (a failed attempt that will be retried is not the end).
+  const finished = (jobId: string) =>
+    feed.waitFor((m) => m.type === 'event' && m.jobId === jobId && (m.event === 'job.completed' || (m.event === 'job.failed' && m.data.final)));
+
+  // Without tcpEstablished CRIU refuses, and the job says why.
+  const refused = await api(svc.url, 'POST', '/api/v1/dumps', { target: { pid: pair.pid }, leaveRunning: false });
+  const refusal = await finished(refused.json.jobId);
+  assert.equal(refusal.event, 'job.failed');
+  assert.match(refusal.data.reason, /tcp-established/);
+  assert.ok(pair.alive(), 'a refused dump leaves the process running');
+
+  const dump = await api(svc.url, 'POST', '/api/v1/dumps', { target: { pid: pair.pid }, leaveRunning: false, criu: { tcpEstablished: true } });
+  const dumped = await finished(dump.json.jobId);
+  assert.equal(dumped.event, 'job.completed', JSON.stringify(dumped.data));
+  const atDump = pair.read();
+  await sleep(300);
+  assert.equal(pair.read(), atDump, 'dumped without leaveRunning: stopped');
+
+  const restore = await api(svc.url, 'POST', '/api/v1/restores', { checkpointId: dumped.data.result.checkpointId, criu: { tcpEstablished: true } });
+  const restored = await finished(restore.json.jobId);
+  assert.equal(restored.event, 'job.completed', JSON.stringify(restored.data));
+  assert.equal(restored.data.result.restoredPid, pair.pid);
+  const deadline = Date.now() + 5000;
+  while (pair.read() <= atDump + 10 && Date.now() < deadline) await sleep(50);
+  assert.ok(pair.read() > atDump + 10, `the child keeps sending over the restored connection (${atDump} -> ${pair.read()})`);
 });

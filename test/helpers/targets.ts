@@ -23,11 +23,21 @@ export interface Counter {
  * Starts a counter process the way CRIU wants a target: own session (setsid), stdin /dev/null, output to files.
  * `ballastMiB` adds touched memory so dumps have real size.
  */
-export async function startCounter(ballastMiB = 0): Promise<Counter> {
+export function startCounter(ballastMiB = 0): Promise<Counter> {
+  return startPythonTarget('counter.py', [String(ballastMiB)]);
+}
+
+/** A parent and child talking over an established loopback TCP connection; read() is the last number the parent got. */
+export function startTcpPair(): Promise<Counter> {
+  return startPythonTarget('tcp-pair.py', []);
+}
+
+/** Runs test/fixtures/<script> <countFile> ...args as a session leader; kill() ends its whole session. */
+async function startPythonTarget(script: string, args: string[]): Promise<Counter> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-target-'));
   const countFile = path.join(dir, 'count');
   const out = openSync(path.join(dir, 'out.log'), 'a');
-  const child = spawn(PYTHON, [path.join(repoRoot(), 'test/fixtures/counter.py'), countFile, String(ballastMiB)], {
+  const child = spawn(PYTHON, [path.join(repoRoot(), 'test/fixtures', script), countFile, ...args], {
     detached: true,
     stdio: ['ignore', out, out],
   });
@@ -40,6 +50,11 @@ export async function startCounter(ballastMiB = 0): Promise<Counter> {
     read: () => Number(readFileSync(countFile, 'utf8')),
     alive: () => isAlive(pid),
     kill: async () => {
+      try {
+        process.kill(-pid, 'SIGKILL'); // the session's process group: children too (restored trees keep it)
+      } catch {
+        // already gone
+      }
       await killAndReap(pid);
       await rm(dir, { recursive: true, force: true });
     },
