@@ -6,8 +6,9 @@
  * Measures over the ticks of the measured window: tick -> enqueued latency (lagMs of schedule.fired: from the tick's
  * instant until its job was enqueued) p50 / p99, each scheduler's RSS (max over the run), duplicates (ticks with more
  * than one schedule.fired or job; must be 0) and missed ticks (expected ticks without a job; must be 0).
- * Baseline in the same run, against the same Redis while the schedulers run: a plain BullMQ Queue.add round trip and
- * a raw SET NX round trip (what the cheapest possible "enqueue once" would cost).
+ * Baseline in the same run, against the same Redis while the schedulers run: a plain BullMQ Queue.add round trip, a
+ * raw SET NX round trip (what the cheapest possible "enqueue once" would cost), and every 5 s a burst of one second's
+ * worth of Queue.add calls at once (ticks come in such bursts: all schedules of a second fire together).
  *
  * Run: node --import tsx bench/scheduler.ts [--minutes 3] [--schedules 10000] [--processes 2]
  */
@@ -175,8 +176,19 @@ async function main(): Promise<void> {
     console.log(`measuring ${MINUTES} min from ${new Date(windowStart).toISOString()}`);
     await sleep(windowStart - Date.now());
     const cpuAtStart = cpuPids.map(cpuMs);
+    // And every 5 s a burst of plain Queue.add calls as large as one second's ticks, all at once, as the ticks come.
+    const burstMs: number[] = [];
+    const burstSize = Math.round(SCHEDULES / 60);
     let n = 0;
     while (Date.now() < windowEnd) {
+      if (n % 100 === 0) {
+        const start = performance.now();
+        await Promise.all(
+          Array.from({ length: burstSize }, (_, k) =>
+            baselineQueue.add('burst', { n, k }, { jobId: `burst-${n}-${k}` }).then(() => burstMs.push(performance.now() - start)),
+          ),
+        );
+      }
       let t = performance.now();
       await baselineQueue.add('baseline', { n }, { jobId: `baseline-${n}` });
       addMs.push(performance.now() - t);
@@ -223,6 +235,7 @@ async function main(): Promise<void> {
     lags.sort((a, b) => a - b);
     addMs.sort((a, b) => a - b);
     setNxMs.sort((a, b) => a - b);
+    burstMs.sort((a, b) => a - b);
     const fmt = (x: number) => x.toFixed(1);
     console.log('');
     console.log(`schedules ${SCHEDULES}, scheduler processes ${PROCESSES}, window ${MINUTES} min`);
@@ -231,6 +244,10 @@ async function main(): Promise<void> {
     console.log(`tick -> enqueued: p50 ${fmt(percentile(lags, 0.5))} ms, p99 ${fmt(percentile(lags, 0.99))} ms, max ${fmt(lags[lags.length - 1] ?? NaN)} ms`);
     console.log(`baseline Queue.add: p50 ${fmt(percentile(addMs, 0.5))} ms, p99 ${fmt(percentile(addMs, 0.99))} ms (${addMs.length} samples)`);
     console.log(`baseline SET NX: p50 ${fmt(percentile(setNxMs, 0.5))} ms, p99 ${fmt(percentile(setNxMs, 0.99))} ms`);
+    console.log(`baseline burst of ${burstSize} Queue.add at once: p50 ${fmt(percentile(burstMs, 0.5))} ms, p99 ${fmt(percentile(burstMs, 0.99))} ms`);
+    console.log(
+      `ratio tick->enqueued / burst Queue.add: p50 ${(percentile(lags, 0.5) / percentile(burstMs, 0.5)).toFixed(1)}x, p99 ${(percentile(lags, 0.99) / percentile(burstMs, 0.99)).toFixed(1)}x`,
+    );
     console.log(
       `ratio tick->enqueued / Queue.add: p50 ${(percentile(lags, 0.5) / percentile(addMs, 0.5)).toFixed(1)}x, p99 ${(percentile(lags, 0.99) / percentile(addMs, 0.99)).toFixed(1)}x`,
     );
