@@ -28,6 +28,7 @@ export function openApiDocument(specs: RouteSpec<z.ZodType, z.ZodType, z.ZodType
     }
     (paths[url] ??= {})[spec.method.toString().toLowerCase()] = op;
   }
+  Object.assign(paths, SERVICE_PATHS);
   return {
     openapi: '3.1.0',
     info: { title: 'ckpt', version, description: 'Scheduled CRIU checkpoints as a live job queue' },
@@ -36,6 +37,32 @@ export function openApiDocument(specs: RouteSpec<z.ZodType, z.ZodType, z.ZodType
     paths,
   };
 }
+
+/** Routes outside defineRoute: unauthenticated service endpoints and the WebSocket feed. */
+const SERVICE_PATHS: Record<string, Record<string, unknown>> = {
+  '/healthz': {
+    get: {
+      summary: 'Health of Redis, the CRIU service and the storage root (no token needed)',
+      tags: ['service'],
+      responses: { 200: { description: '{status: "ok", checks}' }, 503: { description: '{status: "unhealthy", checks}' } },
+    },
+  },
+  '/metrics': {
+    get: { summary: 'Prometheus metrics (no token needed)', tags: ['service'], responses: { 200: { description: 'text exposition format' } } },
+  },
+  '/api/v1/openapi.json': {
+    get: { summary: 'This document', tags: ['service'], responses: { 200: { description: 'OpenAPI 3.1' } } },
+  },
+  '/api/v1/feed': {
+    get: {
+      summary: 'The live feed: a WebSocket upgrade (protocol in the README); needs role read',
+      tags: ['feed'],
+      'x-required-role': 'read',
+      parameters: [{ name: 'token', in: 'query', required: false, schema: { type: 'string' } }],
+      responses: { 101: { description: 'switching to WebSocket' }, 401: { description: 'no valid token' } },
+    },
+  },
+};
 
 function toSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
   return z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<string, unknown>;
