@@ -56,6 +56,14 @@ test('a dump enqueued over HTTP streams waiting -> active -> progress -> complet
   assert.equal(cp.json.target.pid, target.pid);
   const log = await api(svc.url, 'GET', `/api/v1/jobs/${jobId}/log`);
   assert.match(log.text, /Dumping finished successfully/);
+  const metrics = (await api(svc.url, 'GET', '/metrics')).text;
+  assert.match(metrics, /^ckpt_jobs\{type="dump",state="completed"\} 1$/m);
+  assert.match(metrics, /^ckpt_criu_frozen_seconds_count\{type="dump"\} 1$/m);
+  assert.match(metrics, /^ckpt_bytes_written_total [1-9]/m);
+  assert.match(metrics, /^ckpt_feed_clients 1$/m);
+  const health = await api(svc.url, 'GET', '/healthz');
+  assert.equal(health.status, 200, health.text);
+  assert.equal(health.json.checks.criu.ok, true);
 
   // Restore: the process is killed, restored from the checkpoint, alive with the same pid, counting on.
   const before = target.read();
