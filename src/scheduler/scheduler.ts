@@ -31,7 +31,7 @@ export interface DumpEnqueuer {
 export type SchedulerConfig = Pick<Config, 'node' | 'scheduler'> & { redis: Pick<Config['redis'], 'prefix'> };
 
 export interface SchedulerOptions {
-  /** Commands connection; the scheduler makes its own duplicates for pub/sub and blocking reads. */
+  /** Any connection to the Redis: the scheduler makes its own from it (auto-pipelined commands, pub/sub, blocking reads). */
   redis: Redis;
   store: ScheduleStore;
   enqueuer: DumpEnqueuer;
