@@ -43,7 +43,11 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
       'EIMAGES_MISSING',
     );
   }
+  // The in-use mark was taken at enqueue; taking it again fails (ENOTFOUND) if the checkpoint is being deleted.
+  // Released on success; a failed attempt keeps it for the retry, and the catalog drops it once the job has failed
+  // for good (isRefLive).
   await ctx.catalog.acquireRef(checkpoint.id, job.id!);
+  let restored = false;
   let slot: Lease | null = null;
   try {
     if (job.data.batch) {
@@ -100,10 +104,11 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
     }
     const stats = await readRestoreStats(imagesDir);
     reporter.progress({ stage: 'done', percent: 100 });
+    restored = true;
     return { checkpointId: checkpoint.id, restoredPid, stats: { ...stats }, durationMs: Date.now() - started };
   } finally {
     await slot?.release();
-    await ctx.catalog.releaseRef(checkpoint.id, job.id!);
+    if (restored) await ctx.catalog.releaseRef(checkpoint.id, job.id!);
   }
 }
 

@@ -23,9 +23,13 @@ import {
   type RestoreJobData,
 } from './schemas.js';
 
-/** What JobQueue needs from the catalog: where a checkpoint was made, and of which target. */
+/**
+ * What JobQueue needs from the catalog: where a checkpoint was made, and of which target; and marking it in use by a
+ * restore from the moment the restore is enqueued, so retention never removes a checkpoint a waiting restore needs.
+ */
 export interface CheckpointLookup {
   get(checkpointId: string): Promise<{ node: string; target: { key: string } } | null>;
+  acquireRef(checkpointId: string, jobId: string): Promise<unknown>;
 }
 
 export interface JobQueueOptions {
@@ -117,6 +121,7 @@ export class JobQueue {
     const node = spec.node ?? checkpoint.node;
     const jobId = randomUUID();
     await this.claimJobId(jobId, node);
+    await this.options.checkpoints!.acquireRef(spec.checkpointId, jobId);
     const data: RestoreJobData = { ...spec, node, target: checkpoint.target.key };
     await this.queue(node).add('restore', data, this.jobOptions(jobId));
     await this.publish({
@@ -158,6 +163,7 @@ export class JobQueue {
     const index = this.redis.multi().hset(this.keys.jobNodes, batchId, this.node).sadd(this.keys.nodes, this.node);
     children.forEach((c, i) => index.hset(this.keys.jobNodes, jobIds[i]!, c.data.node).sadd(this.keys.nodes, c.data.node));
     await index.exec();
+    for (const [i, id] of spec.checkpointIds.entries()) await this.options.checkpoints!.acquireRef(id, jobIds[i]!);
     this.flow ??= new FlowProducer({ connection: this.redis, prefix: this.options.prefix });
     await this.flow.add({
       name: 'restore-batch',

@@ -17,6 +17,7 @@ async function setup(t: TestContext) {
   const server = await TestRedis.start();
   const redis = new Redis(server.url);
   const eventLog = new EventLog(redis, { key: 'ckpt:events' });
+  const refs: string[] = [];
   const checkpoints = new Map([
     [CP1, { node: 'node-a', target: { key: 'python3-100' } }],
     [CP2, { node: 'node-b', target: { key: 'python3-200' } }],
@@ -28,14 +29,17 @@ async function setup(t: TestContext) {
     node: 'node-a',
     eventLog,
     defaults: configSchema.parse({}).worker,
-    checkpoints: { get: async (id) => checkpoints.get(id) ?? null },
+    checkpoints: {
+      get: async (id) => checkpoints.get(id) ?? null,
+      acquireRef: async (id, jobId) => void refs.push(`${id}:${jobId}`),
+    },
   });
   t.after(async () => {
     await queue.close();
     redis.disconnect();
     await server.stop();
   });
-  return { queue, eventLog };
+  return { queue, eventLog, refs };
 }
 
 test('enqueueDump validates, enqueues on the node, announces job.waiting; the job reads back as a JobView', async (t) => {
@@ -84,9 +88,10 @@ test('a deterministic job id enqueues once: the second enqueue returns the exist
 });
 
 test('restores go to the checkpoint node unless told otherwise; unknown checkpoints are ENOTFOUND', async (t) => {
-  const { queue, eventLog } = await setup(t);
+  const { queue, eventLog, refs } = await setup(t);
   const r = await queue.enqueueRestore({ checkpointId: CP2 });
   assert.equal(r.node, 'node-b');
+  assert.deepEqual(refs, [`${CP2}:${r.jobId}`], 'the checkpoint is marked in use from the moment the restore waits');
   assert.equal((await queue.enqueueRestore({ checkpointId: CP2, node: 'node-c' })).node, 'node-c');
   const view = (await queue.getJob(r.jobId))!;
   assert.deepEqual(view.data, { checkpointId: CP2, node: 'node-b', target: 'python3-200' });
@@ -99,10 +104,11 @@ test('restores go to the checkpoint node unless told otherwise; unknown checkpoi
 });
 
 test('a batch restore is a parent waiting for one child per checkpoint, each on its checkpoint node', async (t) => {
-  const { queue, eventLog } = await setup(t);
+  const { queue, eventLog, refs } = await setup(t);
   await assert.rejects(queue.enqueueBatchRestore({ checkpointIds: [CP1, '20261127T000000Z-ffffffff'] }), CatalogError);
   const { batchId, jobIds } = await queue.enqueueBatchRestore({ checkpointIds: [CP1, CP2, CP3], concurrency: 3 });
   assert.equal(jobIds.length, 3);
+  assert.deepEqual(refs, [CP1, CP2, CP3].map((cp, i) => `${cp}:${jobIds[i]}`));
   const parent = (await queue.getJob(batchId))!;
   assert.equal(parent.type, 'restore-batch');
   assert.equal(parent.state, 'waiting-children');
