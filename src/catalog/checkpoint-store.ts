@@ -156,23 +156,28 @@ export class CheckpointStore {
 
   /** Total size in bytes of the regular files under `dir` (symlinks not followed). */
   async sizeOf(dir: string): Promise<number> {
-    let total = 0;
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
-      const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) total += await this.sizeOf(full);
-      else if (entry.isFile()) total += (await lstat(full)).size;
-    }
-    return total;
+    // One folder's entries at once: a dump has a few dozen files, and one at a time costs a thread-pool trip each.
+    const sizes = await Promise.all(
+      (await readdir(dir, { withFileTypes: true })).map(async (entry) => {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) return this.sizeOf(full);
+        return entry.isFile() ? (await lstat(full)).size : 0;
+      }),
+    );
+    return sizes.reduce((a, b) => a + b, 0);
   }
 
   /** Folders 0700, regular files 0600, recursively (CRIU creates its images 0644). Symlinks are left alone. */
   async secure(dir: string): Promise<void> {
     await chmod(dir, DIR_MODE);
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
-      const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) await this.secure(full);
-      else if (entry.isFile()) await chmod(full, FILE_MODE);
-    }
+    // All entries at once (see sizeOf); every chmod is still awaited before this returns.
+    await Promise.all(
+      (await readdir(dir, { withFileTypes: true })).map(async (entry) => {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) await this.secure(full);
+        else if (entry.isFile()) await chmod(full, FILE_MODE);
+      }),
+    );
   }
 
   /**
@@ -245,11 +250,20 @@ export class CheckpointStore {
   }
 
   private async writeOwner(dir: string, jobId: string | undefined): Promise<void> {
-    const self = await readProcStat(process.pid);
-    const owner: AttemptOwner = { pid: process.pid, startTime: self?.startTime ?? 0, since: new Date().toISOString() };
+    const owner: AttemptOwner = { pid: process.pid, startTime: await ownStartTime(), since: new Date().toISOString() };
     if (jobId !== undefined) owner.jobId = jobId;
     await writeFile(path.join(dir, OWNER_FILE), JSON.stringify(owner), { mode: FILE_MODE });
   }
+}
+
+/** This process's /proc start time: it never changes, so it is read once (0 when unreadable, as before: tried again next time). */
+let ownStart: Promise<number> | undefined;
+function ownStartTime(): Promise<number> {
+  ownStart ??= readProcStat(process.pid).then((self) => {
+    if (!self) ownStart = undefined;
+    return self?.startTime ?? 0;
+  });
+  return ownStart;
 }
 
 async function readOwner(dir: string): Promise<AttemptOwner | null> {
