@@ -89,13 +89,13 @@ export async function startService({ config, configFile, roles, log, version }: 
     }
 
     const scheduleStore = new ScheduleStore(redis, config.redis.prefix);
-    let scheduler: Scheduler | undefined;
+    // Constructed in every process that serves the API: trigger-now works without the tick loop running here.
+    const scheduler = new Scheduler({ redis, store: scheduleStore, enqueuer: queue, eventLog, catalog, config, targetPolicy: policy, logger: log });
     if (roles.scheduler) {
       const seeded = await scheduleStore.seedFromConfig(schedules);
       log.info(seeded, 'schedules from config applied');
-      scheduler = new Scheduler({ redis, store: scheduleStore, enqueuer: queue, eventLog, catalog, config, targetPolicy: policy, logger: log });
       await scheduler.start();
-      stops.push(() => scheduler!.stop());
+      stops.push(() => scheduler.stop());
     }
 
     if (!roles.api) return { close };
@@ -135,14 +135,7 @@ export async function startService({ config, configFile, roles, log, version }: 
       },
     });
     await app.register(checkpointRoutes, { catalog });
-    await app.register(scheduleRoutes, {
-      store: scheduleStore,
-      scheduler: scheduler ?? {
-        trigger: async () => {
-          throw Object.assign(new Error('the scheduler is disabled in this process (scheduler.enabled: false)'), { statusCode: 409 });
-        },
-      },
-    });
+    await app.register(scheduleRoutes, { store: scheduleStore, scheduler });
     await app.register(registerDashboard);
     await feed.start();
     stops.push(() => app.close());
