@@ -59,9 +59,15 @@ async function startPythonTarget(script: string, args: string[]): Promise<Counte
       await rm(dir, { recursive: true, force: true });
     },
   };
-  for (let i = 0; i < 500 && !existsSync(countFile); i++) await sleep(10);
-  // Wait until the ballast is touched and counting has begun.
-  while (counter.read() < 2) await sleep(10);
+  // Wait until the ballast is touched and counting has begun (slow for a big ballast on a busy machine).
+  const deadline = Date.now() + 60_000;
+  while (!(existsSync(countFile) && counter.read() >= 2)) {
+    if (Date.now() > deadline || !counter.alive()) {
+      await counter.kill();
+      throw new Error(`test target ${script} did not start counting (see ${dir}/out.log)`);
+    }
+    await sleep(10);
+  }
   return counter;
 }
 
