@@ -63,8 +63,9 @@ async function startPythonTarget(script: string, args: string[]): Promise<Counte
   const deadline = Date.now() + 60_000;
   while (!(existsSync(countFile) && counter.read() >= 2)) {
     if (Date.now() > deadline || !counter.alive()) {
+      const output = readFileSync(path.join(dir, 'out.log'), 'utf8').slice(-2000);
       await counter.kill();
-      throw new Error(`test target ${script} did not start counting (see ${dir}/out.log)`);
+      throw new Error(`test target ${script} did not start counting; its output: ${output}`);
     }
     await sleep(10);
   }
