@@ -87,8 +87,11 @@ export async function processDump(job: Job<DumpJobData>, run: JobRun, ctx: Worke
 
 async function dumpOnce(job: Job<DumpJobData>, target: ResolvedTarget, run: JobRun, ctx: WorkerContext): Promise<JobResult> {
   const { reporter } = run;
-  const attempt = await ctx.store.beginAttempt(target.key, job.data.checkpointId, { jobId: job.id! });
-  const bytesExpected = await treeDumpBytes(target.pid);
+  // Independent: the folder on disk, and the target's memory from /proc.
+  const [attempt, bytesExpected] = await Promise.all([
+    ctx.store.beginAttempt(target.key, job.data.checkpointId, { jobId: job.id! }),
+    treeDumpBytes(target.pid),
+  ]);
   reporter.progress({ stage: 'dumping', bytesExpected });
   const tailer = new CriuLogTailer({ file: path.join(attempt.dir, DUMP_LOG), onLines: (lines) => reporter.logLines(lines) });
   const sampler = new PageBytesSampler({
@@ -117,9 +120,15 @@ async function dumpOnce(job: Job<DumpJobData>, target: ResolvedTarget, run: JobR
     await ctx.store.discard(attempt.dir);
     throw await explainDumpFailure(err, target);
   }
+  const dumpMs = Date.now() - dumpStarted;
+  // CRIU has finished writing: the manifest's figures are read while the last log lines go out (both only read the folder).
+  // Awaited after the stops, so nothing of this attempt is still publishing when it fails.
+  const measuring = measureDump(attempt.dir, ctx);
+  measuring.catch(() => undefined);
   const [, bytesWritten] = await Promise.all([tailer.stop(), sampler.stop()]);
+  const measured = await measuring;
   reporter.progress({ stage: 'committing', bytesWritten, percent: 99 });
-  return commit(job, target, attempt.dir, Date.now() - dumpStarted, run, ctx, false);
+  return commit(job, target, attempt.dir, dumpMs, run, ctx, false, measured);
 }
 
 /**
@@ -187,6 +196,18 @@ async function criuFinished(dir: string, data: DumpJobData, ctx: WorkerContext):
   return log.includes('Dumping finished successfully');
 }
 
+/** What the manifest says about a finished dump folder. */
+interface DumpMeasure {
+  stats: Awaited<ReturnType<typeof readDumpStats>>;
+  bytes: number;
+  criuVersion: string;
+}
+
+async function measureDump(dir: string, ctx: WorkerContext): Promise<DumpMeasure> {
+  const [stats, bytes, criuVersion] = await Promise.all([readDumpStats(dir), ctx.store.sizeOf(dir), ctx.criuVersion()]);
+  return { stats, bytes, criuVersion };
+}
+
 async function commit(
   job: Job<DumpJobData>,
   target: ResolvedTarget,
@@ -195,8 +216,9 @@ async function commit(
   run: JobRun,
   ctx: WorkerContext,
   adopted: boolean,
+  measured?: DumpMeasure,
 ): Promise<JobResult> {
-  const [stats, bytes, criuVersion] = await Promise.all([readDumpStats(dir), ctx.store.sizeOf(dir), ctx.criuVersion()]);
+  const { stats, bytes, criuVersion } = measured ?? (await measureDump(dir, ctx));
   const { attemptStartedAt: _, ...manifestTarget } = target;
   const manifest: Manifest = {
     id: job.data.checkpointId,

@@ -42,10 +42,13 @@ export class JobReporter {
   /** A batch of CRIU log lines: all into the job log, at most maxLinesPerEvent into one job.log event. */
   async logLines(lines: string[]): Promise<void> {
     if (!lines.length) return;
-    await this.options.job.log(lines.join('\n'));
     const max = this.options.maxLinesPerEvent;
     const sent = lines.length <= max ? lines : pickLines(lines, max);
-    await this.publish('job.log', { lines: sent, dropped: lines.length - sent.length });
+    // Two connections, no order between them to keep; the caller waits for both before its next batch.
+    await Promise.all([
+      this.options.job.log(lines.join('\n')),
+      this.publish('job.log', { lines: sent, dropped: lines.length - sent.length }),
+    ]);
   }
 
   /**
