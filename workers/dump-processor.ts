@@ -13,6 +13,7 @@ import { TargetError } from '../src/targets/errors.js';
 import { readProcStat } from '../src/targets/process-info.js';
 import { resolveTarget } from '../src/targets/resolve.js';
 import { CriuLogTailer } from './criu-log-tailer.js';
+import { networkLockFor } from './network-lock.js';
 import { reasonOf, RetryableJobError } from './failure.js';
 import { waitUntraced } from './proc-wait.js';
 import { dumpPercent, PageBytesSampler, treeDumpBytes } from './progress-sampler.js';
@@ -149,7 +150,7 @@ function criuDumpOptions(data: DumpJobData, ctx: WorkerContext) {
   return {
     ...data.criu,
     logLevel: data.criu?.logLevel ?? ctx.config.criu.logLevel,
-    networkLock: data.criu?.networkLock ?? ctx.config.criu.networkLock,
+    networkLock: networkLockFor(data.criu, ctx.config),
     logFile: DUMP_LOG,
     leaveRunning: data.leaveRunning,
   };

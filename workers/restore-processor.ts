@@ -8,6 +8,7 @@ import type { JobResult } from '../src/queue/job-view.js';
 import { LeaseSemaphore, type Lease } from '../src/queue/lease-semaphore.js';
 import type { RestoreJobData } from '../src/queue/schemas.js';
 import { CriuLogTailer } from './criu-log-tailer.js';
+import { networkLockFor } from './network-lock.js';
 import { FinalJobError, RetryableJobError } from './failure.js';
 import { isRunning, waitPidFree } from './proc-wait.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
@@ -78,7 +79,7 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
           imagesDir,
           ...job.data.criu,
           logLevel: job.data.criu?.logLevel ?? ctx.config.criu.logLevel,
-          networkLock: job.data.criu?.networkLock ?? ctx.config.criu.networkLock,
+          networkLock: networkLockFor(job.data.criu, ctx.config),
           logFile,
         },
         {

@@ -15,7 +15,7 @@ import { JobQueue } from '../../src/queue/job-queue.js';
 import { ScheduleStore } from '../../src/scheduler/schedule-store.js';
 import { Scheduler } from '../../src/scheduler/scheduler.js';
 import { scheduleSchema, type ScheduleInput } from '../../src/scheduler/schema.js';
-import { runWorker } from '../../workers/main.js';
+import { startService } from '../../src/app/service.js';
 import { requireCriu, startTestCriuService } from '../helpers/criu.js';
 import { TestRedis } from '../helpers/redis.js';
 import { killAndReap, startCounter, type Counter } from '../helpers/targets.js';
@@ -76,7 +76,7 @@ export async function setup(t: TestContext): Promise<Setup | undefined> {
     await jobs.close();
     client.disconnect();
   });
-  const worker = await runWorker(config, { handleSignals: false });
+  const worker = await startService({ config, roles: { api: false, worker: true, scheduler: false }, log: pino({ level: 'silent' }), version: 'test' });
   defer(() => worker.close());
   return {
     config,
