@@ -79,7 +79,7 @@ export class CriuService extends EventEmitter<CriuServiceEvents> {
       this.emit('restarting');
       setTimeout(() => {
         if (!this.stopping) this.spawnOnce().catch(() => undefined);
-      }, this.restartDelayMs).unref();
+      }, this.restartDelayMs);
     });
     const deadline = Date.now() + this.startTimeoutMs;
     for (;;) {
