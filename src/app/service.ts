@@ -14,9 +14,7 @@ import { FeedServer } from '../feed/server.js';
 import { createMetrics } from '../observability/metrics.js';
 import { JobQueue } from '../queue/job-queue.js';
 import { parseDumpJob } from '../queue/schemas.js';
-import { ScheduleStore } from '../scheduler/schedule-store.js';
-import { Scheduler } from '../scheduler/scheduler.js';
-import { loadSchedulesFromConfig } from '../scheduler/schema.js';
+import { startSchedulerService } from '../scheduler/service.js';
 import { TargetPolicy } from '../targets/policy.js';
 import { resolveTarget } from '../targets/resolve.js';
 import { CkptWorker } from '../../workers/ckpt-worker.js';
@@ -45,7 +43,6 @@ export interface ServiceOptions {
 export async function startService({ config, configFile, roles, log, version }: ServiceOptions): Promise<RunningService> {
   const auth = new Authenticator({ host: config.api.host, tokens: config.api.tokens });
   if (roles.api) auth.assertStartable();
-  const schedules = roles.scheduler ? loadSchedulesFromConfig(config.schedules, configFile ?? 'config') : [];
 
   const stops: (() => Promise<void>)[] = [];
   const close = async () => {
@@ -88,15 +85,20 @@ export async function startService({ config, configFile, roles, log, version }: 
       log.info({ node: config.node, concurrency: config.worker.concurrency, storage: config.storage.root }, 'worker running');
     }
 
-    const scheduleStore = new ScheduleStore(redis, config.redis.prefix);
-    // Constructed in every process that serves the API: trigger-now works without the tick loop running here.
-    const scheduler = new Scheduler({ redis, store: scheduleStore, enqueuer: queue, eventLog, catalog, config, targetPolicy: policy, logger: log });
-    if (roles.scheduler) {
-      const seeded = await scheduleStore.seedFromConfig(schedules);
-      log.info(seeded, 'schedules from config applied');
-      await scheduler.start();
-      stops.push(() => scheduler.stop());
-    }
+    if (!roles.api && !roles.scheduler) return { close };
+    // Validates and seeds the config's schedules; the tick loop runs only with the scheduler role, but trigger-now
+    // works wherever the API is.
+    const { store: scheduleStore, scheduler, stop: stopScheduler } = await startSchedulerService({
+      config: { ...config, scheduler: { ...config.scheduler, enabled: roles.scheduler } },
+      configFile,
+      redis,
+      eventLog,
+      enqueuer: queue,
+      catalog,
+      targetPolicy: policy,
+      logger: log,
+    });
+    stops.push(stopScheduler);
 
     if (!roles.api) return { close };
 
