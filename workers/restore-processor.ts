@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DelayedError, type Job } from 'bullmq';
+import { CriuError } from '../src/criu/errors.js';
 import { readRestoreStats } from '../src/criu/stats.js';
 import type { NotifyScript } from '../src/criu/connection.js';
 import type { JobResult } from '../src/queue/job-view.js';
@@ -90,6 +91,11 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
       );
       restoredPid = res.pid;
       if (res.warning) await reporter.note(`CRIU warning: ${res.warning}`);
+    } catch (err) {
+      // Another pid of the tree (a child, reaped late by init) was still taken: wait for it before the retry.
+      const taken = err instanceof CriuError && err.errnoName === 'EEXIST' ? takenPidOf(err) : undefined;
+      if (taken) await waitPidFree(taken, cfg.pidFreeTimeoutMs, run.signal);
+      throw err;
     } finally {
       await tailer.stop();
       // CRIU adds restore-<job>.log and stats-restore to the checkpoint folder, 0644: keep it 0600 throughout.
@@ -124,4 +130,10 @@ async function takeBatchSlot(job: Job<RestoreJobData>, run: JobRun, ctx: WorkerC
   run.reporter.progress({ stage: 'waiting-batch-slot' });
   const got = await slots.acquire(job.id!, { waitMs: ctx.config.worker.busyWaitMs, signal: run.signal });
   return got.lease;
+}
+
+/** The pid CRIU could not fork for ("Can't fork for 1234: File exists"). */
+function takenPidOf(err: CriuError): number | undefined {
+  const m = /Can't fork for (\d+)/.exec([err.criuMessage ?? '', ...err.logTail].join('\n'));
+  return m ? Number(m[1]) : undefined;
 }
