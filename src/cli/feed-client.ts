@@ -120,6 +120,9 @@ export class FeedClient {
   private connect(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let subscribed = false;
+      // Between a `reset` and the `live` that ends it, the old cursor means nothing (it may even be from another
+      // history, newer than every id here): events are taken as the server sends them, and `live` sets the cursor.
+      let resetting = false;
       const headers: Record<string, string> = {};
       if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
       const ws = new WebSocket(this.feedUrl, { headers, handshakeTimeout: this.options.connectTimeoutMs ?? 10_000 });
@@ -179,15 +182,20 @@ export class FeedClient {
             resolve();
             break;
           case 'event':
-            if (this.cursor && compareEventIds(msg.id, this.cursor) <= 0) return;
+            if (!resetting && this.cursor && compareEventIds(msg.id, this.cursor) <= 0) return;
             this.cursor = msg.id;
             this.options.onEvent(msg as FeedEventMessage);
             break;
+          case 'live':
+            // After a reset the snapshot stands for everything up to lastEventId: resume after it.
+            if (resetting && typeof msg.lastEventId === 'string') this.cursor = msg.lastEventId;
+            resetting = false;
+            break;
           case 'reset':
+            resetting = true;
             this.options.onReset?.();
             break;
           case 'snapshot':
-            if (typeof msg.lastEventId === 'string') this.cursor = msg.lastEventId;
             this.options.onSnapshot?.(msg.data);
             break;
           case 'error': {

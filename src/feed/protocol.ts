@@ -28,7 +28,9 @@ import { CHANNELS, type Channel, type FeedEvent } from '../events/types.js';
  * Ordering: event ids are Redis stream ids ("<ms>-<seq>"); they order all events. A client keeps the id of the last
  * event it received and passes it as `since` when it reconnects: it gets exactly the events after it, in order, once,
  * then live ones, with no gap and no duplicate. A new subscribe replaces the previous one. After a reset, the events
- * that follow the snapshot may include a few already reflected in it (never a gap).
+ * that follow the snapshot may include a few already reflected in it (never a gap); every event that happens after
+ * the subscribe is among them (unless more than the server holds per replay arrive meanwhile), and `live` carries the
+ * id to resume from.
  *
  * Filters: every given field must equal the event's; `type` is the job type (dump, restore, restore-batch).
  *

@@ -71,6 +71,8 @@ export class FeedSession {
   private generation = 0;
   private pending: EncodedEvent[] = [];
   private pendingOverflowed = false;
+  /** The tailer's head when `pending` started buffering: every live event after it is in `pending` (unless overflowed). */
+  private bufferedFrom = '0-0';
   /** Messages waiting for the socket to drain: ordered; progress keyed by job so a newer one replaces an older one. */
   private readonly queue = new Map<string, Queued>();
   private queuedBytes = 0;
@@ -157,6 +159,7 @@ export class FeedSession {
     this.mode = 'catching-up';
     this.pending = [];
     this.pendingOverflowed = false;
+    this.bufferedFrom = this.context.head();
     this.setLastDelivered(msg.since);
     await this.replay(generation, msg.since);
   }
@@ -173,7 +176,7 @@ export class FeedSession {
       // Checked after the read: if nothing after the cursor had been trimmed by now, the batch read before was whole.
       const gap = await this.context.historyGapAfter(cursor);
       if (this.stale(generation)) return;
-      if (gap) return this.reset(generation, gap);
+      if (gap) return this.reset(generation, gap, cursor !== since);
       for (const e of batch) {
         if (this.overThreshold()) {
           await this.drained();
@@ -197,12 +200,18 @@ export class FeedSession {
     this.close(CLOSE.internalError, 'replay failed', 'error');
   }
 
-  /** History is gone: tell the client, send the current state, then go live from the tailer's head. */
-  private async reset(generation: number, reason: string): Promise<void> {
-    this.pending = [];
+  /**
+   * History is gone: tell the client, send the current state, then the live events held since the subscribe, then live.
+   * The held events follow the snapshot even though some may be reflected in it: an event that happens after the client's
+   * subscribe was acknowledged must reach it as an event, not only as state (a client that acts once subscribed waits
+   * for it). Only when `pending` overflowed are the events up to the tailer's head left to the snapshot.
+   */
+  private async reset(generation: number, reason: string, replayedSome: boolean): Promise<void> {
+    const from = this.pendingOverflowed ? this.context.head() : this.bufferedFrom;
     this.pendingOverflowed = false;
-    // Events after this head arrive in `pending` and follow the snapshot; some may already be reflected in it.
-    this.setLastDelivered(this.context.head());
+    // The `since` itself may be from another history (newer than anything here): only events replayed on this
+    // connection keep the floor above `from`.
+    if (!replayedSome || isAfter(eventOrder(from), this.lastOrder)) this.setLastDelivered(from);
     this.sendMessage({ type: 'reset', reason });
     try {
       const data = await this.context.snapshot();

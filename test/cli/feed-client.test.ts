@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { FeedClient, FeedError, type FeedEventMessage } from '../../src/cli/feed-client.js';
-import { FeedHarness, jobEvent } from '../feed/harness.js';
+import { FeedHarness, jobEvent, tailedTo } from '../feed/harness.js';
 import { freePort } from '../helpers/redis.js';
 
 // The CLI's feed client against a real FeedServer on a real Redis: resume with `since` after the server drops it,
@@ -101,11 +101,13 @@ test('a filter and an explicit since replay the matching history first', async (
 
 test('since older than the retained history gives reset and a snapshot', async (t) => {
   const log = h.eventLog(100);
-  const { url } = await h.feed({ eventLog: log, snapshot: async () => ({ jobs: ['now'] }) });
+  const { url, feed } = await h.feed({ eventLog: log, snapshot: async () => ({ jobs: ['now'] }) });
   const early = await log.publish(jobEvent('D', 'job.waiting'));
   // Trim the stream exactly past the first events, as MAXLEN does on a busy server.
   for (let i = 0; i < 20; i++) await log.publish(jobEvent('D', 'job.progress', { percent: i }));
   await h.redis.xtrim(log.key, 'MAXLEN', 5);
+  // These are the server's past: the snapshot stands for them.
+  await tailedTo(feed, await log.lastId());
 
   let resets = 0;
   let snapshot: unknown;
@@ -128,6 +130,20 @@ test('since older than the retained history gives reset and a snapshot', async (
     [live.id],
     'after a reset only live events follow',
   );
+});
+
+test('a since from another history (newer than every id here): after the reset, the newer ids still arrive', async (t) => {
+  const log = h.eventLog();
+  const { url } = await h.feed({ eventLog: log });
+  let snapshots = 0;
+  const got = collector();
+  const client = new FeedClient({ url: baseUrl(url), since: '99999999999999-0', onEvent: got.onEvent, onSnapshot: () => snapshots++ });
+  t.after(() => client.close());
+  await client.start();
+  const live = await log.publish(jobEvent('F', 'job.waiting'));
+  await got.until(live.id);
+  assert.equal(snapshots, 1);
+  assert.equal(client.lastEventId, live.id, 'resumes from this history, not the other one');
 });
 
 test('without a token on a server that needs one, start() rejects with the reason (no retry)', async () => {

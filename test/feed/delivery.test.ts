@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { FeedHarness, jobEvent, type EventMsg } from './harness.js';
+import { EventLog } from '../../src/events/event-log.js';
+import type { FeedEvent } from '../../src/events/types.js';
+import { FeedHarness, jobEvent, tailedTo, type EventMsg } from './harness.js';
 
 let h: FeedHarness;
 before(async () => {
@@ -154,11 +156,12 @@ test('since while events keep flowing: no gap, no duplicate across the replay/li
 test('since older than the retained history: reset, snapshot, then live', async () => {
   const log = h.eventLog(10);
   let snapshots = 0;
-  const { url } = await h.feed({ eventLog: log, snapshot: async () => ({ jobs: [{ id: 'X', state: 'active' }], n: ++snapshots }) });
+  const { url, feed } = await h.feed({ eventLog: log, snapshot: async () => ({ jobs: [{ id: 'X', state: 'active' }], n: ++snapshots }) });
   const first = await log.publish(jobEvent('X', 'job.waiting'));
   for (let i = 0; i < 1000; i++) await log.publish(jobEvent('X', 'job.progress', { i }));
   const oldest = (await log.oldestId())!;
   assert.notEqual(oldest, first.id, 'the stream was trimmed');
+  await tailedTo(feed, await log.lastId());
 
   const c = await h.client(url);
   await c.expect('hello');
@@ -184,6 +187,38 @@ test('since older than the retained history: reset, snapshot, then live', async 
   await c3.subscribe({ channels: ['job'], since: '99999999999999-0' });
   assert.match(String((await c3.expect('reset')).reason), /newer than the newest/);
   await c3.expect('snapshot');
+});
+
+/** An EventLog whose replay reads wait until released: holds a session between its `subscribed` and its reset. */
+class HeldReplayLog extends EventLog {
+  release!: () => void;
+  private readonly released = new Promise<void>((resolve) => (this.release = resolve));
+
+  override async readAfter(afterId: string, count?: number): Promise<FeedEvent[]> {
+    await this.released;
+    return super.readAfter(afterId, count);
+  }
+}
+
+test('reset: an event published after subscribed, while the replay still runs, follows the snapshot', async () => {
+  const log = new HeldReplayLog(h.redis, { key: h.eventLog().key, maxLen: 10 });
+  const { url, feed } = await h.feed({ eventLog: log, snapshot: async () => ({ state: 'now' }) });
+  const first = await log.publish(jobEvent('Y', 'job.waiting'));
+  for (let i = 0; i < 100; i++) await log.publish(jobEvent('Y', 'job.progress', { i }));
+  await tailedTo(feed, await log.lastId());
+
+  const c = await h.client(url);
+  await c.expect('hello');
+  await c.subscribe({ channels: ['job'], since: first.id });
+  // The client is subscribed; the server is still reading the history when this happens.
+  const live = await log.publish(jobEvent('Y', 'job.completed'));
+  await tailedTo(feed, live.id);
+  log.release();
+
+  await c.expect('reset');
+  await c.expect('snapshot');
+  assert.equal((await c.expect('event')).id, live.id, 'the event the client subscribed in time for');
+  assert.equal((await c.expect('live')).lastEventId, live.id);
 });
 
 test('since 0-0 on an untrimmed stream replays everything', async () => {

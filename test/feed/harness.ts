@@ -1,10 +1,11 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import WebSocket, { type ClientOptions } from 'ws';
 import { Authenticator, type AuthenticatorOptions } from '../../src/api/auth.js';
-import { EventLog } from '../../src/events/event-log.js';
+import { compareEventIds, EventLog } from '../../src/events/event-log.js';
 import type { EventInput } from '../../src/events/types.js';
 import { FeedServer, type FeedOptions } from '../../src/feed/server.js';
 import { TestRedis } from '../helpers/redis.js';
@@ -154,4 +155,17 @@ export class FeedClient {
 
 export function jobEvent(jobId: string, event: EventInput['event'], data: Record<string, unknown> = {}, jobType: EventInput['jobType'] = 'dump'): EventInput {
   return { event, jobId, jobType, target: `pid:${jobId}`, data };
+}
+
+/**
+ * Waits until the feed's tailer has handed out event `id`. A client subscribing after that finds everything up to `id`
+ * in the server's past: after a reset, only later events follow the snapshot (a lagging tailer may legitimately let a
+ * few already reflected in it follow too, which a test expecting "only live events" must rule out first).
+ */
+export async function tailedTo(feed: FeedServer, id: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (compareEventIds(feed.tailer.head, id) < 0) {
+    if (Date.now() > deadline) throw new Error(`the feed's tailer did not reach ${id} within ${timeoutMs} ms (at ${feed.tailer.head})`);
+    await sleep(5);
+  }
 }
