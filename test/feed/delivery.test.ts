@@ -149,7 +149,8 @@ test('since while events keep flowing: no gap, no duplicate across the replay/li
   for (const c of clients) {
     const got: EventMsg[] = await c.eventsUntil(end.id);
     assert.deepEqual(ids(got), ids(stored));
-    assert.ok(c.received.some((m) => m.type === 'live'));
+    // `live` ends the replay; when the replay was still reading as `end` was published, it comes right after `end`.
+    if (!c.received.some((m) => m.type === 'live')) await c.expect('live');
   }
 });
 
