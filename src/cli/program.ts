@@ -1,7 +1,5 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { repoRoot } from '../common/paths.js';
+import { packageVersion } from '../common/paths.js';
 import { registerCheckpointCommands } from './commands/checkpoints.js';
 import { registerHealthCommand } from './commands/health.js';
 import { registerJobCommands } from './commands/jobs.js';
@@ -70,8 +68,4 @@ function httpUrl(value: string): string {
     throw new InvalidArgumentError(`expected an http(s) URL like ${DEFAULT_URL}`);
   }
   return value;
-}
-
-function packageVersion(): string {
-  return (JSON.parse(readFileSync(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
