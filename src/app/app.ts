@@ -1,5 +1,4 @@
-import { statfs } from 'node:fs/promises';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';

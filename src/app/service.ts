@@ -13,7 +13,6 @@ import { registerDashboard } from '../dashboard/register.js';
 import { FeedServer } from '../feed/server.js';
 import { createMetrics } from '../observability/metrics.js';
 import { JobQueue } from '../queue/job-queue.js';
-import { parseDumpJob } from '../queue/schemas.js';
 import { startSchedulerService } from '../scheduler/service.js';
 import { TargetPolicy } from '../targets/policy.js';
 import { resolveTarget } from '../targets/resolve.js';
@@ -129,10 +128,9 @@ export async function startService({ config, configFile, roles, log, version }: 
         ...bind(queue, 'enqueueRestore', 'enqueueBatchRestore', 'getJob', 'listJobs', 'getJobLog'),
         // A dump for this node is checked here too, so a refused or unresolvable target answers 4xx at once
         // instead of becoming a failed job; the worker checks again when it runs.
-        enqueueDump: async (input: unknown) => {
-          const job = parseDumpJob(input);
+        enqueueDump: async (job) => {
           if (!job.node || job.node === config.node) await policy.check(await resolveTarget(job.target));
-          return queue.enqueueDump(input);
+          return queue.enqueueDump(job);
         },
       },
     });

@@ -100,6 +100,8 @@ export type JobType = (typeof JOB_TYPES)[number];
 export type CriuDumpOptions = z.output<typeof criuDumpOptionsSchema>;
 export type CriuRestoreOptions = z.output<typeof criuRestoreOptionsSchema>;
 export type DumpJobInput = z.input<typeof dumpJobSchema>;
+/** A dump request as dumpJobSchema parsed it (defaults applied). */
+export type DumpJob = z.output<typeof dumpJobSchema>;
 export type RestoreJobInput = z.input<typeof restoreJobSchema>;
 export type BatchRestoreJobInput = z.input<typeof batchRestoreJobSchema>;
 

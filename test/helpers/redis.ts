@@ -4,6 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { reachable } from '../../src/app/managed-redis.js';
 
 /** A private redis-server on a free port, so tests may flush, stop and restart it. */
 export class TestRedis {
@@ -32,7 +33,7 @@ export class TestRedis {
       { stdio: 'ignore' },
     );
     for (let i = 0; i < 200; i++) {
-      if (await canConnect(this.port)) return;
+      if (await reachable('127.0.0.1', this.port)) return;
       await sleep(25);
     }
     throw new Error(`redis-server on port ${this.port} did not start`);
@@ -61,16 +62,5 @@ export async function freePort(): Promise<number> {
       const { port } = srv.address() as net.AddressInfo;
       srv.close(() => resolve(port));
     });
-  });
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
   });
 }

@@ -1,12 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ListJobsFilter } from '../../queue/job-queue.js';
-import { batchRestoreJobSchema, dumpJobSchema, restoreJobSchema } from '../../queue/schemas.js';
+import { batchRestoreJobSchema, dumpJobSchema, restoreJobSchema, type DumpJob } from '../../queue/schemas.js';
 import { defineRoute, NotFoundError } from '../route.js';
 
 /** What the job routes need from the queue (src/queue's JobQueue provides it). */
 export interface JobsBackend {
-  enqueueDump(input: unknown): Promise<{ jobId: string; node: string }>;
+  /** Gets the body as dumpJobSchema parsed it. */
+  enqueueDump(input: DumpJob): Promise<{ jobId: string; node: string }>;
   enqueueRestore(input: unknown): Promise<{ jobId: string; node: string }>;
   enqueueBatchRestore(input: unknown): Promise<{ batchId: string; jobIds: string[] }>;
   getJob(id: string): Promise<unknown | null>;
