@@ -42,8 +42,9 @@ test('a worker SIGKILLed mid-dump: the next worker finishes the job, one checkpo
     await sleep(50);
   }
 
-  // A new worker of the node takes the stalled job back and finishes it.
-  await h.startWorker();
+  // A new worker of the node takes the stalled job back and finishes it; it samples often, so that progress is seen
+  // while CRIU writes even when the dump takes well under a second.
+  await h.startWorker({ ...h.config, worker: { ...h.config.worker, progressIntervalMs: 40 } });
   const job = await h.waitFinished(jobId, 45_000);
   assert.equal(job.state, 'completed', job.failedReason);
   assert.equal(job.result!.checkpointId, checkpointId, 'the same checkpoint id as the first attempt');
