@@ -1,14 +1,17 @@
 // Benchmark: what the job queue costs on top of CRIU.
 //
-//   node --import tsx bench/queue.ts [--rounds N] [--ballast MiB,MiB...] [--jobs N] [--targets N]
+//   node --import tsx bench/queue.ts [--rounds N] [--ballast MiB,MiB...] [--jobs N] [--targets N] [--no-sync]
 //
 // 1. Latency: the same target dumped N times through the queue (enqueue -> job.completed seen on the event stream;
-//    the worker also commits the checkpoint: manifest, fsync, rename, catalog) and N times with CriuClient directly
-//    (same options), interleaved (order alternating each round) after one warm-up of each. Medians, ratio queue/direct.
+//    the worker also commits the checkpoint: files flushed to disk (storage.sync), manifest, rename, catalog) and
+//    N times with CriuClient directly (the same CRIU request, then its stats read), interleaved (order alternating
+//    each round) after one warm-up of each. Medians, and the ratio queue/direct against two baselines: the bare
+//    dump, and the dump whose files are then flushed to disk as the store does (the same durability; with
+//    --no-sync the store does not flush, and only the bare baseline is shown).
 // 2. Throughput: `--jobs` small dump jobs over `--targets` small processes, worker concurrency 2, against the same
 //    dumps made directly with CriuClient two at a time. Jobs per second and the ratio.
 // Everything runs on a private Redis and CRIU service; checkpoints are removed as it goes.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -32,8 +35,10 @@ const { values } = parseArgs({
     ballast: { type: 'string', default: '0,64' },
     jobs: { type: 'string', default: '200' },
     targets: { type: 'string', default: '4' },
+    'no-sync': { type: 'boolean', default: false },
   },
 });
+const sync = !values['no-sync'];
 const rounds = Number(values.rounds);
 const ballasts = values.ballast.split(',').map(Number);
 const jobCount = Number(values.jobs);
@@ -49,14 +54,14 @@ const root = await mkdtemp(path.join(os.tmpdir(), 'ckpt-bench-queue-'));
 const config = configSchema.parse({
   node: 'bench',
   redis: { url: redisServer.url, prefix: 'ckpt' },
-  storage: { root },
+  storage: { root, sync },
   criu: { socket: service.socketPath },
   worker: { concurrency: 2 },
 });
 const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
 const blocking = new Redis(redisServer.url, { maxRetriesPerRequest: null });
 const eventLog = new EventLog(redis, { key: 'ckpt:events' });
-const store = new CheckpointStore({ root });
+const store = new CheckpointStore({ root, sync });
 const catalog = new Catalog(redis, { prefix: 'ckpt', store, node: config.node });
 const queue = new JobQueue({ connection: redisServer.url, prefix: 'ckpt', node: config.node, eventLog, defaults: config.worker, checkpoints: catalog });
 const worker = new CkptWorker({
@@ -99,17 +104,28 @@ async function viaQueue(pid: number): Promise<number> {
   return ms;
 }
 
-async function viaClient(pid: number): Promise<number> {
+async function viaClient(pid: number, options: { flush: boolean }): Promise<number> {
   const dir = await mkdtemp(path.join(root, 'direct-'));
   try {
     const started = process.hrtime.bigint();
     // The options the worker gives CRIU for a plain dump (no TCP connections kept, so no network lock).
     await client.dump({ pid, imagesDir: dir, leaveRunning: true, logLevel: config.criu.logLevel, logFile: 'dump.log' });
     await readDumpStats(dir);
+    if (options.flush) await flushFiles(dir);
     return Number(process.hrtime.bigint() - started) / 1e6;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** What a careful script does after a dump it wants to survive a power loss: flush each file, then the folder. */
+async function flushFiles(dir: string): Promise<void> {
+  const flush = async (file: string) => {
+    const handle = await open(file, 'r');
+    await handle.datasync().finally(() => handle.close());
+  };
+  await Promise.all((await readdir(dir)).map((name) => flush(path.join(dir, name))));
+  await flush(dir);
 }
 
 const median = (xs: number[]) => {
@@ -117,30 +133,46 @@ const median = (xs: number[]) => {
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
-const fmt = (ms: number) => `${ms.toFixed(1)} ms`.padStart(11);
+const fmt = (ms: number) => `${ms.toFixed(1)} ms`.padStart(10);
 
 try {
   console.log(
     `queue: CRIU ${criuBin.version}, log level ${config.criu.logLevel}, ` +
       `${rounds} interleaved rounds after 1 warm-up each`,
   );
+  const baselines = sync ? (['direct', 'durable'] as const) : (['direct'] as const);
   console.log(
-    `${'target'.padEnd(14)}${'queue'.padStart(11)}${'direct'.padStart(11)}${'overhead'.padStart(11)}${'(CRIU in'.padStart(11)}  ratio queue/direct (medians)`,
+    `${'target'.padEnd(10)}${'queue'.padStart(10)}${'direct'.padStart(10)}` +
+      (sync ? `${'direct+'.padStart(10)}${'overhead'.padStart(10)}` : '') +
+      `${'overhead'.padStart(10)}${'CRIU in'.padStart(10)}  ratio queue/direct` +
+      (sync ? ', queue/(direct+flush)' : '') + ' (medians)',
   );
-  console.log(`${''.padEnd(47)}${'worker)'.padStart(11)}`);
+  console.log(
+    `${''.padEnd(30)}` + (sync ? `${'flush'.padStart(10)}${'vs flush'.padStart(10)}` : '') + `${'vs bare'.padStart(10)}${'worker'.padStart(10)}`,
+  );
   for (const ballast of ballasts) {
     const target = await startCounter(ballast);
     counters.push(target);
     await viaQueue(target.pid);
-    await viaClient(target.pid);
-    const samples = { queue: [] as number[], direct: [] as number[] };
+    await viaClient(target.pid, { flush: sync });
+    const samples: Record<'queue' | (typeof baselines)[number], number[]> = { queue: [], direct: [], durable: [] };
     criuInWorker.length = 0;
     for (let i = 0; i < rounds; i++) {
-      const order = i % 2 === 0 ? (['queue', 'direct'] as const) : (['direct', 'queue'] as const);
-      for (const which of order) samples[which].push(await (which === 'queue' ? viaQueue : viaClient)(target.pid));
+      const all = ['queue', ...baselines] as const;
+      // Each round in another order, so none always runs right after another.
+      for (let k = 0; k < all.length; k++) {
+        const which = all[(i + k) % all.length]!;
+        const ms = which === 'queue' ? await viaQueue(target.pid) : await viaClient(target.pid, { flush: which === 'durable' });
+        samples[which].push(ms);
+      }
     }
-    const [q, d] = [median(samples.queue), median(samples.direct)];
-    console.log(`${`${ballast} MiB`.padEnd(14)}${fmt(q)}${fmt(d)}${fmt(q - d)}${fmt(median(criuInWorker))}  ${(q / d).toFixed(3)}`);
+    const [q, d, f] = [median(samples.queue), median(samples.direct), median(samples.durable)];
+    console.log(
+      `${`${ballast} MiB`.padEnd(10)}${fmt(q)}${fmt(d)}` +
+        (sync ? `${fmt(f)}${fmt(q - f)}` : '') +
+        `${fmt(q - d)}${fmt(median(criuInWorker))}  ${(q / d).toFixed(3)}` +
+        (sync ? `, ${(q / f).toFixed(3)}` : ''),
+    );
   }
 
   const small = await Promise.all(Array.from({ length: targetCount }, () => startCounter(0)));
@@ -159,14 +191,15 @@ try {
   started = process.hrtime.bigint();
   let next = 0;
   const loop = async () => {
-    while (next < pids.length) await viaClient(pids[next++]!);
+    while (next < pids.length) await viaClient(pids[next++]!, { flush: sync });
   };
   await Promise.all([loop(), loop()]);
   const directSec = Number(process.hrtime.bigint() - started) / 1e9;
   console.log(
     `throughput: ${jobCount} dump jobs over ${targetCount} small processes, concurrency 2: ` +
       `queue ${(jobCount / queueSec).toFixed(1)} jobs/s (${queueSec.toFixed(1)} s), ` +
-      `direct ${(jobCount / directSec).toFixed(1)} dumps/s (${directSec.toFixed(1)} s), ratio queue/direct ${(directSec / queueSec).toFixed(3)}`,
+      `direct${sync ? '+flush' : ''} ${(jobCount / directSec).toFixed(1)} dumps/s (${directSec.toFixed(1)} s), ` +
+      `ratio queue/direct ${(directSec / queueSec).toFixed(3)}`,
   );
 } finally {
   await worker.close();

@@ -17,7 +17,7 @@ import { processDump } from './dump-processor.js';
 import { codeOf, FinalJobError, toAttemptError } from './failure.js';
 import { jobEvent, JobReporter } from './job-reporter.js';
 import { processRestore } from './restore-processor.js';
-import { ShutdownAbort, type WorkerContext } from './worker-context.js';
+import { ShutdownAbort, type JobRun, type WorkerContext } from './worker-context.js';
 
 export interface CkptWorkerOptions {
   config: Config;
@@ -156,21 +156,17 @@ export class CkptWorker {
     });
     const run = { token: token ?? '', reporter, signal: controller.signal };
     const attempt = job.attemptsMade + 1;
+    // Not waited for before the work starts: each goes out on its connection ahead of anything the processor
+    // writes there, so the feed and the job log still begin with them.
+    const announced = Promise.all([
+      reporter.publish('job.active', { node: this.node, attempt, workerPid: process.pid }),
+      reporter.note(`--- attempt ${attempt} on node ${this.node} (worker pid ${process.pid}) ---`),
+    ]);
+    announced.catch(() => undefined);
     try {
-      await Promise.all([
-        reporter.publish('job.active', { node: this.node, attempt, workerPid: process.pid }),
-        reporter.note(`--- attempt ${attempt} on node ${this.node} (worker pid ${process.pid}) ---`),
-      ]);
-      switch (job.name) {
-        case 'dump':
-          return await processDump(job as Job<DumpJobData>, run, this.ctx);
-        case 'restore':
-          return await processRestore(job as Job<RestoreJobData>, run, this.ctx);
-        case 'restore-batch':
-          return await processBatch(job as Job<BatchRestoreJobData>, run);
-        default:
-          throw new FinalJobError(`unknown job type ${JSON.stringify(job.name)}`, 'EJOBTYPE');
-      }
+      const result = await this.runProcessor(job, run);
+      await announced;
+      return result;
     } catch (err) {
       if (err instanceof DelayedError || err instanceof WaitingError) throw err;
       if (controller.signal.aborted) {
@@ -185,6 +181,19 @@ export class CkptWorker {
     } finally {
       await reporter.flush();
       this.active.delete(job.id!);
+    }
+  }
+
+  private runProcessor(job: Job, run: JobRun): Promise<JobResult> {
+    switch (job.name) {
+      case 'dump':
+        return processDump(job as Job<DumpJobData>, run, this.ctx);
+      case 'restore':
+        return processRestore(job as Job<RestoreJobData>, run, this.ctx);
+      case 'restore-batch':
+        return processBatch(job as Job<BatchRestoreJobData>, run);
+      default:
+        throw new FinalJobError(`unknown job type ${JSON.stringify(job.name)}`, 'EJOBTYPE');
     }
   }
 

@@ -43,7 +43,6 @@ export async function processDump(job: Job<DumpJobData>, run: JobRun, ctx: Worke
 
   reporter.progress({ stage: 'resolving' });
   const info = await resolveTarget(job.data.target);
-  await ctx.policy.check(info);
   const resolved: ResolvedTarget = {
     key: info.key,
     pid: info.pid,
@@ -53,8 +52,9 @@ export async function processDump(job: Job<DumpJobData>, run: JobRun, ctx: Worke
     startTime: info.startTime,
     attemptStartedAt: started,
   };
-  // Recorded before anything is written, so a retry after a crash knows where this attempt worked.
-  await job.updateData({ ...job.data, resolved });
+  // Recorded before anything is written, so a retry after a crash knows where this attempt worked (harmless when
+  // the policy refuses the target: the job then fails for good).
+  await Promise.all([ctx.policy.check(info), job.updateData({ ...job.data, resolved })]);
 
   const lock = new LeaseSemaphore(ctx.redis, { key: ctx.keys.targetLock(ctx.node, info.key), leaseMs: cfg.targetLeaseMs });
   const skip = job.data.ifBusy === 'skip';
@@ -122,14 +122,12 @@ async function dumpOnce(job: Job<DumpJobData>, target: ResolvedTarget, run: JobR
     throw await explainDumpFailure(err, target);
   }
   const dumpMs = Date.now() - dumpStarted;
-  // CRIU has finished writing: the manifest's figures are read while the last log lines go out (both only read the folder).
-  // Awaited after the stops, so nothing of this attempt is still publishing when it fails.
-  const measuring = measureDump(attempt.dir, ctx);
-  measuring.catch(() => undefined);
-  const [, bytesWritten] = await Promise.all([tailer.stop(), sampler.stop()]);
-  const measured = await measuring;
-  reporter.progress({ stage: 'committing', bytesWritten, percent: 99 });
-  return commit(job, target, attempt.dir, dumpMs, run, ctx, false, measured);
+  // CRIU has finished: its last log lines go out while the folder is committed (both only read it);
+  // checkpoint.created waits for them, so the feed shows the whole log before the result.
+  const logDelivered = Promise.all([tailer.stop(), sampler.stop()]);
+  logDelivered.catch(() => undefined);
+  reporter.progress({ stage: 'committing', percent: 99 });
+  return commit(job, target, attempt.dir, dumpMs, run, ctx, { adopted: false, announceAfter: logDelivered });
 }
 
 /**
@@ -180,7 +178,7 @@ async function adoptEarlierAttempt(
   if (await criuFinished(found.dir, job.data, ctx)) {
     await run.reporter.note(`an earlier attempt's dump of checkpoint ${id} had finished: adopting it`);
     const finishedAt = (await stat(path.join(found.dir, 'stats-dump'))).mtimeMs;
-    return commit(job, target, found.dir, Math.max(0, finishedAt - target.attemptStartedAt), run, ctx, true);
+    return commit(job, target, found.dir, Math.max(0, finishedAt - target.attemptStartedAt), run, ctx, { adopted: true });
   }
   if (!options.discardUnfinished) return null;
   await run.reporter.note(`an earlier attempt of checkpoint ${id} did not finish: discarding it`);
@@ -197,18 +195,11 @@ async function criuFinished(dir: string, data: DumpJobData, ctx: WorkerContext):
   return log.includes('Dumping finished successfully');
 }
 
-/** What the manifest says about a finished dump folder. */
-interface DumpMeasure {
-  stats: Awaited<ReturnType<typeof readDumpStats>>;
-  bytes: number;
-  criuVersion: string;
-}
-
-async function measureDump(dir: string, ctx: WorkerContext): Promise<DumpMeasure> {
-  const [stats, bytes, criuVersion] = await Promise.all([readDumpStats(dir), ctx.store.sizeOf(dir), ctx.criuVersion()]);
-  return { stats, bytes, criuVersion };
-}
-
+/**
+ * Commits a finished dump folder (CheckpointStore.commit measures and secures it) and adds it to the catalog.
+ * checkpoint.created is published once `announceAfter` (the last log lines) has settled; if that failed, the job
+ * fails with it and its retry adopts the committed checkpoint.
+ */
 async function commit(
   job: Job<DumpJobData>,
   target: ResolvedTarget,
@@ -216,12 +207,11 @@ async function commit(
   durationMs: number,
   run: JobRun,
   ctx: WorkerContext,
-  adopted: boolean,
-  measured?: DumpMeasure,
+  options: { adopted: boolean; announceAfter?: Promise<unknown> },
 ): Promise<JobResult> {
-  const { stats, bytes, criuVersion } = measured ?? (await measureDump(dir, ctx));
+  const [stats, criuVersion] = await Promise.all([readDumpStats(dir), ctx.criuVersion()]);
   const { attemptStartedAt: _, ...manifestTarget } = target;
-  const manifest: Manifest = {
+  const manifest = await ctx.store.commit(dir, {
     id: job.data.checkpointId,
     created: new Date().toISOString(),
     node: ctx.node,
@@ -230,22 +220,25 @@ async function commit(
     options: criuDumpOptions(job.data, ctx),
     leaveRunning: job.data.leaveRunning,
     stats: { ...stats },
-    bytes,
     durationMs,
     jobId: job.id!,
     ...(job.data.scheduleId !== undefined && { scheduleId: job.data.scheduleId }),
-  };
-  await ctx.store.commit(dir, manifest);
-  await catalogue(manifest, run, ctx, { mayBeKnown: adopted });
-  run.reporter.progress({ stage: 'done', percent: 100 });
-  return resultOf(manifest, adopted);
+  });
+  await catalogue(manifest, run, ctx, { mayBeKnown: options.adopted, announceAfter: options.announceAfter });
+  run.reporter.progress({ stage: 'done', bytesWritten: manifest.bytes, percent: 100 });
+  return resultOf(manifest, options.adopted);
 }
 
 /**
  * Adds the checkpoint to the catalog and announces it, unless an earlier attempt did both already
  * (`mayBeKnown`: a checkpoint this attempt did not make itself).
  */
-async function catalogue(manifest: Manifest, run: JobRun, ctx: WorkerContext, options: { mayBeKnown: boolean }): Promise<void> {
+async function catalogue(
+  manifest: Manifest,
+  run: JobRun,
+  ctx: WorkerContext,
+  options: { mayBeKnown: boolean; announceAfter?: Promise<unknown> },
+): Promise<void> {
   const known = options.mayBeKnown && (await ctx.catalog.get(manifest.id).then(
     () => true,
     (err: unknown) => {
@@ -254,7 +247,7 @@ async function catalogue(manifest: Manifest, run: JobRun, ctx: WorkerContext, op
     },
   ));
   if (known) return;
-  await ctx.catalog.add(manifest);
+  const [, delivered] = await Promise.all([ctx.catalog.add(manifest), settled(options.announceAfter)]);
   await run.reporter.publish('checkpoint.created', {
     checkpointId: manifest.id,
     node: manifest.node,
@@ -263,6 +256,12 @@ async function catalogue(manifest: Manifest, run: JobRun, ctx: WorkerContext, op
     bytes: manifest.bytes,
     durationMs: manifest.durationMs,
   });
+  // Announced all the same: the checkpoint is made, and the retry that adopts it will not announce it again.
+  if (delivered.status === 'rejected') throw delivered.reason;
+}
+
+function settled(promise: Promise<unknown> | undefined): Promise<PromiseSettledResult<unknown>> {
+  return Promise.allSettled([promise]).then(([result]) => result!);
 }
 
 function resultOf(manifest: Manifest, adopted: boolean): JobResult {

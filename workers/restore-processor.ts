@@ -28,7 +28,7 @@ const RESTORE_STAGE_PERCENT: Partial<Record<NotifyScript, number>> = {
 const BATCH_SLOT_RETRY_MS = 500;
 
 /**
- * One attempt of a restore job: holds a catalog ref on the checkpoint (so it is not deleted meanwhile) and, for a
+ * One attempt of a restore job: checks the checkpoint's files against its manifest; holds a catalog ref on the checkpoint (so it is not deleted meanwhile) and, for a
  * batch child, one of the batch's `concurrency` places; waits (bounded) for the checkpoint's pid to be free;
  * restores with CRIU's log in the checkpoint folder (`restore-<jobId>.log`), followed live; checks the restored
  * process is still alive a moment later.
@@ -44,6 +44,11 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
       `checkpoint ${checkpoint.id}'s images are not on this node (${ctx.node}); it was made on node ${checkpoint.node}`,
       'EIMAGES_MISSING',
     );
+  }
+  // Before any CRIU: a checkpoint whose files are not what was committed would restore a corrupt process, or half of one.
+  const damage = await ctx.store.verify(checkpoint);
+  if (damage.length) {
+    throw new FinalJobError(`checkpoint ${checkpoint.id} is damaged, not restoring it: ${damage.join('; ')}`, 'ECHECKPOINT_DAMAGED');
   }
   // The in-use mark was taken at enqueue; taking it again fails (ENOTFOUND) if the checkpoint is being deleted.
   // Released on success; a failed attempt keeps it for the retry, and the catalog drops it once the job has failed

@@ -53,7 +53,7 @@ export async function startService({ config, configFile, roles, log, version }: 
     const { redis, eventLog } = foundation;
     const onError = (err: Error) => log.error({ err }, err.message);
 
-    const store = new CheckpointStore({ root: config.storage.root });
+    const store = new CheckpointStore({ root: config.storage.root, sync: config.storage.sync });
     // The catalog drops in-use marks of restores whose job is gone (a worker died): it asks the queue, which needs the catalog.
     let queue: JobQueue | undefined;
     const catalog = new Catalog(redis, {

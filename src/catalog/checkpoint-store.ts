@@ -10,7 +10,15 @@ import { isCheckpointId, manifestSchema, type Manifest } from './manifest.js';
 export interface CheckpointStoreOptions {
   /** Storage root (config `storage.root`); created 0700 when missing. Checkpoints: `<root>/<targetKey>/<checkpointId>/`. */
   root: string;
+  /**
+   * Flush every file of a checkpoint to disk before its manifest is written (config `storage.sync`), so a checkpoint
+   * that is listed survives a crash or power loss whole. Default true.
+   */
+  sync?: boolean;
 }
+
+/** A manifest before commit(): the store adds what it measures on disk (`bytes`, `files`). */
+export type ManifestDraft = Omit<Manifest, 'bytes' | 'files'>;
 
 /** Who works in an attempt folder: the process that began (or took over) it. Dead owner = stale folder. */
 export interface AttemptOwner {
@@ -47,9 +55,11 @@ const FILE_MODE = 0o600;
  */
 export class CheckpointStore {
   readonly root: string;
+  private readonly sync: boolean;
 
   constructor(options: CheckpointStoreOptions) {
     this.root = path.resolve(options.root);
+    this.sync = options.sync ?? true;
   }
 
   /**
@@ -59,10 +69,14 @@ export class CheckpointStore {
    */
   async beginAttempt(targetKey: string, checkpointId: string, options: { jobId?: string } = {}): Promise<Attempt> {
     const attempt = this.attemptOf(targetKey, checkpointId);
-    await this.ensureDir(this.root);
-    // remove() may rmdir an empty target folder between our two mkdirs: then make it again.
+    const targetDir = path.dirname(attempt.dir);
+    // remove() may rmdir an empty target folder between our mkdirs: then make it again.
     for (let tries = 0; ; tries++) {
-      await this.ensureDir(path.dirname(attempt.dir));
+      // Mostly the target folder exists already: one look that it is a real folder (not a planted symlink) then.
+      if (!(await isRealDir(targetDir))) {
+        await this.ensureDir(this.root);
+        await this.ensureDir(targetDir);
+      }
       try {
         await mkdir(attempt.dir, { mode: DIR_MODE });
         break;
@@ -74,8 +88,7 @@ export class CheckpointStore {
         if (code !== 'ENOENT' || tries >= 3) throw e;
       }
     }
-    await chmod(attempt.dir, DIR_MODE);
-    await this.writeOwner(attempt.dir, options.jobId);
+    await Promise.all([chmod(attempt.dir, DIR_MODE), this.writeOwner(attempt.dir, options.jobId)]);
     return attempt;
   }
 
@@ -96,31 +109,51 @@ export class CheckpointStore {
   }
 
   /**
-   * Makes an attempt a checkpoint: secures its files (0700 / 0600), writes manifest.json (0600, fsynced),
-   * renames the folder to `<root>/<targetKey>/<id>` and fsyncs the target folder. Returns the final folder.
-   * The manifest must be valid (else ValidationError) and name this attempt's target key and id (else EBADNAME).
-   * Throws ECOMMITTED when that folder exists.
+   * Makes an attempt a checkpoint: secures its files (0700 / 0600), flushes them to disk (option `sync`), measures
+   * them into the manifest (`bytes`, and `files`: each file's size, checked by verify() before a restore), writes
+   * manifest.json (0600, flushed), renames the folder to `<root>/<targetKey>/<id>` and flushes the target folder.
+   * Returns the manifest as written. The draft must be valid (else ValidationError) and name this attempt's target
+   * key and id (else EBADNAME). Throws ECOMMITTED when that folder exists.
    */
-  async commit(attemptDir: string, manifest: Manifest): Promise<string> {
+  async commit(attemptDir: string, draft: ManifestDraft): Promise<Manifest> {
     const attempt = this.parseAttemptDir(attemptDir);
-    const valid = parseOrThrow(manifestSchema, manifest, 'checkpoint manifest');
-    if (valid.id !== attempt.checkpointId || valid.target.key !== attempt.targetKey) {
+    const checked = parseOrThrow(manifestSchema, { ...draft, bytes: 0, files: {} }, 'checkpoint manifest');
+    if (checked.id !== attempt.checkpointId || checked.target.key !== attempt.targetKey) {
       throw new CatalogError(
         'EBADNAME',
-        `manifest ${valid.target.key}/${valid.id} does not belong in attempt folder ${attempt.dir}`,
-        valid.id,
+        `manifest ${checked.target.key}/${checked.id} does not belong in attempt folder ${attempt.dir}`,
+        checked.id,
       );
     }
-    const finalDir = this.pathOf(valid);
-    if (await exists(finalDir)) {
-      throw new CatalogError('ECOMMITTED', `checkpoint folder ${finalDir} exists already`, valid.id);
+    const finalDir = this.pathOf(checked);
+    // The owner file goes either way: the folder is committed now, or (ECOMMITTED) left to whoever adopts or sweeps it.
+    const [committedAlready] = await Promise.all([exists(finalDir), rm(path.join(attempt.dir, OWNER_FILE), { force: true })]);
+    if (committedAlready) {
+      throw new CatalogError('ECOMMITTED', `checkpoint folder ${finalDir} exists already`, checked.id);
     }
-    await rm(path.join(attempt.dir, OWNER_FILE), { force: true });
-    await this.secure(attempt.dir);
-    await writeDurably(path.join(attempt.dir, MANIFEST_FILE), JSON.stringify(valid, null, 2) + '\n');
+    const files = await this.seal(attempt.dir);
+    const manifest: Manifest = { ...checked, bytes: Object.values(files).reduce((a, b) => a + b, 0), files };
+    await writeDurably(path.join(attempt.dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+    await fsyncDir(attempt.dir);
     await rename(attempt.dir, finalDir);
     await fsyncDir(path.dirname(finalDir));
-    return finalDir;
+    return manifest;
+  }
+
+  /**
+   * What is wrong with a committed checkpoint's files against its manifest: each missing file, or one whose size
+   * changed (a crash before the files reached the disk, a full disk, someone's hands). Empty when intact.
+   */
+  async verify(manifest: Manifest): Promise<string[]> {
+    const dir = this.pathOf(manifest);
+    const problems = await Promise.all(
+      Object.entries(manifest.files).map(async ([name, size]) => {
+        const st = await lstat(path.join(dir, name)).catch(() => null);
+        if (!st?.isFile()) return `${name} is missing`;
+        return st.size === size ? null : `${name} is ${st.size} bytes, the manifest says ${size}`;
+      }),
+    );
+    return problems.filter((p): p is string => p !== null);
   }
 
   /** Removes an attempt folder (a failed or abandoned attempt). Missing is fine. */
@@ -154,30 +187,32 @@ export class CheckpointStore {
     return path.join(this.targetDir(manifest.target.key), this.checkedId(manifest.id));
   }
 
-  /** Total size in bytes of the regular files under `dir` (symlinks not followed). */
-  async sizeOf(dir: string): Promise<number> {
-    // One folder's entries at once: a dump has a few dozen files, and one at a time costs a thread-pool trip each.
-    const sizes = await Promise.all(
-      (await readdir(dir, { withFileTypes: true })).map(async (entry) => {
-        const full = path.join(dir, entry.name);
-        if (entry.isDirectory()) return this.sizeOf(full);
-        return entry.isFile() ? (await lstat(full)).size : 0;
-      }),
-    );
-    return sizes.reduce((a, b) => a + b, 0);
+  /** Folders 0700, regular files 0600, recursively (CRIU creates its images 0644 unless its umask says otherwise). */
+  async secure(dir: string): Promise<void> {
+    await this.walkFiles(dir, { sync: false });
   }
 
-  /** Folders 0700, regular files 0600, recursively (CRIU creates its images 0644). Symlinks are left alone. */
-  async secure(dir: string): Promise<void> {
+  /** secure(), flushing each file and folder (option `sync`); returns each regular file's size by relative path. */
+  private async seal(dir: string): Promise<Record<string, number>> {
+    return this.walkFiles(dir, { sync: this.sync });
+  }
+
+  private async walkFiles(dir: string, options: { sync: boolean }, prefix = ''): Promise<Record<string, number>> {
     await chmod(dir, DIR_MODE);
-    // All entries at once (see sizeOf); every chmod is still awaited before this returns.
+    const files: Record<string, number> = {};
+    // All entries at once: a dump has a few dozen files, and one at a time costs a thread-pool trip each.
     await Promise.all(
       (await readdir(dir, { withFileTypes: true })).map(async (entry) => {
         const full = path.join(dir, entry.name);
-        if (entry.isDirectory()) await this.secure(full);
-        else if (entry.isFile()) await chmod(full, FILE_MODE);
+        const name = prefix + entry.name;
+        if (entry.isDirectory()) Object.assign(files, await this.walkFiles(full, options, `${name}/`));
+        else if (entry.isFile()) files[name] = await secureFile(full, options.sync);
+        // Symlinks and the like are left alone (and not counted).
       }),
     );
+    // The entries of sub-folders; the attempt folder itself is flushed by commit() after the manifest.
+    if (options.sync && prefix) await fsyncDir(dir);
+    return files;
   }
 
   /**
@@ -287,6 +322,19 @@ async function isRealDir(dir: string): Promise<boolean> {
 
 async function exists(p: string): Promise<boolean> {
   return (await lstat(p).catch(() => null)) !== null;
+}
+
+/** Makes `file` 0600 (through its descriptor: a file swapped for a symlink is refused), flushes it when `sync`; its size. */
+async function secureFile(file: string, sync: boolean): Promise<number> {
+  const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const st = await handle.stat();
+    if ((st.mode & 0o777) !== FILE_MODE) await handle.chmod(FILE_MODE);
+    if (sync) await handle.datasync();
+    return st.size;
+  } finally {
+    await handle.close();
+  }
 }
 
 async function writeDurably(file: string, text: string): Promise<void> {

@@ -14,6 +14,7 @@ export {
   type AttemptOwner,
   type CheckpointStoreOptions,
   type FoundAttempt,
+  type ManifestDraft,
 } from './checkpoint-store.js';
 export { CatalogError, type CatalogErrorCode } from './errors.js';
 export {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { z } from 'zod';
 import { isSafeTargetKey } from '../targets/key.js';
 
@@ -43,8 +44,13 @@ export const manifestSchema = z.object({
   leaveRunning: z.boolean(),
   /** CRIU's dump stats (readDumpStats), opaque here. */
   stats: z.record(z.string(), z.unknown()),
-  /** Total size of the checkpoint's files (CheckpointStore.sizeOf). */
+  /** Total size of the checkpoint's files (measured by CheckpointStore.commit). */
   bytes: z.number().int().nonnegative(),
+  /** Each file's size by its path in the folder, as committed (CheckpointStore.verify checks them before a restore). */
+  files: z.record(
+    z.string().refine((name) => !path.isAbsolute(name) && !name.split('/').some((part) => part === '..' || part === ''), 'not a relative path inside the checkpoint'),
+    z.number().int().nonnegative(),
+  ),
   durationMs: z.number().nonnegative(),
   jobId: z.string().min(1),
   scheduleId: z.string().min(1).optional(),

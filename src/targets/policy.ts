@@ -1,7 +1,7 @@
 import { isValidRegex, parseOrThrow } from '../common/validation.js';
 import { z } from 'zod';
 import { PolicyError } from './errors.js';
-import { ancestorsOf, type ProcessInfo } from './process-info.js';
+import { ancestorsOf, ancestryOf, readProcStat, type ProcessInfo } from './process-info.js';
 
 export interface TargetPolicyOptions {
   /** Only processes of these real uids may be targets. Default [] = any uid (config `policy.allowUids`). */
@@ -34,6 +34,11 @@ export class TargetPolicy {
   private readonly allowUids: ReadonlySet<number>;
   private readonly allowCommands: readonly RegExp[];
   private readonly protectedPids: () => number[];
+  /**
+   * ckpt's own ancestors (pid -> start time), read once: while ckpt lives the set can only shrink (an orphan is
+   * adopted by one of its ancestors), and a start time tells a dead ancestor's reused pid from the ancestor.
+   */
+  private ownAncestry?: Promise<Map<number, number>>;
 
   /** Throws ValidationError (fields `policy.allowUids.N`, `policy.allowCommands.N`) for bad allow-lists. */
   constructor(options: TargetPolicyOptions = {}) {
@@ -56,8 +61,7 @@ export class TargetPolicy {
     };
     if (info.pid === 1) refuse('pid 1 (init) is never a target');
     if (info.kernelThread || (info.cmdline === '' && info.exe === '')) refuse('kernel threads cannot be checkpointed');
-    const own = await this.ownPids();
-    const why = own.get(info.pid);
+    const why = await this.whyOwn(info);
     if (why) refuse(why);
     if (this.allowUids.size && !this.allowUids.has(info.uid)) {
       refuse(`uid ${info.uid} is not in policy.allowUids (${[...this.allowUids].join(', ')})`);
@@ -67,18 +71,27 @@ export class TargetPolicy {
     }
   }
 
-  /** Every pid ckpt must not dump, with the reason: own processes, then their ancestors. */
-  private async ownPids(): Promise<Map<number, string>> {
-    const own = new Map<number, string>();
-    const roots = [process.pid, ...this.protectedPids()];
-    for (const pid of roots) {
-      own.set(pid, pid === process.pid ? "it is ckpt's own process" : "it is one of ckpt's own processes");
+  /** Why `info` is one of ckpt's own processes or an ancestor of one; undefined when it is neither. */
+  private async whyOwn(info: ProcessInfo): Promise<string | undefined> {
+    const ancestorOf = (pid: number) => `it is an ancestor of ckpt's own process ${pid} (dumping it would dump ckpt)`;
+    if (info.pid === process.pid) return "it is ckpt's own process";
+    const protectedPids = this.protectedPids().filter((pid) => pid !== process.pid);
+    if (protectedPids.includes(info.pid)) return "it is one of ckpt's own processes";
+    this.ownAncestry ??= ancestryOf(process.pid).then(
+      (chain) => new Map(chain.map((a) => [a.pid, a.startTime])),
+      (err: unknown) => {
+        this.ownAncestry = undefined;
+        throw err;
+      },
+    );
+    const [own, parents] = await Promise.all([this.ownAncestry, Promise.all(protectedPids.map((pid) => readProcStat(pid)))]);
+    if (own.get(info.pid) === info.startTime) return ancestorOf(process.pid);
+    for (const [i, pid] of protectedPids.entries()) {
+      const ppid = parents[i]?.ppid ?? 0;
+      // ckpt's children (its Redis, its CRIU service) have ckpt's ancestors, checked above.
+      if (ppid <= 0 || ppid === process.pid) continue;
+      if (ppid === info.pid || (await ancestorsOf(ppid)).includes(info.pid)) return ancestorOf(pid);
     }
-    for (const pid of roots) {
-      for (const ancestor of await ancestorsOf(pid)) {
-        if (!own.has(ancestor)) own.set(ancestor, `it is an ancestor of ckpt's own process ${pid} (dumping it would dump ckpt)`);
-      }
-    }
-    return own;
+    return undefined;
   }
 }

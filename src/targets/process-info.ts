@@ -15,7 +15,7 @@ export interface ProcessInfo {
   exe: string;
   /** Start time in clock ticks after boot (/proc/pid/stat field 22): tells a reused pid from the original process. */
   startTime: number;
-  /** Resident memory (smaps_rollup Rss, else status VmRSS, else 0). */
+  /** Resident memory (status VmRSS, else 0). */
   rssBytes: number;
   /** True for kernel threads (PF_KTHREAD in the stat flags, or a child of kthreadd). */
   kernelThread: boolean;
@@ -54,17 +54,16 @@ export async function readProcStat(pid: number): Promise<ProcStat | null> {
 
 /** Reads a live (non-zombie) process; null when it does not exist or is a zombie. */
 export async function readProcessInfo(pid: number): Promise<ProcessInfo | null> {
-  const stat = await readProcStat(pid);
-  if (!stat || stat.state === 'Z' || stat.state === 'X') return null;
-  const [status, cmdline, exe, rollup] = await Promise.all([
+  // All at once (each read is a thread-pool trip); not smaps_rollup: the kernel walks every mapping for that.
+  const [stat, status, cmdline, exe] = await Promise.all([
+    readProcStat(pid),
     readProcText(`/proc/${pid}/status`),
     readCmdline(pid),
     readlink(`/proc/${pid}/exe`).catch(() => ''),
-    readProcText(`/proc/${pid}/smaps_rollup`),
   ]);
-  if (status === null) return null;
+  if (!stat || stat.state === 'Z' || stat.state === 'X' || status === null) return null;
   const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
-  const rssKiB = kib(rollup, 'Rss') ?? kib(status, 'VmRSS') ?? 0;
+  const rssKiB = kib(status, 'VmRSS') ?? 0;
   const info = {
     pid,
     ppid: stat.ppid,
@@ -95,13 +94,19 @@ export async function isSameProcess(info: Pick<ProcessInfo, 'pid' | 'startTime'>
 
 /** The parent chain of `pid` (its parent, grandparent, ... up to and including pid 1), nearest first. */
 export async function ancestorsOf(pid: number): Promise<number[]> {
-  const chain: number[] = [];
+  return (await ancestryOf(pid)).map((a) => a.pid);
+}
+
+/** ancestorsOf with each ancestor's start time (which tells it from a later process given the same pid). */
+export async function ancestryOf(pid: number): Promise<Array<{ pid: number; startTime: number }>> {
+  const chain: Array<{ pid: number; startTime: number }> = [];
   let current = pid;
   // Bounded: a pid chain cannot be deeper than the number of processes, and pid 1 / 0 ends it.
-  for (let i = 0; i < 4096 && current > 1; i++) {
+  for (let i = 0; i < 4096 && current > 0; i++) {
     const stat = await readProcStat(current);
-    if (!stat || stat.ppid <= 0) break;
-    chain.push(stat.ppid);
+    if (!stat) break;
+    if (current !== pid) chain.push({ pid: current, startTime: stat.startTime });
+    if (current === 1) break;
     current = stat.ppid;
   }
   return chain;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,7 +14,7 @@ import {
   newCheckpointId,
   type AttemptOwner,
 } from '../../src/catalog/index.js';
-import { manifestFor } from './fixtures.js';
+import { makeCheckpoint, manifestFor } from './fixtures.js';
 
 const mode = async (p: string) => (await stat(p)).mode & 0o777;
 
@@ -61,13 +61,12 @@ describe('CheckpointStore', () => {
     await writeFile(path.join(attempt.dir, 'dump.log'), 'log\n', { mode: 0o644 });
     await mkdir(path.join(attempt.dir, 'extra'), { mode: 0o755 });
     await writeFile(path.join(attempt.dir, 'extra', 'x.img'), 'xx', { mode: 0o666 });
-    const bytes = await store.sizeOf(attempt.dir);
-    assert.ok(bytes >= 10_000 + 4 + 2, `size ${bytes}`);
 
-    const manifest = { ...manifestFor(id, { key }), bytes };
-    const finalDir = await store.commit(attempt.dir, manifest);
+    const manifest = await store.commit(attempt.dir, manifestFor(id, { key }));
+    assert.deepEqual(manifest.files, { 'pages-1.img': 10_000, 'dump.log': 4, 'extra/x.img': 2 });
+    assert.equal(manifest.bytes, 10_006);
+    const finalDir = store.pathOf(manifest);
     assert.equal(finalDir, path.join(store.root, key, id));
-    assert.equal(finalDir, store.pathOf(manifest));
     assert.equal(existsSync(attempt.dir), false);
     assert.deepEqual((await readdir(path.join(store.root, key))).sort(), [id]);
     assert.deepEqual((await readdir(finalDir)).sort(), ['dump.log', 'extra', MANIFEST_FILE, 'pages-1.img']);
@@ -83,6 +82,27 @@ describe('CheckpointStore', () => {
     assert.equal(existsSync(finalDir), false);
     assert.equal(existsSync(path.join(store.root, key)), false, 'an emptied target folder goes too');
     assert.equal(await store.readManifest(key, id), null);
+  });
+
+  it('verify() names each file that is missing or whose size differs from the manifest', async () => {
+    const manifest = await makeCheckpoint(store, { key: 'python3-77' });
+    assert.deepEqual(await store.verify(manifest), []);
+    const dir = store.pathOf(manifest);
+    await truncate(path.join(dir, 'pages-1.img'), 100);
+    await rm(path.join(dir, 'dump.log'));
+    assert.deepEqual((await store.verify(manifest)).sort(), [
+      'dump.log is missing',
+      'pages-1.img is 100 bytes, the manifest says 8192',
+    ]);
+    await store.remove(manifest);
+  });
+
+  it('a manifest naming a file outside its folder is invalid', () => {
+    for (const name of ['../x', '/etc/passwd', 'a/../../b', 'a//b']) {
+      const result = manifestSchema.safeParse({ ...manifestFor(newCheckpointId()), files: { [name]: 1 } });
+      assert.equal(result.success, false, name);
+      assert.match(String(result.error), /not a relative path inside the checkpoint/);
+    }
   });
 
   it('refuses unsafe target keys, ids and folders (no path traversal)', async () => {
@@ -106,7 +126,7 @@ describe('CheckpointStore', () => {
     // A manifest must name the attempt it is committed from.
     await rejectsCode(store.commit(attempt.dir, manifestFor(newCheckpointId(), { key: 'python3-1' })), 'EBADNAME');
     await rejectsCode(store.commit(attempt.dir, manifestFor(id, { key: 'python3-2' })), 'EBADNAME');
-    await assert.rejects(store.commit(attempt.dir, { ...manifest, bytes: -1 }));
+    await assert.rejects(store.commit(attempt.dir, { ...manifest, durationMs: -1 }), /durationMs/);
     assert.ok(existsSync(attempt.dir), 'refused commits leave the attempt alone');
     await store.discard(attempt.dir);
     assert.equal(existsSync(attempt.dir), false);

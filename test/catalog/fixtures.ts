@@ -9,7 +9,7 @@ export interface ManifestFields {
   scheduleId?: string;
 }
 
-/** A valid manifest for a made-up dump of `key`; `bytes` is filled in by makeCheckpoint. */
+/** A valid manifest for a made-up dump of `key`; commit() measures `bytes` and `files`. */
 export function manifestFor(id: string, fields: ManifestFields = {}): Manifest {
   const key = fields.key ?? 'python3-4242';
   const manifest: Manifest = {
@@ -22,6 +22,7 @@ export function manifestFor(id: string, fields: ManifestFields = {}): Manifest {
     leaveRunning: true,
     stats: { frozenTimeUs: 1000, pagesWritten: 3 },
     bytes: 0,
+    files: {},
     durationMs: 80,
     jobId: `job-${id}`,
   };
@@ -37,7 +38,5 @@ export async function makeCheckpoint(store: CheckpointStore, fields: ManifestFie
   const attempt = await store.beginAttempt(manifest.target.key, id);
   await writeFile(path.join(attempt.dir, 'pages-1.img'), Buffer.alloc(8192, 1), { mode: 0o644 });
   await writeFile(path.join(attempt.dir, 'dump.log'), 'Dumping finished successfully\n', { mode: 0o644 });
-  manifest.bytes = await store.sizeOf(attempt.dir);
-  await store.commit(attempt.dir, manifest);
-  return manifest;
+  return store.commit(attempt.dir, manifest);
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -33,6 +33,8 @@ test('dump through the queue makes a catalogued checkpoint; restore brings the p
   assert.equal(manifest.node, 'node-a');
   assert.ok((manifest.stats as { pagesWritten: number }).pagesWritten > 16 * 256, 'at least the ballast was written');
   assert.ok(manifest.bytes > 16 * 1024 * 1024);
+  assert.equal(manifest.files['pages-1.img'], (await stat(path.join(dir, 'pages-1.img'))).size);
+  assert.equal(manifest.bytes, Object.values(manifest.files).reduce((a, b) => a + b, 0));
   assert.match(await readFile(path.join(dir, 'dump.log'), 'utf8'), /Dumping finished successfully/);
   assert.match((await h.queue.getJobLog(jobId))!, /Dumping finished successfully/);
 
@@ -44,6 +46,7 @@ test('dump through the queue makes a catalogued checkpoint; restore brings the p
   assert.equal(names.filter((n) => n === 'checkpoint.created').length, 1);
   assert.ok(names.includes('job.progress') && names.includes('job.log'));
   assert.ok(names.indexOf('checkpoint.created') < names.indexOf('job.completed'));
+  assert.ok(names.lastIndexOf('job.log') < names.indexOf('checkpoint.created'), 'every log line before the result');
 
   // Restore: the process is gone first (its pid must be free).
   const dumpedCount = target.read();
@@ -65,4 +68,25 @@ test('dump through the queue makes a catalogued checkpoint; restore brings the p
   const files = await readdir(dir);
   assert.ok(files.includes(`restore-${restore.jobId}.log`) && files.includes('stats-restore'));
   for (const f of files) assert.equal((await stat(path.join(dir, f))).mode & 0o777, 0o600, f);
+});
+
+test('a checkpoint whose image was cut short is refused before CRIU runs, naming the file', async (t) => {
+  const h = await startHarness(t);
+  if (!h) return;
+  await h.startWorker();
+  const target = await startCounter();
+  t.after(() => target.kill());
+  const dump = await h.waitFinished((await h.queue.enqueueDump({ target: { pid: target.pid } })).jobId);
+  assert.equal(dump.state, 'completed', dump.failedReason);
+  const checkpoint = await h.catalog.get(dump.result!.checkpointId!);
+  const pages = path.join(h.store.pathOf(checkpoint), 'pages-1.img');
+  const size = (await stat(pages)).size;
+  await truncate(pages, Math.floor(size / 2));
+  await killAndReap(target.pid);
+
+  const restore = await h.waitFinished((await h.queue.enqueueRestore({ checkpointId: checkpoint.id })).jobId);
+  assert.equal(restore.state, 'failed');
+  assert.equal(restore.attemptsMade, 1, 'not retried: retrying cannot mend it');
+  assert.match(restore.failedReason!, new RegExp(`damaged.*pages-1\\.img is ${Math.floor(size / 2)} bytes, the manifest says ${size}`));
+  assert.equal(isAlive(target.pid), false, 'nothing was restored');
 });
