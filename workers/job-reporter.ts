@@ -80,8 +80,9 @@ export class JobReporter {
     this.pending = undefined;
     this.lastWritten = Date.now();
     const snapshot = { ...this.current };
-    // Chained: progress events stay in order even when Redis is slow.
-    this.writing = this.writing.then(async () => {
+    // Chained: progress events stay in order even when Redis is slow. Each starts on a later turn of the event loop:
+    // a stage reported from inside CRIU's NOTIFY is answered first (CRIU waits for that answer, not for Redis).
+    this.writing = this.writing.then(nextTurn).then(async () => {
       try {
         await this.options.job.updateProgress(snapshot);
         await this.publish('job.progress', { ...snapshot });
@@ -111,6 +112,10 @@ export function jobEvent(job: Job, event: EventName, data: Record<string, unknow
     target,
     data,
   };
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** `max` lines of a flood, in order: CRIU's error lines first (they explain failures), then the latest lines. */

@@ -35,6 +35,9 @@ export interface ServiceOptions {
   version: string;
 }
 
+
+/** How often each process forgets index entries of jobs BullMQ has removed. */
+const INDEX_PRUNE_INTERVAL_MS = 10 * 60 * 1000;
 /**
  * Starts the parts of ckpt this process runs, in the order data flows: Redis and CRIU, the catalog, the queue,
  * the worker (queue -> CRIU -> catalog -> events), the scheduler (-> queue), then the API and feed (-> queue, <- events).
@@ -76,6 +79,10 @@ export async function startService({ config, configFile, roles, log, version }: 
       checkpoints: catalog,
     });
     stops.push(() => queue.close());
+    // BullMQ drops finished jobs past keepCompleted / keepFailed; the job index follows them.
+    const pruning = setInterval(() => void queue!.pruneIndex().catch(onError), INDEX_PRUNE_INTERVAL_MS);
+    pruning.unref();
+    stops.push(async () => clearInterval(pruning));
 
     if (roles.worker) {
       const worker = new CkptWorker({ config, eventLog, criuSocket: foundation.criuSocket, catalog, store, policy, onError });

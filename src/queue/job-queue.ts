@@ -71,6 +71,8 @@ export interface ListJobsFilter {
 type BullState = 'waiting' | 'prioritized' | 'delayed' | 'active' | 'completed' | 'failed' | 'waiting-children';
 const BULL_STATES: BullState[] = ['active', 'waiting', 'prioritized', 'delayed', 'waiting-children', 'completed', 'failed'];
 const COUNTED_STATES = ['waiting', 'delayed', 'active', 'completed', 'failed', 'waiting-children'] as const;
+/** Index entries looked at per round trip by pruneIndex. */
+const PRUNE_PAGE = 500;
 
 export interface JobCount {
   type: JobType | string;
@@ -160,8 +162,11 @@ export class JobQueue {
         opts: { ...this.jobOptions(jobIds[i]!), ignoreDependencyOnFailure: true },
       };
     });
-    const index = this.redis.multi().hset(this.keys.jobNodes, batchId, this.node).sadd(this.keys.nodes, this.node);
-    children.forEach((c, i) => index.hset(this.keys.jobNodes, jobIds[i]!, c.data.node).sadd(this.keys.nodes, c.data.node));
+    const index = this.redis.multi();
+    const now = Date.now();
+    for (const [id, node] of [[batchId, this.node], ...children.map((c, i) => [jobIds[i]!, c.data.node])] as const) {
+      index.hset(this.keys.jobNodes, id, node).zadd(this.keys.jobClaims, 'NX', now, id).sadd(this.keys.nodes, node);
+    }
     await index.exec();
     for (const [i, id] of spec.checkpointIds.entries()) await this.options.checkpoints!.acquireRef(id, jobIds[i]!);
     this.flow ??= new FlowProducer({ connection: this.redis, prefix: this.options.prefix });
@@ -200,11 +205,8 @@ export class JobQueue {
     for (let tries = 0; ; tries++) {
       const before = await queue.getJobState(id);
       const job = await queue.getJob(id);
-      if (!job) {
-        // Removed by retention (keepCompleted / keepFailed): forget it in the index too.
-        await this.redis.hdel(this.keys.jobNodes, id);
-        return null;
-      }
+      // Removed by retention (keepCompleted / keepFailed), or claimed and not added yet; pruneIndex tells them apart.
+      if (!job) return null;
       const after = await queue.getJobState(id);
       if (before === after || tries >= 5) return toJobView(job, after, node);
     }
@@ -233,6 +235,31 @@ export class JobQueue {
       for (const state of states) views.push(...(await this.scan(node, state, filter, limit)));
     }
     return views.sort((a, b) => b.createdAt - a.createdAt).slice(0, limit);
+  }
+
+  /**
+   * Forgets index entries of jobs that no longer exist (BullMQ removed them past keepCompleted / keepFailed), claimed
+   * more than `olderThanMs` ago, so a young claim whose job is being added is left alone. Returns how many were
+   * forgotten. Safe to run from several processes at once.
+   */
+  async pruneIndex(olderThanMs = 10 * 60 * 1000): Promise<number> {
+    let forgotten = 0;
+    const cutoff = Date.now() - olderThanMs;
+    // Pages of old claims; ids still alive stay in the set (and are looked at again next time).
+    for (let offset = 0; ; ) {
+      const ids = await this.redis.zrangebyscore(this.keys.jobClaims, '-inf', cutoff, 'LIMIT', offset, PRUNE_PAGE);
+      if (!ids.length) return forgotten;
+      const nodes = await this.redis.hmget(this.keys.jobNodes, ...ids);
+      const exists = this.redis.pipeline();
+      ids.forEach((id, i) => (nodes[i] ? exists.exists(this.queue(nodes[i]).toKey(id)) : exists.echo('0')));
+      const found = (await exists.exec())!.map(([, n]) => Number(n) > 0);
+      const gone = ids.filter((_, i) => !found[i]);
+      if (gone.length) {
+        await this.redis.multi().hdel(this.keys.jobNodes, ...gone).zrem(this.keys.jobClaims, ...gone).exec();
+        forgotten += gone.length;
+      }
+      offset += ids.length - gone.length;
+    }
   }
 
   /** The job's CRIU log lines (every attempt, with a header line per attempt), or null when there is no such job. */
@@ -316,7 +343,8 @@ export class JobQueue {
       .hsetnx(this.keys.jobNodes, jobId, node)
       .hget(this.keys.jobNodes, jobId)
       .sadd(this.keys.nodes, node)
-      .exec()) as [[null, number], [null, string], unknown];
+      .zadd(this.keys.jobClaims, 'NX', Date.now(), jobId)
+      .exec()) as [[null, number], [null, string], unknown, unknown];
     return { claimed: claimed === 1, owner };
   }
 

@@ -12,6 +12,8 @@ export function queueKeys(prefix: string) {
   return {
     /** Hash jobId -> node, so any process finds any job's queue. */
     jobNodes: `${prefix}:jobs:node-of`,
+    /** Sorted set jobId by the time its id was claimed: JobQueue.pruneIndex visits the old ones. */
+    jobClaims: `${prefix}:jobs:claimed-at`,
     /** Set of node names that ever had a job or a worker: listings visit their queues. */
     nodes: `${prefix}:jobs:nodes`,
     /** Lease lock: one dump of a target at a time. Per node: the same pid on two hosts is two processes. */

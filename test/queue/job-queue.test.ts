@@ -6,7 +6,9 @@ import { CatalogError } from '../../src/catalog/errors.js';
 import { ValidationError } from '../../src/common/validation.js';
 import { configSchema } from '../../src/config/schema.js';
 import { EventLog } from '../../src/events/event-log.js';
+import { Queue } from 'bullmq';
 import { JobQueue } from '../../src/queue/job-queue.js';
+import { queueNameFor } from '../../src/queue/keys.js';
 import { TestRedis } from '../helpers/redis.js';
 
 const CP1 = '20261127T134501Z-00000001';
@@ -39,7 +41,7 @@ async function setup(t: TestContext) {
     redis.disconnect();
     await server.stop();
   });
-  return { queue, eventLog, refs };
+  return { queue, eventLog, refs, redis };
 }
 
 test('enqueueDump validates, enqueues on the node, announces job.waiting; the job reads back as a JobView', async (t) => {
@@ -155,4 +157,24 @@ test('listJobs: every node, newest first, filtered by state, type and schedule, 
 
   assert.equal(await queue.isJobLive(c.jobId), true, 'a waiting restore still holds its checkpoint');
   assert.equal(await queue.isJobLive('gone'), false);
+});
+
+test('pruneIndex forgets the jobs BullMQ removed; live jobs and young claims stay findable', async (t) => {
+  const { queue, redis } = await setup(t);
+  const live = await queue.enqueueDump({ target: { pid: 4242 } });
+  const removed = await queue.enqueueDump({ target: { pid: 4243 } });
+  // What retention (keepCompleted / keepFailed) does to a finished job.
+  const bull = new Queue(queueNameFor('node-a'), { connection: redis, prefix: 'ckpt' });
+  t.after(() => bull.close());
+  assert.equal(await bull.remove(removed.jobId), 1);
+  assert.equal(await queue.getJob(removed.jobId), null);
+
+  assert.equal(await queue.pruneIndex(60_000), 0, 'claims younger than the limit are left alone');
+  await sleep(5);
+  assert.equal(await queue.pruneIndex(1), 1);
+  assert.equal(await redis.hexists('ckpt:jobs:node-of', removed.jobId), 0);
+  assert.equal(await redis.zscore('ckpt:jobs:claimed-at', removed.jobId), null);
+  assert.equal((await queue.getJob(live.jobId))?.state, 'waiting');
+  assert.equal(await queue.pruneIndex(1), 0, 'nothing left to forget');
+  assert.equal(await redis.hlen('ckpt:jobs:node-of'), 1);
 });
