@@ -22,6 +22,7 @@ const STATUS_BY_CODE: Record<string, [number, string]> = {
   ETARGET_AMBIGUOUS: [422, 'target'],
   ETARGET_GONE: [422, 'target'],
   ETARGET_PIDFILE: [422, 'target'],
+  ETARGET_MATCH_TIMEOUT: [422, 'target'],
   ECRON: [400, 'validation'],
   /** A trigger-now the schedule's overlap policy turned down (its previous run is still going). */
   ESKIPPED: [409, 'skipped'],

@@ -3,6 +3,8 @@ export type TargetErrorCode =
   | 'ETARGET_NONE'
   /** `{match}` matched more than one process; `matches` lists them. */
   | 'ETARGET_AMBIGUOUS'
+  /** `{match}` ran past its time limit over the process list (a regex that backtracks without end). */
+  | 'ETARGET_MATCH_TIMEOUT'
   /** The pid (given, or read from the pid file) does not exist (or is a zombie). */
   | 'ETARGET_GONE'
   /** The pid file cannot be read or does not hold a pid. */

@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { TargetError, type TargetMatch } from './errors.js';
+import { matchingPids } from './match.js';
 import { ancestorsOf, listPids, readCmdline, readProcessInfo, type ProcessInfo } from './process-info.js';
 import type { TargetSpec } from './spec.js';
 
@@ -20,7 +21,8 @@ export interface ResolveOptions {
 /**
  * Resolves a (validated, see targetSpecSchema) spec to one live process.
  * Throws TargetError: ETARGET_GONE (no such pid / zombie), ETARGET_PIDFILE (unreadable or not a pid),
- * ETARGET_NONE / ETARGET_AMBIGUOUS (`{match}` found zero / several processes; the latter lists them).
+ * ETARGET_NONE / ETARGET_AMBIGUOUS (`{match}` found zero / several processes; the latter lists them),
+ * ETARGET_MATCH_TIMEOUT (`{match}` ran past MATCH_TIMEOUT_MS: it backtracks too much).
  * Policy is separate: call TargetPolicy.check on the result.
  */
 export async function resolveTarget(spec: TargetSpec, options: ResolveOptions = {}): Promise<ProcessInfo> {
@@ -29,7 +31,7 @@ export async function resolveTarget(spec: TargetSpec, options: ResolveOptions = 
     const pid = await readPidFile(spec.pidFile);
     return byPid(pid, `pid ${pid} (from ${spec.pidFile})`);
   }
-  return byMatch(new RegExp(spec.match), spec.match, options.exclude ?? []);
+  return byMatch(spec.match, options.exclude ?? []);
 }
 
 async function byPid(pid: number, what: string): Promise<ProcessInfo> {
@@ -38,14 +40,17 @@ async function byPid(pid: number, what: string): Promise<ProcessInfo> {
   return info;
 }
 
-async function byMatch(regex: RegExp, source: string, exclude: number[]): Promise<ProcessInfo> {
+async function byMatch(source: string, exclude: number[]): Promise<ProcessInfo> {
   const excluded = new Set([process.pid, ...(await ancestorsOf(process.pid)), ...exclude]);
-  const found: ProcessInfo[] = [];
+  // Only the command line of every process; the full read for matches. A process may vanish in between.
+  const candidates: Array<[number, string]> = [];
   for (const pid of await listPids()) {
     if (excluded.has(pid)) continue;
-    // Only the command line for every process; the full read for matches. A process may vanish in between.
     const cmdline = await readCmdline(pid);
-    if (cmdline === '' || !regex.test(cmdline)) continue;
+    if (cmdline !== '') candidates.push([pid, cmdline]);
+  }
+  const found: ProcessInfo[] = [];
+  for (const pid of await matchingPids(source, candidates)) {
     const info = await readProcessInfo(pid);
     if (info) found.push(info);
   }

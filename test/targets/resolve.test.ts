@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -164,6 +165,24 @@ describe('resolveTarget', () => {
 
   it('by match: nothing matching is ETARGET_NONE', async () => {
     await rejectsWith(resolveTarget({ match: `no-such-process-${process.hrtime.bigint()}` }), 'ETARGET_NONE');
+  });
+
+  it('by match: a regex that backtracks without end is stopped at its time limit, and the process goes on', async () => {
+    // A process whose command line makes /(a+)+$/ try every split of 40 a's before the final "b".
+    const victim = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 600_000)', `${'a'.repeat(40)}b`], { stdio: 'ignore' });
+    try {
+      while (!(await readFile(`/proc/${victim.pid}/cmdline`, 'utf8')).includes('aaab')) await sleep(5);
+      const started = Date.now();
+      const ticks: number[] = [];
+      const ticker = setInterval(() => ticks.push(Date.now()), 50);
+      const err = await rejectsWith(resolveTarget({ match: '(a+)+$' }), 'ETARGET_MATCH_TIMEOUT');
+      clearInterval(ticker);
+      assert.match(err.message, /^\/\(a\+\)\+\$\/ took longer than 2000 ms over the \d+ command lines/);
+      assert.ok(Date.now() - started < 5000, `gave up after ${Date.now() - started} ms`);
+      assert.ok(ticks.length >= 20, `this thread kept running meanwhile (${ticks.length} ticks of 50 ms)`);
+    } finally {
+      victim.kill('SIGKILL');
+    }
   });
 
   it('by match: never the current process or its ancestors, nor excluded pids', async () => {
