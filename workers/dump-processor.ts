@@ -2,6 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Job } from 'bullmq';
+import type { Attempt } from '../src/catalog/checkpoint-store.js';
 import { CatalogError } from '../src/catalog/errors.js';
 import type { Manifest } from '../src/catalog/manifest.js';
 import { CriuError } from '../src/criu/errors.js';
@@ -24,8 +25,9 @@ export const DUMP_LOG = 'dump.log';
 /**
  * One attempt of a dump job:
  * 1. if an earlier attempt of this job got as far as a finished CRIU dump (its worker died after), adopt it;
- * 2. resolve the target, check the policy, take the target's lock (or skip / wait, per ifBusy);
- * 3. dump into a fresh attempt folder (CheckpointStore), following CRIU's log and the bytes written;
+ * 2. resolve the target, check the policy, take the target's lock (or skip / wait, per ifBusy), meanwhile making a
+ *    fresh attempt folder (CheckpointStore; removed again when no dump follows);
+ * 3. dump into it, following CRIU's log and the bytes written;
  * 4. commit the folder (manifest, 0700/0600, atomic rename), add it to the catalog, announce checkpoint.created.
  * A failed attempt's folder is removed; its log lines are in the job's log.
  */
@@ -52,47 +54,73 @@ export async function processDump(job: Job<DumpJobData>, run: JobRun, ctx: Worke
     startTime: info.startTime,
     attemptStartedAt: started,
   };
-  // Recorded before anything is written, so a retry after a crash knows where this attempt worked (harmless when
-  // the policy refuses the target: the job then fails for good).
-  await Promise.all([ctx.policy.check(info), job.updateData({ ...job.data, resolved })]);
-
-  const lock = new LeaseSemaphore(ctx.redis, { key: ctx.keys.targetLock(ctx.node, info.key), leaseMs: cfg.targetLeaseMs });
-  const skip = job.data.ifBusy === 'skip';
-  let got = await lock.acquire(job.id!, { signal: run.signal });
-  if (!got.lease && !skip) {
-    reporter.progress({ stage: 'waiting-target' });
-    got = await lock.acquire(job.id!, { waitMs: cfg.busyWaitMs, signal: run.signal });
-  }
-  if (!got.lease) {
-    const reason = `another dump of ${info.key} is running (job ${got.holders.join(', ')})`;
-    if (skip) {
-      await reporter.note(`skipped: ${reason}`);
-      return { skipped: true, reason, durationMs: Date.now() - started };
-    }
-    throw new RetryableJobError('ETARGET_BUSY', `${reason}; waited ${cfg.busyWaitMs} ms`);
-  }
-  const lease = got.lease;
+  // A first attempt makes its folder and measures the target while the target is checked and locked (independent
+  // work); if no dump follows, the folder goes again. A retry first looks at what the earlier attempt left.
+  const preparing = earlier ? undefined : prepareAttempt(job, resolved, ctx);
+  preparing?.catch(() => undefined);
+  let handedOver = false;
   try {
-    // A CRIU of a worker that died may still hold the target: let it finish (it thaws the target when it does).
-    const tracer = await waitUntraced(info.pid, cfg.busyWaitMs, run.signal);
-    if (tracer) throw new RetryableJobError('ETARGET_BUSY', `pid ${info.pid} is traced by pid ${tracer}; waited ${cfg.busyWaitMs} ms`);
-    if (earlier) {
-      const adopted = await adoptEarlierAttempt(job, resolved, run, ctx, { discardUnfinished: true });
-      if (adopted) return adopted;
+    // Recorded before CRIU writes anything, so a retry after a crash knows where this attempt worked (harmless when
+    // the policy refuses the target: the job then fails for good).
+    await Promise.all([ctx.policy.check(info), job.updateData({ ...job.data, resolved })]);
+
+    const lock = new LeaseSemaphore(ctx.redis, { key: ctx.keys.targetLock(ctx.node, info.key), leaseMs: cfg.targetLeaseMs });
+    const skip = job.data.ifBusy === 'skip';
+    let got = await lock.acquire(job.id!, { signal: run.signal });
+    if (!got.lease && !skip) {
+      reporter.progress({ stage: 'waiting-target' });
+      got = await lock.acquire(job.id!, { waitMs: cfg.busyWaitMs, signal: run.signal });
     }
-    return await dumpOnce(job, resolved, run, ctx);
+    if (!got.lease) {
+      const reason = `another dump of ${info.key} is running (job ${got.holders.join(', ')})`;
+      if (skip) {
+        await reporter.note(`skipped: ${reason}`);
+        return { skipped: true, reason, durationMs: Date.now() - started };
+      }
+      throw new RetryableJobError('ETARGET_BUSY', `${reason}; waited ${cfg.busyWaitMs} ms`);
+    }
+    const lease = got.lease;
+    try {
+      // A CRIU of a worker that died may still hold the target: let it finish (it thaws the target when it does).
+      const tracer = await waitUntraced(info.pid, cfg.busyWaitMs, run.signal);
+      if (tracer) throw new RetryableJobError('ETARGET_BUSY', `pid ${info.pid} is traced by pid ${tracer}; waited ${cfg.busyWaitMs} ms`);
+      if (earlier) {
+        const adopted = await adoptEarlierAttempt(job, resolved, run, ctx, { discardUnfinished: true });
+        if (adopted) return adopted;
+      }
+      handedOver = true;
+      return await dumpOnce(job, resolved, await (preparing ?? prepareAttempt(job, resolved, ctx)), run, ctx);
+    } finally {
+      await lease.release();
+    }
   } finally {
-    await lease.release();
+    if (preparing && !handedOver) await preparing.then((p) => ctx.store.discard(p.attempt.dir)).catch(() => undefined);
   }
 }
 
-async function dumpOnce(job: Job<DumpJobData>, target: ResolvedTarget, run: JobRun, ctx: WorkerContext): Promise<JobResult> {
-  const { reporter } = run;
-  // Independent: the folder on disk, and the target's memory from /proc.
+interface PreparedAttempt {
+  attempt: Attempt;
+  /** What CRIU will write, for the progress percentage. */
+  bytesExpected: number;
+}
+
+/** The attempt folder on disk, and the target's memory from /proc (independent). */
+async function prepareAttempt(job: Job<DumpJobData>, target: ResolvedTarget, ctx: WorkerContext): Promise<PreparedAttempt> {
   const [attempt, bytesExpected] = await Promise.all([
     ctx.store.beginAttempt(target.key, job.data.checkpointId, { jobId: job.id! }),
     treeDumpBytes(target.pid),
   ]);
+  return { attempt, bytesExpected };
+}
+
+async function dumpOnce(
+  job: Job<DumpJobData>,
+  target: ResolvedTarget,
+  { attempt, bytesExpected }: PreparedAttempt,
+  run: JobRun,
+  ctx: WorkerContext,
+): Promise<JobResult> {
+  const { reporter } = run;
   reporter.progress({ stage: 'dumping', bytesExpected });
   const tailer = new CriuLogTailer({ file: path.join(attempt.dir, DUMP_LOG), onLines: (lines) => reporter.logLines(lines) });
   const sampler = new PageBytesSampler({

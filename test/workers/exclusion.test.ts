@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FeedEvent } from '../../src/events/types.js';
@@ -51,5 +53,11 @@ test('two dumps of one process never run at once, even with worker concurrency 2
   assert.match(jc.result!.reason!, new RegExp(`another dump of python3-${target.pid} is running \\(job ${d.jobId}\\)`));
   assert.equal(jc.result!.checkpointId, undefined);
   assert.equal((await h.waitFinished(d.jobId)).state, 'completed');
-  assert.equal((await h.catalog.list({ target: `python3-${target.pid}` })).length, 3, 'the skipped job made none');
+  const listed = await h.catalog.list({ target: `python3-${target.pid}` });
+  assert.equal(listed.length, 3, 'the skipped job made none');
+  assert.deepEqual(
+    (await readdir(path.join(h.root, `python3-${target.pid}`))).sort(),
+    listed.map((c) => c.id).sort(),
+    'and left no attempt folder behind',
+  );
 });
