@@ -106,10 +106,20 @@ interface PreparedAttempt {
 
 /** The attempt folder on disk, and the target's memory from /proc (independent). */
 async function prepareAttempt(job: Job<DumpJobData>, target: ResolvedTarget, ctx: WorkerContext): Promise<PreparedAttempt> {
-  const [attempt, bytesExpected] = await Promise.all([
-    ctx.store.beginAttempt(target.key, job.data.checkpointId, { jobId: job.id! }),
-    treeDumpBytes(target.pid),
-  ]);
+  const { checkpointId } = job.data;
+  const begin = async () => {
+    try {
+      return await ctx.store.beginAttempt(target.key, checkpointId, { jobId: job.id! });
+    } catch (err) {
+      if (!(err instanceof CatalogError && err.code === 'EATTEMPT_EXISTS')) throw err;
+      // Left by an attempt of this job whose worker died before it had recorded its target, so before CRIU ran:
+      // an empty folder, nothing to adopt.
+      const found = await ctx.store.findAttempt(target.key, checkpointId, { jobId: job.id! });
+      if (found) await ctx.store.discard(found.dir);
+      return ctx.store.beginAttempt(target.key, checkpointId, { jobId: job.id! });
+    }
+  };
+  const [attempt, bytesExpected] = await Promise.all([begin(), treeDumpBytes(target.pid)]);
   return { attempt, bytesExpected };
 }
 

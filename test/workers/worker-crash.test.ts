@@ -107,3 +107,23 @@ test('a dump CRIU finished but whose worker died before committing it is adopted
   assert.deepEqual((await h.catalog.list({ target: info.key })).map((c) => c.id), [data.checkpointId]);
   assert.ok(target.alive());
 });
+
+test('a folder left by an attempt that died before recording its target is cleared, and the dump made once', async (t) => {
+  const h = await startHarness(t);
+  if (!h) return;
+  const target = await startCounter();
+  h.defer(() => target.kill());
+  const { jobId } = await h.queue.enqueueDump({ target: { pid: target.pid } });
+  const { checkpointId } = (await h.queue.getJob(jobId))!.data as { checkpointId: string };
+  // What a worker that died right after making its attempt folder leaves: the folder, and no resolved target in the job.
+  const key = (await readProcessInfo(target.pid))!.key;
+  await h.store.beginAttempt(key, checkpointId, { jobId });
+
+  await h.startWorker();
+  const done = await h.waitFinished(jobId);
+  assert.equal(done.state, 'completed', done.failedReason);
+  assert.equal(done.attemptsMade, 1);
+  assert.equal(done.result!.checkpointId, checkpointId);
+  assert.deepEqual(await readdir(path.join(h.root, key)), [checkpointId]);
+  assert.deepEqual((await h.catalog.list({ target: key })).map((c) => c.id), [checkpointId]);
+});
