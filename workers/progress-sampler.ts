@@ -25,12 +25,11 @@ export class PageBytesSampler {
     this.schedule();
   }
 
-  /** Stops sampling; returns the last size measured. */
-  async stop(): Promise<number> {
+  /** Stops sampling; once it resolves, no sample is delivered any more. */
+  async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
     await this.running;
-    return pageBytes(this.options.imagesDir);
   }
 
   private schedule(): void {

@@ -23,8 +23,12 @@ test('page bytes: only pages-*.img count; the sampler reports them growing while
     await sleep(25);
   }
   await writeFile(path.join(dir, 'pages-2.img'), Buffer.alloc(8192));
-  assert.equal(await sampler.stop(), 6 * 4096 + 8192);
+  await sampler.stop();
+  const delivered = samples.length;
+  assert.equal(await pageBytes(dir), 6 * 4096 + 8192);
   assert.ok(samples.length >= 3);
+  await sleep(30);
+  assert.equal(samples.length, delivered, 'no sample after stop()');
   assert.deepEqual(samples, [...samples].sort((a, b) => a - b), 'never decreasing');
   assert.ok(samples[0]! < samples.at(-1)!);
 });
