@@ -147,7 +147,7 @@ export class ApiClient {
     return this.request('POST', `/api/v1/schedules/${enc(id)}/trigger`);
   }
 
-  nextRuns(id: string, n?: number): Promise<{ id: string; cron: string; timezone: string; items: RunTime[] }> {
+  nextRuns(id: string, n?: number): Promise<{ id: string; cron: string; timezone: string; dst: string; items: RunTime[] }> {
     return this.request('GET', `/api/v1/schedules/${enc(id)}/next-runs`, { query: { n } });
   }
 

@@ -63,7 +63,7 @@ export class TriggerError extends Error {
 type TickSource = 'cron' | 'missed' | 'recovery';
 
 interface Armed {
-  /** cron + timezone: what the node-cron task was made from. */
+  /** cron + timezone + dst: what the ticks are made from. */
   version: string;
   cron: CronExpression;
   unsubscribe: () => void;
@@ -85,7 +85,7 @@ export function scheduleIdOfJob(jobId: string | undefined): string | null {
 }
 
 /**
- * Runs the schedules stored in Redis: node-cron fires the ticks in every scheduler process, and each tick becomes
+ * Runs the schedules stored in Redis: the tick pool fires the ticks in every scheduler process, and each tick becomes
  * exactly one dump job across all of them (see TickClaims). Also: missed ticks at start, overlap policy, targets
  * resolved at fire time, schedule health, changes from other processes (pub/sub + periodic reload), and retention
  * after each checkpoint (followed from the event stream by one process at a time).
@@ -119,7 +119,7 @@ export class Scheduler {
     this.redis.on('error', (err: Error) => this.log.debug({ err }, 'scheduler: connection error'));
     this.store = options.store.withConnection(redis);
     this.instanceId = options.instanceId ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-    this.ticks = new TickPool(nodeCronLogger(this.log));
+    this.ticks = new TickPool();
     this.claims = new TickClaims(redis, { prefix: config.redis.prefix, ttlMs: config.scheduler.tickClaimTtlMs });
     if (options.catalog) {
       this.pruner = new Pruner({
@@ -257,8 +257,8 @@ export class Scheduler {
       this.disarm(id);
       return;
     }
-    const { cron: expression, timezone } = record.schedule;
-    const version = `${expression}|${timezone}`;
+    const { cron: expression, timezone, dst = 'cron' } = record.schedule;
+    const version = `${expression}|${timezone}|${dst}`;
     const current = this.armed.get(id);
     if (current?.version === version) {
       current.schedule = record.schedule;
@@ -266,7 +266,7 @@ export class Scheduler {
     }
     this.disarm(id);
     const parsed = CronExpression.parse(expression);
-    const unsubscribe = this.ticks.subscribe(parsed, timezone, (tickMs) => this.track(this.onTick(id, tickMs, 'cron')));
+    const unsubscribe = this.ticks.subscribe(parsed, timezone, dst, (tickMs) => this.track(this.onTick(id, tickMs, 'cron')));
     this.armed.set(id, { version, cron: parsed, unsubscribe, schedule: record.schedule });
   }
 
@@ -429,7 +429,7 @@ export class Scheduler {
     for (const [id, { cron: expression, schedule }] of this.armed) {
       const lastTickAt = states.get(id)?.lastTickAt;
       if (!lastTickAt) continue;
-      const latest = expression.prev(now + 1, schedule.timezone);
+      const latest = expression.prev(now + 1, schedule.timezone, schedule.dst);
       if (latest !== null && latest > lastTickAt) this.handleMissedTick(id, schedule, latest, now);
     }
   }
@@ -509,13 +509,4 @@ interface FireOutcome {
   skipped?: string;
   /** Error code behind a skip (ETARGET_*, EPOLICY, EVALIDATION). */
   code?: string;
-}
-
-function nodeCronLogger(log: Logger) {
-  return {
-    info: (m: string) => log.debug(m),
-    warn: (m: string) => log.warn(m),
-    error: (m: string | Error, err?: Error) => log.error({ err: err ?? m }, 'node-cron'),
-    debug: (m: string | Error) => log.debug(String(m)),
-  };
 }

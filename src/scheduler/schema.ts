@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ValidationError, issuesOf, type ValidationIssue } from '../common/validation.js';
 import { criuDumpOptionsSchema, nodeNameSchema } from '../queue/schemas.js';
 import { targetSpecSchema } from '../targets/spec.js';
-import { CronExpression, CronSyntaxError } from './cron.js';
+import { CronExpression, CronSyntaxError, DST_POLICIES } from './cron.js';
 import { isValidTimeZone } from './zoned-time.js';
 
 /** Schedule ids: lower-case, safe in Redis keys, job ids (`sched-<id>-<tick>`) and URLs. */
@@ -46,7 +46,7 @@ export const retentionSchema = z
 
 /**
  * A schedule: one schema for config/*.yaml and for the API. Unknown keys are refused (a typo must not be ignored).
- * Defaults: timezone UTC, leaveRunning true, enabled true, overlap skip, missed runOnce, no retention, no jitter.
+ * Defaults: timezone UTC, dst cron, leaveRunning true, enabled true, overlap skip, missed runOnce, no retention, no jitter.
  */
 export const scheduleSchema = z.strictObject({
   id: scheduleIdSchema,
@@ -66,6 +66,12 @@ export const scheduleSchema = z.strictObject({
       if (!isValidTimeZone(tz)) ctx.addIssue({ code: 'custom', message: `unknown time zone "${tz}" (an IANA name like Europe/Berlin or UTC)` });
     })
     .default('UTC'),
+  /**
+   * Runs whose wall-clock time a DST change skips or repeats: `cron` as cron(8) does (a fixed-time run skipped by the
+   * gap runs right after it, once in a repeated hour; other runs on both passes), or `skip` (a skipped time has no
+   * run, a repeated time runs once). See CronExpression.fixedTime.
+   */
+  dst: z.enum(DST_POLICIES).default('cron'),
   /** Resolved when each tick fires, not when the schedule is saved. */
   target: targetSpecSchema,
   /** The node (host) whose process the target names: only schedulers of that node run it. Default: every scheduler. */

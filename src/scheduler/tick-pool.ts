@@ -1,75 +1,83 @@
-import { randomUUID } from 'node:crypto';
-import cron, { type Logger as NodeCronLogger, type ScheduledTask } from 'node-cron';
-import type { CronExpression } from './cron.js';
-import { wallTimeAt } from './zoned-time.js';
+import { CronExpression, type DstPolicy, type Run } from './cron.js';
 
 type Listener = (tickMs: number) => void;
 
-interface PooledTask {
-  task: ScheduledTask;
-  listeners: Set<Listener>;
+interface PooledTimer {
+  listeners: Set<(run: Run) => void>;
+  /** The run the timer waits for; null when there is none left (or the timer was stopped). */
+  next: Run | null;
+  timer?: NodeJS.Timeout;
 }
 
+/** setTimeout's longest delay (about 24.8 days); a later run is reached in several waits. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+
 /**
- * node-cron tasks shared by every schedule with the same pattern and time zone: 10,000 schedules on 60 distinct
- * patterns run 60 timers, not 10,000 (each node-cron task keeps a timer and recomputes its next run at every tick).
+ * One timer shared by every schedule with the same time fields, time zone and DST policy: 10,000 schedules on 60
+ * distinct patterns run 60 timers, not 10,000. The run times are CronExpression's (cron(8)'s DST rules), so the
+ * ticks are exactly what next-runs shows.
  *
  * Each subscriber gets `onTick(tickMs)` at the run times of its own expression: crontab's either-day rule (see
- * CronExpression) is applied per subscriber, since schedules with different day fields can share a time-only task.
- * A tick node-cron could not run on time (a blocked event loop) is still delivered, late.
+ * CronExpression) is applied per subscriber, since schedules with different day fields can share a time-only timer.
+ * A run the timer could not deliver on time (a blocked event loop) is still delivered, late.
  */
 export class TickPool {
-  private readonly tasks = new Map<string, PooledTask>();
+  private readonly timers = new Map<string, PooledTimer>();
 
-  constructor(private readonly logger?: NodeCronLogger) {}
-
-  /** Starts delivering ticks; the returned function stops them (and the task, when it was the last subscriber). */
-  subscribe(expression: CronExpression, timeZone: string, onTick: Listener): () => void {
-    const key = `${expression.tickPattern}|${timeZone}`;
-    let pooled = this.tasks.get(key);
+  /** Starts delivering ticks; the returned function stops them (and the timer, when it was the last subscriber). */
+  subscribe(expression: CronExpression, timeZone: string, dst: DstPolicy, onTick: Listener): () => void {
+    const key = `${expression.tickPattern}|${timeZone}|${dst}`;
+    let pooled = this.timers.get(key);
     if (!pooled) {
-      pooled = this.start(expression.tickPattern, timeZone);
-      this.tasks.set(key, pooled);
+      pooled = this.start(CronExpression.parse(expression.tickPattern), timeZone, dst);
+      this.timers.set(key, pooled);
     }
-    const listener: Listener = (tickMs) => {
-      if (expression.eitherDayMatches) {
-        const w = wallTimeAt(tickMs, timeZone);
-        if (!expression.matchesDay(w.year, w.month, w.day)) return;
-      }
-      onTick(tickMs);
+    const listener = (run: Run) => {
+      if (expression.eitherDayMatches && !expression.matchesDay(run.date.year, run.date.month, run.date.day)) return;
+      onTick(run.at);
     };
     const entry = pooled;
     entry.listeners.add(listener);
     return () => {
       entry.listeners.delete(listener);
-      if (entry.listeners.size || this.tasks.get(key) !== entry) return;
-      this.tasks.delete(key);
-      void entry.task.destroy();
+      if (entry.listeners.size || this.timers.get(key) !== entry) return;
+      this.timers.delete(key);
+      stopTimer(entry);
     };
   }
 
-  /** Distinct node-cron tasks running. */
+  /** Distinct timers running. */
   get taskCount(): number {
-    return this.tasks.size;
+    return this.timers.size;
   }
 
   close(): void {
-    for (const { task } of this.tasks.values()) void task.destroy();
-    this.tasks.clear();
+    for (const pooled of this.timers.values()) stopTimer(pooled);
+    this.timers.clear();
   }
 
-  private start(pattern: string, timeZone: string): PooledTask {
-    const listeners = new Set<Listener>();
-    const deliver = (date: Date) => {
-      for (const listener of listeners) listener(date.getTime());
+  private start(expression: CronExpression, timeZone: string, dst: DstPolicy): PooledTimer {
+    const pooled: PooledTimer = { listeners: new Set(), next: expression.nextRun(Date.now(), timeZone, dst) };
+    const arm = () => {
+      if (pooled.next === null) return;
+      pooled.timer = setTimeout(fire, Math.min(MAX_DELAY_MS, Math.max(0, pooled.next.at - Date.now())));
     };
-    const task = cron.createTask(pattern, (ctx) => deliver(ctx.date), {
-      timezone: timeZone,
-      name: `ckpt-${randomUUID()}`,
-      ...(this.logger ? { logger: this.logger } : {}),
-    });
-    task.on('execution:missed', (ctx) => deliver(ctx.date));
-    void task.start();
-    return { task, listeners };
+    const fire = () => {
+      const now = Date.now();
+      // Every run due by now, in order (several after a blocked event loop); a timer that fired early just waits again.
+      while (pooled.next !== null && pooled.next.at <= now) {
+        const run = pooled.next;
+        pooled.next = expression.nextRun(run.at, timeZone, dst);
+        for (const listener of pooled.listeners) listener(run);
+      }
+      arm();
+    };
+    arm();
+    return pooled;
   }
+}
+
+function stopTimer(pooled: PooledTimer): void {
+  pooled.next = null;
+  clearTimeout(pooled.timer);
 }

@@ -1,7 +1,7 @@
-import { CronExpression } from './cron.js';
+import { CronExpression, type Run } from './cron.js';
 import type { ScheduleRecord, ScheduleState } from './schedule-store.js';
 import type { Schedule } from './schema.js';
-import { wallTimeAt } from './zoned-time.js';
+import { wallTimeAt, type WallTime } from './zoned-time.js';
 
 /** A schedule as the API and the CLI show it: definition, origin, run-time state and the next run. */
 export type ScheduleView = Schedule & {
@@ -22,7 +22,7 @@ export function toScheduleView(record: ScheduleRecord, state: ScheduleState, now
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,
     state: { ...state, healthy: !state.unhealthy },
-    nextRunAt: active ? CronExpression.parse(s.cron).next(now, s.timezone) : null,
+    nextRunAt: active ? CronExpression.parse(s.cron).next(now, s.timezone, s.dst) : null,
   };
 }
 
@@ -30,10 +30,25 @@ export function toScheduleView(record: ScheduleRecord, state: ScheduleState, now
 export interface RunTime {
   at: string;
   local: string;
+  /**
+   * Only when DST changed the run: `moved` (its wall-clock time `due` was skipped when the clocks went forward: it
+   * runs right after the gap) or `repeated` (the second pass of a wall-clock time the clocks went back over).
+   */
+  dst?: 'moved' | 'repeated';
+  /** For a moved run: the skipped wall-clock time it was due at. */
+  due?: string;
 }
 
-export function toRunTime(date: Date, timeZone: string): RunTime {
-  const w = wallTimeAt(date.getTime(), timeZone);
+export function toRunTime(run: Run, timeZone: string): RunTime {
+  return {
+    at: new Date(run.at).toISOString(),
+    local: formatWallTime(wallTimeAt(run.at, timeZone)),
+    ...(run.dst ? { dst: run.dst } : {}),
+    ...(run.due ? { due: formatWallTime(run.due) } : {}),
+  };
+}
+
+function formatWallTime(w: WallTime): string {
   const p = (n: number) => String(n).padStart(2, '0');
-  return { at: date.toISOString(), local: `${w.year}-${p(w.month)}-${p(w.day)} ${p(w.hour)}:${p(w.minute)}:${p(w.second)}` };
+  return `${w.year}-${p(w.month)}-${p(w.day)} ${p(w.hour)}:${p(w.minute)}:${p(w.second)}`;
 }

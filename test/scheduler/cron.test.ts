@@ -20,7 +20,7 @@ test('day-of-month and day-of-week both restricted: a day matching either fires 
   ]);
   const c = CronExpression.parse('0 0 13 * 5');
   assert.equal(c.eitherDayMatches, true);
-  // node-cron gets the time fields only; the day rule is ours.
+  // The tick pool's shared timer gets the time fields only; the day rule is applied per schedule.
   assert.equal(c.tickPattern, '0 0 0 * * *');
   assert.equal(c.matchesDay(2026, 1, 13), true);
   assert.equal(c.matchesDay(2026, 1, 16), true);
@@ -51,7 +51,7 @@ test('either-day rule also holds where node-cron would refuse the pair (31st of 
   assert.deepEqual(iso(runs), ['2026-02-02T12:00:00.000Z', '2026-02-09T12:00:00.000Z', '2026-02-16T12:00:00.000Z']);
 });
 
-test('where node-cron applies the same rule, our next runs are exactly node-cron\'s', () => {
+test('where node-cron applies the same rule, our next runs are exactly node-cron\'s (dst skip: node-cron\'s way with DST)', () => {
   const exprs = ['*/2 * * * * *', '0 0 * * mon-fri', '30 2 * * *', '0 0 1 jan,jul *', '@weekly', '15 */3 1-10 * *', '5 4 * * sun', '7 7 7 * * *'];
   for (const timezone of ['UTC', 'Europe/Berlin', 'America/New_York', 'Asia/Kolkata']) {
     for (const e of exprs) {
@@ -59,7 +59,7 @@ test('where node-cron applies the same rule, our next runs are exactly node-cron
       const task = cron.createTask(c.tickPattern, () => undefined, { timezone });
       try {
         const theirs = task.getNextRuns(6).map((d) => d.getTime());
-        const mine = c.nextRuns(Date.now(), 6, timezone);
+        const mine = c.nextRuns(Date.now(), 6, timezone, 'skip');
         assert.deepEqual(iso(mine), iso(theirs), `${e} in ${timezone}`);
       } finally {
         void task.destroy();
@@ -68,12 +68,17 @@ test('where node-cron applies the same rule, our next runs are exactly node-cron
   }
 });
 
-test('run times are read in the schedule time zone, DST gaps skipped', () => {
+test('run times are read in the schedule time zone; a fixed time DST skips runs after the gap (dst skip: not at all)', () => {
   // 09:00 in Berlin is 08:00 UTC in winter, 07:00 in summer.
   assert.deepEqual(iso(nextRuns({ cron: '0 9 * * *', timezone: 'Europe/Berlin' }, 1, utc('2026-01-10T00:00:00Z'))), ['2026-01-10T08:00:00.000Z']);
   assert.deepEqual(iso(nextRuns({ cron: '0 9 * * *', timezone: 'Europe/Berlin' }, 1, utc('2026-07-10T00:00:00Z'))), ['2026-07-10T07:00:00.000Z']);
-  // 02:30 does not exist in Berlin on 2026-03-29 (clocks jump 02:00 -> 03:00).
+  // 02:30 does not exist in Berlin on 2026-03-29 (clocks jump 02:00 -> 03:00 at 01:00Z): cron(8) runs it at 03:00.
   assert.deepEqual(iso(nextRuns({ cron: '30 2 * * *', timezone: 'Europe/Berlin' }, 3, utc('2026-03-27T12:00:00Z'))), [
+    '2026-03-28T01:30:00.000Z',
+    '2026-03-29T01:00:00.000Z',
+    '2026-03-30T00:30:00.000Z',
+  ]);
+  assert.deepEqual(iso(nextRuns({ cron: '30 2 * * *', timezone: 'Europe/Berlin', dst: 'skip' }, 3, utc('2026-03-27T12:00:00Z'))), [
     '2026-03-28T01:30:00.000Z',
     '2026-03-30T00:30:00.000Z',
     '2026-03-31T00:30:00.000Z',
@@ -119,18 +124,18 @@ test('6 fields: seconds first; nicknames expand', () => {
   assert.deepEqual(iso(nextRuns({ cron: '@hourly', timezone: 'UTC' }, 1, utc('2026-01-01T00:00:05Z'))), ['2026-01-01T01:00:00.000Z']);
 });
 
-test('node-cron drives the ticks: with both day fields restricted it fires on either day, and only then', async (t) => {
-  // Fake clock from Thursday 2026-01-01; node-cron's timers and Date follow it.
+test('the tick pool fires the ticks: with both day fields restricted it fires on either day, and only then', async (t) => {
+  // Fake clock from Thursday 2026-01-01; the pool's timers and Date follow it.
   t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: utc('2026-01-01T00:00:00Z') });
   const pool = new TickPool();
   const either = CronExpression.parse('0 0 13 * 5');
   const fridays = CronExpression.parse('0 0 * * 5');
   const fired = { either: [] as number[], fridays: [] as number[] };
-  pool.subscribe(either, 'UTC', (tickMs) => fired.either.push(tickMs));
-  pool.subscribe(fridays, 'UTC', (tickMs) => fired.fridays.push(tickMs));
+  pool.subscribe(either, 'UTC', 'cron', (tickMs) => fired.either.push(tickMs));
+  pool.subscribe(fridays, 'UTC', 'cron', (tickMs) => fired.fridays.push(tickMs));
   assert.equal(pool.taskCount, 2);
-  // Same time fields, other day fields: one shared node-cron task, each subscriber with its own day rule.
-  const stopThirteenths = pool.subscribe(CronExpression.parse('0 0 13 * 2'), 'UTC', () => undefined);
+  // Same time fields, other day fields: one shared timer, each subscriber with its own day rule.
+  const stopThirteenths = pool.subscribe(CronExpression.parse('0 0 13 * 2'), 'UTC', 'cron', () => undefined);
   assert.equal(pool.taskCount, 2);
   stopThirteenths();
   assert.equal(pool.taskCount, 2, 'still used by the first subscriber');
@@ -159,4 +164,31 @@ test('node-cron drives the ticks: with both day fields restricted it fires on ei
     '2026-01-30T00:00:00.000Z',
   ]);
   assert.deepEqual(iso(fired.fridays), ['2026-01-02T00:00:00.000Z', '2026-01-09T00:00:00.000Z', '2026-01-16T00:00:00.000Z', '2026-01-23T00:00:00.000Z', '2026-01-30T00:00:00.000Z']);
+});
+
+test('the tick pool fires across DST as next-runs shows: a fixed time moved past the gap, wildcard ticks on both passes', (t) => {
+  // America/New_York: 2027-03-14 02:00 -> 03:00 (07:00Z); 2027-11-07 02:00 -> 01:00 (06:00Z).
+  const zone = 'America/New_York';
+  for (const [expression, from, hours, policiesDiffer] of [
+    ['30 2 * * *', '2027-03-13T12:00:00Z', 48, true],
+    ['*/30 * * * *', '2027-11-07T04:00:00Z', 4, true],
+    ['*/30 * * * *', '2027-03-14T05:00:00Z', 4, false], // wildcard ticks in a gap are not made up for
+  ] as const) {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: utc(from) });
+    const pool = new TickPool();
+    const c = CronExpression.parse(expression);
+    const ticks: number[] = [];
+    const skipTicks: number[] = [];
+    pool.subscribe(c, zone, 'cron', (tickMs) => ticks.push(tickMs));
+    pool.subscribe(c, zone, 'skip', (tickMs) => skipTicks.push(tickMs));
+    assert.equal(pool.taskCount, 2, 'one timer per DST policy');
+    for (let minute = 0; minute < hours * 60; minute++) t.mock.timers.tick(60_000);
+    pool.close();
+    t.mock.timers.reset();
+    const end = utc(from) + hours * 3600_000;
+    const expected = (dst: 'cron' | 'skip') => c.nextRuns(utc(from), 1000, zone, dst).filter((x) => x <= end);
+    assert.deepEqual(iso(ticks), iso(expected('cron')), `${expression} from ${from}`);
+    assert.deepEqual(iso(skipTicks), iso(expected('skip')), `${expression} from ${from}, dst skip`);
+    assert.equal(ticks.length !== skipTicks.length, policiesDiffer);
+  }
 });

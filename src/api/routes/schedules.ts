@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { nextRuns } from '../../scheduler/cron.js';
+import { CronExpression } from '../../scheduler/cron.js';
 import { ScheduleStoreError, type ScheduleStore } from '../../scheduler/schedule-store.js';
 import { scheduleIdSchema, scheduleSchema } from '../../scheduler/schema.js';
 import { toRunTime, toScheduleView } from '../../scheduler/view.js';
@@ -120,15 +120,16 @@ export async function scheduleRoutes(app: FastifyInstance, opts: SchedulesRoutes
       method: 'GET',
       url: '/api/v1/schedules/:id/next-runs',
       role: 'read',
-      summary: 'The next run times, in UTC and in the schedule time zone',
+      summary: 'The next run times, in UTC and in the schedule time zone; runs DST moved or repeated are marked',
       params: byId,
       query: z.object({ n: z.coerce.number().int().min(1).max(100).default(5) }),
     },
     async ({ params, query }) => {
       const record = await store.get(params.id);
       if (!record) throw new ScheduleStoreError('ENOTFOUND', `schedule ${params.id} not found`, params.id);
-      const { cron, timezone } = record.schedule;
-      return { id: params.id, cron, timezone, items: nextRuns(record.schedule, query.n).map((d) => toRunTime(d, timezone)) };
+      const { cron, timezone, dst } = record.schedule;
+      const runs = CronExpression.parse(cron).runs(Date.now(), query.n, timezone, dst);
+      return { id: params.id, cron, timezone, dst: dst ?? 'cron', items: runs.map((run) => toRunTime(run, timezone)) };
     },
   );
 }

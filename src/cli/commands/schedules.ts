@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import type { ScheduleRequest } from '../api-client.js';
+import type { RunTime, ScheduleRequest } from '../api-client.js';
 import { contextOf, type CliContext } from '../context.js';
 import { enqueue } from '../enqueue.js';
 import { describeTarget, formatTime, schedulesTable, scheduleHealth, scheduleState } from '../format.js';
@@ -13,6 +13,7 @@ interface AddFlags extends TargetFlags, CriuFlags {
   disabled?: boolean;
   overlap?: 'skip' | 'queue';
   missed?: 'skip' | 'runOnce';
+  dst?: 'cron' | 'skip';
   keepLast?: number;
   maxAge?: string;
   maxTotalBytes?: number;
@@ -27,6 +28,7 @@ export function scheduleRequestFrom(id: string, flags: AddFlags): ScheduleReques
   if (flags.disabled) body.enabled = false;
   if (flags.overlap) body.overlap = flags.overlap;
   if (flags.missed) body.missed = flags.missed;
+  if (flags.dst) body.dst = flags.dst;
   if (flags.jitterMs !== undefined) body.jitterMs = flags.jitterMs;
   const retention: NonNullable<ScheduleRequest['retention']> = {};
   if (flags.keepLast !== undefined) retention.keepLast = flags.keepLast;
@@ -64,6 +66,7 @@ export function registerScheduleCommands(program: Command): void {
         .option('--disabled', 'add it disabled')
         .addOption(new Option('--overlap <policy>', 'a tick while the previous dump still runs').choices(['skip', 'queue']))
         .addOption(new Option('--missed <policy>', 'ticks missed while no scheduler ran').choices(['skip', 'runOnce']))
+        .addOption(new Option('--dst <policy>', 'runs in an hour DST skips or repeats: cron(8) rules, or skip').choices(['cron', 'skip']))
         .option('--keep-last <n>', 'retention: keep the newest N checkpoints', intArg(Number.MIN_SAFE_INTEGER))
         .option('--max-age <duration>', 'retention: remove checkpoints older than this (7d, 12h, 30m)')
         .option('--max-total-bytes <n>', 'retention: keep the total size under this', intArg(Number.MIN_SAFE_INTEGER))
@@ -125,7 +128,7 @@ export function registerScheduleCommands(program: Command): void {
       const ctx = contextOf(this);
       const res = await ctx.client.nextRuns(id, flags.count);
       if (ctx.json) return ctx.printJson(res);
-      ctx.out(res.items.map((r) => `${r.local} ${res.timezone}  (${r.at})`).join('\n'));
+      ctx.out(res.items.map((r) => `${r.local} ${res.timezone}  (${r.at})${dstNote(r)}`).join('\n'));
     });
 
   program
@@ -134,6 +137,13 @@ export function registerScheduleCommands(program: Command): void {
     .action(async function (this: Command, id: string) {
       await show(contextOf(this), id);
     });
+}
+
+/** What DST did to a run, for next-runs: `  moved: 02:30:00 skipped by DST` or `  repeated: 2nd pass (DST)`. */
+function dstNote(run: RunTime): string {
+  if (run.dst === 'moved') return `  moved: ${run.due?.slice(11) ?? 'its time'} skipped by DST`;
+  if (run.dst === 'repeated') return '  repeated: 2nd pass (DST)';
+  return '';
 }
 
 async function show(ctx: CliContext, id: string): Promise<void> {
@@ -148,6 +158,7 @@ async function show(ctx: CliContext, id: string): Promise<void> {
     ['health', scheduleHealth(s, ctx.c)],
     ['overlap', s.overlap],
     ['missed', s.missed],
+    ['dst', s.dst ?? 'cron'],
     ['stops it', s.leaveRunning ? 'no' : 'yes'],
   ];
   if (s.retention) rows.push(['retention', JSON.stringify(s.retention)]);
