@@ -147,8 +147,8 @@ export class ApiClient {
     return this.request('POST', `/api/v1/schedules/${enc(id)}/trigger`);
   }
 
-  nextRuns(id: string, n?: number): Promise<{ id: string; cron: string; timezone: string; dst: string; items: RunTime[] }> {
-    return this.request('GET', `/api/v1/schedules/${enc(id)}/next-runs`, { query: { n } });
+  nextRuns(id: string, n?: number, from?: string): Promise<{ id: string; cron: string; timezone: string; dst: string; items: RunTime[] }> {
+    return this.request('GET', `/api/v1/schedules/${enc(id)}/next-runs`, { query: { n, from } });
   }
 
   async request<T>(

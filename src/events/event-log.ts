@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { EventInput, FeedEvent } from './types.js';
 
 export interface EventLogOptions {
-  /** Redis key of the stream. Default: `<prefix>:events`. */
+  /** Redis key of the stream (required: no default here; ckpt's processes pass `<redis.prefix>:events`). */
   key: string;
   /** Approximate number of events kept (XADD MAXLEN ~). Default 100,000. */
   maxLen?: number;

@@ -482,7 +482,7 @@ export class Scheduler {
     });
   }
 
-  /** Events followed by one scheduler at a time: checkpoints end a failure streak and trigger retention. */
+  /** Events followed by one scheduler at a time: checkpoints end a failure streak and trigger retention; final failures add to it. */
   private async onEvent(e: FeedEvent): Promise<void> {
     if (e.event !== 'checkpoint.created' && e.event !== 'job.failed') return;
     const scheduleId = e.scheduleId ?? (e.data.scheduleId as string | undefined) ?? scheduleIdOfJob(e.jobId);
@@ -490,7 +490,8 @@ export class Scheduler {
     if (e.event === 'checkpoint.created') {
       await this.store.recordSuccess(scheduleId);
       await this.pruner?.pruneSchedule(scheduleId);
-    } else if (e.event === 'job.failed' && (e.jobType ?? 'dump') === 'dump') {
+    } else if (e.event === 'job.failed' && (e.jobType ?? 'dump') === 'dump' && e.data.final === true) {
+      // Only a final failure counts: an attempt that will be retried may still end in a checkpoint.
       const reason = String(e.data.failedReason ?? e.data.reason ?? e.data.message ?? 'dump job failed');
       await this.countFailure(scheduleId, `job ${e.jobId} failed: ${reason}`);
     }

@@ -196,4 +196,24 @@ test('ckpt against a running ckpt up', async (t) => {
     assert.equal(afterwards.code, 0, afterwards.stderr);
     assert.equal(out, afterwards.stdout, 'followed live: every line, once, in order');
   });
+
+  await t.test('schedules next-runs --from shows a run DST moves and one it repeats', async () => {
+    const add = (id: string, cron: string) =>
+      ckpt('schedules', 'add', id, '--cron', cron, '--timezone', 'America/New_York', '--dst', 'cron', '--pid', '1', '--disabled');
+    for (const r of await Promise.all([add('ny-nightly', '30 2 * * *'), add('ny-halfhourly', '*/30 * * * *')])) assert.equal(r.code, 0, r.stderr);
+    const [spring, fall] = await Promise.all([
+      ckpt('schedules', 'next-runs', 'ny-nightly', '--from', '2027-03-13T12:00:00Z', '--count', '2'),
+      ckpt('schedules', 'next-runs', 'ny-halfhourly', '--from', '2027-11-07T05:59:00Z', '--count', '2'),
+    ]);
+    assert.equal(spring.stdout, [
+      '2027-03-14 03:00:00 America/New_York  (2027-03-14T07:00:00.000Z)  moved: 02:30:00 skipped by DST',
+      '2027-03-15 02:30:00 America/New_York  (2027-03-15T06:30:00.000Z)',
+      '',
+    ].join('\n'), spring.stderr);
+    assert.equal(fall.stdout, [
+      '2027-11-07 01:00:00 America/New_York  (2027-11-07T06:00:00.000Z)  repeated: 2nd pass (DST)',
+      '2027-11-07 01:30:00 America/New_York  (2027-11-07T06:30:00.000Z)  repeated: 2nd pass (DST)',
+      '',
+    ].join('\n'), fall.stderr);
+  });
 });

@@ -58,12 +58,13 @@ const call = async (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payl
 };
 
 test('an invalid schedule is refused with 400 naming the field and the reason', async () => {
-  const r = await call('POST', '/api/v1/schedules', { id: 'bad', cron: '61 * * * *', target: { pid: target.pid }, timezone: 'Nowhere/Land' });
+  const r = await call('POST', '/api/v1/schedules', { id: 'bad', cron: '61 * * * *', target: { pid: target.pid }, timezone: 'Nowhere/Land', dst: 'ignore' });
   assert.equal(r.status, 400);
   assert.equal(r.body.error, 'validation');
   const byField = Object.fromEntries(r.body.issues.map((i: { field: string; reason: string }) => [i.field, i.reason]));
   assert.match(byField['body.cron'], /minute field "61" is not valid \(allowed: 0-59/);
   assert.match(byField['body.timezone'], /unknown time zone "Nowhere\/Land"/);
+  assert.match(byField['body.dst'], /"cron"\|"skip"/);
   assert.match(r.body.message, /body\.cron: minute field "61"/);
 
   const missing = await call('POST', '/api/v1/schedules', { id: 'bad', cron: '* * * * *' });
@@ -127,6 +128,45 @@ test('create, list, get, replace, pause, resume, trigger, next runs, delete', as
 
   assert.equal((await call('DELETE', '/api/v1/schedules/web')).status, 200);
   assert.equal((await call('GET', '/api/v1/schedules/web')).status, 404);
+});
+
+test('next-runs from a given time shows what DST does: a run moved past the gap, a second pass; dst skip shows neither', async () => {
+  const create = async (id: string, cron: string, dst?: string) =>
+    assert.equal((await call('POST', '/api/v1/schedules', { id, cron, timezone: 'America/New_York', target: { pid: target.pid }, ...(dst ? { dst } : {}) })).status, 201);
+  await create('nightly-ny', '30 2 * * *');
+  await create('nightly-ny-skip', '30 2 * * *', 'skip');
+  await create('halfhourly-ny', '*/30 * * * *');
+  try {
+    const spring = await call('GET', '/api/v1/schedules/nightly-ny/next-runs?n=2&from=2027-03-13T12:00:00Z');
+    assert.equal(spring.status, 200);
+    assert.equal(spring.body.dst, 'cron');
+    assert.deepEqual(spring.body.items, [
+      { at: '2027-03-14T07:00:00.000Z', local: '2027-03-14 03:00:00', dst: 'moved', due: '2027-03-14 02:30:00' },
+      { at: '2027-03-15T06:30:00.000Z', local: '2027-03-15 02:30:00' },
+    ]);
+    const skipped = await call('GET', '/api/v1/schedules/nightly-ny-skip/next-runs?n=1&from=2027-03-13T12:00:00Z');
+    assert.equal(skipped.body.dst, 'skip');
+    assert.deepEqual(skipped.body.items, [{ at: '2027-03-15T06:30:00.000Z', local: '2027-03-15 02:30:00' }]);
+    const fall = await call('GET', '/api/v1/schedules/halfhourly-ny/next-runs?n=4&from=2027-11-07T05:29:00-04:00');
+    assert.deepEqual(fall.body.items, [
+      { at: '2027-11-07T09:30:00.000Z', local: '2027-11-07 04:30:00' },
+      { at: '2027-11-07T10:00:00.000Z', local: '2027-11-07 05:00:00' },
+      { at: '2027-11-07T10:30:00.000Z', local: '2027-11-07 05:30:00' },
+      { at: '2027-11-07T11:00:00.000Z', local: '2027-11-07 06:00:00' },
+    ], 'from is read with its offset');
+    const doubled = await call('GET', '/api/v1/schedules/halfhourly-ny/next-runs?n=4&from=2027-11-07T05:29:00Z');
+    assert.deepEqual(doubled.body.items, [
+      { at: '2027-11-07T05:30:00.000Z', local: '2027-11-07 01:30:00' },
+      { at: '2027-11-07T06:00:00.000Z', local: '2027-11-07 01:00:00', dst: 'repeated' },
+      { at: '2027-11-07T06:30:00.000Z', local: '2027-11-07 01:30:00', dst: 'repeated' },
+      { at: '2027-11-07T07:00:00.000Z', local: '2027-11-07 02:00:00' },
+    ]);
+    const bad = await call('GET', '/api/v1/schedules/nightly-ny/next-runs?from=tomorrow');
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.message, /query\.from: an ISO 8601 date-time/);
+  } finally {
+    for (const id of ['nightly-ny', 'nightly-ny-skip', 'halfhourly-ny']) await call('DELETE', `/api/v1/schedules/${id}`);
+  }
 });
 
 test('unknown ids: 404 on every route; a target that does not resolve: trigger answers 422', async () => {

@@ -122,13 +122,17 @@ export async function scheduleRoutes(app: FastifyInstance, opts: SchedulesRoutes
       role: 'read',
       summary: 'The next run times, in UTC and in the schedule time zone; runs DST moved or repeated are marked',
       params: byId,
-      query: z.object({ n: z.coerce.number().int().min(1).max(100).default(5) }),
+      query: z.object({
+        n: z.coerce.number().int().min(1).max(100).default(5),
+        /** Runs after this instant instead of now (to see what a DST change does to them). */
+        from: z.iso.datetime({ offset: true, error: 'an ISO 8601 date-time, like 2027-03-13T00:00:00Z' }).optional(),
+      }),
     },
     async ({ params, query }) => {
       const record = await store.get(params.id);
       if (!record) throw new ScheduleStoreError('ENOTFOUND', `schedule ${params.id} not found`, params.id);
       const { cron, timezone, dst } = record.schedule;
-      const runs = CronExpression.parse(cron).runs(Date.now(), query.n, timezone, dst);
+      const runs = CronExpression.parse(cron).runs(query.from ? Date.parse(query.from) : Date.now(), query.n, timezone, dst);
       return { id: params.id, cron, timezone, dst: dst ?? 'cron', items: runs.map((run) => toRunTime(run, timezone)) };
     },
   );

@@ -124,9 +124,10 @@ export function registerScheduleCommands(program: Command): void {
     .command('next-runs <id>')
     .description('the next times the schedule fires')
     .option('--count <n>', 'how many', intArg(1))
-    .action(async function (this: Command, id: string, flags: { count?: number }) {
+    .option('--from <time>', 'runs after this ISO 8601 time instead of now (e.g. 2027-03-13T00:00:00Z, to see a DST change)')
+    .action(async function (this: Command, id: string, flags: { count?: number; from?: string }) {
       const ctx = contextOf(this);
-      const res = await ctx.client.nextRuns(id, flags.count);
+      const res = await ctx.client.nextRuns(id, flags.count, flags.from);
       if (ctx.json) return ctx.printJson(res);
       ctx.out(res.items.map((r) => `${r.local} ${res.timezone}  (${r.at})${dstNote(r)}`).join('\n'));
     });
