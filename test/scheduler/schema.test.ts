@@ -8,9 +8,10 @@ import { loadConfig } from '../../src/config/load.js';
 import { repoRoot } from '../../src/common/paths.js';
 import { loadSchedulesFromConfig, parseDuration, scheduleSchema } from '../../src/scheduler/schema.js';
 
-test('defaults: UTC, leaveRunning, enabled, overlap skip, missed runOnce; durations become ms', () => {
+test('defaults: UTC, dst cron, leaveRunning, enabled, overlap skip, missed runOnce; durations become ms', () => {
   const s = scheduleSchema.parse({ id: 'a', cron: '*/5 * * * *', target: { pid: 42 }, retention: { keepLast: 3, maxAge: '7d' } });
   assert.equal(s.timezone, 'UTC');
+  assert.equal(s.dst, 'cron');
   assert.equal(s.leaveRunning, true);
   assert.equal(s.enabled, true);
   assert.equal(s.overlap, 'skip');
@@ -29,6 +30,7 @@ test('config load: every bad field is named with the file and the schedule', () 
     { id: 'BAD ID', cron: '* * * * *', target: {} },
     { id: 'good', cron: '0 * * * *', target: { pid: 7 }, overlap: 'sometimes', retention: { maxAge: 'soon' } },
     { id: 'typo', cron: '0 * * * *', target: { pid: 7 }, keeplast: 3 },
+    { id: 'summer', cron: '30 2 * * *', target: { pid: 7 }, dst: 'shift' },
   ];
   let err: unknown;
   try {
@@ -46,6 +48,7 @@ test('config load: every bad field is named with the file and the schedule', () 
   assert.match(fields['schedules.3 (good).overlap']!, /skip|queue/);
   assert.match(fields['schedules.3 (good).retention.maxAge']!, /not a duration: "soon"/);
   assert.ok(Object.keys(fields).some((f) => f.startsWith('schedules.4 (typo)')), 'an unknown key is refused');
+  assert.match(fields['schedules.5 (summer).dst']!, /"cron"\|"skip"/);
   // The duplicate id is only noticed among valid items; check it on its own.
   assert.throws(
     () => loadSchedulesFromConfig([items[0], { ...items[0], target: { pid: 3 } }], 'x.yaml'),
