@@ -41,9 +41,9 @@ const MAX_DAYS_SEARCHED = 366 * 30;
  * seconds field first; names (jan, mon), ranges, steps, lists, and @hourly/@daily/@weekly/@monthly/@yearly.
  *
  * Day rule, as crontab(5) and Vixie cron have it: when day-of-month and day-of-week are both restricted (neither
- * starts with `*`), a day matching EITHER fires; otherwise both must match. node-cron alone always requires both, so
- * for that case node-cron is given the time fields only (`tickPattern`, firing every day of the months) and the
- * scheduler keeps a tick only when `matchesDay` says so.
+ * starts with `*`), a day matching EITHER fires; otherwise both must match (node-cron, which validates the fields,
+ * would require both). For that case the shared tick timer is given the time fields only (`tickPattern`, firing every
+ * day of the months) and each schedule keeps a tick only when `matchesDay` says so.
  *
  * Quartz extensions node-cron also accepts (L, W, #) are refused: they are not crontab(5).
  *
@@ -57,7 +57,7 @@ export class CronExpression {
   private constructor(
     /** As written by the user. */
     readonly source: string,
-    /** The 6-field pattern handed to node-cron. */
+    /** The 6-field pattern the tick timer runs on (TickPool): schedules with the same one share a timer. */
     readonly tickPattern: string,
     /** True when day-of-month and day-of-week are both restricted (either one matching suffices). */
     readonly eitherDayMatches: boolean,
