@@ -153,7 +153,8 @@ export class CronExpression {
   /** Whether `epochMs` (to the second) is a run time in `timeZone`, DST rules included. */
   matches(epochMs: number, timeZone: string, dst: DstPolicy = 'cron'): boolean {
     const t = Math.floor(epochMs / 1000) * 1000;
-    // A run at t is on t's wall date, or (moved past a gap across midnight) the day before: two days suffice.
+    // A run at t is due on t's wall date or (moved past a gap across midnight) the day before; the search may start a
+    // day earlier still, so three days suffice.
     return this.search(t - 1, timeZone, dst, 1, 3)?.at === t;
   }
 
