@@ -174,7 +174,17 @@ export async function readProcessTree(imagesDir: string): Promise<TreeTask[]> {
 const FD_TYPE_REG = 1n;
 const FILE_ENTRY_TYPE = 1;
 const FILE_ENTRY_REG = 3;
+const REG_FILE_FLAGS = 2;
 const REG_FILE_NAME = 6;
+/** open(2)'s O_APPEND on Linux: CRIU does not check the size of files open for appending (logs) on restore. */
+const O_APPEND = 0o2000;
+
+/** A regular file whose path rewriteFilePaths changed, and whether the tree had it open for appending. */
+export interface RewrittenPath {
+  from: string;
+  to: string;
+  append: boolean;
+}
 
 /**
  * Copies `files.img` from `fromDir` to `toDir`, giving regular files new paths: `rename(path)` returns the new absolute
@@ -184,10 +194,10 @@ export async function rewriteFilePaths(
   fromDir: string,
   toDir: string,
   rename: (file: string) => string | undefined,
-): Promise<Array<{ from: string; to: string }>> {
+): Promise<RewrittenPath[]> {
   const file = path.join(fromDir, 'files.img');
   const image = await readImage(file);
-  const changed: Array<{ from: string; to: string }> = [];
+  const changed: RewrittenPath[] = [];
   try {
     image.entries = image.entries.map((entry) => {
       const fields = fieldsOf(entry);
@@ -195,12 +205,14 @@ export async function rewriteFilePaths(
       return Buffer.concat(
         fields.map((f) => {
           if (f.no !== FILE_ENTRY_REG || !f.bytes) return f.raw;
-          const reg = fieldsOf(f.bytes).map((g) => {
+          const regFields = fieldsOf(f.bytes);
+          const flags = Number(regFields.find((g) => g.no === REG_FILE_FLAGS)?.varint ?? 0n);
+          const reg = regFields.map((g) => {
             if (g.no !== REG_FILE_NAME || !g.bytes) return g.raw;
             const from = g.bytes.toString('utf8');
             const to = rename(from);
             if (to === undefined || to === from) return g.raw;
-            changed.push({ from, to });
+            changed.push({ from, to, append: (flags & O_APPEND) !== 0 });
             return lengthDelimited(REG_FILE_NAME, Buffer.from(to, 'utf8'));
           });
           return lengthDelimited(FILE_ENTRY_REG, Buffer.concat(reg));
