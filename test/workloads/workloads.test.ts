@@ -5,6 +5,7 @@ import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { repoRoot } from '../../src/common/paths.js';
 import { api, FeedRecorder, startServiceUnderTest } from '../api/harness.js';
+import { startCounter } from '../helpers/targets.js';
 
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const COUNTER = [PYTHON, path.join(repoRoot(), 'test/fixtures/stdout-counter.py')];
@@ -213,4 +214,21 @@ test('bad workload requests name the field; replicas of a plain process are refu
   const unknown = await api(url, 'POST', '/api/v1/dumps', { target: { workload: 'nope' } });
   assert.equal(unknown.status, 422);
   assert.match(unknown.json.message, /workload nope: no such workload/);
+
+  // A plain process's checkpoint needs its own pids: one copy at a time.
+  const plain = await startCounter();
+  t.after(() => plain.kill());
+  const dump = await api(url, 'POST', '/api/v1/dumps', { target: { pid: plain.pid } });
+  const dumped = await finished(url, dump.json.jobId);
+  assert.equal(dumped.state, 'completed', dumped.failedReason);
+  const copies = await api(url, 'POST', '/api/v1/restores', { checkpointId: dumped.result.checkpointId, replicas: 2 });
+  assert.equal(copies.status, 400, copies.text);
+  assert.equal(copies.json.issues[0].field, 'replicas');
+  assert.match(copies.json.issues[0].reason, /plain process/);
+  const batch = await api(url, 'POST', '/api/v1/restores/batch', {
+    checkpointIds: [dumped.result.checkpointId],
+    replicas: { [dumped.result.checkpointId]: 2 },
+  });
+  assert.equal(batch.status, 400, batch.text);
+  assert.equal(batch.json.issues[0].field, `replicas.${dumped.result.checkpointId}`);
 });
