@@ -70,19 +70,20 @@ export async function startService({ config, configFile, roles, log, version }: 
       node: config.node,
       isRefLive: (jobId) => queue!.isJobLive(jobId),
     });
+    const policy = new TargetPolicy({
+      allowUids: config.policy.allowUids,
+      allowCommands: config.policy.allowCommands,
+      protectedPids: foundation.protectedPids,
+    });
     const workloads = new Workloads({
       registry: new WorkloadRegistry(redis, config.redis.prefix),
       eventLog,
       node: config.node,
       root: config.workloads.root,
       stopGraceMs: config.workloads.stopGraceMs,
+      policy,
     });
     const resolve = (spec: TargetSpec) => resolveTarget(spec, { workloads });
-    const policy = new TargetPolicy({
-      allowUids: config.policy.allowUids,
-      allowCommands: config.policy.allowCommands,
-      protectedPids: foundation.protectedPids,
-    });
     queue = new JobQueue({
       connection: config.redis.url,
       prefix: config.redis.prefix,

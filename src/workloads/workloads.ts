@@ -2,6 +2,8 @@ import { open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { EventLog } from '../events/event-log.js';
+import { PolicyError } from '../targets/errors.js';
+import type { TargetPolicy } from '../targets/policy.js';
 import { isSameProcess } from '../targets/process-info.js';
 import type { WorkloadLookup } from '../targets/resolve.js';
 import { workloadNameSchema } from '../targets/spec.js';
@@ -39,6 +41,8 @@ export interface WorkloadsOptions {
   root: string;
   /** config.workloads.stopGraceMs */
   stopGraceMs: number;
+  /** The target policy: a workload's command line must pass policy.allowCommands like any target's. */
+  policy?: Pick<TargetPolicy, 'commandAllowed'>;
 }
 
 /**
@@ -61,6 +65,10 @@ export class Workloads implements WorkloadLookup {
     const spec = runWorkloadSchema.parse(input);
     if (spec.node && spec.node !== this.options.node) {
       throw new WorkloadError('EWORKLOAD_NODE', `this service runs node ${this.options.node}; start the workload through node ${spec.node}'s API`);
+    }
+    const cmdline = spec.command.join(' ');
+    if (this.options.policy && !this.options.policy.commandAllowed(cmdline)) {
+      throw new PolicyError(0, `command line "${cmdline}" matches none of policy.allowCommands`);
     }
     const name = spec.name ?? defaultName(spec.command[0]!);
     if (!(await this.registry.reserve(name))) throw new WorkloadError('EWORKLOAD_EXISTS', `workload ${name} exists already`);
