@@ -21,13 +21,14 @@ import { CheckpointStore } from '../src/catalog/checkpoint-store.js';
 import { configSchema } from '../src/config/schema.js';
 import { CriuClient, locateCriu, readDumpStats } from '../src/criu/index.js';
 import { EventLog } from '../src/events/event-log.js';
-import type { FeedEvent } from '../src/events/types.js';
 import { JobQueue } from '../src/queue/job-queue.js';
 import { TargetPolicy } from '../src/targets/policy.js';
 import { startTestCriuService } from '../test/helpers/criu.js';
 import { TestRedis } from '../test/helpers/redis.js';
 import { startCounter, type Counter } from '../test/helpers/targets.js';
 import { CkptWorker } from '../workers/ckpt-worker.js';
+import { fmtMs, median } from './lib/figures.js';
+import { JobFollower } from './lib/job-follower.js';
 
 const { values } = parseArgs({
   options: {
@@ -76,19 +77,8 @@ await worker.start();
 const client = new CriuClient({ socketPath: service.socketPath });
 const counters: Counter[] = [];
 
-/** Follows the event stream: resolves each job's finishing event as it arrives. */
-let lastEventId = await eventLog.lastId();
-async function waitFinished(jobIds: Set<string>): Promise<Map<string, FeedEvent>> {
-  const done = new Map<string, FeedEvent>();
-  while (done.size < jobIds.size) {
-    for (const e of await eventLog.waitAfter(blocking, lastEventId, 5000)) {
-      lastEventId = e.id;
-      if ((e.event === 'job.completed' || (e.event === 'job.failed' && e.data.final)) && jobIds.has(e.jobId!)) done.set(e.jobId!, e);
-    }
-  }
-  for (const [id, e] of done) if (e.event === 'job.failed') throw new Error(`job ${id} failed: ${e.data.reason}`);
-  return done;
-}
+const jobs = await JobFollower.start(eventLog, blocking);
+const waitFinished = (ids: Set<string>) => jobs.finished(ids);
 
 /** CRIU's part of each queued dump (the job's durationMs: the dump request inside the worker). */
 const criuInWorker: number[] = [];
@@ -128,12 +118,7 @@ async function flushFiles(dir: string): Promise<void> {
   await flush(dir);
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
-const fmt = (ms: number) => `${ms.toFixed(1)} ms`.padStart(10);
+const fmt = (ms: number) => fmtMs(ms);
 
 try {
   console.log(
