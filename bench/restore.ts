@@ -11,29 +11,17 @@
 //    same number of restores of the same images through CriuClient, as many at a time.
 // Everything runs on a private Redis and CRIU service, in a temporary folder.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
-import { Catalog } from '../src/catalog/catalog.js';
-import { CheckpointStore } from '../src/catalog/checkpoint-store.js';
 import { repoRoot } from '../src/common/paths.js';
-import { configSchema } from '../src/config/schema.js';
-import { CriuClient, locateCriu } from '../src/criu/index.js';
-import { EventLog } from '../src/events/event-log.js';
-import { JobQueue } from '../src/queue/job-queue.js';
 import type { JobResult } from '../src/queue/job-view.js';
-import { TargetPolicy } from '../src/targets/policy.js';
 import { isSameProcess, readProcStat } from '../src/targets/process-info.js';
 import { WorkloadRegistry } from '../src/workloads/registry.js';
 import { Workloads } from '../src/workloads/workloads.js';
-import { startTestCriuService } from '../test/helpers/criu.js';
-import { TestRedis } from '../test/helpers/redis.js';
-import { CkptWorker } from '../workers/ckpt-worker.js';
+import { startBenchService } from './lib/bench-service.js';
 import { fmtMs, median, msSince } from './lib/figures.js';
-import { JobFollower } from './lib/job-follower.js';
 
 const { values } = parseArgs({
   options: {
@@ -47,37 +35,10 @@ const copies = Number(values.copies);
 const ballast = Number(values.ballast);
 if (!(rounds >= 1 && copies >= 1 && ballast >= 0)) throw new Error('usage: restore.ts [--rounds N>=1] [--copies N>=1] [--ballast MiB]');
 
-const criuBin = await locateCriu();
-const redisServer = await TestRedis.start();
-const service = await startTestCriuService(criuBin);
-const dir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-bench-restore-'));
-const config = configSchema.parse({
-  node: 'bench',
-  redis: { url: redisServer.url, prefix: 'ckpt' },
-  storage: { root: path.join(dir, 'checkpoints') },
-  workloads: { root: path.join(dir, 'workloads') },
-  criu: { socket: service.socketPath },
-  worker: { concurrency: 4 },
-});
-const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
-const blocking = new Redis(redisServer.url, { maxRetriesPerRequest: null });
-const eventLog = new EventLog(redis, { key: 'ckpt:events' });
-const store = new CheckpointStore({ root: config.storage.root });
-const catalog = new Catalog(redis, { prefix: 'ckpt', store, node: config.node });
-const queue = new JobQueue({ connection: redisServer.url, prefix: 'ckpt', node: config.node, eventLog, defaults: config.worker, checkpoints: catalog });
+const bench = await startBenchService('restore', { worker: { concurrency: 4 } });
+const { criuBin, config, dir, redis, eventLog, store, catalog, queue, client, jobs } = bench;
 const registry = new WorkloadRegistry(redis, 'ckpt');
 const workloads = new Workloads({ registry, eventLog, node: config.node, root: config.workloads.root, stopGraceMs: 1000 });
-const worker = new CkptWorker({
-  config,
-  eventLog,
-  criuSocket: service.socketPath,
-  catalog,
-  store,
-  policy: new TargetPolicy({ protectedPids: () => (service.pid ? [service.pid] : []) }),
-});
-await worker.start();
-const client = new CriuClient({ socketPath: service.socketPath });
-const jobs = await JobFollower.start(eventLog, blocking);
 const COUNTER = path.join(repoRoot(), 'test/fixtures/stdout-counter.py');
 const logLevel = config.criu.logLevel;
 
@@ -186,11 +147,5 @@ try {
   }
 } finally {
   for (const w of (await registry.list()).items) await workloads.stop(w.name).catch(() => undefined);
-  await worker.close();
-  await queue.close();
-  redis.disconnect();
-  blocking.disconnect();
-  await service.cleanup();
-  await redisServer.stop();
-  await rm(dir, { recursive: true, force: true });
+  await bench.close();
 }
