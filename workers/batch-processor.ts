@@ -15,7 +15,7 @@ export async function processBatch(job: Job<BatchRestoreJobData>, run: JobRun): 
   const values = byJobId(await job.getChildrenValues<JobResult>());
   const failures = byJobId(await job.getIgnoredChildrenFailures());
   const items: BatchItemOutcome[] = job.data.jobIds.map((jobId, i) => {
-    const checkpointId = job.data.checkpointIds[i]!;
+    const checkpointId = job.data.childCheckpointIds[i]!;
     const result = values.get(jobId);
     if (result) return { jobId, checkpointId, state: 'completed', restoredPid: result.restoredPid };
     return { jobId, checkpointId, state: 'failed', reason: failures.get(jobId) ?? 'no result recorded' };

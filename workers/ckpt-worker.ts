@@ -12,6 +12,9 @@ import { queueKeys, queueNameFor } from '../src/queue/keys.js';
 import { createRedis, type RedisConnection } from '../src/queue/redis.js';
 import type { BatchRestoreJobData, DumpJobData, RestoreJobData } from '../src/queue/schemas.js';
 import type { TargetPolicy } from '../src/targets/policy.js';
+import { WorkloadRegistry } from '../src/workloads/registry.js';
+import { WorkloadWatcher } from '../src/workloads/watcher.js';
+import { Workloads } from '../src/workloads/workloads.js';
 import { processBatch } from './batch-processor.js';
 import { processDump } from './dump-processor.js';
 import { codeOf, FinalJobError, toAttemptError } from './failure.js';
@@ -55,6 +58,7 @@ export class CkptWorker {
   private events: Promise<void> = Promise.resolve();
   private closing?: Promise<void>;
   private versionText?: Promise<string>;
+  private readonly watcher: WorkloadWatcher;
 
   constructor(private readonly options: CkptWorkerOptions) {
     const { config } = options;
@@ -63,6 +67,14 @@ export class CkptWorker {
     this.redis = createRedis(connection);
     // Reconnecting is ioredis' job; without listeners its errors would be unhandled.
     for (const r of [this.bullRedis, this.redis]) r.on('error', (err: Error) => this.reportError(err));
+    const workloadRegistry = new WorkloadRegistry(this.redis, config.redis.prefix);
+    this.watcher = new WorkloadWatcher({
+      registry: workloadRegistry,
+      eventLog: options.eventLog,
+      node: config.node,
+      intervalMs: config.workloads.watchIntervalMs,
+      onError: (err) => this.reportError(err),
+    });
     this.ctx = {
       config,
       node: config.node,
@@ -71,6 +83,13 @@ export class CkptWorker {
       catalog: options.catalog,
       store: options.store,
       policy: options.policy,
+      workloads: new Workloads({
+        registry: workloadRegistry,
+        eventLog: options.eventLog,
+        node: config.node,
+        root: config.workloads.root,
+        stopGraceMs: config.workloads.stopGraceMs,
+      }),
       redis: this.redis,
       keys: queueKeys(config.redis.prefix),
     };
@@ -114,6 +133,7 @@ export class CkptWorker {
         .catch((err: Error) => this.reportError(err));
     });
     this.worker = worker;
+    this.watcher.start();
     void worker.run().catch((err: Error) => this.reportError(err));
     await worker.waitUntilReady();
   }
@@ -132,6 +152,7 @@ export class CkptWorker {
         this.bullRedis.disconnect();
       }, grace + CLOSE_AFTER_ABORT_MS);
       try {
+        await this.watcher.stop();
         await this.worker?.close();
         await this.events;
       } finally {

@@ -44,7 +44,7 @@ export async function processDump(job: Job<DumpJobData>, run: JobRun, ctx: Worke
   }
 
   reporter.progress({ stage: 'resolving' });
-  const info = await resolveTarget(job.data.target);
+  const info = await resolveTarget(job.data.target, { workloads: ctx.workloads });
   const resolved: ResolvedTarget = {
     key: info.key,
     pid: info.pid,
@@ -52,6 +52,7 @@ export async function processDump(job: Job<DumpJobData>, run: JobRun, ctx: Worke
     exe: info.exe,
     uid: info.uid,
     startTime: info.startTime,
+    ...(info.workload && { workload: info.workload }),
     attemptStartedAt: started,
   };
   // A first attempt makes its folder and measures the target while the target is checked and locked (independent

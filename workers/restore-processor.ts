@@ -13,6 +13,7 @@ import { networkLockFor } from './network-lock.js';
 import { FinalJobError, RetryableJobError } from './failure.js';
 import { isRunning, waitPidFree } from './proc-wait.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
+import { restoreWorkload } from './workload-restore.js';
 
 /** Rough share of a restore done when CRIU reports each stage (restores have no byte count to follow). */
 const RESTORE_STAGE_PERCENT: Partial<Record<NotifyScript, number>> = {
@@ -63,6 +64,13 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
         await job.moveToDelayed(Date.now() + BATCH_SLOT_RETRY_MS, run.token);
         throw new DelayedError();
       }
+    }
+    if (checkpoint.target.workload) {
+      // Its own pid namespace: no host pid to wait for, any number of copies.
+      const { restored: workloads, stats } = await restoreWorkload(job, run, ctx, checkpoint, imagesDir);
+      reporter.progress({ stage: 'done', percent: 100 });
+      restored = true;
+      return { checkpointId: checkpoint.id, restoredPid: workloads[0]!.hostPid, workloads, stats: { ...stats }, durationMs: Date.now() - started };
     }
     const pid = checkpoint.target.pid;
     reporter.progress({ stage: 'waiting-pid' });

@@ -5,6 +5,7 @@ import type { Config } from '../src/config/schema.js';
 import type { CriuClient } from '../src/criu/client.js';
 import type { queueKeys } from '../src/queue/keys.js';
 import type { TargetPolicy } from '../src/targets/policy.js';
+import type { Workloads } from '../src/workloads/workloads.js';
 import type { JobReporter } from './job-reporter.js';
 
 /** What every processor of a worker shares. */
@@ -18,6 +19,8 @@ export interface WorkerContext {
   catalog: Catalog;
   store: CheckpointStore;
   policy: TargetPolicy;
+  /** Workloads: `{workload}` targets, and the workloads a restore of a workload checkpoint brings back. */
+  workloads: Workloads;
   /** For locks and semaphores (not BullMQ's connections). */
   redis: Redis;
   keys: ReturnType<typeof queueKeys>;

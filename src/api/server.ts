@@ -26,6 +26,9 @@ const STATUS_BY_CODE: Record<string, [number, string]> = {
   ECRON: [400, 'validation'],
   /** A trigger-now the schedule's overlap policy turned down (its previous run is still going). */
   ESKIPPED: [409, 'skipped'],
+  EWORKLOAD_EXISTS: [409, 'exists'],
+  EWORKLOAD_NODE: [422, 'node'],
+  EWORKLOAD_START: [422, 'workload'],
 };
 
 /**

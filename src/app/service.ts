@@ -4,6 +4,7 @@ import { Authenticator } from '../api/auth.js';
 import { checkpointRoutes } from '../api/routes/checkpoints.js';
 import { jobRoutes } from '../api/routes/jobs.js';
 import { scheduleRoutes } from '../api/routes/schedules.js';
+import { workloadRoutes } from '../api/routes/workloads.js';
 import { serviceRoutes } from '../api/routes/service.js';
 import { createApiServer } from '../api/server.js';
 import { Catalog } from '../catalog/catalog.js';
@@ -15,7 +16,11 @@ import { createMetrics } from '../observability/metrics.js';
 import { JobQueue } from '../queue/job-queue.js';
 import { startSchedulerService } from '../scheduler/service.js';
 import { TargetPolicy } from '../targets/policy.js';
+import { workloadTargetKey } from '../targets/key.js';
 import { resolveTarget } from '../targets/resolve.js';
+import type { TargetSpec } from '../targets/spec.js';
+import { WorkloadRegistry } from '../workloads/registry.js';
+import { Workloads } from '../workloads/workloads.js';
 import { CkptWorker } from '../../workers/ckpt-worker.js';
 import { healthProbes, startFoundation, type AppRoles } from './app.js';
 
@@ -70,6 +75,15 @@ export async function startService({ config, configFile, roles, log, version }: 
       allowCommands: config.policy.allowCommands,
       protectedPids: foundation.protectedPids,
     });
+    const workloads = new Workloads({
+      registry: new WorkloadRegistry(redis, config.redis.prefix),
+      eventLog,
+      node: config.node,
+      root: config.workloads.root,
+      stopGraceMs: config.workloads.stopGraceMs,
+      policy,
+    });
+    const resolve = (spec: TargetSpec) => resolveTarget(spec, { workloads });
     queue = new JobQueue({
       connection: config.redis.url,
       prefix: config.redis.prefix,
@@ -102,6 +116,7 @@ export async function startService({ config, configFile, roles, log, version }: 
       enqueuer: queue,
       catalog,
       targetPolicy: policy,
+      resolveTarget: resolve,
       logger: log,
     });
     stops.push(stopScheduler);
@@ -136,12 +151,18 @@ export async function startService({ config, configFile, roles, log, version }: 
         // A dump for this node is checked here too, so a refused or unresolvable target answers 4xx at once
         // instead of becoming a failed job; the worker checks again when it runs.
         enqueueDump: async (job) => {
-          if (!job.node || job.node === config.node) await policy.check(await resolveTarget(job.target));
+          if (!job.node || job.node === config.node) await policy.check(await resolve(job.target));
           return queue.enqueueDump(job);
         },
       },
     });
     await app.register(checkpointRoutes, { catalog });
+    await app.register(workloadRoutes, {
+      workloads: {
+        ...bind(workloads, 'run', 'list', 'get', 'stop', 'readOutput'),
+        newestCheckpoint: (name) => catalog.latest(workloadTargetKey(name)),
+      },
+    });
     await app.register(scheduleRoutes, { store: scheduleStore, scheduler });
     await app.register(registerDashboard);
     await feed.start();

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
 import { isSafeTargetKey } from '../targets/key.js';
+import { workloadNameSchema } from '../targets/spec.js';
 
 /** `20261127T134501Z-1a2b3c4d`: UTC second, then 8 random hex digits. Sorts by time as a string; safe as a folder name. */
 const CHECKPOINT_ID = /^\d{8}T\d{6}Z-[0-9a-f]{8}$/;
@@ -36,6 +37,16 @@ export const manifestSchema = z.object({
     uid: z.number().int().nonnegative(),
     /** /proc/pid/stat start time (clock ticks) of the dumped process. */
     startTime: z.number().int().nonnegative(),
+    /**
+     * Set for a workload (`ckpt run`): the init of its own pid namespace, restorable any number of times side by side.
+     * `dir` is the folder its output files were in: a copy restored under another name gets them in its own folder.
+     */
+    workload: z
+      .strictObject({
+        name: workloadNameSchema,
+        dir: z.string().refine((p) => path.isAbsolute(p), 'must be an absolute path'),
+      })
+      .optional(),
   }),
   /** e.g. "4.2.1". */
   criuVersion: z.string(),

@@ -6,6 +6,7 @@ import type { JobProgress, JobResult, JobView } from '../queue/job-view.js';
 import type { ScheduleInput } from '../scheduler/schema.js';
 import type { RunTime, ScheduleView } from '../scheduler/view.js';
 import type { TargetSpec } from '../targets/spec.js';
+import type { RunWorkloadInput, WorkloadView } from '../workloads/workloads.js';
 
 /**
  * A small typed client for ckpt's HTTP API (/api/v1), on Node's global fetch.
@@ -22,6 +23,7 @@ export type CriuOptions = NonNullable<DumpJobInput['criu']>;
 export type ScheduleRequest = ScheduleInput;
 /** A schedule as the API shows it: its definition, its run-time state and the next run. */
 export type Schedule = ScheduleView;
+export type Workload = WorkloadView & { newestCheckpoint?: CatalogCheckpoint | null };
 export type { RunTime };
 
 export interface ListQuery {
@@ -121,6 +123,28 @@ export class ApiClient {
     return this.request('POST', `/api/v1/checkpoints/${enc(id)}/${pinned ? 'pin' : 'unpin'}`);
   }
 
+  runWorkload(body: RunWorkloadInput): Promise<Workload> {
+    return this.request('POST', '/api/v1/workloads', { body });
+  }
+
+  listWorkloads(): Promise<{ items: Workload[] }> {
+    return this.request('GET', '/api/v1/workloads');
+  }
+
+  getWorkload(name: string): Promise<Workload> {
+    return this.request('GET', `/api/v1/workloads/${enc(name)}`);
+  }
+
+  stopWorkload(name: string): Promise<{ name: string; outcome: string }> {
+    return this.request('DELETE', `/api/v1/workloads/${enc(name)}`);
+  }
+
+  /** A workload's output from byte `offset` on, and where to ask next. */
+  async workloadOutput(name: string, stream: 'stdout' | 'stderr', offset: number): Promise<{ text: string; next: number }> {
+    const res = await this.raw('GET', `/api/v1/workloads/${enc(name)}/log`, { stream, offset });
+    return { text: res.text, next: Number(res.headers.get('x-next-offset') ?? offset) };
+  }
+
   listSchedules(): Promise<{ items: Schedule[] }> {
     return this.request('GET', '/api/v1/schedules');
   }
@@ -156,8 +180,25 @@ export class ApiClient {
     path: string,
     options: { query?: ListQuery; body?: unknown; text?: boolean; acceptStatuses?: number[] } = {},
   ): Promise<T> {
+    const { text: raw, status } = await this.raw(method, path, options.query, options);
+    if (options.text) return raw as T;
+    if (!raw) return undefined as T;
+    try {
+      return JSON.parse(raw) as T;
+    } catch {
+      throw new ApiError(status, 'bad_response', `${method} ${path}: the server answered ${status} with something that is not JSON`);
+    }
+  }
+
+  /** One HTTP exchange: the answer's text, status and headers; an error status (unless accepted) throws ApiError. */
+  private async raw(
+    method: string,
+    path: string,
+    query: ListQuery = {},
+    options: { body?: unknown; text?: boolean; acceptStatuses?: number[] } = { text: true },
+  ): Promise<{ text: string; status: number; headers: Headers }> {
     const url = new URL(this.baseUrl + path);
-    for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+    for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { accept: options.text ? 'text/plain, application/json' : 'application/json' };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (options.body !== undefined) headers['content-type'] = 'application/json';
@@ -172,15 +213,9 @@ export class ApiClient {
     } catch (err) {
       throw new ApiUnreachableError(this.baseUrl, err);
     }
-    const raw = await res.text();
-    if (!res.ok && !options.acceptStatuses?.includes(res.status)) throw errorFromResponse(res, raw);
-    if (options.text) return raw as T;
-    if (!raw) return undefined as T;
-    try {
-      return JSON.parse(raw) as T;
-    } catch {
-      throw new ApiError(res.status, 'bad_response', `${method} ${path}: the server answered ${res.status} with something that is not JSON`);
-    }
+    const text = await res.text();
+    if (!res.ok && !options.acceptStatuses?.includes(res.status)) throw errorFromResponse(res, text);
+    return { text, status: res.status, headers: res.headers };
   }
 }
 

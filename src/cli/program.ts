@@ -5,6 +5,7 @@ import { registerHealthCommand } from './commands/health.js';
 import { registerJobCommands } from './commands/jobs.js';
 import { registerScheduleCommands } from './commands/schedules.js';
 import { registerWatchCommand } from './commands/watch.js';
+import { registerWorkloadCommands } from './commands/workloads.js';
 import { EXIT, reportError } from './errors.js';
 
 export const DEFAULT_URL = 'http://127.0.0.1:7070';
@@ -27,6 +28,7 @@ export function createProgram(): Command {
   registerJobCommands(program);
   registerCheckpointCommands(program);
   registerScheduleCommands(program);
+  registerWorkloadCommands(program);
   registerWatchCommand(program);
   registerHealthCommand(program);
   return program;

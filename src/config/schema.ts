@@ -48,6 +48,16 @@ export const configSchema = z.object({
       sync: z.boolean().default(true),
     })
     .prefault({}),
+  workloads: z
+    .object({
+      /** Workloads (`ckpt run`) keep their output here: <root>/<name>/stdout.log, stderr.log, status (folders 0700, files 0600). */
+      root: z.string().default('/var/lib/ckpt/workloads'),
+      /** Stopping a workload (DELETE, replace): SIGTERM, then SIGKILL after this long. */
+      stopGraceMs: durationMs.default(5000),
+      /** How often a worker looks at the workloads of its node, to announce those that exited (workload.exited). */
+      watchIntervalMs: durationMs.min(100).default(1000),
+    })
+    .prefault({}),
   criu: z
     .object({
       /** A criu binary (>= 4.2); empty: the system criu when new enough, else the private install from scripts/setup.sh. */

@@ -3,7 +3,7 @@ import { FlowProducer, Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CatalogError } from '../catalog/errors.js';
 import { newCheckpointId } from '../catalog/manifest.js';
-import { parseOrThrow } from '../common/validation.js';
+import { parseOrThrow, ValidationError } from '../common/validation.js';
 import type { Config } from '../config/schema.js';
 import type { EventLog } from '../events/event-log.js';
 import type { EventInput } from '../events/types.js';
@@ -28,7 +28,7 @@ import {
  * restore from the moment the restore is enqueued, so retention never removes a checkpoint a waiting restore needs.
  */
 export interface CheckpointLookup {
-  get(checkpointId: string): Promise<{ node: string; target: { key: string } } | null>;
+  get(checkpointId: string): Promise<{ node: string; target: { key: string; workload?: unknown } } | null>;
   acquireRef(checkpointId: string, jobId: string): Promise<unknown>;
 }
 
@@ -120,6 +120,7 @@ export class JobQueue {
   async enqueueRestore(input: unknown): Promise<EnqueueResult> {
     const spec = parseRestoreJob(input);
     const checkpoint = await this.lookupCheckpoint(spec.checkpointId);
+    if (spec.replicas > 1) assertCopyable(checkpoint, spec.checkpointId, 'replicas');
     const node = spec.node ?? checkpoint.node;
     const jobId = randomUUID();
     await this.claimJobId(jobId, node);
@@ -143,16 +144,24 @@ export class JobQueue {
    */
   async enqueueBatchRestore(input: unknown): Promise<{ batchId: string; jobIds: string[] }> {
     const spec = parseBatchRestoreJob(input);
-    const checkpoints = await Promise.all(spec.checkpointIds.map((id) => this.lookupCheckpoint(id)));
+    const byId = new Map(
+      await Promise.all(spec.checkpointIds.map(async (id) => [id, await this.lookupCheckpoint(id)] as const)),
+    );
+    for (const [id, n] of Object.entries(spec.replicas ?? {})) if (n > 1) assertCopyable(byId.get(id)!, id, `replicas.${id}`);
+    // One child per restore: a checkpoint with replicas n has n children, each starting one copy.
+    const childCheckpointIds = spec.checkpointIds.flatMap((id) => Array<string>(spec.replicas?.[id] ?? 1).fill(id));
+    const checkpoints = childCheckpointIds.map((id) => byId.get(id)!);
     const batchId = randomUUID();
-    const jobIds = spec.checkpointIds.map(() => randomUUID());
-    const parent: BatchRestoreJobData = { ...spec, node: this.node, jobIds };
-    const children = spec.checkpointIds.map((checkpointId, i) => {
+    const jobIds = childCheckpointIds.map(() => randomUUID());
+    const parent: BatchRestoreJobData = { ...spec, node: this.node, jobIds, childCheckpointIds };
+    const children = childCheckpointIds.map((checkpointId, i) => {
       const data: RestoreJobData = {
         checkpointId,
         node: checkpoints[i]!.node,
         target: checkpoints[i]!.target.key,
+        replicas: 1,
         batch: { id: batchId, concurrency: spec.concurrency },
+        ...((spec.replicas?.[checkpointId] ?? 1) > 1 && { copy: true }),
       };
       return {
         name: 'restore',
@@ -168,7 +177,7 @@ export class JobQueue {
       index.hset(this.keys.jobNodes, id, node).zadd(this.keys.jobClaims, 'NX', now, id).sadd(this.keys.nodes, node);
     }
     await index.exec();
-    for (const [i, id] of spec.checkpointIds.entries()) await this.options.checkpoints!.acquireRef(id, jobIds[i]!);
+    for (const [i, id] of childCheckpointIds.entries()) await this.options.checkpoints!.acquireRef(id, jobIds[i]!);
     this.flow ??= new FlowProducer({ connection: this.redis, prefix: this.options.prefix });
     await this.flow.add({
       name: 'restore-batch',
@@ -348,7 +357,7 @@ export class JobQueue {
     return { claimed: claimed === 1, owner };
   }
 
-  private async lookupCheckpoint(checkpointId: string): Promise<{ node: string; target: { key: string } }> {
+  private async lookupCheckpoint(checkpointId: string): Promise<{ node: string; target: { key: string; workload?: unknown } }> {
     if (!this.options.checkpoints) throw new Error('JobQueue: restores need options.checkpoints (the catalog)');
     const checkpoint = await this.options.checkpoints.get(checkpointId);
     if (!checkpoint) throw new CatalogError('ENOTFOUND', `no checkpoint ${checkpointId}`, checkpointId);
@@ -375,4 +384,13 @@ export class JobQueue {
   private async publish(input: EventInput): Promise<void> {
     await this.options.eventLog.publish(input);
   }
+}
+
+/** Several copies of one checkpoint at once need a workload's checkpoint (its own pid namespace); refused otherwise. */
+function assertCopyable(checkpoint: { target: { workload?: unknown } }, checkpointId: string, field: string): void {
+  if (checkpoint.target.workload) return;
+  throw new ValidationError(
+    [{ field, reason: `checkpoint ${checkpointId} is of a plain process, whose pids exist once: only a workload's checkpoint (ckpt run) restores as several copies` }],
+    'restore request',
+  );
 }

@@ -23,6 +23,8 @@ export interface BatchItemOutcome {
 export interface JobResult {
   checkpointId?: string;
   restoredPid?: number;
+  /** A restore of a workload's checkpoint: the workloads it started (one per replica), with their host pids. */
+  workloads?: Array<{ name: string; hostPid: number }>;
   /** CRIU's stats-dump / stats-restore, camelCase. */
   stats?: Record<string, unknown>;
   /** Size of the checkpoint on disk. */

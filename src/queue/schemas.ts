@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseOrThrow } from '../common/validation.js';
 import { checkpointIdSchema } from '../catalog/manifest.js';
+import type { WorkloadRef } from '../targets/process-info.js';
 import { targetSpecSchema } from '../targets/spec.js';
 
 /**
@@ -76,12 +77,20 @@ export const dumpJobSchema = z.strictObject({
   ifBusy: z.enum(['wait', 'skip']).default('wait'),
 });
 
+/** Most copies one restore request may start. */
+export const MAX_REPLICAS = 32;
+
 export const restoreJobSchema = z.strictObject({
   /** Shape checked here; existence by JobQueue (an unknown id is a CatalogError ENOTFOUND). */
   checkpointId: checkpointIdSchema,
   criu: criuRestoreOptionsSchema.optional(),
   /** Where to restore. Default: the node that made the checkpoint. */
   node: nodeNameSchema.optional(),
+  /**
+   * Copies to start at once (a workload's checkpoint only: each copy is a workload of its own, `<name>-<n>`, in its
+   * own pid namespace with its own output files). A plain process's pids exist once: 1.
+   */
+  replicas: z.number().int().min(1).max(MAX_REPLICAS).default(1),
 });
 
 export const MAX_BATCH = 100;
@@ -92,8 +101,16 @@ export const batchRestoreJobSchema = z.strictObject({
     .min(1)
     .max(MAX_BATCH)
     .refine((ids) => new Set(ids).size === ids.length, 'must not repeat an id'),
-  /** Restores of this batch running at once (across all nodes). */
+  /** Restores of this batch running at once (across all nodes); each copy of `replicas` counts as one restore. */
   concurrency: z.number().int().min(1).max(16).default(2),
+  /** Copies per checkpoint (workload checkpoints only; default 1): {checkpointId: n}. Each copy is a child job. */
+  replicas: z.record(checkpointIdSchema, z.number().int().min(1).max(MAX_REPLICAS)).optional(),
+}).superRefine((batch, ctx) => {
+  for (const id of Object.keys(batch.replicas ?? {})) {
+    if (!batch.checkpointIds.includes(id)) ctx.addIssue({ code: 'custom', path: ['replicas', id], message: 'not one of checkpointIds' });
+  }
+  const total = batch.checkpointIds.reduce((n, id) => n + (batch.replicas?.[id] ?? 1), 0);
+  if (total > MAX_BATCH) ctx.addIssue({ code: 'custom', path: ['replicas'], message: `${total} restores in all, at most ${MAX_BATCH}` });
 });
 
 export type JobType = (typeof JOB_TYPES)[number];
@@ -113,6 +130,8 @@ export interface ResolvedTarget {
   exe: string;
   uid: number;
   startTime: number;
+  /** Set when the target is a workload. */
+  workload?: WorkloadRef;
   /** When the attempt that resolved it began (ms since the epoch). */
   attemptStartedAt: number;
 }
@@ -132,12 +151,16 @@ export type RestoreJobData = z.output<typeof restoreJobSchema> & {
   /** The checkpoint's target key (for events). */
   target: string;
   batch?: { id: string; concurrency: number };
+  /** Always start a copy under a new name, even when the checkpoint's workload is not running (a batch's replicas). */
+  copy?: boolean;
 };
 
 export type BatchRestoreJobData = z.output<typeof batchRestoreJobSchema> & {
   node: string;
-  /** The children, in the order of checkpointIds. */
+  /** The children: one per restore (a checkpoint with replicas has several). */
   jobIds: string[];
+  /** The checkpoint of each child, in the order of jobIds. */
+  childCheckpointIds: string[];
 };
 
 export type JobData = DumpJobData | RestoreJobData | BatchRestoreJobData;

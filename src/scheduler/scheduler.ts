@@ -390,7 +390,8 @@ export class Scheduler {
       return { skipped: `target: ${err.message}`, code: err.code };
     }
     const input: DumpJobInput = {
-      target: { pid: target.pid },
+      // A workload keeps its name across restores (its pid changes): the worker resolves it again.
+      target: 'workload' in schedule.target ? schedule.target : { pid: target.pid },
       leaveRunning: schedule.leaveRunning,
       scheduleId: schedule.id,
       // With overlap skip, a dump that finds the target busy (say, a manual dump) finishes as skipped, not queued.

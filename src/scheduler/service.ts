@@ -18,6 +18,8 @@ export interface SchedulerServiceOptions {
   /** src/catalog's Catalog (retention). */
   catalog?: RetentionCatalog;
   targetPolicy?: SchedulerOptions['targetPolicy'];
+  /** Resolves a schedule's target at fire time (with the workload registry for `{workload}` targets). */
+  resolveTarget?: SchedulerOptions['resolveTarget'];
   logger: Logger;
 }
 
@@ -50,6 +52,7 @@ export async function startSchedulerService(options: SchedulerServiceOptions): P
     logger,
     ...(options.catalog ? { catalog: options.catalog } : {}),
     ...(options.targetPolicy ? { targetPolicy: options.targetPolicy } : {}),
+    ...(options.resolveTarget ? { resolveTarget: options.resolveTarget } : {}),
   });
   if (config.scheduler.enabled) await scheduler.start();
   return { store, scheduler, seed, stop: () => scheduler.stop() };

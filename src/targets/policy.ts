@@ -66,9 +66,12 @@ export class TargetPolicy {
     if (this.allowUids.size && !this.allowUids.has(info.uid)) {
       refuse(`uid ${info.uid} is not in policy.allowUids (${[...this.allowUids].join(', ')})`);
     }
-    if (this.allowCommands.length && !this.allowCommands.some((r) => r.test(info.cmdline))) {
-      refuse(`command line "${info.cmdline}" matches none of policy.allowCommands`);
-    }
+    if (!this.commandAllowed(info.cmdline)) refuse(`command line "${info.cmdline}" matches none of policy.allowCommands`);
+  }
+
+  /** Whether a command line may run as a workload or be a target (policy.allowCommands; empty = any). */
+  commandAllowed(cmdline: string): boolean {
+    return !this.allowCommands.length || this.allowCommands.some((r) => r.test(cmdline));
   }
 
   /** Why `info` is one of ckpt's own processes or an ancestor of one; undefined when it is neither. */

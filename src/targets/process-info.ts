@@ -19,8 +19,16 @@ export interface ProcessInfo {
   rssBytes: number;
   /** True for kernel threads (PF_KTHREAD in the stat flags, or a child of kthreadd). */
   kernelThread: boolean;
-  /** Filesystem-safe folder name for this process's checkpoints (see targetKey). */
+  /** Filesystem-safe folder name for this process's checkpoints (see targetKey, workloadTargetKey). */
   key: string;
+  /** Set when the process was resolved as a workload (`{workload}` target): its name and output folder. */
+  workload?: WorkloadRef;
+}
+
+/** A workload (src/workloads) as a checkpoint remembers it: its name, and the folder its output files are in. */
+export interface WorkloadRef {
+  name: string;
+  dir: string;
 }
 
 /** The fields of /proc/<pid>/stat that ckpt uses. */

@@ -4,6 +4,7 @@ import { TargetError, type TargetMatch } from './errors.js';
 import { matchingPids } from './match.js';
 import { ancestorsOf, listPids, readCmdline, readProcessInfo, type ProcessInfo } from './process-info.js';
 import type { TargetSpec } from './spec.js';
+import { workloadTargetKey } from './key.js';
 
 /** A pid file holds a pid and a newline; anything longer is not a pid file. */
 const PID_FILE_MAX_BYTES = 64;
@@ -16,6 +17,14 @@ export interface ResolveOptions {
    * (a `--match node` must not find the worker itself or the shell that started it).
    */
   exclude?: number[];
+  /** Where `{workload}` names are looked up (src/workloads' registry); without it a workload target is ETARGET_GONE. */
+  workloads?: WorkloadLookup;
+}
+
+/** A workload's current process, as the workload registry knows it. */
+export interface WorkloadLookup {
+  /** The host pid and start time of the workload's running process, or a reason why there is none. */
+  processOf(name: string): Promise<{ pid: number; startTime: number; dir: string } | { reason: string }>;
 }
 
 /**
@@ -27,6 +36,7 @@ export interface ResolveOptions {
  */
 export async function resolveTarget(spec: TargetSpec, options: ResolveOptions = {}): Promise<ProcessInfo> {
   if ('pid' in spec) return byPid(spec.pid, `pid ${spec.pid}`);
+  if ('workload' in spec) return byWorkload(spec.workload, options.workloads);
   if ('pidFile' in spec) {
     const pid = await readPidFile(spec.pidFile);
     return byPid(pid, `pid ${pid} (from ${spec.pidFile})`);
@@ -38,6 +48,15 @@ async function byPid(pid: number, what: string): Promise<ProcessInfo> {
   const info = await readProcessInfo(pid);
   if (!info) throw new TargetError('ETARGET_GONE', `${what}: no such process`);
   return info;
+}
+
+async function byWorkload(name: string, workloads: WorkloadLookup | undefined): Promise<ProcessInfo> {
+  const found = workloads ? await workloads.processOf(name) : { reason: 'workloads are not known here' };
+  if ('reason' in found) throw new TargetError('ETARGET_GONE', `workload ${name}: ${found.reason}`);
+  const info = await readProcessInfo(found.pid);
+  // The registry's pid is only this workload while the start time matches: a reused pid is another process.
+  if (!info || info.startTime !== found.startTime) throw new TargetError('ETARGET_GONE', `workload ${name}: not running`);
+  return { ...info, key: workloadTargetKey(name), workload: { name, dir: found.dir } };
 }
 
 async function byMatch(source: string, exclude: number[]): Promise<ProcessInfo> {

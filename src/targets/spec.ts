@@ -2,8 +2,16 @@ import path from 'node:path';
 import { z } from 'zod';
 import { isValidRegex } from '../common/validation.js';
 
-/** What a dump names as its target: a pid, a pid file, or a regex that must match exactly one process's command line. */
-export type TargetSpec = { pid: number } | { pidFile: string } | { match: string };
+/**
+ * What a dump names as its target: a pid, a pid file, a regex that must match exactly one process's command line, or a
+ * workload started by ckpt (`ckpt run`), by name.
+ */
+export type TargetSpec = { pid: number } | { pidFile: string } | { match: string } | { workload: string };
+
+/** Workload names: lower-case letters, digits, '_' and '-', starting with a letter or digit (1-48). */
+export const workloadNameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,47}$/, 'lower-case letters, digits, _ and - only, starting with a letter or digit (1-48)');
 
 /** Longest accepted `match` regex; the regex runs against every process's command line. */
 export const MAX_MATCH_LENGTH = 512;
@@ -22,21 +30,22 @@ const targetSpecObject = z.strictObject({
     .max(MAX_MATCH_LENGTH)
     .refine(isValidRegex, 'not a valid regular expression')
     .optional(),
+  workload: workloadNameSchema.optional(),
 });
 
 /**
- * `{pid}` | `{pidFile}` | `{match}`: exactly one of the three. pid: positive integer; pidFile: absolute path;
- * match: a valid JavaScript regex (tested against the command line, arguments joined by spaces).
+ * `{pid}` | `{pidFile}` | `{match}` | `{workload}`: exactly one of them. pid: positive integer; pidFile: absolute path;
+ * match: a valid JavaScript regex (tested against the command line, arguments joined by spaces); workload: a name.
  * Errors name the field (`match`, embedded: `target.match`).
  */
 export const targetSpecSchema = targetSpecObject.superRefine((spec, ctx) => {
-  const given = (['pid', 'pidFile', 'match'] as const).filter((k) => spec[k] !== undefined);
+  const given = (['pid', 'pidFile', 'match', 'workload'] as const).filter((k) => spec[k] !== undefined);
   if (given.length !== 1) {
     ctx.addIssue({
       code: 'custom',
       message: given.length
-        ? `give exactly one of pid, pidFile, match (got ${given.join(', ')})`
-        : 'give exactly one of pid, pidFile, match',
+        ? `give exactly one of pid, pidFile, match, workload (got ${given.join(', ')})`
+        : 'give exactly one of pid, pidFile, match, workload',
     });
   }
 }) as unknown as z.ZodType<TargetSpec, TargetSpec>;

@@ -34,6 +34,7 @@ export async function startServiceUnderTest(t: TestContext, overrides: ConfigInp
       redis: { url: redis.url },
       storage: { root: path.join(dir, 'checkpoints'), minFreeBytes: 0 },
       criu: { runtimeDir: path.join(dir, 'run') },
+      workloads: { root: path.join(dir, 'workloads') },
       worker: { backoff: { baseDelayMs: 200, maxDelayMs: 1000 }, attempts: 3 },
       ...overrides,
       ...extra,

@@ -33,6 +33,8 @@ export async function startCkptUp(options: { tokens?: TestTokens } = {}): Promis
     [
       'criu:',
       `  runtimeDir: ${path.join(dir, 'run')}`,
+      'workloads:',
+      `  root: ${path.join(dir, 'workloads')}`,
       'worker:',
       '  concurrency: 2',
       '  attempts: 3',

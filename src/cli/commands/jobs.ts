@@ -4,7 +4,9 @@ import { contextOf } from '../context.js';
 import { enqueue } from '../enqueue.js';
 import { describeTarget, jobDetails, jobsTable } from '../format.js';
 import { addCriuOptions, addTargetOptions, criuFrom, intArg, targetFrom, type CriuFlags, type TargetFlags } from './options.js';
+import { CliError, EXIT } from '../errors.js';
 import { followJobLog } from './logs.js';
+import { printWorkloadOutput } from './workloads.js';
 
 interface DumpFlags extends TargetFlags, CriuFlags {
   stop?: boolean;
@@ -42,10 +44,11 @@ export function registerJobCommands(program: Command): void {
     program
       .command('restore <checkpointId>')
       .description('restore a checkpoint')
+      .option('--replicas <n>', "copies to start at once (a workload's checkpoint)", intArg(Number.MIN_SAFE_INTEGER))
       .option('--wait', 'follow the job until it ends; exit 1 if it fails'),
-  ).action(async function (this: Command, checkpointId: string, flags: CriuFlags & { wait?: boolean }) {
+  ).action(async function (this: Command, checkpointId: string, flags: CriuFlags & { wait?: boolean; replicas?: number }) {
     const ctx = contextOf(this);
-    const body: RestoreRequest = { checkpointId };
+    const body: RestoreRequest = { checkpointId, ...(flags.replicas !== undefined && { replicas: flags.replicas }) };
     const criu = criuFrom(flags);
     if (criu) body.criu = criu;
     await enqueue(ctx, Boolean(flags.wait), async () => {
@@ -58,12 +61,18 @@ export function registerJobCommands(program: Command): void {
     .command('restore-batch <checkpointIds...>')
     .description('restore several checkpoints as one batch; one failing does not stop the others')
     .option('--concurrency <n>', 'restores running at once', intArg(Number.MIN_SAFE_INTEGER))
+    .option('--replicas <n>', "copies of each checkpoint (workload checkpoints), each its own restore", intArg(Number.MIN_SAFE_INTEGER))
     .option('--wait', 'follow every restore until the batch ends; exit 1 if any failed')
-    .action(async function (this: Command, checkpointIds: string[], flags: { concurrency?: number; wait?: boolean }) {
+    .action(async function (this: Command, checkpointIds: string[], flags: { concurrency?: number; replicas?: number; wait?: boolean }) {
       const ctx = contextOf(this);
       await enqueue(ctx, Boolean(flags.wait), async () => {
-        const r = await ctx.client.createRestoreBatch({ checkpointIds, ...(flags.concurrency !== undefined ? { concurrency: flags.concurrency } : {}) });
-        const jobs = Object.fromEntries(r.jobIds.map((id, i) => [id, { type: 'restore', what: checkpointIds[i] ?? '?' }]));
+        const r = await ctx.client.createRestoreBatch({
+          checkpointIds,
+          ...(flags.concurrency !== undefined ? { concurrency: flags.concurrency } : {}),
+          ...(flags.replicas !== undefined ? { replicas: Object.fromEntries(checkpointIds.map((id) => [id, flags.replicas!])) } : {}),
+        });
+        const perCheckpoint = flags.replicas ?? 1;
+        const jobs = Object.fromEntries(r.jobIds.map((id, i) => [id, { type: 'restore', what: checkpointIds[Math.floor(i / perCheckpoint)] ?? '?' }]));
         // The batch (parent) job ends after its children; waiting for it too gives its result, which lists every child.
         return {
           jobIds: [...r.jobIds, r.batchId],
@@ -100,11 +109,18 @@ export function registerJobCommands(program: Command): void {
     });
 
   program
-    .command('logs <jobId>')
-    .description("print a job's CRIU log")
-    .option('-f, --follow', 'stream new lines live until the job ends')
-    .action(async function (this: Command, jobId: string, flags: { follow?: boolean }) {
+    .command('logs [jobId]')
+    .description("print a job's CRIU log, or a workload's output (--workload)")
+    .option('-f, --follow', 'stream new lines live until the job ends (a workload: until interrupted)')
+    .option('--workload <name>', "a workload's output instead of a job's log")
+    .option('--stderr', "with --workload: its stderr instead of its stdout")
+    .action(async function (this: Command, jobId: string | undefined, flags: { follow?: boolean; workload?: string; stderr?: boolean }) {
       const ctx = contextOf(this);
+      if (flags.workload !== undefined) {
+        if (jobId !== undefined) throw new CliError('give a job id or --workload, not both', EXIT.usage);
+        return printWorkloadOutput(ctx, flags.workload, flags.stderr ? 'stderr' : 'stdout', Boolean(flags.follow));
+      }
+      if (jobId === undefined) throw new CliError('give a job id, or --workload <name>', EXIT.usage);
       const job = await ctx.client.getJob(jobId);
       if (flags.follow && job.state !== 'completed' && job.state !== 'failed') return followJobLog(ctx, job);
       const text = await ctx.client.getJobLog(jobId);

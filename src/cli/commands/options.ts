@@ -18,13 +18,15 @@ export interface TargetFlags {
   pid?: number;
   pidFile?: string;
   match?: string;
+  workload?: string;
 }
 
 export function addTargetOptions(cmd: Command): Command {
   return cmd
     .option('--pid <pid>', 'the process id', intArg(Number.MIN_SAFE_INTEGER))
     .option('--pid-file <file>', 'a file holding the process id')
-    .option('--match <regex>', 'a regex on the command line that must match exactly one process');
+    .option('--match <regex>', 'a regex on the command line that must match exactly one process')
+    .option('--workload <name>', 'a workload started with ckpt run, by name');
 }
 
 /** The target the flags name; exactly one of --pid, --pid-file, --match. Range checks are the server's. */
@@ -33,7 +35,8 @@ export function targetFrom(flags: TargetFlags): TargetSpec {
   if (flags.pid !== undefined) given.push({ pid: flags.pid });
   if (flags.pidFile !== undefined) given.push({ pidFile: flags.pidFile });
   if (flags.match !== undefined) given.push({ match: flags.match });
-  if (given.length !== 1) throw new CliError('give exactly one of --pid, --pid-file, --match', EXIT.usage);
+  if (flags.workload !== undefined) given.push({ workload: flags.workload });
+  if (given.length !== 1) throw new CliError('give exactly one of --pid, --pid-file, --match, --workload', EXIT.usage);
   return given[0]!;
 }
 
