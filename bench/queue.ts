@@ -23,6 +23,7 @@ import { CriuClient, locateCriu, readDumpStats } from '../src/criu/index.js';
 import { EventLog } from '../src/events/event-log.js';
 import type { FeedEvent } from '../src/events/types.js';
 import { JobQueue } from '../src/queue/job-queue.js';
+import { throwawaySigner } from '../test/helpers/signer.js';
 import { TargetPolicy } from '../src/targets/policy.js';
 import { startTestCriuService } from '../test/helpers/criu.js';
 import { TestRedis } from '../test/helpers/redis.js';
@@ -61,9 +62,10 @@ const config = configSchema.parse({
 const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
 const blocking = new Redis(redisServer.url, { maxRetriesPerRequest: null });
 const eventLog = new EventLog(redis, { key: 'ckpt:events' });
-const store = new CheckpointStore({ root, sync });
+const signer = throwawaySigner();
+const store = new CheckpointStore({ root, sync, signer });
 const catalog = new Catalog(redis, { prefix: 'ckpt', store, node: config.node });
-const queue = new JobQueue({ connection: redisServer.url, prefix: 'ckpt', node: config.node, eventLog, defaults: config.worker, checkpoints: catalog });
+const queue = new JobQueue({ connection: redisServer.url, prefix: 'ckpt', node: config.node, eventLog, defaults: config.worker, checkpoints: catalog, signer });
 const worker = new CkptWorker({
   config,
   eventLog,
@@ -71,6 +73,7 @@ const worker = new CkptWorker({
   catalog,
   store,
   policy: new TargetPolicy({ protectedPids: () => (service.pid ? [service.pid] : []) }),
+  signer,
 });
 await worker.start();
 const client = new CriuClient({ socketPath: service.socketPath });

@@ -54,6 +54,11 @@ export const manifestSchema = z.object({
   durationMs: z.number().nonnegative(),
   jobId: z.string().min(1),
   scheduleId: z.string().min(1).optional(),
+  /**
+   * HMAC-SHA256 (security.jobKeyFile) of every other field, made at commit (CheckpointStore): a restore trusts a
+   * checkpoint folder only when its manifest.json verifies and names that folder's target key and id.
+   */
+  signature: z.string().regex(/^[0-9a-f]{64}$/, 'not a signature (64 hex digits)').optional(),
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;
