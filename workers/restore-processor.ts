@@ -42,6 +42,13 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
   // The folder comes from the signed job (id and target key) and what is restored from that folder's signed
   // manifest; the catalog entry (Redis) must still list the checkpoint and agree, but is trusted for nothing.
   const listed = await ctx.catalog.get(checkpointId);
+  const untrusted = () =>
+    new FinalJobError(
+      `checkpoint ${checkpointId}: its catalog entry (${listed.target.key}/${listed.id}) does not match its signed manifest ` +
+        `(${target}/${checkpointId}); not restoring`,
+      'EMANIFEST_UNTRUSTED',
+    );
+  if (listed.id !== checkpointId || listed.target.key !== target) throw untrusted();
   const checkpoint = await ctx.store.readSigned(target, checkpointId);
   if (!checkpoint) {
     throw new FinalJobError(
@@ -49,13 +56,7 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
       'EIMAGES_MISSING',
     );
   }
-  if (listed.target.key !== target || listed.signature !== checkpoint.signature) {
-    throw new FinalJobError(
-      `checkpoint ${checkpointId}: its catalog entry (${listed.target.key}/${listed.id}) does not match its signed manifest ` +
-        `(${target}/${checkpointId}); not restoring`,
-      'EMANIFEST_UNTRUSTED',
-    );
-  }
+  if (listed.signature !== checkpoint.signature) throw untrusted();
   const imagesDir = ctx.store.pathOf(checkpoint);
   // Before any CRIU: a checkpoint whose files are not what was committed would restore a corrupt process, or half of one.
   const damage = await ctx.store.verify(checkpoint);
