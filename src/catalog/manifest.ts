@@ -21,6 +21,17 @@ export const checkpointIdSchema = z.string().regex(CHECKPOINT_ID, 'not a checkpo
 
 export const targetKeySchema = z.string().refine(isSafeTargetKey, 'not a target key (like python3-4242)');
 
+/** The process a checkpoint is of. */
+export const checkpointTargetSchema = z.object({
+  key: targetKeySchema,
+  pid: z.number().int().positive(),
+  cmdline: z.string(),
+  exe: z.string(),
+  uid: z.number().int().nonnegative(),
+  /** /proc/pid/stat start time (clock ticks) of the dumped process. */
+  startTime: z.number().int().nonnegative(),
+});
+
 /** manifest.json: everything known about one checkpoint. Stored in its folder and in the catalog. */
 export const manifestSchema = z.object({
   id: checkpointIdSchema,
@@ -28,15 +39,7 @@ export const manifestSchema = z.object({
   created: z.iso.datetime(),
   /** Node (host) whose disk holds the images and whose processes they are. */
   node: z.string().min(1),
-  target: z.object({
-    key: targetKeySchema,
-    pid: z.number().int().positive(),
-    cmdline: z.string(),
-    exe: z.string(),
-    uid: z.number().int().nonnegative(),
-    /** /proc/pid/stat start time (clock ticks) of the dumped process. */
-    startTime: z.number().int().nonnegative(),
-  }),
+  target: checkpointTargetSchema,
   /** e.g. "4.2.1". */
   criuVersion: z.string(),
   /** The CRIU options the dump used (CriuOptions, camelCase). */

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseOrThrow, ValidationError } from '../common/validation.js';
-import { checkpointIdSchema, targetKeySchema } from '../catalog/manifest.js';
+import { checkpointIdSchema, checkpointTargetSchema, targetKeySchema } from '../catalog/manifest.js';
 import { jobDumpOptionsSchema, jobRestoreOptionsSchema } from '../criu/options.js';
 import { targetSpecSchema } from '../targets/spec.js';
 
@@ -71,12 +71,7 @@ export type BatchRestoreJobInput = z.input<typeof batchRestoreJobSchema>;
 
 /** The process a dump attempt resolved its target to, kept in the job so a later attempt can finish its work. */
 export const resolvedTargetSchema = z.strictObject({
-  key: targetKeySchema,
-  pid: z.number().int().positive(),
-  cmdline: z.string(),
-  exe: z.string(),
-  uid: z.number().int().nonnegative(),
-  startTime: z.number().int().nonnegative(),
+  ...checkpointTargetSchema.shape,
   /** When the attempt that resolved it began (ms since the epoch). */
   attemptStartedAt: z.number().int().nonnegative(),
 });
