@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import { MIN_KEY_BYTES, Signer } from './signer.js';
@@ -16,9 +16,20 @@ export function jobKeyFileOf(config: Pick<Config, 'security' | 'storage'>): stri
  * owned by root (or ckpt's user) that nobody else can read or write; else UntrustedPathError, naming the file.
  */
 export function loadSigner(file: string): Signer {
+  if (!lstatSync(file, { throwIfNoEntry: false })) createKeyFile(file);
+  assertTrustedFile(file, { secret: true });
+  const text = readFileSync(file, 'utf8').trim();
+  if (!/^([0-9a-f]{2}){32,}$/i.test(text)) {
+    throw new UntrustedPathError(file, `not a key: expected at least ${MIN_KEY_BYTES * 2} hex digits`);
+  }
+  return new Signer(Buffer.from(text, 'hex'));
+}
+
+/** Written aside and linked into place: processes starting at once each try, one key wins, nobody reads half a file. */
+function createKeyFile(file: string): void {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  // Written aside and linked into place: processes starting at once each try, one key wins, nobody reads half a file.
   const draft = `${file}.${process.pid}.tmp`;
+  rmSync(draft, { force: true });
   writeFileSync(draft, randomBytes(MIN_KEY_BYTES).toString('hex') + '\n', { flag: 'wx', mode: 0o600 });
   try {
     linkSync(draft, file);
@@ -27,10 +38,4 @@ export function loadSigner(file: string): Signer {
   } finally {
     rmSync(draft, { force: true });
   }
-  assertTrustedFile(file, { secret: true });
-  const text = readFileSync(file, 'utf8').trim();
-  if (!/^([0-9a-f]{2}){32,}$/i.test(text)) {
-    throw new UntrustedPathError(file, `not a key: expected at least ${MIN_KEY_BYTES * 2} hex digits`);
-  }
-  return new Signer(Buffer.from(text, 'hex'));
 }

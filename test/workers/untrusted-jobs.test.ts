@@ -10,12 +10,18 @@ import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
 import { EventLog } from '../../src/events/event-log.js';
 import { signJobData } from '../../src/queue/job-signature.js';
 import { queueNameFor } from '../../src/queue/keys.js';
 import { jobKeyFileOf, loadSigner } from '../../src/security/key-file.js';
+import { TargetPolicy } from '../../src/targets/policy.js';
+import { CkptWorker } from '../../workers/ckpt-worker.js';
 import { isAlive, killAndReap, startCounter, type Counter } from '../helpers/targets.js';
 import { api, startServiceUnderTest, type ServiceUnderTest } from '../api/harness.js';
+import { startHarness } from './harness.js';
+
+const CP = '20261127T134501Z-1a2b3c4d';
 
 interface Attacker {
   svc: ServiceUnderTest;
@@ -207,4 +213,43 @@ test('a catalog entry rewritten in Redis, or a manifest altered on disk, does no
   const restored = await viaApi(a.svc, '/api/v1/restores', { checkpointId: one.checkpointId });
   assert.equal(restored.state, 'completed', restored.failedReason);
   assert.ok(isAlive(one.target.pid));
+});
+
+test('a refused job is logged as one structured security line', async (t) => {
+  const h = await startHarness(t);
+  if (!h) return;
+  const lines: { fields: Record<string, unknown>; message: string }[] = [];
+  const log = { warn: (fields: Record<string, unknown>, message: string) => void lines.push({ fields, message }) };
+  const worker = new CkptWorker({
+    config: h.config,
+    eventLog: h.eventLog,
+    criuSocket: h.criu.socketPath,
+    catalog: h.catalog,
+    store: h.store,
+    policy: new TargetPolicy({}),
+    signer: h.signer,
+    log: log as unknown as Pick<Logger, 'warn'>,
+  });
+  await worker.start();
+  h.defer(() => worker.close());
+  const bull = new Queue(queueNameFor(h.config.node), { connection: h.client, prefix: h.config.redis.prefix });
+  h.defer(() => bull.close());
+
+  await bull.add('dump', { target: { pid: process.pid }, node: h.config.node, checkpointId: CP }, { jobId: 'unsigned-dump' });
+  const { state } = await finished(bull, 'unsigned-dump');
+  assert.equal(state, 'failed');
+  assert.deepEqual(lines, [
+    {
+      fields: {
+        security: 'job.refused',
+        jobId: 'unsigned-dump',
+        jobType: 'dump',
+        node: h.config.node,
+        code: 'EJOB_UNSIGNED',
+        fields: [],
+        reason: "dump job unsigned-dump refused: its data has no signature (not enqueued by ckpt's API or scheduler)",
+      },
+      message: "dump job unsigned-dump refused: its data has no signature (not enqueued by ckpt's API or scheduler)",
+    },
+  ]);
 });
