@@ -22,7 +22,9 @@ function trustedOwner(uid: number): boolean {
 }
 
 function ownerProblem(st: Stats): string | undefined {
-  return trustedOwner(st.uid) ? undefined : `owned by uid ${st.uid}, not by root (or uid ${process.geteuid?.()}, which ckpt runs as)`;
+  if (trustedOwner(st.uid)) return undefined;
+  const self = process.geteuid?.();
+  return `owned by uid ${st.uid}, not by root${self ? ` or uid ${self} (which ckpt runs as)` : ''}`;
 }
 
 /**
