@@ -31,6 +31,7 @@ import { ScheduleStore } from '../src/scheduler/schedule-store.js';
 import { Scheduler } from '../src/scheduler/scheduler.js';
 import { scheduleSchema } from '../src/scheduler/schema.js';
 import { TestRedis } from '../test/helpers/redis.js';
+import { throwawaySigner } from '../test/helpers/signer.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -60,7 +61,7 @@ async function child(): Promise<void> {
   const config = benchConfig(process.env.BENCH_REDIS_URL!);
   const redis = new Redis(config.redis.url, { maxRetriesPerRequest: null });
   const eventLog = new EventLog(redis, { key: `${PREFIX}:events`, maxLen: config.events.maxLen });
-  const jobs = new JobQueue({ connection: config.redis.url, prefix: PREFIX, node: NODE, eventLog, defaults: config.worker });
+  const jobs = new JobQueue({ connection: config.redis.url, prefix: PREFIX, node: NODE, eventLog, defaults: config.worker, signer: throwawaySigner() });
   const store = new ScheduleStore(redis, PREFIX);
   const scheduler = new Scheduler({ redis, store, enqueuer: jobs, eventLog, config, logger: pino({ level: 'warn' }, destination(2)) });
   await scheduler.start();

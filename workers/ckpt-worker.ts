@@ -1,5 +1,6 @@
 import { DelayedError, Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
 import type { Catalog } from '../src/catalog/catalog.js';
 import type { CheckpointStore } from '../src/catalog/checkpoint-store.js';
 import type { Config } from '../src/config/schema.js';
@@ -7,10 +8,12 @@ import { CriuClient } from '../src/criu/client.js';
 import type { EventLog } from '../src/events/event-log.js';
 import type { EventInput } from '../src/events/types.js';
 import { backoffDelay } from '../src/queue/backoff.js';
+import { JobRefusedError, openJobData } from '../src/queue/job-signature.js';
 import type { JobResult } from '../src/queue/job-view.js';
 import { queueKeys, queueNameFor } from '../src/queue/keys.js';
 import { createRedis, type RedisConnection } from '../src/queue/redis.js';
 import type { BatchRestoreJobData, DumpJobData, RestoreJobData } from '../src/queue/schemas.js';
+import type { Signer } from '../src/security/signer.js';
 import type { TargetPolicy } from '../src/targets/policy.js';
 import { WorkloadRegistry } from '../src/workloads/registry.js';
 import { WorkloadWatcher } from '../src/workloads/watcher.js';
@@ -30,6 +33,10 @@ export interface CkptWorkerOptions {
   catalog: Catalog;
   store: CheckpointStore;
   policy: TargetPolicy;
+  /** The deployment's key (security.jobKeyFile): a job whose signature does not verify with it is refused. */
+  signer: Signer;
+  /** Where refused jobs are logged as security events (one structured line each). Default: not logged. */
+  log?: Pick<Logger, 'warn'>;
   /** Redis for BullMQ and the worker's locks. Default: config.redis.url. */
   connection?: RedisConnection;
   /** Errors that belong to no job (Redis connection trouble, an event that could not be published). Default: ignored. */
@@ -90,6 +97,7 @@ export class CkptWorker {
         root: config.workloads.root,
         stopGraceMs: config.workloads.stopGraceMs,
       }),
+      signer: options.signer,
       redis: this.redis,
       keys: queueKeys(config.redis.prefix),
     };
@@ -166,6 +174,7 @@ export class CkptWorker {
   }
 
   private async process(job: Job, token: string | undefined): Promise<JobResult> {
+    this.admit(job);
     const controller = new AbortController();
     this.active.set(job.id!, controller);
     const w = this.options.config.worker;
@@ -202,6 +211,24 @@ export class CkptWorker {
     } finally {
       await reporter.flush();
       this.active.delete(job.id!);
+    }
+  }
+
+  /**
+   * Before anything else: the job's data must carry ckpt's signature for this job on this node and pass its type's
+   * schema (then it is what the processors see). A job that does not is failed at once (not retried), logged as a
+   * security event and announced as job.refused; its data, someone else's, is used for nothing, not even events.
+   */
+  private admit(job: Job): void {
+    try {
+      job.data = openJobData(this.options.signer, { type: job.name, jobId: job.id!, node: this.node }, job.data);
+    } catch (err) {
+      if (!(err instanceof JobRefusedError)) throw err;
+      job.data = {};
+      const { code, fields, message: reason } = err;
+      this.options.log?.warn({ security: 'job.refused', jobId: job.id, jobType: job.name, node: this.node, code, fields, reason }, reason);
+      this.emit(jobEvent(job, 'job.refused', { reason, code, fields, node: this.node }));
+      throw new FinalJobError(reason, code);
     }
   }
 

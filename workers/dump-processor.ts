@@ -6,7 +6,9 @@ import type { Attempt } from '../src/catalog/checkpoint-store.js';
 import { CatalogError } from '../src/catalog/errors.js';
 import type { Manifest } from '../src/catalog/manifest.js';
 import { CriuError } from '../src/criu/errors.js';
+import { jobCriuOptions } from '../src/criu/options.js';
 import { readDumpStats } from '../src/criu/stats.js';
+import { signJobData } from '../src/queue/job-signature.js';
 import type { JobResult } from '../src/queue/job-view.js';
 import { LeaseSemaphore } from '../src/queue/lease-semaphore.js';
 import type { DumpJobData, ResolvedTarget } from '../src/queue/schemas.js';
@@ -63,7 +65,9 @@ export async function processDump(job: Job<DumpJobData>, run: JobRun, ctx: Worke
   try {
     // Recorded before CRIU writes anything, so a retry after a crash knows where this attempt worked (harmless when
     // the policy refuses the target: the job then fails for good).
-    await Promise.all([ctx.policy.check(info), job.updateData({ ...job.data, resolved })]);
+    // Signed like the rest of the data, or the retry would refuse its own job.
+    const data = signJobData(ctx.signer, { type: 'dump', jobId: job.id!, node: ctx.node }, { ...job.data, resolved });
+    await Promise.all([ctx.policy.check(info), job.updateData(data)]);
 
     const lock = new LeaseSemaphore(ctx.redis, { key: ctx.keys.targetLock(ctx.node, info.key), leaseMs: cfg.targetLeaseMs });
     const skip = job.data.ifBusy === 'skip';
@@ -182,10 +186,10 @@ async function explainDumpFailure(err: unknown, target: ResolvedTarget): Promise
   return new RetryableJobError('ETARGET_BUSY', `pid ${target.pid} is alive but CRIU could not hold it: ${reasonOf(err)}`);
 }
 
-/** The CRIU options of a dump: the request's safe subset, plus what ckpt decides (log file, defaults from config). */
+/** The CRIU options of a dump: the job's allow-listed ones, plus what ckpt decides (log file, defaults from config). */
 function criuDumpOptions(data: DumpJobData, ctx: WorkerContext) {
   return {
-    ...data.criu,
+    ...jobCriuOptions('dump', data.criu),
     logLevel: data.criu?.logLevel ?? ctx.config.criu.logLevel,
     networkLock: networkLockFor(data.criu, ctx.config),
     logFile: DUMP_LOG,

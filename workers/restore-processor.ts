@@ -1,8 +1,8 @@
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DelayedError, type Job } from 'bullmq';
 import { CriuError } from '../src/criu/errors.js';
+import { jobCriuOptions } from '../src/criu/options.js';
 import { readRestoreStats } from '../src/criu/stats.js';
 import type { NotifyScript } from '../src/criu/connection.js';
 import type { JobResult } from '../src/queue/job-view.js';
@@ -29,7 +29,8 @@ const RESTORE_STAGE_PERCENT: Partial<Record<NotifyScript, number>> = {
 const BATCH_SLOT_RETRY_MS = 500;
 
 /**
- * One attempt of a restore job: checks the checkpoint's files against its manifest; holds a catalog ref on the checkpoint (so it is not deleted meanwhile) and, for a
+ * One attempt of a restore job: reads the checkpoint folder named by the signed job, trusts it only when its manifest
+ * is signed and the catalog entry agrees, and checks its files against that manifest; holds a catalog ref on the checkpoint (so it is not deleted meanwhile) and, for a
  * batch child, one of the batch's `concurrency` places; waits (bounded) for the checkpoint's pid to be free;
  * restores with CRIU's log in the checkpoint folder (`restore-<jobId>.log`), followed live; checks the restored
  * process is still alive a moment later.
@@ -38,14 +39,26 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
   const { reporter } = run;
   const cfg = ctx.config.worker;
   const started = Date.now();
-  const checkpoint = await ctx.catalog.get(job.data.checkpointId);
-  const imagesDir = ctx.store.pathOf(checkpoint);
-  if (!(await stat(imagesDir).catch(() => null))?.isDirectory()) {
+  const { checkpointId, target } = job.data;
+  // The folder comes from the signed job (id and target key) and what is restored from that folder's signed
+  // manifest; the catalog entry (Redis) must still list the checkpoint and agree, but is trusted for nothing.
+  const listed = await ctx.catalog.get(checkpointId);
+  const untrusted = () =>
+    new FinalJobError(
+      `checkpoint ${checkpointId}: its catalog entry (${listed.target.key}/${listed.id}) does not match its signed manifest ` +
+        `(${target}/${checkpointId}); not restoring`,
+      'EMANIFEST_UNTRUSTED',
+    );
+  if (listed.id !== checkpointId || listed.target.key !== target) throw untrusted();
+  const checkpoint = await ctx.store.readSigned(target, checkpointId);
+  if (!checkpoint) {
     throw new FinalJobError(
-      `checkpoint ${checkpoint.id}'s images are not on this node (${ctx.node}); it was made on node ${checkpoint.node}`,
+      `checkpoint ${checkpointId}'s images are not on this node (${ctx.node}); it was made on node ${listed.node}`,
       'EIMAGES_MISSING',
     );
   }
+  if (listed.signature !== checkpoint.signature) throw untrusted();
+  const imagesDir = ctx.store.pathOf(checkpoint);
   // Before any CRIU: a checkpoint whose files are not what was committed would restore a corrupt process, or half of one.
   const damage = await ctx.store.verify(checkpoint);
   if (damage.length) {
@@ -91,7 +104,7 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
       const res = await ctx.criu.restore(
         {
           imagesDir,
-          ...job.data.criu,
+          ...jobCriuOptions('restore', job.data.criu),
           logLevel: job.data.criu?.logLevel ?? ctx.config.criu.logLevel,
           networkLock: networkLockFor(job.data.criu, ctx.config),
           logFile,

@@ -4,6 +4,7 @@ import type { CheckpointStore } from '../src/catalog/checkpoint-store.js';
 import type { Config } from '../src/config/schema.js';
 import type { CriuClient } from '../src/criu/client.js';
 import type { queueKeys } from '../src/queue/keys.js';
+import type { Signer } from '../src/security/signer.js';
 import type { TargetPolicy } from '../src/targets/policy.js';
 import type { Workloads } from '../src/workloads/workloads.js';
 import type { JobReporter } from './job-reporter.js';
@@ -21,6 +22,8 @@ export interface WorkerContext {
   policy: TargetPolicy;
   /** Workloads: `{workload}` targets, and the workloads a restore of a workload checkpoint brings back. */
   workloads: Workloads;
+  /** Signs what a worker writes back into a job's data (it must verify on the next attempt). */
+  signer: Signer;
   /** For locks and semaphores (not BullMQ's connections). */
   redis: Redis;
   keys: ReturnType<typeof queueKeys>;

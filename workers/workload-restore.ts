@@ -1,7 +1,7 @@
 import { copyFile, link, mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Job } from 'bullmq';
-import type { Checkpoint } from '../src/catalog/catalog.js';
+import type { Manifest } from '../src/catalog/manifest.js';
 import { rewriteFilePaths } from '../src/criu/image-file.js';
 import { readRestoreStats, type RestoreStats } from '../src/criu/stats.js';
 import type { RestoreJobData } from '../src/queue/schemas.js';
@@ -39,7 +39,7 @@ export async function restoreWorkload(
   job: Job<RestoreJobData>,
   run: JobRun,
   ctx: WorkerContext,
-  checkpoint: Checkpoint,
+  checkpoint: Manifest,
   imagesDir: string,
 ): Promise<{ restored: RestoredWorkload[]; stats: RestoreStats | undefined }> {
   const origin = checkpoint.target.workload!;
@@ -101,7 +101,7 @@ async function restoreOne(
   job: Job<RestoreJobData>,
   run: JobRun,
   ctx: WorkerContext,
-  checkpoint: Checkpoint,
+  checkpoint: Manifest,
   imagesDir: string,
   origin: WorkloadRef,
   place: Place,

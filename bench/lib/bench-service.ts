@@ -11,6 +11,7 @@ import { JobQueue } from '../../src/queue/job-queue.js';
 import { TargetPolicy } from '../../src/targets/policy.js';
 import { startTestCriuService } from '../../test/helpers/criu.js';
 import { TestRedis } from '../../test/helpers/redis.js';
+import { throwawaySigner } from '../../test/helpers/signer.js';
 import { CkptWorker } from '../../workers/ckpt-worker.js';
 import { JobFollower } from './job-follower.js';
 
@@ -47,9 +48,10 @@ export async function startBenchService(name: string, config: ConfigInput = {}):
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
   const blocking = new Redis(redisServer.url, { maxRetriesPerRequest: null });
   const eventLog = new EventLog(redis, { key: 'ckpt:events' });
-  const store = new CheckpointStore({ root: parsed.storage.root, sync: parsed.storage.sync });
+  const signer = throwawaySigner();
+  const store = new CheckpointStore({ root: parsed.storage.root, sync: parsed.storage.sync, signer });
   const catalog = new Catalog(redis, { prefix: 'ckpt', store, node: parsed.node });
-  const queue = new JobQueue({ connection: redisServer.url, prefix: 'ckpt', node: parsed.node, eventLog, defaults: parsed.worker, checkpoints: catalog });
+  const queue = new JobQueue({ connection: redisServer.url, prefix: 'ckpt', node: parsed.node, eventLog, defaults: parsed.worker, checkpoints: catalog, signer });
   const worker = new CkptWorker({
     config: parsed,
     eventLog,
@@ -57,6 +59,7 @@ export async function startBenchService(name: string, config: ConfigInput = {}):
     catalog,
     store,
     policy: new TargetPolicy({ protectedPids: () => (service.pid ? [service.pid] : []) }),
+    signer,
   });
   await worker.start();
   return {

@@ -9,6 +9,7 @@ import { CriuClient } from '../criu/client.js';
 import { locateCriu } from '../criu/locate.js';
 import { CriuService } from '../criu/service.js';
 import { EventLog } from '../events/event-log.js';
+import { ensurePrivateDir } from '../security/trusted-files.js';
 import { ManagedRedis, reachable } from './managed-redis.js';
 
 /** Which parts one process runs. `ckpt up` runs all; `ckpt worker` only the worker. */
@@ -57,6 +58,8 @@ export async function startFoundation(config: Config, log: Logger, opts: { manag
   let criuService: CriuService | undefined;
   let criuVersion: string | undefined;
   if (!criuSocket && opts.needCriu) {
+    // It holds the socket that grants root and the pid file of the service ckpt kills as an orphan: ckpt's alone.
+    ensurePrivateDir(config.criu.runtimeDir, (problem) => log.warn({ security: 'criu.runtimeDir' }, problem));
     const criu = await locateCriu(config.criu.bin, config.criu.env);
     criuVersion = criu.version;
     criuService = new CriuService({ bin: criu.bin, runtimeDir: config.criu.runtimeDir, env: config.criu.env });

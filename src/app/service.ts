@@ -15,6 +15,8 @@ import { FeedServer } from '../feed/server.js';
 import { createMetrics } from '../observability/metrics.js';
 import { JobQueue } from '../queue/job-queue.js';
 import { startSchedulerService } from '../scheduler/service.js';
+import { jobKeyFileOf, loadSigner } from '../security/key-file.js';
+import { ensurePrivateDir } from '../security/trusted-files.js';
 import { TargetPolicy } from '../targets/policy.js';
 import { workloadTargetKey } from '../targets/key.js';
 import { resolveTarget } from '../targets/resolve.js';
@@ -50,6 +52,10 @@ const INDEX_PRUNE_INTERVAL_MS = 10 * 60 * 1000;
 export async function startService({ config, configFile, roles, log, version }: ServiceOptions): Promise<RunningService> {
   const auth = new Authenticator({ host: config.api.host, tokens: config.api.tokens });
   if (roles.api) auth.assertStartable();
+  // Before anything runs: every process signs (API, scheduler) or verifies (worker) jobs with the deployment's key,
+  // and a worker's storage root must be ckpt's alone (it holds process memory and the manifests restores trust).
+  const signer = loadSigner(jobKeyFileOf(config));
+  if (roles.worker) ensurePrivateDir(config.storage.root, (problem) => log.warn({ security: 'storage.root' }, problem));
 
   const stops: (() => Promise<void>)[] = [];
   const close = async () => {
@@ -61,7 +67,7 @@ export async function startService({ config, configFile, roles, log, version }: 
     const { redis, eventLog } = foundation;
     const onError = (err: Error) => log.error({ err }, err.message);
 
-    const store = new CheckpointStore({ root: config.storage.root, sync: config.storage.sync });
+    const store = new CheckpointStore({ root: config.storage.root, sync: config.storage.sync, signer });
     // The catalog drops in-use marks of restores whose job is gone (a worker died): it asks the queue, which needs the catalog.
     let queue: JobQueue | undefined;
     const catalog = new Catalog(redis, {
@@ -91,6 +97,7 @@ export async function startService({ config, configFile, roles, log, version }: 
       eventLog,
       defaults: config.worker,
       checkpoints: catalog,
+      signer,
     });
     stops.push(() => queue.close());
     // BullMQ drops finished jobs past keepCompleted / keepFailed; the job index follows them.
@@ -99,7 +106,7 @@ export async function startService({ config, configFile, roles, log, version }: 
     stops.push(async () => clearInterval(pruning));
 
     if (roles.worker) {
-      const worker = new CkptWorker({ config, eventLog, criuSocket: foundation.criuSocket, catalog, store, policy, onError });
+      const worker = new CkptWorker({ config, eventLog, criuSocket: foundation.criuSocket, catalog, store, policy, signer, log, onError });
       await worker.start();
       stops.push(() => worker.close());
       log.info({ node: config.node, concurrency: config.worker.concurrency, storage: config.storage.root }, 'worker running');

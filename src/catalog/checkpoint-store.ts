@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseOrThrow } from '../common/validation.js';
+import type { Signer } from '../security/signer.js';
 import { isSafeTargetKey } from '../targets/key.js';
 import { readProcStat } from '../targets/process-info.js';
 import { CatalogError } from './errors.js';
@@ -15,10 +16,12 @@ export interface CheckpointStoreOptions {
    * that is listed survives a crash or power loss whole. Default true.
    */
   sync?: boolean;
+  /** Signs each manifest at commit, and checks it before a restore trusts the folder (readSigned). */
+  signer: Signer;
 }
 
-/** A manifest before commit(): the store adds what it measures on disk (`bytes`, `files`). */
-export type ManifestDraft = Omit<Manifest, 'bytes' | 'files'>;
+/** A manifest before commit(): the store adds what it measures on disk (`bytes`, `files`) and the signature. */
+export type ManifestDraft = Omit<Manifest, 'bytes' | 'files' | 'signature'>;
 
 /** Who works in an attempt folder: the process that began (or took over) it. Dead owner = stale folder. */
 export interface AttemptOwner {
@@ -56,10 +59,12 @@ const FILE_MODE = 0o600;
 export class CheckpointStore {
   readonly root: string;
   private readonly sync: boolean;
+  private readonly signer: Signer;
 
   constructor(options: CheckpointStoreOptions) {
     this.root = path.resolve(options.root);
     this.sync = options.sync ?? true;
+    this.signer = options.signer;
   }
 
   /**
@@ -117,7 +122,7 @@ export class CheckpointStore {
    */
   async commit(attemptDir: string, draft: ManifestDraft): Promise<Manifest> {
     const attempt = this.parseAttemptDir(attemptDir);
-    const checked = parseOrThrow(manifestSchema, { ...draft, bytes: 0, files: {} }, 'checkpoint manifest');
+    const { signature: _, ...checked } = parseOrThrow(manifestSchema, { ...draft, bytes: 0, files: {} }, 'checkpoint manifest');
     if (checked.id !== attempt.checkpointId || checked.target.key !== attempt.targetKey) {
       throw new CatalogError(
         'EBADNAME',
@@ -132,7 +137,8 @@ export class CheckpointStore {
       throw new CatalogError('ECOMMITTED', `checkpoint folder ${finalDir} exists already`, checked.id);
     }
     const files = await this.seal(attempt.dir);
-    const manifest: Manifest = { ...checked, bytes: Object.values(files).reduce((a, b) => a + b, 0), files };
+    const unsigned: Manifest = { ...checked, bytes: Object.values(files).reduce((a, b) => a + b, 0), files };
+    const manifest: Manifest = { ...unsigned, signature: this.signer.sign('manifest', unsigned) };
     await writeDurably(path.join(attempt.dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
     await fsyncDir(attempt.dir);
     await rename(attempt.dir, finalDir);
@@ -173,6 +179,28 @@ export class CheckpointStore {
       throw e;
     }
     return parseOrThrow(manifestSchema, JSON.parse(text), path.join(dir, MANIFEST_FILE));
+  }
+
+  /**
+   * The manifest of `<targetKey>/<checkpointId>` a restore may trust: signed with the deployment's key and naming
+   * this very folder (a signed manifest copied into another folder is refused). Null when there is no such folder;
+   * CatalogError EMANIFEST_UNTRUSTED when its manifest is unsigned, altered or someone else's.
+   */
+  async readSigned(targetKey: string, checkpointId: string): Promise<Manifest | null> {
+    const manifest = await this.readManifest(targetKey, checkpointId);
+    if (!manifest) return null;
+    const where = path.join(this.targetDir(targetKey), checkpointId);
+    const { signature, ...signed } = manifest;
+    const problem =
+      signature === undefined
+        ? 'it is not signed'
+        : !this.signer.verify('manifest', signed, signature)
+          ? 'its signature does not verify (altered, or signed with another key)'
+          : manifest.id !== checkpointId || manifest.target.key !== targetKey
+            ? `it is the manifest of ${manifest.target.key}/${manifest.id}`
+            : undefined;
+    if (problem) throw new CatalogError('EMANIFEST_UNTRUSTED', `not trusting checkpoint folder ${where}: ${problem}`, checkpointId);
+    return manifest;
   }
 
   /** Removes a checkpoint's folder (missing is fine), and its target folder when that is left empty. */

@@ -10,7 +10,9 @@ export type CatalogErrorCode =
   /** beginAttempt for an attempt folder that already exists (findAttempt / discard it first). */
   | 'EATTEMPT_EXISTS'
   /** commit onto a checkpoint folder that already exists. */
-  | 'ECOMMITTED';
+  | 'ECOMMITTED'
+  /** A checkpoint folder whose manifest is unsigned, does not verify, or names another folder: never restored. */
+  | 'EMANIFEST_UNTRUSTED';
 
 /** Errors of the checkpoint store and the catalog, with a code callers map to HTTP statuses (ENOTFOUND -> 404, ...). */
 export class CatalogError extends Error {

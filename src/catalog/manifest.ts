@@ -22,6 +22,27 @@ export const checkpointIdSchema = z.string().regex(CHECKPOINT_ID, 'not a checkpo
 
 export const targetKeySchema = z.string().refine(isSafeTargetKey, 'not a target key (like python3-4242)');
 
+/** The process a checkpoint is of. */
+export const checkpointTargetSchema = z.object({
+  key: targetKeySchema,
+  pid: z.number().int().positive(),
+  cmdline: z.string(),
+  exe: z.string(),
+  uid: z.number().int().nonnegative(),
+  /** /proc/pid/stat start time (clock ticks) of the dumped process. */
+  startTime: z.number().int().nonnegative(),
+  /**
+   * Set for a workload (`ckpt run`): the init of its own pid namespace, restorable any number of times side by side.
+   * `dir` is the folder its output files were in: a copy restored under another name gets them in its own folder.
+   */
+  workload: z
+    .strictObject({
+      name: workloadNameSchema,
+      dir: z.string().refine((p) => path.isAbsolute(p), 'must be an absolute path'),
+    })
+    .optional(),
+});
+
 /** manifest.json: everything known about one checkpoint. Stored in its folder and in the catalog. */
 export const manifestSchema = z.object({
   id: checkpointIdSchema,
@@ -29,25 +50,7 @@ export const manifestSchema = z.object({
   created: z.iso.datetime(),
   /** Node (host) whose disk holds the images and whose processes they are. */
   node: z.string().min(1),
-  target: z.object({
-    key: targetKeySchema,
-    pid: z.number().int().positive(),
-    cmdline: z.string(),
-    exe: z.string(),
-    uid: z.number().int().nonnegative(),
-    /** /proc/pid/stat start time (clock ticks) of the dumped process. */
-    startTime: z.number().int().nonnegative(),
-    /**
-     * Set for a workload (`ckpt run`): the init of its own pid namespace, restorable any number of times side by side.
-     * `dir` is the folder its output files were in: a copy restored under another name gets them in its own folder.
-     */
-    workload: z
-      .strictObject({
-        name: workloadNameSchema,
-        dir: z.string().refine((p) => path.isAbsolute(p), 'must be an absolute path'),
-      })
-      .optional(),
-  }),
+  target: checkpointTargetSchema,
   /** e.g. "4.2.1". */
   criuVersion: z.string(),
   /** The CRIU options the dump used (CriuOptions, camelCase). */
@@ -65,6 +68,11 @@ export const manifestSchema = z.object({
   durationMs: z.number().nonnegative(),
   jobId: z.string().min(1),
   scheduleId: z.string().min(1).optional(),
+  /**
+   * HMAC-SHA256 (security.jobKeyFile) of every other field, made at commit (CheckpointStore): a restore trusts a
+   * checkpoint folder only when its manifest.json verifies and names that folder's target key and id.
+   */
+  signature: z.string().regex(/^[0-9a-f]{64}$/, 'not a signature (64 hex digits)').optional(),
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;

@@ -289,7 +289,7 @@ export function describeSnapshot(data: unknown): string {
 export function formatEvent(e: FeedEventMessage, c: Colors, logLines = false): string {
   const d = e.data ?? {};
   const name = e.event.padEnd(18);
-  const coloredName = e.event.endsWith('failed') || e.event.endsWith('unhealthy')
+  const coloredName = e.event.endsWith('failed') || e.event.endsWith('unhealthy') || e.event === 'job.refused'
     ? c.red(name)
     : e.event.endsWith('completed') || e.event === 'checkpoint.created'
       ? c.green(name)
@@ -324,6 +324,7 @@ function describeEventData(e: FeedEventMessage, logLines: boolean): string {
         .join(' ');
     case 'schedule.fired':
       return d.jobId ? `-> job ${d.jobId}` : '';
+    case 'job.refused':
     case 'schedule.skipped':
     case 'schedule.unhealthy':
       return String(d.reason ?? '');

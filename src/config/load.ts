@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { parseOrThrow, ValidationError } from '../common/validation.js';
+import { assertTrustedFile, UntrustedPathError } from '../security/trusted-files.js';
 import { configSchema, type Config } from './schema.js';
 
 /** Flags and variables that override the file, so several instances can run side by side. */
@@ -38,9 +39,12 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
   if (file) {
     let text: string;
     try {
+      // A config steers a root process (it names the criu binary, the storage root, ...): only root may write it.
+      assertTrustedFile(file);
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new ValidationError([{ field: '', reason: `cannot read: ${(err as Error).message}` }], `config ${file}`);
+      const reason = err instanceof UntrustedPathError ? `not trusted: ${err.reason}` : `cannot read: ${(err as Error).message}`;
+      throw new ValidationError([{ field: '', reason }], `config ${file}`);
     }
     try {
       raw = (parseYaml(text) as Record<string, any>) ?? {};

@@ -172,6 +172,16 @@ export const configSchema = z.object({
       allowCommands: z.array(z.string().refine(isValidRegex, 'not a valid regular expression')).default([]),
     })
     .prefault({}),
+  security: z
+    .object({
+      /**
+       * The key that signs every job (API, scheduler) and every checkpoint manifest (worker, at commit); workers refuse
+       * jobs and restores whose signature does not verify. Made (0600) at first start when missing; every node of a
+       * deployment needs the same file. Empty: `job.key` in the storage root's parent (`/var/lib/ckpt/job.key`).
+       */
+      jobKeyFile: z.string().default(''),
+    })
+    .prefault({}),
   /** Schedules seeded into Redis at start-up (see src/scheduler). Validated by the scheduler's schema. */
   schedules: z.array(z.unknown()).default([]),
 });

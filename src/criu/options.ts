@@ -28,6 +28,7 @@ const criuOptionsShape = {
   extUnixSk: z.boolean().optional(),
   /** Dump / restore established TCP connections (needs a network lock, see networkLock). */
   tcpEstablished: z.boolean().optional(),
+  /** Allow device files that are not where they were. */
   evasiveDevices: z.boolean().optional(),
   /** The tree is a shell job (has a controlling tty / is not a session leader). */
   shellJob: z.boolean().optional(),
@@ -50,10 +51,12 @@ const criuOptionsShape = {
   autoDedup: z.boolean().optional(),
   /** An fd of the caller's for CRIU's work dir (log and stats files); default: the images dir. */
   workDirFd: fd.optional(),
+  /** Allow link-remap files for unlinked-but-open files. */
   linkRemap: z.boolean().optional(),
   /** Deprecated by CRIU: use external. */
   veths: z.array(z.strictObject({ ifIn: z.string(), ifOut: z.string() })).optional(),
   cpuCap: uint32.optional(),
+  /** Resolve inotify watches by scanning (slower). */
   forceIrmap: z.boolean().optional(),
   execCmd: strings.optional(),
   /** Deprecated by CRIU: use external. */
@@ -72,6 +75,7 @@ const criuOptionsShape = {
   /** Deprecated by CRIU: use external. */
   unixSkIno: z.array(z.strictObject({ inode: uint32 })).optional(),
   manageCgroupsMode: z.enum(['ignore', 'none', 'props', 'soft', 'full', 'strict', 'default']).optional(),
+  /** Largest size of a deleted-but-open file CRIU copies into the images. */
   ghostLimit: uint32.optional(),
   irmapScanPaths: strings.optional(),
   /** External resources, CRIU's --external syntax (e.g. "unix[ino]", "mnt[path]:name"). */
@@ -85,12 +89,15 @@ const criuOptionsShape = {
   freezeCgroup: z.string().optional(),
   /** CRIU's own time limit for collecting and freezing the tree, in seconds. */
   timeout: uint32.optional(),
+  /** Skip TCP connections that are still being set up. */
   tcpSkipInFlight: z.boolean().optional(),
+  /** Ignore sysctls that cannot be restored. */
   weakSysctls: z.boolean().optional(),
   lazyPages: z.boolean().optional(),
   statusFd: fd.optional(),
   orphanPtsMaster: z.boolean().optional(),
   configFile: z.string().optional(),
+  /** Restore TCP sockets closed (their peers are gone). */
   tcpClose: z.boolean().optional(),
   lsmProfile: z.string().optional(),
   tlsCacert: z.string().optional(),
@@ -146,6 +153,48 @@ const pidShape = {
 };
 
 export const criuOptionsSchema = z.strictObject(criuOptionsShape);
+
+/**
+ * The CRIU options a job may set (API requests, schedules, job data in Redis): behaviour switches only. Never one that
+ * names a file, a folder, a command or a descriptor (images or work dir, log file, root, exec_cmd, external,
+ * inherit_fd, config file, cgroup roots, page server, TLS files, ...): ckpt chooses those. This is the one allow-list:
+ * the queue's job schemas are made from it, and workers hand CRIU nothing else from a job (jobCriuOptions), whatever
+ * a schema of the day lets through.
+ */
+const JOB_COMMON_OPTIONS = [
+  'logLevel',
+  'shellJob',
+  'extUnixSk',
+  'tcpEstablished',
+  'fileLocks',
+  'networkLock',
+  'linkRemap',
+  'evasiveDevices',
+  'ghostLimit',
+] as const satisfies readonly (keyof typeof criuOptionsShape)[];
+export const JOB_CRIU_OPTIONS = {
+  dump: [...JOB_COMMON_OPTIONS, 'tcpSkipInFlight', 'forceIrmap'],
+  restore: [...JOB_COMMON_OPTIONS, 'tcpClose', 'weakSysctls'],
+} as const satisfies Record<string, readonly (keyof typeof criuOptionsShape)[]>;
+type JobOptionKey<K extends keyof typeof JOB_CRIU_OPTIONS> = (typeof JOB_CRIU_OPTIONS)[K][number];
+
+function maskOf<K extends string>(keys: readonly K[]): { [P in K]: true } {
+  return Object.fromEntries(keys.map((key) => [key, true])) as { [P in K]: true };
+}
+
+/** The CRIU options a dump job may carry (strict: any other key is refused by name). */
+export const jobDumpOptionsSchema = criuOptionsSchema.pick(maskOf(JOB_CRIU_OPTIONS.dump));
+/** The CRIU options a restore job may carry (strict: any other key is refused by name). */
+export const jobRestoreOptionsSchema = criuOptionsSchema.pick(maskOf(JOB_CRIU_OPTIONS.restore));
+
+/** Only the allow-listed options of a job's `criu` (everything else is dropped, whatever validated it). */
+export function jobCriuOptions<K extends keyof typeof JOB_CRIU_OPTIONS>(
+  kind: K,
+  options: Partial<Record<string, unknown>> | undefined,
+): Pick<CriuOptions, JobOptionKey<K>> {
+  const allowed: readonly string[] = JOB_CRIU_OPTIONS[kind];
+  return Object.fromEntries(Object.entries(options ?? {}).filter(([key]) => allowed.includes(key))) as Pick<CriuOptions, JobOptionKey<K>>;
+}
 export const dumpOptionsSchema = z.strictObject({ ...pidShape, ...imagesShape, ...criuOptionsShape });
 export const restoreOptionsSchema = z.strictObject({ ...imagesShape, ...criuOptionsShape });
 export const preDumpSessionOptionsSchema = z.strictObject({ ...pidShape, ...criuOptionsShape });

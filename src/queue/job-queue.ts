@@ -7,18 +7,22 @@ import { parseOrThrow, ValidationError } from '../common/validation.js';
 import type { Config } from '../config/schema.js';
 import type { EventLog } from '../events/event-log.js';
 import type { EventInput } from '../events/types.js';
+import type { Signer } from '../security/signer.js';
 import { BACKOFF_TYPE } from './backoff.js';
 import { toJobView, type JobState, type JobView } from './job-view.js';
 import { queueKeys, queueNameFor } from './keys.js';
+import { signJobData } from './job-signature.js';
 import { createRedis, type RedisConnection } from './redis.js';
 import {
   JOB_TYPES,
   jobIdSchema,
   parseBatchRestoreJob,
   parseDumpJob,
+  parseJobData,
   parseRestoreJob,
   type BatchRestoreJobData,
   type DumpJobData,
+  type JobData,
   type JobType,
   type RestoreJobData,
 } from './schemas.js';
@@ -44,6 +48,8 @@ export interface JobQueueOptions {
   defaults: Pick<Config['worker'], 'attempts' | 'keepCompleted' | 'keepFailed'>;
   /** The catalog; needed for restores (node and target of a checkpoint). */
   checkpoints?: CheckpointLookup;
+  /** Signs every job's data (the deployment's key, security.jobKeyFile): workers refuse jobs that do not verify. */
+  signer: Signer;
   /** BullMQ log rows kept per job (each row is one batch of CRIU log lines). Default 2000. */
   keepLogRows?: number;
 }
@@ -105,7 +111,7 @@ export class JobQueue {
     const claim = await this.claimJobId(jobId, node);
     if (!claim.claimed) return { jobId, node: claim.owner, existing: true };
     // The checkpoint id is fixed now, so every attempt (also a retry after a worker died) makes the same checkpoint.
-    const data: DumpJobData = { ...spec, node, checkpointId: newCheckpointId() };
+    const data = this.sealed<DumpJobData>('dump', jobId, node, { ...spec, node, checkpointId: newCheckpointId() });
     await this.queue(node).add('dump', data, this.jobOptions(jobId));
     await this.publish({
       event: 'job.waiting',
@@ -125,7 +131,7 @@ export class JobQueue {
     const jobId = randomUUID();
     await this.claimJobId(jobId, node);
     await this.options.checkpoints!.acquireRef(spec.checkpointId, jobId);
-    const data: RestoreJobData = { ...spec, node, target: checkpoint.target.key };
+    const data = this.sealed<RestoreJobData>('restore', jobId, node, { ...spec, node, target: checkpoint.target.key });
     await this.queue(node).add('restore', data, this.jobOptions(jobId));
     await this.publish({
       event: 'job.waiting',
@@ -153,16 +159,17 @@ export class JobQueue {
     const checkpoints = childCheckpointIds.map((id) => byId.get(id)!);
     const batchId = randomUUID();
     const jobIds = childCheckpointIds.map(() => randomUUID());
-    const parent: BatchRestoreJobData = { ...spec, node: this.node, jobIds, childCheckpointIds };
+    const parent = this.sealed<BatchRestoreJobData>('restore-batch', batchId, this.node, { ...spec, node: this.node, jobIds, childCheckpointIds });
     const children = childCheckpointIds.map((checkpointId, i) => {
-      const data: RestoreJobData = {
+      const node = checkpoints[i]!.node;
+      const data = this.sealed<RestoreJobData>('restore', jobIds[i]!, node, {
         checkpointId,
-        node: checkpoints[i]!.node,
+        node,
         target: checkpoints[i]!.target.key,
         replicas: 1,
         batch: { id: batchId, concurrency: spec.concurrency },
         ...((spec.replicas?.[checkpointId] ?? 1) > 1 && { copy: true }),
-      };
+      });
       return {
         name: 'restore',
         queueName: queueNameFor(data.node),
@@ -328,6 +335,11 @@ export class JobQueue {
       this.queues.set(node, queue);
     }
     return queue;
+  }
+
+  /** A job's data as stored: checked against its type's schema, then signed as this job on `node`'s queue. */
+  private sealed<T extends JobData>(type: JobType, jobId: string, node: string, data: T): T & { signature: string } {
+    return signJobData(this.options.signer, { type, jobId, node }, parseJobData(type, data) as T);
   }
 
   private jobOptions(jobId: string): JobsOptions {

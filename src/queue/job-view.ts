@@ -69,7 +69,8 @@ export function toJobState(state: string): JobState {
 }
 
 export function toJobView(job: Job, state: string, node: string): JobView {
-  const data = job.data as JobData & { scheduleId?: string };
+  // The signature is for workers, not for readers of the job.
+  const { signature: _, ...data } = job.data as JobData & { scheduleId?: string; signature?: string };
   const progress = typeof job.progress === 'object' && job.progress !== null ? (job.progress as JobProgress) : QUEUED_PROGRESS;
   const view: JobView = {
     id: job.id!,

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { parseOrThrow } from '../common/validation.js';
-import { checkpointIdSchema } from '../catalog/manifest.js';
-import type { WorkloadRef } from '../targets/process-info.js';
+import { parseOrThrow, ValidationError } from '../common/validation.js';
+import { checkpointIdSchema, checkpointTargetSchema, targetKeySchema } from '../catalog/manifest.js';
+import { jobDumpOptionsSchema, jobRestoreOptionsSchema } from '../criu/options.js';
 import { targetSpecSchema } from '../targets/spec.js';
 
 /**
@@ -23,46 +23,9 @@ export const jobIdSchema = z
 
 export const scheduleIdSchema = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/, 'letters, digits, _ . - only (1-64)');
 
-/**
- * The CRIU options a request may set: behaviour switches only. Nothing path-like or command-like
- * (images dir, work dir, log file, root, exec_cmd, external, cgroup roots, config file, page server) — ckpt chooses those.
- */
-const criuCommonOptions = {
-  /** 0-4; default config.criu.logLevel. */
-  logLevel: z.number().int().min(0).max(4),
-  /** The target uses a terminal (a shell job). */
-  shellJob: z.boolean(),
-  /** Dump/restore unix sockets whose peer is outside the tree. */
-  extUnixSk: z.boolean(),
-  /** Dump/restore established TCP connections (needed on dump and on restore). */
-  tcpEstablished: z.boolean(),
-  /** Dump/restore flock/posix locks held by the tree. */
-  fileLocks: z.boolean(),
-  /** How the network is locked while TCP connections are handled. 'nftables' works without the iptables program. */
-  networkLock: z.enum(['iptables', 'nftables', 'skip']),
-  /** Allow link-remap files for unlinked-but-open files. */
-  linkRemap: z.boolean(),
-  /** Allow device files that are not where they were. */
-  evasiveDevices: z.boolean(),
-  /** Largest size of a deleted-but-open file CRIU copies into the images. */
-  ghostLimit: z.number().int().min(0).max(2 ** 32 - 1),
-};
-
-export const criuDumpOptionsSchema = z.strictObject({
-  ...criuCommonOptions,
-  /** Skip TCP connections that are still being set up. */
-  tcpSkipInFlight: z.boolean(),
-  /** Resolve inotify watches by scanning (slower). */
-  forceIrmap: z.boolean(),
-}).partial();
-
-export const criuRestoreOptionsSchema = z.strictObject({
-  ...criuCommonOptions,
-  /** Restore TCP sockets closed (their peers are gone). */
-  tcpClose: z.boolean(),
-  /** Ignore sysctls that cannot be restored. */
-  weakSysctls: z.boolean(),
-}).partial();
+/** The CRIU options a job may set: src/criu/options.ts keeps the one allow-list. */
+export const criuDumpOptionsSchema = jobDumpOptionsSchema;
+export const criuRestoreOptionsSchema = jobRestoreOptionsSchema;
 
 export const dumpJobSchema = z.strictObject({
   target: targetSpecSchema,
@@ -95,7 +58,7 @@ export const restoreJobSchema = z.strictObject({
 
 export const MAX_BATCH = 100;
 
-export const batchRestoreJobSchema = z.strictObject({
+const batchRestoreJobObject = z.strictObject({
   checkpointIds: z
     .array(checkpointIdSchema)
     .min(1)
@@ -105,13 +68,18 @@ export const batchRestoreJobSchema = z.strictObject({
   concurrency: z.number().int().min(1).max(16).default(2),
   /** Copies per checkpoint (workload checkpoints only; default 1): {checkpointId: n}. Each copy is a child job. */
   replicas: z.record(checkpointIdSchema, z.number().int().min(1).max(MAX_REPLICAS)).optional(),
-}).superRefine((batch, ctx) => {
+});
+
+/** Replicas name only checkpoints of the batch, and the restores in all stay within MAX_BATCH. */
+function checkBatchReplicas(batch: z.output<typeof batchRestoreJobObject>, ctx: z.RefinementCtx): void {
   for (const id of Object.keys(batch.replicas ?? {})) {
     if (!batch.checkpointIds.includes(id)) ctx.addIssue({ code: 'custom', path: ['replicas', id], message: 'not one of checkpointIds' });
   }
   const total = batch.checkpointIds.reduce((n, id) => n + (batch.replicas?.[id] ?? 1), 0);
   if (total > MAX_BATCH) ctx.addIssue({ code: 'custom', path: ['replicas'], message: `${total} restores in all, at most ${MAX_BATCH}` });
-});
+}
+
+export const batchRestoreJobSchema = batchRestoreJobObject.superRefine(checkBatchReplicas);
 
 export type JobType = (typeof JOB_TYPES)[number];
 export type CriuDumpOptions = z.output<typeof criuDumpOptionsSchema>;
@@ -123,47 +91,64 @@ export type RestoreJobInput = z.input<typeof restoreJobSchema>;
 export type BatchRestoreJobInput = z.input<typeof batchRestoreJobSchema>;
 
 /** The process a dump attempt resolved its target to, kept in the job so a later attempt can finish its work. */
-export interface ResolvedTarget {
-  key: string;
-  pid: number;
-  cmdline: string;
-  exe: string;
-  uid: number;
-  startTime: number;
-  /** Set when the target is a workload. */
-  workload?: WorkloadRef;
+export const resolvedTargetSchema = z.strictObject({
+  ...checkpointTargetSchema.shape,
   /** When the attempt that resolved it began (ms since the epoch). */
-  attemptStartedAt: number;
-}
+  attemptStartedAt: z.number().int().nonnegative(),
+});
 
-/** What a dump job carries in BullMQ: the validated input, its node, and the checkpoint id fixed at enqueue time. */
-export type DumpJobData = z.output<typeof dumpJobSchema> & {
-  node: string;
+/**
+ * Job data as it sits in BullMQ, one schema per job type, each the request's schema plus what the queue adds: the
+ * queue parses what it enqueues with these, and a worker every job it takes, before doing anything. A field added
+ * to a request schema is accepted by the workers with no change here.
+ */
+export const dumpJobDataSchema = dumpJobSchema.extend({
+  node: nodeNameSchema,
   /** Fixed when the job is made, so every attempt (and a retry after a crash) works on the same checkpoint. */
-  checkpointId: string;
+  checkpointId: checkpointIdSchema,
   /** Set by the worker once the target is resolved; a retry uses it to adopt or discard the earlier attempt. */
-  resolved?: ResolvedTarget;
-};
+  resolved: resolvedTargetSchema.optional(),
+});
 
 /** A restore job's data; `batch` is set on the children of a batch restore. */
-export type RestoreJobData = z.output<typeof restoreJobSchema> & {
-  node: string;
-  /** The checkpoint's target key (for events). */
-  target: string;
-  batch?: { id: string; concurrency: number };
+export const restoreJobDataSchema = restoreJobSchema.extend({
+  node: nodeNameSchema,
+  /** The checkpoint's target key: with checkpointId, where its folder is. */
+  target: targetKeySchema,
+  batch: z.strictObject({ id: jobIdSchema, concurrency: batchRestoreJobObject.shape.concurrency }).optional(),
   /** Always start a copy under a new name, even when the checkpoint's workload is not running (a batch's replicas). */
-  copy?: boolean;
-};
+  copy: z.boolean().optional(),
+});
 
-export type BatchRestoreJobData = z.output<typeof batchRestoreJobSchema> & {
-  node: string;
-  /** The children: one per restore (a checkpoint with replicas has several). */
-  jobIds: string[];
-  /** The checkpoint of each child, in the order of jobIds. */
-  childCheckpointIds: string[];
-};
+export const batchRestoreJobDataSchema = batchRestoreJobObject
+  .extend({
+    node: nodeNameSchema,
+    /** The children: one per restore (a checkpoint with replicas has several). */
+    jobIds: z.array(jobIdSchema),
+    /** The checkpoint of each child, in the order of jobIds. */
+    childCheckpointIds: z.array(checkpointIdSchema),
+  })
+  .superRefine(checkBatchReplicas);
 
+export const jobDataSchemas = {
+  dump: dumpJobDataSchema,
+  restore: restoreJobDataSchema,
+  'restore-batch': batchRestoreJobDataSchema,
+} as const satisfies Record<JobType, z.ZodType>;
+
+export type ResolvedTarget = z.output<typeof resolvedTargetSchema>;
+export type DumpJobData = z.output<typeof dumpJobDataSchema>;
+export type RestoreJobData = z.output<typeof restoreJobDataSchema>;
+export type BatchRestoreJobData = z.output<typeof batchRestoreJobDataSchema>;
 export type JobData = DumpJobData | RestoreJobData | BatchRestoreJobData;
+
+/** A job's data checked against its type's schema (ValidationError naming each bad field; unknown types too). */
+export function parseJobData(type: string, data: unknown): JobData {
+  if (!Object.hasOwn(jobDataSchemas, type)) {
+    throw new ValidationError([{ field: '', reason: `unknown job type ${JSON.stringify(type)}` }], 'job');
+  }
+  return parseOrThrow(jobDataSchemas[type as JobType], data, `${type} job data`);
+}
 
 export function parseDumpJob(input: unknown): z.output<typeof dumpJobSchema> {
   return parseOrThrow(dumpJobSchema, input, 'dump job');

@@ -7,6 +7,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { Catalog, CatalogError, CheckpointStore, newCheckpointId, type Manifest } from '../../src/catalog/index.js';
 import { TestRedis } from '../helpers/redis.js';
+import { throwawaySigner } from '../helpers/signer.js';
 import { makeCheckpoint, manifestFor } from './fixtures.js';
 
 async function rejectsCode(promise: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
@@ -51,7 +52,7 @@ describe('Catalog', () => {
   beforeEach(async () => {
     await redis.flushall();
     await rm(path.join(tmp, 'root'), { recursive: true, force: true });
-    store = new FlakyStore({ root: path.join(tmp, 'root') });
+    store = new FlakyStore({ root: path.join(tmp, 'root'), signer: throwawaySigner() });
     catalog = new Catalog(redis, { prefix: 'test', store, node: 'node-a' });
   });
 

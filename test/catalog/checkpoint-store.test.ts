@@ -14,6 +14,7 @@ import {
   newCheckpointId,
   type AttemptOwner,
 } from '../../src/catalog/index.js';
+import { throwawaySigner } from '../helpers/signer.js';
 import { makeCheckpoint, manifestFor } from './fixtures.js';
 
 const mode = async (p: string) => (await stat(p)).mode & 0o777;
@@ -42,7 +43,7 @@ describe('CheckpointStore', () => {
   let store: CheckpointStore;
   before(async () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'ckpt-store-'));
-    store = new CheckpointStore({ root: path.join(tmp, 'root') });
+    store = new CheckpointStore({ root: path.join(tmp, 'root'), signer: throwawaySigner() });
   });
   after(async () => {
     await rm(tmp, { recursive: true, force: true });
@@ -179,6 +180,6 @@ describe('CheckpointStore', () => {
   });
 
   it('sweepStale on a root that does not exist yet finds nothing', async () => {
-    assert.deepEqual(await new CheckpointStore({ root: path.join(tmp, 'nope') }).sweepStale(0), []);
+    assert.deepEqual(await new CheckpointStore({ root: path.join(tmp, 'nope'), signer: throwawaySigner() }).sweepStale(0), []);
   });
 });

@@ -10,6 +10,7 @@ import { Queue } from 'bullmq';
 import { JobQueue } from '../../src/queue/job-queue.js';
 import { queueNameFor } from '../../src/queue/keys.js';
 import { TestRedis } from '../helpers/redis.js';
+import { throwawaySigner } from '../helpers/signer.js';
 
 const CP1 = '20261127T134501Z-00000001';
 const CP2 = '20261127T134502Z-00000002';
@@ -31,6 +32,7 @@ async function setup(t: TestContext) {
     node: 'node-a',
     eventLog,
     defaults: configSchema.parse({}).worker,
+    signer: throwawaySigner(),
     checkpoints: {
       get: async (id) => checkpoints.get(id) ?? null,
       acquireRef: async (id, jobId) => void refs.push(`${id}:${jobId}`),

@@ -13,6 +13,7 @@ import { configSchema, type Config } from '../../src/config/schema.js';
 import { EventLog } from '../../src/events/event-log.js';
 import { JobQueue } from '../../src/queue/job-queue.js';
 import { ScheduleStore } from '../../src/scheduler/schedule-store.js';
+import { loadSigner } from '../../src/security/key-file.js';
 import { Scheduler } from '../../src/scheduler/scheduler.js';
 import { scheduleSchema, type ScheduleInput } from '../../src/scheduler/schema.js';
 import { startService } from '../../src/app/service.js';
@@ -59,18 +60,22 @@ export async function setup(t: TestContext): Promise<Setup | undefined> {
   defer(() => service.cleanup());
   const root = await mkdtemp(path.join(os.tmpdir(), 'ckpt-sched-store-'));
   defer(() => rm(root, { recursive: true, force: true }));
+  const keyDir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-key-'));
+  defer(() => rm(keyDir, { recursive: true, force: true }));
   const config = configSchema.parse({
     node: 'node-a',
     redis: { url: redisServer.url, prefix: 'ckpt' },
     storage: { root },
+    security: { jobKeyFile: path.join(keyDir, 'job.key') },
     criu: { socket: service.socketPath, logLevel: 2 },
     worker: { concurrency: 2, backoff: { baseDelayMs: 200, maxDelayMs: 1000 } },
     scheduler: { claimLeaseMs: 2000, sweepIntervalMs: 200, eventsLeaseMs: 1000 },
   });
   const client = new Redis(redisServer.url, { maxRetriesPerRequest: null });
   const eventLog = new EventLog(client, { key: 'ckpt:events' });
-  const catalog = new Catalog(client, { prefix: 'ckpt', store: new CheckpointStore({ root }), node: 'node-a' });
-  const jobs = new JobQueue({ connection: redisServer.url, prefix: 'ckpt', node: 'node-a', eventLog, defaults: config.worker });
+  const signer = loadSigner(config.security.jobKeyFile);
+  const catalog = new Catalog(client, { prefix: 'ckpt', store: new CheckpointStore({ root, signer }), node: 'node-a' });
+  const jobs = new JobQueue({ connection: redisServer.url, prefix: 'ckpt', node: 'node-a', eventLog, defaults: config.worker, signer });
   const store = new ScheduleStore(client, 'ckpt');
   defer(async () => {
     await jobs.close();

@@ -14,6 +14,7 @@ import { tickJobId } from '../../src/scheduler/scheduler.js';
 import { scheduleSchema } from '../../src/scheduler/schema.js';
 import { TickClaims } from '../../src/scheduler/tick-claims.js';
 import { TestRedis } from '../helpers/redis.js';
+import { throwawaySigner } from '../helpers/signer.js';
 import { startCounter, type Counter } from '../helpers/targets.js';
 import { allEvents, killAllSchedulerProcesses, runCrashingScheduler, startSchedulerProcess, waitFor } from './harness.js';
 
@@ -51,7 +52,7 @@ function env(t: TestContext): Env {
     scheduler: { claimLeaseMs: 1000, sweepIntervalMs: 200, eventsLeaseMs: 1000 },
   };
   const eventLog = new EventLog(redis, { key: `${prefix}:events` });
-  const jobs = new JobQueue({ connection: server.url, prefix, node: 'test-node', eventLog, defaults: { attempts: 1, keepCompleted: 100, keepFailed: 100 } });
+  const jobs = new JobQueue({ connection: server.url, prefix, node: 'test-node', eventLog, defaults: { attempts: 1, keepCompleted: 100, keepFailed: 100 }, signer: throwawaySigner() });
   t.after(() => jobs.close());
   return { config, store: new ScheduleStore(redis, prefix), eventLog, jobs, claims: new TickClaims(redis, { prefix, ttlMs: 86_400_000 }) };
 }

@@ -12,6 +12,7 @@ import { JobQueue } from '../../src/queue/job-queue.js';
 import type { Scheduler } from '../../src/scheduler/scheduler.js';
 import { startSchedulerService, type SchedulerService } from '../../src/scheduler/service.js';
 import { TestRedis } from '../helpers/redis.js';
+import { throwawaySigner } from '../helpers/signer.js';
 import { startCounter, type Counter } from '../helpers/targets.js';
 import { waitFor } from './harness.js';
 
@@ -34,7 +35,7 @@ before(async () => {
     schedules: [{ id: 'from-config', cron: '0 0 1 1 *', target: { match: 'no-such-process-anywhere' } }],
   });
   const eventLog = new EventLog(redis, { key: 'r:events' });
-  jobs = new JobQueue({ connection: server.url, prefix: 'r', node: 'test-node', eventLog, defaults: config.worker });
+  jobs = new JobQueue({ connection: server.url, prefix: 'r', node: 'test-node', eventLog, defaults: config.worker, signer: throwawaySigner() });
   // As `ckpt up` does it: config schedules validated and seeded, scheduler started.
   service = await startSchedulerService({ config, configFile: 'test.yaml', redis, eventLog, enqueuer: jobs, logger: pino({ level: 'silent' }) });
   scheduler = service.scheduler;

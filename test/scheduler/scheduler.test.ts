@@ -11,6 +11,7 @@ import { ScheduleStore } from '../../src/scheduler/schedule-store.js';
 import { Scheduler, TriggerError } from '../../src/scheduler/scheduler.js';
 import { scheduleSchema, type ScheduleInput } from '../../src/scheduler/schema.js';
 import { TestRedis } from '../helpers/redis.js';
+import { throwawaySigner } from '../helpers/signer.js';
 import { startCounter, type Counter } from '../helpers/targets.js';
 import { allEvents, waitFor } from './harness.js';
 
@@ -41,7 +42,7 @@ function env(t: TestContext, scheduler: ConfigInput['scheduler'] = {}) {
   });
   const eventLog = new EventLog(redis, { key: `${prefix}:events` });
   const store = new ScheduleStore(redis, prefix);
-  const jobs = new JobQueue({ connection: server.url, prefix, node: 'test-node', eventLog, defaults: config.worker });
+  const jobs = new JobQueue({ connection: server.url, prefix, node: 'test-node', eventLog, defaults: config.worker, signer: throwawaySigner() });
   const started: Scheduler[] = [];
   t.after(async () => {
     for (const s of started) await s.stop();

@@ -12,6 +12,8 @@ import { EventLog } from '../../src/events/event-log.js';
 import type { FeedEvent } from '../../src/events/types.js';
 import { JobQueue } from '../../src/queue/job-queue.js';
 import type { JobView } from '../../src/queue/job-view.js';
+import { loadSigner } from '../../src/security/key-file.js';
+import type { Signer } from '../../src/security/signer.js';
 import { TargetPolicy } from '../../src/targets/policy.js';
 import { CkptWorker } from '../../workers/ckpt-worker.js';
 import { requireCriu, startTestCriuService } from '../helpers/criu.js';
@@ -33,6 +35,8 @@ export interface Harness {
   redis: TestRedis;
   criu: CriuService;
   root: string;
+  /** The deployment's key (security.jobKeyFile of every config here), to sign jobs and manifests as ckpt does. */
+  signer: Signer;
   client: Redis;
   eventLog: EventLog;
   store: CheckpointStore;
@@ -69,11 +73,15 @@ export async function startHarness(t: TestContext, worker: ConfigInput['worker']
   defer(() => criu.cleanup());
   const root = await mkdtemp(path.join(os.tmpdir(), 'ckpt-store-'));
   defer(() => rm(root, { recursive: true, force: true }));
+  const keyDir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-key-'));
+  defer(() => rm(keyDir, { recursive: true, force: true }));
+  const jobKeyFile = path.join(keyDir, 'job.key');
   const configFor = (node: string, w: ConfigInput['worker'] = {}) =>
     configSchema.parse({
       node,
       redis: { url: redis.url, prefix: 'ckpt' },
       storage: { root },
+      security: { jobKeyFile },
       criu: { socket: criu.socketPath },
       worker: { ...FAST_WORKER, ...worker, ...w },
     });
@@ -81,7 +89,8 @@ export async function startHarness(t: TestContext, worker: ConfigInput['worker']
   const client = new Redis(redis.url, { maxRetriesPerRequest: null });
   client.on('error', () => undefined);
   const eventLog = new EventLog(client, { key: 'ckpt:events' });
-  const store = new CheckpointStore({ root });
+  const signer = loadSigner(jobKeyFile);
+  const store = new CheckpointStore({ root, signer });
   const catalog = new Catalog(client, { prefix: 'ckpt', store, node: config.node });
   const queue = new JobQueue({
     connection: redis.url,
@@ -90,6 +99,7 @@ export async function startHarness(t: TestContext, worker: ConfigInput['worker']
     eventLog,
     defaults: config.worker,
     checkpoints: catalog,
+    signer,
   });
   defer(async () => {
     await queue.close();
@@ -100,6 +110,7 @@ export async function startHarness(t: TestContext, worker: ConfigInput['worker']
     redis,
     criu,
     root,
+    signer,
     client,
     eventLog,
     store,
@@ -115,6 +126,7 @@ export async function startHarness(t: TestContext, worker: ConfigInput['worker']
         catalog: new Catalog(client, { prefix: 'ckpt', store, node: cfg.node }),
         store,
         policy: new TargetPolicy({ protectedPids: () => (criu.pid ? [criu.pid] : []) }),
+        signer,
       });
       await w.start();
       defer(() => w.close());

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Job, Queue } from 'bullmq';
 import { CriuClient } from '../../src/criu/client.js';
+import { signJobData } from '../../src/queue/job-signature.js';
 import { queueNameFor } from '../../src/queue/keys.js';
 import type { DumpJobData } from '../../src/queue/schemas.js';
 import { readProcessInfo } from '../../src/targets/process-info.js';
@@ -84,10 +85,8 @@ test('a dump CRIU finished but whose worker died before committing it is adopted
   const job = (await Job.fromId(queue, jobId))!;
   const data = job.data as DumpJobData;
   const info = (await readProcessInfo(target.pid))!;
-  await job.updateData({
-    ...data,
-    resolved: { key: info.key, pid: info.pid, cmdline: info.cmdline, exe: info.exe, uid: info.uid, startTime: info.startTime, attemptStartedAt: Date.now() },
-  });
+  const resolved = { key: info.key, pid: info.pid, cmdline: info.cmdline, exe: info.exe, uid: info.uid, startTime: info.startTime, attemptStartedAt: Date.now() };
+  await job.updateData(signJobData(h.signer, { type: 'dump', jobId, node: 'node-a' }, { ...data, resolved }));
   const attempt = await h.store.beginAttempt(info.key, data.checkpointId, { jobId });
   await new CriuClient({ socketPath: h.criu.socketPath }).dump({
     pid: target.pid,
