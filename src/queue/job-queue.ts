@@ -126,7 +126,7 @@ export class JobQueue {
   async enqueueRestore(input: unknown): Promise<EnqueueResult> {
     const spec = parseRestoreJob(input);
     const checkpoint = await this.lookupCheckpoint(spec.checkpointId);
-    if (spec.replicas > 1) assertCopyable(checkpoint, spec.checkpointId, 'replicas');
+    if ((spec.replicas ?? 1) > 1) assertCopyable(checkpoint, spec.checkpointId, 'replicas');
     const node = spec.node ?? checkpoint.node;
     const jobId = randomUUID();
     await this.claimJobId(jobId, node);
@@ -166,7 +166,6 @@ export class JobQueue {
         checkpointId,
         node,
         target: checkpoints[i]!.target.key,
-        replicas: 1,
         batch: { id: batchId, concurrency: spec.concurrency },
         ...((spec.replicas?.[checkpointId] ?? 1) > 1 && { copy: true }),
       });

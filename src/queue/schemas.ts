@@ -51,9 +51,9 @@ export const restoreJobSchema = z.strictObject({
   node: nodeNameSchema.optional(),
   /**
    * Copies to start at once (a workload's checkpoint only: each copy is a workload of its own, `<name>-<n>`, in its
-   * own pid namespace with its own output files). A plain process's pids exist once: 1.
+   * own pid namespace with its own output files). Default 1; a plain process's pids exist once.
    */
-  replicas: z.number().int().min(1).max(MAX_REPLICAS).default(1),
+  replicas: z.number().int().min(1).max(MAX_REPLICAS).optional(),
 });
 
 export const MAX_BATCH = 100;

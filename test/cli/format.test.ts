@@ -95,7 +95,7 @@ test('feed events become one readable line each', () => {
 test('usage errors: one line, exit code 2; an unreachable server: exit code 1', async () => {
   const noTarget = await runCli(['dump']);
   assert.equal(noTarget.code, 2);
-  assert.equal(noTarget.stderr, 'ckpt: give exactly one of --pid, --pid-file, --match\n');
+  assert.equal(noTarget.stderr, 'ckpt: give exactly one of --pid, --pid-file, --match, --workload\n');
 
   const badPid = await runCli(['dump', '--pid', 'abc']);
   assert.equal(badPid.code, 2);
