@@ -14,6 +14,7 @@ import type { BatchRestoreJobData, DumpJobData, RestoreJobData } from '../src/qu
 import type { TargetPolicy } from '../src/targets/policy.js';
 import { processBatch } from './batch-processor.js';
 import { processDump } from './dump-processor.js';
+import { ExitWatcher } from './exit-watcher.js';
 import { codeOf, FinalJobError, toAttemptError } from './failure.js';
 import { jobEvent, JobReporter } from './job-reporter.js';
 import { processRestore } from './restore-processor.js';
@@ -73,6 +74,7 @@ export class CkptWorker {
       policy: options.policy,
       redis: this.redis,
       keys: queueKeys(config.redis.prefix),
+      exits: new ExitWatcher({ watchMs: config.worker.exitWatchMs }),
     };
   }
 
@@ -98,11 +100,19 @@ export class CkptWorker {
       settings: { backoffStrategy: (attemptsMade: number) => backoffDelay(attemptsMade, w.backoff) },
     });
     worker.on('error', (err) => this.reportError(err));
-    worker.on('completed', (job, result: JobResult) =>
-      this.emit(jobEvent(job, 'job.completed', { result, attemptsMade: job.attemptsMade, node: this.node })),
-    );
+    worker.on('completed', (job, result: JobResult) => {
+      this.emit(jobEvent(job, 'job.completed', { result, attemptsMade: job.attemptsMade, node: this.node }));
+      // Started only now, so a restored process's exit is always published after its job's completion.
+      this.ctx.exits.start(job.id!, (afterMs) =>
+        this.emit(
+          jobEvent(job, 'restore.exited', { checkpointId: (job.data as RestoreJobData).checkpointId, jobId: job.id, pid: result.restoredPid, afterMs }),
+        ),
+      );
+    });
     worker.on('failed', (job, err) => {
-      if (job) this.emitFailed(job, err);
+      if (!job) return;
+      this.ctx.exits.forget(job.id!);
+      this.emitFailed(job, err);
     });
     // A job whose worker died, found by this worker's stalled check and moved back to wait (or failed past maxStalledCount).
     worker.on('stalled', (jobId) => {
@@ -133,6 +143,7 @@ export class CkptWorker {
       }, grace + CLOSE_AFTER_ABORT_MS);
       try {
         await this.worker?.close();
+        this.ctx.exits.close();
         await this.events;
       } finally {
         clearTimeout(abortTimer);

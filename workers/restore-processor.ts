@@ -1,17 +1,16 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { DelayedError, type Job } from 'bullmq';
-import { CriuError } from '../src/criu/errors.js';
 import { readRestoreStats } from '../src/criu/stats.js';
 import type { NotifyScript } from '../src/criu/connection.js';
 import type { JobResult } from '../src/queue/job-view.js';
 import { LeaseSemaphore, type Lease } from '../src/queue/lease-semaphore.js';
 import type { RestoreJobData } from '../src/queue/schemas.js';
+import { readProcStat } from '../src/targets/process-info.js';
 import { CriuLogTailer } from './criu-log-tailer.js';
 import { networkLockFor } from './network-lock.js';
-import { FinalJobError, RetryableJobError } from './failure.js';
-import { isRunning, waitPidFree } from './proc-wait.js';
+import { FinalJobError } from './failure.js';
+import { clearPids, treePidsOf } from './restore-plan.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
 
 /** Rough share of a restore done when CRIU reports each stage (restores have no byte count to follow). */
@@ -29,9 +28,10 @@ const BATCH_SLOT_RETRY_MS = 500;
 
 /**
  * One attempt of a restore job: checks the checkpoint's files against its manifest; holds a catalog ref on the checkpoint (so it is not deleted meanwhile) and, for a
- * batch child, one of the batch's `concurrency` places; waits (bounded) for the checkpoint's pid to be free;
- * restores with CRIU's log in the checkpoint folder (`restore-<jobId>.log`), followed live; checks the restored
- * process is still alive a moment later.
+ * batch child, one of the batch's `concurrency` places; makes sure the pids the tree needs are free, or fails at once
+ * naming who holds them (restore-plan.ts; with `replace`, stops the running original first); restores with CRIU's log
+ * in the checkpoint folder (`restore-<jobId>.log`), followed live; completes as soon as CRIU has restored the tree
+ * (a later exit of the process is its own event, see ExitWatcher).
  */
 export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx: WorkerContext): Promise<JobResult> {
   const { reporter } = run;
@@ -64,21 +64,24 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
         throw new DelayedError();
       }
     }
-    const pid = checkpoint.target.pid;
-    reporter.progress({ stage: 'waiting-pid' });
-    const holder = await waitPidFree(pid, cfg.pidFreeTimeoutMs, run.signal);
-    if (holder) {
-      throw new RetryableJobError(
-        'EPID_TAKEN',
-        `pid ${pid} is still taken by "${holder.name}" (state ${holder.state}) after ${cfg.pidFreeTimeoutMs} ms; ` +
-          'is the checkpointed process still running?',
-      );
+    const tree = await treePidsOf(checkpoint.id, imagesDir);
+    if (!tree.namespaceInit) {
+      await clearPids({
+        checkpoint,
+        pids: tree.pids,
+        replace: job.data.replace ?? false,
+        config: cfg,
+        signal: run.signal,
+        onStage: (stage) => reporter.progress({ stage }),
+        note: (line) => reporter.note(line),
+      });
     }
     const logFile = `restore-${job.id}.log`;
     const tailer = new CriuLogTailer({ file: path.join(imagesDir, logFile), onLines: (lines) => reporter.logLines(lines) });
     reporter.progress({ stage: 'restoring', percent: 5 });
     tailer.start();
     let restoredPid: number;
+    let restoredAt: number;
     try {
       const res = await ctx.criu.restore(
         {
@@ -95,25 +98,16 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
         },
       );
       restoredPid = res.pid;
+      restoredAt = Date.now();
       if (res.warning) await reporter.note(`CRIU warning: ${res.warning}`);
-    } catch (err) {
-      // Another pid of the tree (a child, reaped late by init) was still taken: wait for it before the retry.
-      const taken = err instanceof CriuError && err.errnoName === 'EEXIST' ? takenPidOf(err) : undefined;
-      if (taken) await waitPidFree(taken, cfg.pidFreeTimeoutMs, run.signal);
-      throw err;
     } finally {
       await tailer.stop();
       // CRIU adds restore-<job>.log and stats-restore to the checkpoint folder, 0644: keep it 0600 throughout.
       await ctx.store.secure(imagesDir).catch(() => undefined);
     }
-    reporter.progress({ stage: 'checking', percent: 95 });
-    await sleep(cfg.aliveCheckMs, undefined, { signal: run.signal });
-    if (!(await isRunning(restoredPid))) {
-      throw new FinalJobError(
-        `restored pid ${restoredPid} was no longer running ${cfg.aliveCheckMs} ms after the restore (see the job log)`,
-        'ERESTORED_EXITED',
-      );
-    }
+    // Done when CRIU says so; whether the process then keeps running is reported on its own (restore.exited).
+    const restoredStat = await readProcStat(restoredPid);
+    ctx.exits.expect(job.id!, { pid: restoredPid, startTime: restoredStat?.startTime ?? -1, restoredAt });
     const stats = await readRestoreStats(imagesDir);
     reporter.progress({ stage: 'done', percent: 100 });
     restored = true;
@@ -135,10 +129,4 @@ async function takeBatchSlot(job: Job<RestoreJobData>, run: JobRun, ctx: WorkerC
   run.reporter.progress({ stage: 'waiting-batch-slot' });
   const got = await slots.acquire(job.id!, { waitMs: ctx.config.worker.busyWaitMs, signal: run.signal });
   return got.lease;
-}
-
-/** The pid CRIU could not fork for ("Can't fork for 1234: File exists"). */
-function takenPidOf(err: CriuError): number | undefined {
-  const m = /Can't fork for (\d+)/.exec([err.criuMessage ?? '', ...err.logTail].join('\n'));
-  return m ? Number(m[1]) : undefined;
 }

@@ -5,6 +5,7 @@ import type { Config } from '../src/config/schema.js';
 import type { CriuClient } from '../src/criu/client.js';
 import type { queueKeys } from '../src/queue/keys.js';
 import type { TargetPolicy } from '../src/targets/policy.js';
+import type { ExitWatcher } from './exit-watcher.js';
 import type { JobReporter } from './job-reporter.js';
 
 /** What every processor of a worker shares. */
@@ -21,6 +22,8 @@ export interface WorkerContext {
   /** For locks and semaphores (not BullMQ's connections). */
   redis: Redis;
   keys: ReturnType<typeof queueKeys>;
+  /** Restored processes watched for a while after their job completed (restore.exited). */
+  exits: ExitWatcher;
 }
 
 /** One attempt of one job. */

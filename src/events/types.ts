@@ -13,11 +13,12 @@ export const EVENT_NAMES = [
   'schedule.unhealthy',
   'checkpoint.created',
   'checkpoint.pruned',
+  'restore.exited',
 ] as const;
 export type EventName = (typeof EVENT_NAMES)[number];
 
 /** Channels a subscriber picks from: the part of the event name before the dot. */
-export const CHANNELS = ['job', 'schedule', 'checkpoint'] as const;
+export const CHANNELS = ['job', 'schedule', 'checkpoint', 'restore'] as const;
 export type Channel = (typeof CHANNELS)[number];
 
 export type JobType = 'dump' | 'restore' | 'restore-batch';

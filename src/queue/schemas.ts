@@ -82,6 +82,12 @@ export const restoreJobSchema = z.strictObject({
   criu: criuRestoreOptionsSchema.optional(),
   /** Where to restore. Default: the node that made the checkpoint. */
   node: nodeNameSchema.optional(),
+  /**
+   * When the checkpointed process itself still runs (same pid and start time as when it was dumped): stop it (its
+   * whole tree: SIGTERM, SIGKILL after worker.replaceGraceMs) and restore in its place, a rollback. Default false:
+   * the restore fails (EPID_ORIGINAL). Never stops any other process.
+   */
+  replace: z.boolean().optional(),
 });
 
 export const MAX_BATCH = 100;

@@ -42,10 +42,12 @@ export function registerJobCommands(program: Command): void {
     program
       .command('restore <checkpointId>')
       .description('restore a checkpoint')
+      .option('--replace', 'if the checkpointed process still runs, stop it (its whole tree) and restore in its place: a rollback')
       .option('--wait', 'follow the job until it ends; exit 1 if it fails'),
-  ).action(async function (this: Command, checkpointId: string, flags: CriuFlags & { wait?: boolean }) {
+  ).action(async function (this: Command, checkpointId: string, flags: CriuFlags & { wait?: boolean; replace?: boolean }) {
     const ctx = contextOf(this);
     const body: RestoreRequest = { checkpointId };
+    if (flags.replace) body.replace = true;
     const criu = criuFrom(flags);
     if (criu) body.criu = criu;
     await enqueue(ctx, Boolean(flags.wait), async () => {
