@@ -5,6 +5,7 @@ import type { Config } from '../src/config/schema.js';
 import { ImageFileError, readProcessTree } from '../src/criu/image-file.js';
 import { listPids, readProcStat, type ProcStat } from '../src/targets/process-info.js';
 import { FinalJobError } from './failure.js';
+import type { WorkerContext } from './worker-context.js';
 
 /**
  * Which pids a restore of a plain process tree needs, who holds them, and what to do about it — before CRIU runs.
@@ -138,8 +139,39 @@ export function describeHolder(h: PidHolder): string {
   }
 }
 
-/** The checkpointed process, as the manifest identifies it (a pid alone could be a later, unrelated process). */
-type Original = Pick<Manifest['target'], 'pid' | 'startTime'>;
+/**
+ * The checkpointed process: its pid and the start times that identify it there (a pid alone could be a later,
+ * unrelated process): the manifest's, and that of a restore of the same target this node made since.
+ */
+export interface Original {
+  pid: number;
+  startTimes: number[];
+}
+
+/** What a restore records about the process it started (see restoredProcesses). */
+interface RestoredRecord {
+  startTime: number;
+  target: string;
+  checkpointId: string;
+}
+
+/** The checkpoint's original as this node knows it: the dumped process, or a restore of the same target that replaced it. */
+export async function originalOf(ctx: Pick<WorkerContext, 'redis' | 'keys' | 'node'>, checkpoint: Pick<Manifest, 'target'>): Promise<Original> {
+  const { pid, startTime, key } = checkpoint.target;
+  const raw = await ctx.redis.hget(ctx.keys.restoredProcesses(ctx.node), String(pid));
+  const restored = raw ? (JSON.parse(raw) as RestoredRecord) : undefined;
+  return { pid, startTimes: restored?.target === key ? [startTime, restored.startTime] : [startTime] };
+}
+
+/** Records a process a restore started, so a later restore of its target may replace it. */
+export async function recordRestored(
+  ctx: Pick<WorkerContext, 'redis' | 'keys' | 'node'>,
+  checkpoint: Pick<Manifest, 'id' | 'target'>,
+  process: { pid: number; startTime: number },
+): Promise<void> {
+  const record: RestoredRecord = { startTime: process.startTime, target: checkpoint.target.key, checkpointId: checkpoint.id };
+  await ctx.redis.hset(ctx.keys.restoredProcesses(ctx.node), String(process.pid), JSON.stringify(record));
+}
 
 /**
  * The live processes that belong to the original's tree: the original (same pid and start time), its descendants,
@@ -149,7 +181,7 @@ async function originalTree(original: Original): Promise<Map<number, ProcStat>> 
   const procs = await scanProcesses();
   const root = procs.get(original.pid);
   const tree = new Map<number, ProcStat>();
-  if (!root || root.startTime !== original.startTime || root.state === 'Z' || root.state === 'X') return tree;
+  if (!root || !original.startTimes.includes(root.startTime) || root.state === 'Z' || root.state === 'X') return tree;
   for (const [pid, st] of procs) {
     let belongs = pid === original.pid || st.pgrp === original.pid || st.session === original.pid;
     for (let p = st.ppid, depth = 0; !belongs && p > 1 && depth < 4096; depth++) {
@@ -162,7 +194,8 @@ async function originalTree(original: Original): Promise<Map<number, ProcStat>> 
 }
 
 export interface ClearPidsOptions {
-  checkpoint: Pick<Manifest, 'id' | 'target'>;
+  checkpointId: string;
+  original: Original;
   pids: number[];
   /** Stop the checkpoint's original (when it still runs) to restore in its place. */
   replace: boolean;
@@ -184,8 +217,7 @@ const POLL_MS = 20;
  * (TERM, KILL after replaceGraceMs) — only when every live holder belongs to it: nothing unrelated is ever signalled.
  */
 export async function clearPids(opts: ClearPidsOptions): Promise<void> {
-  const { checkpoint, pids, config, signal } = opts;
-  const original: Original = checkpoint.target;
+  const { checkpointId, original, pids, config, signal } = opts;
   opts.onStage('checking-pids');
   let holders = await findPidHolders(pids);
   if (!holders.length) return;
@@ -195,14 +227,14 @@ export async function clearPids(opts: ClearPidsOptions): Promise<void> {
     const comm = tree.get(original.pid)!.comm;
     throw new FinalJobError(
       [
-        `pid ${original.pid} is the checkpointed process itself ('${comm}', started at the same time as when it was dumped), still running; ` +
-          `restore with replace: true (ckpt restore ${checkpoint.id} --replace) to roll it back`,
+        `pid ${original.pid} is the checkpointed process itself ('${comm}', the same start time as when it was dumped or restored), still running; ` +
+          `restore with replace: true (ckpt restore ${checkpointId} --replace) to roll it back`,
         ...foreign.map(describeHolder),
       ].join('; '),
       'EPID_ORIGINAL',
     );
   }
-  if (foreign.length) throw takenError(checkpoint.id, foreign, opts.replace);
+  if (foreign.length) throw takenError(checkpointId, foreign, opts.replace);
   if (tree.size) {
     opts.onStage('stopping-original');
     await stopTree(tree, original, config.replaceGraceMs, opts.note, signal);
@@ -214,7 +246,7 @@ export async function clearPids(opts: ClearPidsOptions): Promise<void> {
     if (!holders.length) return;
     const live = holders.filter((h) => !h.dying);
     // Something new took a pid meanwhile (or the original came back): waiting cannot help.
-    if (live.length) throw takenError(checkpoint.id, live, opts.replace);
+    if (live.length) throw takenError(checkpointId, live, opts.replace);
     if (Date.now() >= deadline) {
       throw new FinalJobError(
         `${holders.map(describeHolder).join('; ')}; still after ${config.pidFreeTimeoutMs} ms (worker.pidFreeTimeoutMs): ` +
@@ -228,7 +260,7 @@ export async function clearPids(opts: ClearPidsOptions): Promise<void> {
 
 function takenError(checkpointId: string, holders: PidHolder[], replace: boolean): FinalJobError {
   const why = replace
-    ? 'replace stops only the checkpointed process and its tree (same pid and start time as when it was dumped), never another process'
+    ? 'replace stops only the checkpointed process and its tree (same pid and start time as when it was dumped or restored here), never another process'
     : 'stop that process, or restore into a fresh pid namespace';
   return new FinalJobError(`checkpoint ${checkpointId} needs pids that are in use: ${holders.map(describeHolder).join('; ')}; ${why}`, 'EPID_TAKEN');
 }

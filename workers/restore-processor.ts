@@ -10,7 +10,7 @@ import { readProcStat } from '../src/targets/process-info.js';
 import { CriuLogTailer } from './criu-log-tailer.js';
 import { networkLockFor } from './network-lock.js';
 import { FinalJobError } from './failure.js';
-import { clearPids, treePidsOf } from './restore-plan.js';
+import { clearPids, originalOf, recordRestored, treePidsOf } from './restore-plan.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
 
 /** Rough share of a restore done when CRIU reports each stage (restores have no byte count to follow). */
@@ -67,7 +67,8 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
     const tree = await treePidsOf(checkpoint.id, imagesDir);
     if (!tree.namespaceInit) {
       await clearPids({
-        checkpoint,
+        checkpointId: checkpoint.id,
+        original: await originalOf(ctx, checkpoint),
         pids: tree.pids,
         replace: job.data.replace ?? false,
         config: cfg,
@@ -107,7 +108,9 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
     }
     // Done when CRIU says so; whether the process then keeps running is reported on its own (restore.exited).
     const restoredStat = await readProcStat(restoredPid);
-    ctx.exits.expect(job.id!, { pid: restoredPid, startTime: restoredStat?.startTime ?? -1, restoredAt });
+    const startTime = restoredStat?.startTime ?? -1;
+    ctx.exits.expect(job.id!, { pid: restoredPid, startTime, restoredAt });
+    if (!tree.namespaceInit) await recordRestored(ctx, checkpoint, { pid: restoredPid, startTime });
     const stats = await readRestoreStats(imagesDir);
     reporter.progress({ stage: 'done', percent: 100 });
     restored = true;

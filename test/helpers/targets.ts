@@ -21,10 +21,10 @@ export interface Counter {
 
 /**
  * Starts a counter process the way CRIU wants a target: own session (setsid), stdin /dev/null, output to files.
- * `ballastMiB` adds touched memory so dumps have real size.
+ * `ballastMiB` adds touched memory so dumps have real size; `ignoreTerm`: only SIGKILL ends it.
  */
-export function startCounter(ballastMiB = 0): Promise<Counter> {
-  return startPythonTarget('counter.py', [String(ballastMiB)]);
+export function startCounter(ballastMiB = 0, options: { ignoreTerm?: boolean } = {}): Promise<Counter> {
+  return startPythonTarget('counter.py', [String(ballastMiB), ...(options.ignoreTerm ? ['ignore-term'] : [])]);
 }
 
 /** A parent and child talking over an established loopback TCP connection; read() is the last number the parent got. */
