@@ -1,5 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
+import { repoRoot } from '../../src/common/paths.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FeedEvent } from '../../src/events/types.js';
 import { isAlive, killAndReap, startCounter, startSleepOnPid, waitGone } from '../helpers/targets.js';
@@ -81,9 +87,46 @@ test('a restore completes when CRIU has restored the process; an exit afterwards
   assert.equal(names.filter((n) => n === 'restore.exited').length, 1);
 });
 
-async function waitFor(check: () => boolean, timeoutMs = 30_000): Promise<void> {
+test('a pid held by a zombie is waited for, bounded: the restore fails when it is never reaped, and goes on once it is', async (t) => {
+  const h = await startHarness(t);
+  if (!h) return;
+  await h.startWorker();
+  // A counter whose parent reaps it only when told: once the dump stops it, its pid stays taken by a zombie.
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-zombie-'));
+  const release = path.join(dir, 'release');
+  const parent = spawn('python3', [path.join(repoRoot(), 'test/fixtures/lazy-parent.py'), path.join(dir, 'count'), release], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const pid = await new Promise<number>((resolve) => parent.stdout.setEncoding('utf8').once('data', (c: string) => resolve(Number(c.trim()))));
+  t.after(async () => {
+    await writeFile(release, '');
+    await killAndReap(pid);
+    await rm(dir, { recursive: true, force: true });
+  });
+  await waitFor(() => existsSync(path.join(dir, 'count')) && Number(readFileSync(path.join(dir, 'count'), 'utf8')) >= 2);
+  const checkpointId = await dumpOf(h, pid, false);
+  const zombie = () => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]![0] === 'Z';
+  assert.ok(zombie(), 'the dumped counter is a zombie its parent has not reaped');
+
+  const never = await h.waitFinished((await h.queue.enqueueRestore({ checkpointId })).jobId);
+  assert.equal(never.state, 'failed');
+  assert.equal(never.attemptsMade, 1);
+  assert.match(never.failedReason!, new RegExp(`pid ${pid} is taken by process 'python3' \\(pid ${pid}, zombie\\).*still after 3000 ms`));
+
+  const { jobId } = await h.queue.enqueueRestore({ checkpointId });
+  await waitFor(async () => (await h.eventsOf(jobId)).some((e) => e.event === 'job.progress' && e.data.stage === 'waiting-pids'));
+  await writeFile(release, '');
+  const restored = await h.waitFinished(jobId);
+  assert.equal(restored.state, 'completed', restored.failedReason);
+  assert.equal(restored.attemptsMade, 1);
+  assert.equal(restored.result!.restoredPid, pid);
+  assert.ok(isAlive(pid));
+});
+
+async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error('timed out');
     await sleep(20);
   }
