@@ -4,15 +4,17 @@ import type { Catalog } from '../src/catalog/catalog.js';
 import type { CheckpointStore } from '../src/catalog/checkpoint-store.js';
 import type { Config } from '../src/config/schema.js';
 import { CriuClient } from '../src/criu/client.js';
+import { locateCriu } from '../src/criu/locate.js';
 import type { EventLog } from '../src/events/event-log.js';
 import type { EventInput } from '../src/events/types.js';
 import { backoffDelay } from '../src/queue/backoff.js';
 import type { JobResult } from '../src/queue/job-view.js';
 import { queueKeys, queueNameFor } from '../src/queue/keys.js';
 import { createRedis, type RedisConnection } from '../src/queue/redis.js';
-import type { BatchRestoreJobData, DumpJobData, RestoreJobData } from '../src/queue/schemas.js';
+import type { BatchRestoreJobData, DumpJobData, RestoreJobData, VerifyJobData } from '../src/queue/schemas.js';
 import type { TargetPolicy } from '../src/targets/policy.js';
 import { processBatch } from './batch-processor.js';
+import { processDrill } from './drill-processor.js';
 import { processDump } from './dump-processor.js';
 import { ExitWatcher } from './exit-watcher.js';
 import { codeOf, FinalJobError, toAttemptError } from './failure.js';
@@ -56,6 +58,7 @@ export class CkptWorker {
   private events: Promise<void> = Promise.resolve();
   private closing?: Promise<void>;
   private versionText?: Promise<string>;
+  private criuBinPath?: Promise<string>;
 
   constructor(private readonly options: CkptWorkerOptions) {
     const { config } = options;
@@ -69,6 +72,7 @@ export class CkptWorker {
       node: config.node,
       criu: new CriuClient({ socketPath: options.criuSocket, timeoutMs: config.criu.timeoutMs }),
       criuVersion: () => this.criuVersion(),
+      criuBin: () => (this.criuBinPath ??= locateCriu(config.criu.bin, config.criu.env).then((c) => c.bin)),
       catalog: options.catalog,
       store: options.store,
       policy: options.policy,
@@ -203,6 +207,8 @@ export class CkptWorker {
         return processRestore(job as Job<RestoreJobData>, run, this.ctx);
       case 'restore-batch':
         return processBatch(job as Job<BatchRestoreJobData>, run);
+      case 'verify':
+        return processDrill(job as Job<VerifyJobData>, run, this.ctx);
       default:
         throw new FinalJobError(`unknown job type ${JSON.stringify(job.name)}`, 'EJOBTYPE');
     }

@@ -1,4 +1,3 @@
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { DelayedError, type Job } from 'bullmq';
 import { readRestoreStats } from '../src/criu/stats.js';
@@ -9,7 +8,7 @@ import type { RestoreJobData } from '../src/queue/schemas.js';
 import { readProcStat } from '../src/targets/process-info.js';
 import { CriuLogTailer } from './criu-log-tailer.js';
 import { networkLockFor } from './network-lock.js';
-import { FinalJobError } from './failure.js';
+import { checkpointImages } from './checkpoint-images.js';
 import { clearPids, originalOf, recordRestored, treePidsOf } from './restore-plan.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
 
@@ -37,19 +36,7 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
   const { reporter } = run;
   const cfg = ctx.config.worker;
   const started = Date.now();
-  const checkpoint = await ctx.catalog.get(job.data.checkpointId);
-  const imagesDir = ctx.store.pathOf(checkpoint);
-  if (!(await stat(imagesDir).catch(() => null))?.isDirectory()) {
-    throw new FinalJobError(
-      `checkpoint ${checkpoint.id}'s images are not on this node (${ctx.node}); it was made on node ${checkpoint.node}`,
-      'EIMAGES_MISSING',
-    );
-  }
-  // Before any CRIU: a checkpoint whose files are not what was committed would restore a corrupt process, or half of one.
-  const damage = await ctx.store.verify(checkpoint);
-  if (damage.length) {
-    throw new FinalJobError(`checkpoint ${checkpoint.id} is damaged, not restoring it: ${damage.join('; ')}`, 'ECHECKPOINT_DAMAGED');
-  }
+  const { checkpoint, imagesDir } = await checkpointImages(ctx, job.data.checkpointId);
   // The in-use mark was taken at enqueue; taking it again fails (ENOTFOUND) if the checkpoint is being deleted.
   // Released on success; a failed attempt keeps it for the retry, and the catalog drops it once the job has failed
   // for good (isRefLive).

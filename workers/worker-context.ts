@@ -16,6 +16,8 @@ export interface WorkerContext {
   criu: CriuClient;
   /** "4.2.1": the CRIU version, for manifests (asked once). */
   criuVersion(): Promise<string>;
+  /** The criu binary (config criu.bin, else located once), for what the RPC service cannot do (restore drills). */
+  criuBin(): Promise<string>;
   catalog: Catalog;
   store: CheckpointStore;
   policy: TargetPolicy;

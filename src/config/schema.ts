@@ -92,6 +92,8 @@ export const configSchema = z.object({
       replaceGraceMs: durationMs.default(5000),
       /** After a restore, its process is watched this long; an exit within it is published as restore.exited. */
       exitWatchMs: durationMs.default(60_000),
+      /** A restore drill's tree must still be whole (every task there, stopped) this long after CRIU restored it. */
+      drillHoldMs: durationMs.default(1000),
       /** Finished jobs kept in Redis (BullMQ removeOnComplete / removeOnFail). */
       keepCompleted: z.number().int().nonnegative().default(1000),
       keepFailed: z.number().int().nonnegative().default(5000),

@@ -14,6 +14,7 @@ export const EVENT_NAMES = [
   'checkpoint.created',
   'checkpoint.pruned',
   'restore.exited',
+  'checkpoint.verified',
 ] as const;
 export type EventName = (typeof EVENT_NAMES)[number];
 
@@ -21,7 +22,7 @@ export type EventName = (typeof EVENT_NAMES)[number];
 export const CHANNELS = ['job', 'schedule', 'checkpoint', 'restore'] as const;
 export type Channel = (typeof CHANNELS)[number];
 
-export type JobType = 'dump' | 'restore' | 'restore-batch';
+export type JobType = 'dump' | 'restore' | 'restore-batch' | 'verify';
 
 /** What a producer hands to EventLog.publish. */
 export interface EventInput {

@@ -17,10 +17,12 @@ import {
   parseBatchRestoreJob,
   parseDumpJob,
   parseRestoreJob,
+  parseVerifyJob,
   type BatchRestoreJobData,
   type DumpJobData,
   type JobType,
   type RestoreJobData,
+  type VerifyJobData,
 } from './schemas.js';
 
 /**
@@ -130,6 +132,28 @@ export class JobQueue {
       event: 'job.waiting',
       jobId,
       jobType: 'restore',
+      target: checkpoint.target.key,
+      data: { node, checkpointId: spec.checkpointId },
+    });
+    return { jobId, node };
+  }
+
+  /** A restore drill of a checkpoint, on the checkpoint's node; holds the checkpoint in use like a restore. */
+  async enqueueVerify(input: unknown): Promise<EnqueueResult> {
+    const spec = parseVerifyJob(input);
+    const checkpoint = await this.lookupCheckpoint(spec.checkpointId);
+    const node = checkpoint.node;
+    const jobId = randomUUID();
+    await this.claimJobId(jobId, node);
+    await this.options.checkpoints!.acquireRef(spec.checkpointId, jobId);
+    const data: VerifyJobData = { ...spec, node, target: checkpoint.target.key };
+    // One attempt: a drill that failed is the finding, not a hiccup to retry.
+    await this.queue(node).add('verify', data, { ...this.jobOptions(jobId), attempts: 1 });
+    await this.publish({
+      event: 'job.waiting',
+      jobId,
+      jobType: 'verify',
+      scheduleId: spec.scheduleId,
       target: checkpoint.target.key,
       data: { node, checkpointId: spec.checkpointId },
     });

@@ -9,7 +9,7 @@ import { targetSpecSchema } from '../targets/spec.js';
  * is refused, never silently passed to CRIU.
  */
 
-export const JOB_TYPES = ['dump', 'restore', 'restore-batch'] as const;
+export const JOB_TYPES = ['dump', 'restore', 'restore-batch', 'verify'] as const;
 
 /** Same rule as config.node: a node name is also part of a BullMQ queue name, so no ':'. */
 export const nodeNameSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - only (1-64)');
@@ -90,6 +90,13 @@ export const restoreJobSchema = z.strictObject({
   replace: z.boolean().optional(),
 });
 
+/** A restore drill of a checkpoint (see workers/drill-processor.ts), on the checkpoint's node. */
+export const verifyJobSchema = z.strictObject({
+  checkpointId: checkpointIdSchema,
+  /** Set by the scheduler for the drills of its checkpoints. */
+  scheduleId: scheduleIdSchema.optional(),
+});
+
 export const MAX_BATCH = 100;
 
 export const batchRestoreJobSchema = z.strictObject({
@@ -110,6 +117,7 @@ export type DumpJobInput = z.input<typeof dumpJobSchema>;
 export type DumpJob = z.output<typeof dumpJobSchema>;
 export type RestoreJobInput = z.input<typeof restoreJobSchema>;
 export type BatchRestoreJobInput = z.input<typeof batchRestoreJobSchema>;
+export type VerifyJobInput = z.input<typeof verifyJobSchema>;
 
 /** The process a dump attempt resolved its target to, kept in the job so a later attempt can finish its work. */
 export interface ResolvedTarget {
@@ -146,7 +154,13 @@ export type BatchRestoreJobData = z.output<typeof batchRestoreJobSchema> & {
   jobIds: string[];
 };
 
-export type JobData = DumpJobData | RestoreJobData | BatchRestoreJobData;
+export type VerifyJobData = z.output<typeof verifyJobSchema> & {
+  node: string;
+  /** The checkpoint's target key (for events). */
+  target: string;
+};
+
+export type JobData = DumpJobData | RestoreJobData | BatchRestoreJobData | VerifyJobData;
 
 export function parseDumpJob(input: unknown): z.output<typeof dumpJobSchema> {
   return parseOrThrow(dumpJobSchema, input, 'dump job');
@@ -154,6 +168,10 @@ export function parseDumpJob(input: unknown): z.output<typeof dumpJobSchema> {
 
 export function parseRestoreJob(input: unknown): z.output<typeof restoreJobSchema> {
   return parseOrThrow(restoreJobSchema, input, 'restore job');
+}
+
+export function parseVerifyJob(input: unknown): z.output<typeof verifyJobSchema> {
+  return parseOrThrow(verifyJobSchema, input, 'verify job');
 }
 
 export function parseBatchRestoreJob(input: unknown): z.output<typeof batchRestoreJobSchema> {

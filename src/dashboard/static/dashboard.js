@@ -224,6 +224,11 @@ function renderCheckpoints() {
       td(time(cp.created)),
       td(bytes(cp.bytes)),
       td(cp.scheduleId || '', 'mono'),
+      el(
+        'td',
+        { 'data-verified': cp.verified ? String(cp.verified.ok) : '', title: cp.verified ? `drill at ${time(cp.verified.at)}${cp.verified.reason ? `: ${cp.verified.reason}` : ''}` : '' },
+        cp.verified ? badge(cp.verified.ok ? 'restores' : 'drill failed', cp.verified.ok ? 'completed' : 'failed') : null,
+      ),
       el('td', {}, cp.pinned ? badge('pinned', 'active') : null),
       el(
         'td',
