@@ -70,7 +70,7 @@ export async function setup(t: TestContext): Promise<Setup | undefined> {
   const client = new Redis(redisServer.url, { maxRetriesPerRequest: null });
   const eventLog = new EventLog(client, { key: 'ckpt:events' });
   const catalog = new Catalog(client, { prefix: 'ckpt', store: new CheckpointStore({ root }), node: 'node-a' });
-  const jobs = new JobQueue({ connection: redisServer.url, prefix: 'ckpt', node: 'node-a', eventLog, defaults: config.worker });
+  const jobs = new JobQueue({ connection: redisServer.url, prefix: 'ckpt', node: 'node-a', eventLog, defaults: config.worker, checkpoints: catalog });
   const store = new ScheduleStore(client, 'ckpt');
   defer(async () => {
     await jobs.close();
