@@ -95,6 +95,14 @@ test('the README quick start, as written, against a real ckpt up', async (t) => 
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, new RegExp(`^restore job \\S+ completed\n {2}restored pid +${counter.pid}\n`));
 
+  // Beyond the quick start: a restore drill of the same checkpoint, next to the running process; the listing shows it.
+  const drill = await ckpt(['checkpoints', 'verify', checkpointId, '--wait']);
+  assert.equal(drill.code, 0, drill.stderr);
+  assert.match(drill.stdout, new RegExp(`^verify job \\S+ completed\n {2}checkpoint +${checkpointId}\n`));
+  const listed = await ckpt(listCmd);
+  assert.match(listed.stdout, new RegExp(`^${checkpointId} .* ok \\d`, 'm'));
+  assert.ok(counter.alive());
+
   // watch: the live feed.
   const watch = spawnCli(fill(watchCmd), { CKPT_URL: srv.url });
   let err = '';

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ListJobsFilter } from '../../queue/job-queue.js';
-import { checkpointIdSchema } from '../../catalog/manifest.js';
+import { isCheckpointId } from '../../catalog/manifest.js';
 import { batchRestoreJobSchema, dumpJobSchema, JOB_TYPES, restoreJobSchema, type DumpJob } from '../../queue/schemas.js';
 import { defineRoute, NotFoundError } from '../route.js';
 
@@ -46,9 +46,13 @@ export async function jobRoutes(app: FastifyInstance, opts: { jobs: JobsBackend 
       role: 'operate',
       status: 202,
       summary: 'Enqueue a restore drill of a checkpoint: restored stopped in a throwaway pid namespace, checked whole, removed',
-      params: z.object({ id: checkpointIdSchema }),
+      params: jobId,
     },
-    async ({ params }) => jobs.enqueueVerify({ checkpointId: params.id }),
+    async ({ params }) => {
+      // Like the other /checkpoints/:id routes: an id that names no checkpoint is a 404, whatever its shape.
+      if (!isCheckpointId(params.id)) throw new NotFoundError('checkpoint', params.id);
+      return jobs.enqueueVerify({ checkpointId: params.id });
+    },
   );
 
   defineRoute(
