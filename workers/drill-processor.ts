@@ -35,6 +35,9 @@ const UNDRILLABLE: Record<string, string> = {
   shellJob: 'a shell job is restored onto the terminal of the original',
 };
 
+/** How long a drill's namespace outlives its hold when nobody kills it (its worker died). */
+const ORPHAN_DRILL_S = 600;
+
 export async function processDrill(job: Job<VerifyJobData>, run: JobRun, ctx: WorkerContext): Promise<JobResult> {
   const { reporter } = run;
   const started = Date.now();
@@ -78,8 +81,9 @@ async function drill({ ctx, run, imagesDir, dir, tree }: DrillInput): Promise<st
   const logLevel = Math.max(1, ctx.config.criu.logLevel);
   const args = ['restore', '-D', imagesDir, '-W', dir, '--leave-stopped', '--restore-detached', '-o', 'restore.log', `-v${logLevel}`];
   // "$@" runs CRIU with the arguments as given (no quoting); then the shell reports its status and becomes a sleep
-  // that stays the namespace's init until ckpt kills it.
-  const script = '"$@"; echo "criu-exit $?"; exec sleep infinity';
+  // that stays the namespace's init until ckpt kills it — or, should this worker die meanwhile, ends it by itself.
+  const lingerS = Math.ceil(ctx.config.worker.drillHoldMs / 1000) + ORPHAN_DRILL_S;
+  const script = `"$@"; echo "criu-exit $?"; exec sleep ${lingerS}`;
   const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child=SIGKILL', 'sh', '-c', script, 'ckpt-drill', bin, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...ctx.config.criu.env },

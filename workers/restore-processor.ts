@@ -97,7 +97,12 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
     const restoredStat = await readProcStat(restoredPid);
     const startTime = restoredStat?.startTime ?? -1;
     ctx.exits.expect(job.id!, { pid: restoredPid, startTime, restoredAt });
-    if (!tree.namespaceInit) await recordRestored(ctx, checkpoint, { pid: restoredPid, startTime });
+    if (!tree.namespaceInit) {
+      // Best effort: the process is back either way; without the record a later replace does not recognise it.
+      await recordRestored(ctx, checkpoint, { pid: restoredPid, startTime }).catch((err: Error) =>
+        reporter.note(`could not record restored pid ${restoredPid} (a later --replace will not recognise it): ${err.message}`),
+      );
+    }
     const stats = await readRestoreStats(imagesDir);
     reporter.progress({ stage: 'done', percent: 100 });
     restored = true;
