@@ -5,7 +5,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job } from 'bullmq';
 import type { Verification } from '../src/catalog/catalog.js';
-import { readProcessTree, type TreeTask } from '../src/criu/image-file.js';
+import { ImageFileError, readProcessTree, type TreeTask } from '../src/criu/image-file.js';
 import type { JobResult } from '../src/queue/job-view.js';
 import type { VerifyJobData } from '../src/queue/schemas.js';
 import { listPids } from '../src/targets/process-info.js';
@@ -49,9 +49,13 @@ export async function processDrill(job: Job<VerifyJobData>, run: JobRun, ctx: Wo
   await ctx.catalog.acquireRef(checkpoint.id, job.id!);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-drill-'));
   try {
-    const tree = await readProcessTree(imagesDir);
+    // A process tree CRIU could not read either is a finding, not an accident.
+    const tree = await readProcessTree(imagesDir).catch((err: Error) => {
+      if (err instanceof ImageFileError) return err;
+      throw err;
+    });
     reporter.progress({ stage: 'restoring', percent: 10 });
-    const problem = await drill({ ctx, run, imagesDir, dir, tree });
+    const problem = tree instanceof ImageFileError ? tree.message : await drill({ ctx, run, imagesDir, dir, tree });
     const verified: Verification = { at: new Date().toISOString(), ok: !problem, ...(problem ? { reason: problem } : {}) };
     await ctx.catalog.setVerified(checkpoint.id, verified);
     await reporter.publish('checkpoint.verified', { checkpointId: checkpoint.id, ...verified });

@@ -27,10 +27,6 @@ export interface PidHolder {
   holder: number;
   comm: string;
   state: string;
-  ppid: number;
-  pgrp: number;
-  session: number;
-  startTime: number;
   /** A zombie, or SIGKILL pending: the pid frees itself soon. */
   dying: boolean;
 }
@@ -89,7 +85,7 @@ export async function findPidHolders(pids: number[]): Promise<PidHolder[]> {
   const procs = await scanProcesses();
   const holders: PidHolder[] = [];
   const add = async (pid: number, kind: HoldKind, holder: number, st: ProcStat) =>
-    holders.push({ pid, kind, holder, ...st, dying: await isDying(holder, st) });
+    holders.push({ pid, kind, holder, comm: st.comm, state: st.state, dying: await isDying(holder, st) });
   for (const pid of pids) {
     const own = procs.get(pid);
     if (own) {
