@@ -5,6 +5,7 @@ import type { Catalog } from '../src/catalog/catalog.js';
 import type { CheckpointStore } from '../src/catalog/checkpoint-store.js';
 import type { Config } from '../src/config/schema.js';
 import { CriuClient } from '../src/criu/client.js';
+import { locateCriu } from '../src/criu/locate.js';
 import type { EventLog } from '../src/events/event-log.js';
 import type { EventInput } from '../src/events/types.js';
 import { backoffDelay } from '../src/queue/backoff.js';
@@ -12,14 +13,16 @@ import { JobRefusedError, openJobData } from '../src/queue/job-signature.js';
 import type { JobResult } from '../src/queue/job-view.js';
 import { queueKeys, queueNameFor } from '../src/queue/keys.js';
 import { createRedis, type RedisConnection } from '../src/queue/redis.js';
-import type { BatchRestoreJobData, DumpJobData, RestoreJobData } from '../src/queue/schemas.js';
+import type { BatchRestoreJobData, DumpJobData, RestoreJobData, VerifyJobData } from '../src/queue/schemas.js';
 import type { Signer } from '../src/security/signer.js';
 import type { TargetPolicy } from '../src/targets/policy.js';
 import { WorkloadRegistry } from '../src/workloads/registry.js';
 import { WorkloadWatcher } from '../src/workloads/watcher.js';
 import { Workloads } from '../src/workloads/workloads.js';
 import { processBatch } from './batch-processor.js';
+import { processDrill } from './drill-processor.js';
 import { processDump } from './dump-processor.js';
+import { ExitWatcher } from './exit-watcher.js';
 import { codeOf, FinalJobError, toAttemptError } from './failure.js';
 import { jobEvent, JobReporter } from './job-reporter.js';
 import { processRestore } from './restore-processor.js';
@@ -66,6 +69,7 @@ export class CkptWorker {
   private closing?: Promise<void>;
   private versionText?: Promise<string>;
   private readonly watcher: WorkloadWatcher;
+  private criuBinPath?: Promise<string>;
 
   constructor(private readonly options: CkptWorkerOptions) {
     const { config } = options;
@@ -87,6 +91,7 @@ export class CkptWorker {
       node: config.node,
       criu: new CriuClient({ socketPath: options.criuSocket, timeoutMs: config.criu.timeoutMs }),
       criuVersion: () => this.criuVersion(),
+      criuBin: () => (this.criuBinPath ??= locateCriu(config.criu.bin, config.criu.env).then((c) => c.bin)),
       catalog: options.catalog,
       store: options.store,
       policy: options.policy,
@@ -100,6 +105,7 @@ export class CkptWorker {
       signer: options.signer,
       redis: this.redis,
       keys: queueKeys(config.redis.prefix),
+      exits: new ExitWatcher({ watchMs: config.worker.exitWatchMs }),
     };
   }
 
@@ -125,11 +131,19 @@ export class CkptWorker {
       settings: { backoffStrategy: (attemptsMade: number) => backoffDelay(attemptsMade, w.backoff) },
     });
     worker.on('error', (err) => this.reportError(err));
-    worker.on('completed', (job, result: JobResult) =>
-      this.emit(jobEvent(job, 'job.completed', { result, attemptsMade: job.attemptsMade, node: this.node })),
-    );
+    worker.on('completed', (job, result: JobResult) => {
+      this.emit(jobEvent(job, 'job.completed', { result, attemptsMade: job.attemptsMade, node: this.node }));
+      // Started only now, so a restored process's exit is always published after its job's completion.
+      this.ctx.exits.start(job.id!, (afterMs) =>
+        this.emit(
+          jobEvent(job, 'restore.exited', { checkpointId: (job.data as RestoreJobData).checkpointId, jobId: job.id, pid: result.restoredPid, afterMs }),
+        ),
+      );
+    });
     worker.on('failed', (job, err) => {
-      if (job) this.emitFailed(job, err);
+      if (!job) return;
+      this.ctx.exits.forget(job.id!);
+      this.emitFailed(job, err);
     });
     // A job whose worker died, found by this worker's stalled check and moved back to wait (or failed past maxStalledCount).
     worker.on('stalled', (jobId) => {
@@ -162,6 +176,7 @@ export class CkptWorker {
       try {
         await this.watcher.stop();
         await this.worker?.close();
+        this.ctx.exits.close();
         await this.events;
       } finally {
         clearTimeout(abortTimer);
@@ -240,6 +255,8 @@ export class CkptWorker {
         return processRestore(job as Job<RestoreJobData>, run, this.ctx);
       case 'restore-batch':
         return processBatch(job as Job<BatchRestoreJobData>, run);
+      case 'verify':
+        return processDrill(job as Job<VerifyJobData>, run, this.ctx);
       default:
         throw new FinalJobError(`unknown job type ${JSON.stringify(job.name)}`, 'EJOBTYPE');
     }

@@ -4,10 +4,10 @@ import { ValidationError } from '../src/common/validation.js';
 import { CriuError, isRetryableCriuError } from '../src/criu/errors.js';
 import { PolicyError, TargetError } from '../src/targets/errors.js';
 
-/** Worth another attempt: the target is busy (another dump, or a CRIU still holding it), or a pid is still taken. */
+/** Worth another attempt: the target is busy (another dump, or a CRIU still holding it). */
 export class RetryableJobError extends Error {
   constructor(
-    readonly code: 'ETARGET_BUSY' | 'EPID_TAKEN',
+    readonly code: 'ETARGET_BUSY',
     message: string,
   ) {
     super(message);

@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 import type { EventLog } from '../src/events/event-log.js';
 import type { EventInput, EventName } from '../src/events/types.js';
 import type { JobProgress } from '../src/queue/job-view.js';
-import type { DumpJobData, JobType, RestoreJobData } from '../src/queue/schemas.js';
+import type { DumpJobData, JobType, RestoreJobData, VerifyJobData } from '../src/queue/schemas.js';
 
 export interface JobReporterOptions {
   job: Job;
@@ -101,8 +101,8 @@ export function jobEvent(job: Job, event: EventName, data: Record<string, unknow
   const target =
     job.name === 'dump'
       ? (job.data as DumpJobData).resolved?.key
-      : job.name === 'restore'
-        ? (job.data as RestoreJobData).target
+      : job.name === 'restore' || job.name === 'verify'
+        ? (job.data as RestoreJobData | VerifyJobData).target
         : undefined;
   return {
     event,

@@ -7,6 +7,7 @@ import type { queueKeys } from '../src/queue/keys.js';
 import type { Signer } from '../src/security/signer.js';
 import type { TargetPolicy } from '../src/targets/policy.js';
 import type { Workloads } from '../src/workloads/workloads.js';
+import type { ExitWatcher } from './exit-watcher.js';
 import type { JobReporter } from './job-reporter.js';
 
 /** What every processor of a worker shares. */
@@ -17,6 +18,8 @@ export interface WorkerContext {
   criu: CriuClient;
   /** "4.2.1": the CRIU version, for manifests (asked once). */
   criuVersion(): Promise<string>;
+  /** The criu binary (config criu.bin, else located once), for what the RPC service cannot do (restore drills). */
+  criuBin(): Promise<string>;
   catalog: Catalog;
   store: CheckpointStore;
   policy: TargetPolicy;
@@ -27,6 +30,8 @@ export interface WorkerContext {
   /** For locks and semaphores (not BullMQ's connections). */
   redis: Redis;
   keys: ReturnType<typeof queueKeys>;
+  /** Restored processes watched for a while after their job completed (restore.exited). */
+  exits: ExitWatcher;
 }
 
 /** One attempt of one job. */

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Job } from 'bullmq';
 import type { Manifest } from '../src/catalog/manifest.js';
 import { rewriteFilePaths } from '../src/criu/image-file.js';
+import { jobCriuOptions } from '../src/criu/options.js';
 import { readRestoreStats, type RestoreStats } from '../src/criu/stats.js';
 import type { RestoreJobData } from '../src/queue/schemas.js';
 import { isSameProcess, readProcStat, type WorkloadRef } from '../src/targets/process-info.js';
@@ -125,7 +126,7 @@ async function restoreOne(
       const res = await ctx.criu.restore(
         {
           imagesDir: workDir,
-          ...job.data.criu,
+          ...jobCriuOptions('restore', job.data.criu),
           logLevel: job.data.criu?.logLevel ?? ctx.config.criu.logLevel,
           networkLock: networkLockFor(job.data.criu, ctx.config),
           logFile,

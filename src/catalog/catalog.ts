@@ -25,7 +25,16 @@ export interface CatalogOptions {
 export type Checkpoint = Manifest & {
   /** Pinned checkpoints are kept by retention and refused by delete() without force. */
   pinned: boolean;
+  /** The latest restore drill of it (workers/drill-processor.ts), if any. */
+  verified?: Verification;
 };
+
+/** The outcome of a restore drill: when it ended (ISO 8601), whether the tree came up whole, and why not. */
+export interface Verification {
+  at: string;
+  ok: boolean;
+  reason?: string;
+}
 
 export interface CheckpointFilter {
   /** Target key (e.g. `python3-4242`). */
@@ -63,9 +72,10 @@ redis.call('HSETNX', KEYS[1], 'pinned', '0')
 for i = 2, #KEYS do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1]) end
 return 'OK'`;
 
-const SET_PINNED = `
+// A field of a listed checkpoint (pinned, verified); ARGV: field, value.
+const SET_FIELD = `
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return 'ENOTFOUND' end
-redis.call('HSET', KEYS[1], 'pinned', ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 'OK'`;
 
 const ACQUIRE_REF = `
@@ -87,7 +97,7 @@ return {'OK'}`;
 
 /**
  * The shared list of checkpoints (all nodes), in Redis. Layout under `<prefix>:catalog:`:
- * `cp:<id>` hash {manifest (JSON), pinned '0'|'1', deleting (ms, while its files are being removed)};
+ * `cp:<id>` hash {manifest (JSON), pinned '0'|'1', verified (JSON), deleting (ms, while its files are being removed)};
  * `cp:<id>:refs` sorted set of restore job ids using it (score: when acquired);
  * sorted sets by created time (ms): `all`, `target:<key>`, `schedule:<id>`, `node:<node>`;
  * `deleting:<node>` sorted set of unlisted checkpoints whose files that node still has to remove.
@@ -200,6 +210,11 @@ export class Catalog {
     return this.setPinned(id, false);
   }
 
+  /** Records the outcome of a restore drill. ENOTFOUND when it is unknown or being deleted. */
+  async setVerified(id: string, verified: Verification): Promise<Checkpoint> {
+    return this.setField(id, 'verified', JSON.stringify(verified));
+  }
+
   /** Marks the checkpoint in use by a restore job (idempotent). ENOTFOUND when it is unknown or being deleted. */
   async acquireRef(id: string, jobId: string): Promise<void> {
     if (!isCheckpointId(id)) throw notFound(id);
@@ -231,8 +246,12 @@ export class Catalog {
   }
 
   private async setPinned(id: string, pinned: boolean): Promise<Checkpoint> {
+    return this.setField(id, 'pinned', pinned ? '1' : '0');
+  }
+
+  private async setField(id: string, field: 'pinned' | 'verified', value: string): Promise<Checkpoint> {
     if (!isCheckpointId(id)) throw notFound(id);
-    const res = await this.redis.eval(SET_PINNED, 1, this.hashKey(id), pinned ? '1' : '0');
+    const res = await this.redis.eval(SET_FIELD, 1, this.hashKey(id), field, value);
     if (res !== 'OK') throw notFound(id);
     return this.get(id);
   }
@@ -270,9 +289,11 @@ export class Catalog {
   }
 
   private async read(id: string): Promise<{ checkpoint: Checkpoint; deleting: boolean } | null> {
-    const [manifest, pinned, deleting] = await this.redis.hmget(this.hashKey(id), 'manifest', 'pinned', 'deleting');
+    const [manifest, pinned, verified, deleting] = await this.redis.hmget(this.hashKey(id), 'manifest', 'pinned', 'verified', 'deleting');
     if (manifest == null) return null;
-    return { checkpoint: { ...(JSON.parse(manifest) as Manifest), pinned: pinned === '1' }, deleting: deleting != null };
+    const checkpoint: Checkpoint = { ...(JSON.parse(manifest) as Manifest), pinned: pinned === '1' };
+    if (verified != null) checkpoint.verified = JSON.parse(verified) as Verification;
+    return { checkpoint, deleting: deleting != null };
   }
 
   private indexKeys(m: Manifest): string[] {

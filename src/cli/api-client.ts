@@ -119,6 +119,10 @@ export class ApiClient {
     return this.request('DELETE', `/api/v1/checkpoints/${enc(id)}`, { query: { force: force ? 'true' : undefined } });
   }
 
+  verifyCheckpoint(id: string): Promise<{ jobId: string; node: string }> {
+    return this.request('POST', `/api/v1/checkpoints/${encodeURIComponent(id)}/verify`);
+  }
+
   pinCheckpoint(id: string, pinned: boolean): Promise<Checkpoint> {
     return this.request('POST', `/api/v1/checkpoints/${enc(id)}/${pinned ? 'pin' : 'unpin'}`);
   }

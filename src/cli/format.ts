@@ -214,7 +214,7 @@ export function jobDetails(j: Job, c: Colors): string {
 
 export function checkpointsTable(items: Checkpoint[]): string {
   return table(
-    ['ID', 'TARGET', 'PID', 'CREATED', 'SIZE', 'PINNED', 'SCHEDULE', 'NODE'],
+    ['ID', 'TARGET', 'PID', 'CREATED', 'SIZE', 'PINNED', 'VERIFIED', 'SCHEDULE', 'NODE'],
     items.map((cp) => [
       cp.id,
       cp.target.key,
@@ -222,6 +222,7 @@ export function checkpointsTable(items: Checkpoint[]): string {
       formatTime(cp.created),
       formatBytes(cp.bytes),
       cp.pinned ? 'yes' : '',
+      cp.verified ? `${cp.verified.ok ? 'ok' : 'FAILED'} ${formatTime(cp.verified.at)}` : '',
       cp.scheduleId ?? '',
       cp.node,
     ]),
@@ -238,6 +239,7 @@ export function checkpointDetails(cp: Checkpoint): string {
     ['node', cp.node],
     ['size', formatBytes(cp.bytes)],
     ['pinned', cp.pinned ? 'yes' : 'no'],
+    ['verified', cp.verified ? `${cp.verified.ok ? 'ok' : `FAILED: ${cp.verified.reason ?? ''}`} (drill at ${formatTime(cp.verified.at)})` : 'never drilled'],
     ['stopped', cp.leaveRunning ? 'no (left running)' : 'yes'],
     ['frozen', formatMicros(s.frozenTimeUs ?? s.frozenTime)],
     ['took', formatDuration(cp.durationMs)],

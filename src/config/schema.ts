@@ -93,8 +93,17 @@ export const configSchema = z.object({
           jitter: z.number().min(0).max(1).default(0.2),
         })
         .prefault({}),
-      /** How long a restore waits for the checkpoint's pid to become free. */
+      /**
+       * How long a restore waits for a pid it needs while a dying process holds it (a zombie not reaped yet, a
+       * process being killed, the original a replace stopped). A pid held by a live process fails the restore at once.
+       */
       pidFreeTimeoutMs: durationMs.default(5000),
+      /** A restore with replace: true sends the running original's tree SIGTERM, and SIGKILL after this long. */
+      replaceGraceMs: durationMs.default(5000),
+      /** After a restore, its process is watched this long; an exit within it is published as restore.exited. */
+      exitWatchMs: durationMs.default(60_000),
+      /** A restore drill's tree must still be whole (every task there, stopped) this long after CRIU restored it. */
+      drillHoldMs: durationMs.default(1000),
       /** Finished jobs kept in Redis (BullMQ removeOnComplete / removeOnFail). */
       keepCompleted: z.number().int().nonnegative().default(1000),
       keepFailed: z.number().int().nonnegative().default(5000),
@@ -112,8 +121,6 @@ export const configSchema = z.object({
       busyWaitMs: durationMs.default(30_000),
       /** On SIGTERM, running jobs get this long to finish; then they are aborted and handed back to the queue. */
       shutdownGraceMs: durationMs.default(30_000),
-      /** A restored process must still be alive this long after the restore. */
-      aliveCheckMs: durationMs.default(300),
       /** CRIU log lines per job.log event at most (more in one batch: the rest are counted as dropped). */
       logLinesPerEvent: z.number().int().min(1).max(1000).default(50),
       /** job.progress events (and BullMQ progress updates) per job at most this often, except on a stage change. */

@@ -18,14 +18,16 @@ export const EVENT_NAMES = [
   'workload.restored',
   'workload.exited',
   'workload.removed',
+  'restore.exited',
+  'checkpoint.verified',
 ] as const;
 export type EventName = (typeof EVENT_NAMES)[number];
 
 /** Channels a subscriber picks from: the part of the event name before the dot. */
-export const CHANNELS = ['job', 'schedule', 'checkpoint', 'workload'] as const;
+export const CHANNELS = ['job', 'schedule', 'checkpoint', 'workload', 'restore'] as const;
 export type Channel = (typeof CHANNELS)[number];
 
-export type JobType = 'dump' | 'restore' | 'restore-batch';
+export type JobType = 'dump' | 'restore' | 'restore-batch' | 'verify';
 
 /** What a producer hands to EventLog.publish. */
 export interface EventInput {

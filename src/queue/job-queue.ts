@@ -20,11 +20,13 @@ import {
   parseDumpJob,
   parseJobData,
   parseRestoreJob,
+  parseVerifyJob,
   type BatchRestoreJobData,
   type DumpJobData,
   type JobData,
   type JobType,
   type RestoreJobData,
+  type VerifyJobData,
 } from './schemas.js';
 
 /**
@@ -137,6 +139,28 @@ export class JobQueue {
       event: 'job.waiting',
       jobId,
       jobType: 'restore',
+      target: checkpoint.target.key,
+      data: { node, checkpointId: spec.checkpointId },
+    });
+    return { jobId, node };
+  }
+
+  /** A restore drill of a checkpoint, on the checkpoint's node; holds the checkpoint in use like a restore. */
+  async enqueueVerify(input: unknown): Promise<EnqueueResult> {
+    const spec = parseVerifyJob(input);
+    const checkpoint = await this.lookupCheckpoint(spec.checkpointId);
+    const node = checkpoint.node;
+    const jobId = randomUUID();
+    await this.claimJobId(jobId, node);
+    await this.options.checkpoints!.acquireRef(spec.checkpointId, jobId);
+    const data = this.sealed<VerifyJobData>('verify', jobId, node, { ...spec, node, target: checkpoint.target.key });
+    // One attempt: a drill that failed is the finding, not a hiccup to retry.
+    await this.queue(node).add('verify', data, { ...this.jobOptions(jobId), attempts: 1 });
+    await this.publish({
+      event: 'job.waiting',
+      jobId,
+      jobType: 'verify',
+      scheduleId: spec.scheduleId,
       target: checkpoint.target.key,
       data: { node, checkpointId: spec.checkpointId },
     });

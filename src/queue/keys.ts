@@ -18,6 +18,11 @@ export function queueKeys(prefix: string) {
     nodes: `${prefix}:jobs:nodes`,
     /** Lease lock: one dump of a target at a time. Per node: the same pid on two hosts is two processes. */
     targetLock: (node: string, targetKey: string) => `${prefix}:jobs:lock:target:${node}:${targetKey}`,
+    /**
+     * Hash pid -> {startTime, target, checkpointId} of the processes a node's restores started: a later restore of
+     * the same target recognises such a process as the checkpointed process (a restored one has a new start time).
+     */
+    restoredProcesses: (node: string) => `${prefix}:jobs:restored:${node}`,
     /** Lease semaphore: a batch restore's concurrency. */
     batchSlots: (batchId: string) => `${prefix}:jobs:slots:batch:${batchId}`,
   };

@@ -10,7 +10,7 @@ import { targetSpecSchema } from '../targets/spec.js';
  * is refused, never silently passed to CRIU.
  */
 
-export const JOB_TYPES = ['dump', 'restore', 'restore-batch'] as const;
+export const JOB_TYPES = ['dump', 'restore', 'restore-batch', 'verify'] as const;
 
 /** Same rule as config.node: a node name is also part of a BullMQ queue name, so no ':'. */
 export const nodeNameSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - only (1-64)');
@@ -54,6 +54,19 @@ export const restoreJobSchema = z.strictObject({
    * own pid namespace with its own output files). Default 1; a plain process's pids exist once.
    */
   replicas: z.number().int().min(1).max(MAX_REPLICAS).optional(),
+  /**
+   * When the checkpointed process itself still runs (same pid and start time as when it was dumped): stop it (its
+   * whole tree: SIGTERM, SIGKILL after worker.replaceGraceMs) and restore in its place, a rollback. Default false:
+   * the restore fails (EPID_ORIGINAL). Never stops any other process.
+   */
+  replace: z.boolean().optional(),
+});
+
+/** A restore drill of a checkpoint (see workers/drill-processor.ts), on the checkpoint's node. */
+export const verifyJobSchema = z.strictObject({
+  checkpointId: checkpointIdSchema,
+  /** Set by the scheduler for the drills of its checkpoints. */
+  scheduleId: scheduleIdSchema.optional(),
 });
 
 export const MAX_BATCH = 100;
@@ -89,6 +102,7 @@ export type DumpJobInput = z.input<typeof dumpJobSchema>;
 export type DumpJob = z.output<typeof dumpJobSchema>;
 export type RestoreJobInput = z.input<typeof restoreJobSchema>;
 export type BatchRestoreJobInput = z.input<typeof batchRestoreJobSchema>;
+export type VerifyJobInput = z.input<typeof verifyJobSchema>;
 
 /** The process a dump attempt resolved its target to, kept in the job so a later attempt can finish its work. */
 export const resolvedTargetSchema = z.strictObject({
@@ -130,17 +144,25 @@ export const batchRestoreJobDataSchema = batchRestoreJobObject
   })
   .superRefine(checkBatchReplicas);
 
+export const verifyJobDataSchema = verifyJobSchema.extend({
+  node: nodeNameSchema,
+  /** The checkpoint's target key (for events): with checkpointId, where its folder is. */
+  target: targetKeySchema,
+});
+
 export const jobDataSchemas = {
   dump: dumpJobDataSchema,
   restore: restoreJobDataSchema,
   'restore-batch': batchRestoreJobDataSchema,
+  verify: verifyJobDataSchema,
 } as const satisfies Record<JobType, z.ZodType>;
 
 export type ResolvedTarget = z.output<typeof resolvedTargetSchema>;
 export type DumpJobData = z.output<typeof dumpJobDataSchema>;
 export type RestoreJobData = z.output<typeof restoreJobDataSchema>;
 export type BatchRestoreJobData = z.output<typeof batchRestoreJobDataSchema>;
-export type JobData = DumpJobData | RestoreJobData | BatchRestoreJobData;
+export type VerifyJobData = z.output<typeof verifyJobDataSchema>;
+export type JobData = DumpJobData | RestoreJobData | BatchRestoreJobData | VerifyJobData;
 
 /** A job's data checked against its type's schema (ValidationError naming each bad field; unknown types too). */
 export function parseJobData(type: string, data: unknown): JobData {
@@ -156,6 +178,10 @@ export function parseDumpJob(input: unknown): z.output<typeof dumpJobSchema> {
 
 export function parseRestoreJob(input: unknown): z.output<typeof restoreJobSchema> {
   return parseOrThrow(restoreJobSchema, input, 'restore job');
+}
+
+export function parseVerifyJob(input: unknown): z.output<typeof verifyJobSchema> {
+  return parseOrThrow(verifyJobSchema, input, 'verify job');
 }
 
 export function parseBatchRestoreJob(input: unknown): z.output<typeof batchRestoreJobSchema> {

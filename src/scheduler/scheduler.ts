@@ -24,6 +24,8 @@ import { TickPool } from './tick-pool.js';
 export interface DumpEnqueuer {
   /** With `jobId`: when a job with that id exists already, returns it instead of adding another. */
   enqueueDump(input: DumpJobInput, opts?: { jobId?: string }): Promise<{ jobId: string }>;
+  /** A restore drill of a checkpoint (for schedules with `verify`; without it they are not drilled). */
+  enqueueVerify?(input: { checkpointId: string; scheduleId: string }): Promise<{ jobId: string }>;
   /** The job's state ('waiting', 'active', 'delayed', 'completed', 'failed', ...), or null when unknown / removed. */
   getJob(jobId: string): Promise<{ state: string } | null>;
 }
@@ -483,13 +485,26 @@ export class Scheduler {
     });
   }
 
+  /** `verify: true` drills every checkpoint of the schedule, `verify: N` every Nth (counted in Redis, each checkpoint once). */
+  private async drillIfDue(schedule: Schedule, checkpointId: string): Promise<void> {
+    const every = schedule.verify === true ? 1 : schedule.verify || 0;
+    const enqueueVerify = this.options.enqueuer.enqueueVerify?.bind(this.options.enqueuer);
+    if (!every || !enqueueVerify) return;
+    const key = `${this.options.config.redis.prefix}:scheduler:verify:${schedule.id}`;
+    // A follower that takes over may hand this event over again: count each checkpoint once.
+    if (!(await this.redis.set(`${key}:seen:${checkpointId}`, '1', 'PX', this.options.config.scheduler.tickClaimTtlMs, 'NX'))) return;
+    if ((await this.redis.incr(`${key}:count`)) % every === 0) await enqueueVerify({ checkpointId, scheduleId: schedule.id });
+  }
+
   /** Events followed by one scheduler at a time: checkpoints end a failure streak and trigger retention; final failures add to it. */
   private async onEvent(e: FeedEvent): Promise<void> {
     if (e.event !== 'checkpoint.created' && e.event !== 'job.failed') return;
     const scheduleId = e.scheduleId ?? (e.data.scheduleId as string | undefined) ?? scheduleIdOfJob(e.jobId);
-    if (!scheduleId || !(await this.store.get(scheduleId))) return;
+    const record = scheduleId ? await this.store.get(scheduleId) : null;
+    if (!scheduleId || !record) return;
     if (e.event === 'checkpoint.created') {
       await this.store.recordSuccess(scheduleId);
+      await this.drillIfDue(record.schedule, String(e.data.checkpointId));
       await this.pruner?.pruneSchedule(scheduleId);
     } else if (e.event === 'job.failed' && (e.jobType ?? 'dump') === 'dump' && e.data.final === true) {
       // Only a final failure counts: an attempt that will be retried may still end in a checkpoint.

@@ -87,6 +87,8 @@ export const scheduleSchema = z.strictObject({
   retention: retentionSchema.optional(),
   /** Each tick's dump is delayed by a random 0..jitterMs (spreads many schedules on one tick). */
   jitterMs: z.number().int().min(0).max(3_600_000).optional(),
+  /** Restore drills of the schedule's checkpoints: true drills every one, N every Nth (workers/drill-processor.ts). */
+  verify: z.union([z.boolean(), z.number().int().min(1).max(1_000_000)]).optional(),
 });
 
 /** A validated schedule, defaults applied, durations in ms. */

@@ -36,6 +36,9 @@ export interface ProcStat {
   comm: string;
   state: string;
   ppid: number;
+  /** Process group and session ids. */
+  pgrp: number;
+  session: number;
   flags: number;
   startTime: number;
 }
@@ -55,6 +58,8 @@ export async function readProcStat(pid: number): Promise<ProcStat | null> {
     comm: text.slice(open + 1, close),
     state: rest[0] ?? '',
     ppid: Number(rest[1]),
+    pgrp: Number(rest[2]),
+    session: Number(rest[3]),
     flags: Number(rest[6]),
     startTime: Number(rest[19]),
   };

@@ -31,8 +31,8 @@ test('ckpt against a running ckpt up', async (t) => {
   const asOperator = { CKPT_URL: srv.url, CKPT_TOKEN: tokens.operate };
   const ckpt = (...args: string[]) => runCli(args, asOperator);
   const counters: Counter[] = [];
-  const counter = async (ballastMiB = 0) => {
-    const c = await startCounter(ballastMiB);
+  const counter = async (ballastMiB = 0, options: { ignoreTerm?: boolean } = {}) => {
+    const c = await startCounter(ballastMiB, options);
     counters.push(c);
     return c;
   };
@@ -167,14 +167,14 @@ test('ckpt against a running ckpt up', async (t) => {
   });
 
   await t.test('logs --follow streams the CRIU log of a running job until it ends; logs prints it afterwards', async () => {
-    // A restore of a checkpoint whose process still runs waits for the pid to be free: time to start following it.
-    // (Set up through the API directly: the commands for that are tested above.)
-    const c = await counter();
+    // A restore that replaces a running original which ignores SIGTERM waits (replaceGraceMs) for it to exit: time to
+    // start following it. (Set up through the API directly: the commands for that are tested above.)
+    const c = await counter(0, { ignoreTerm: true });
     const api = new ApiClient({ url: srv.url, token: tokens.operate });
     const dumped = await api.createDump({ target: { pid: c.pid } });
     let dumpJob = await api.getJob(dumped.jobId);
     await until('the dump to complete', async () => (dumpJob = await api.getJob(dumped.jobId)).state === 'completed');
-    const { jobId } = await api.createRestore({ checkpointId: dumpJob.result!.checkpointId! });
+    const { jobId } = await api.createRestore({ checkpointId: dumpJob.result!.checkpointId!, replace: true });
 
     const follow = spawnCli(['logs', jobId, '--follow'], asOperator);
     let out = '';

@@ -39,8 +39,9 @@ export async function startCkptUp(options: { tokens?: TestTokens } = {}): Promis
       '  concurrency: 2',
       '  attempts: 3',
       '  backoff: { baseDelayMs: 200, maxDelayMs: 1000 }',
-      // A restore waits this long for its pid: tests hold a restore back by keeping the original process alive.
-      '  pidFreeTimeoutMs: 30000',
+      // A restore with replace gives the original this long after SIGTERM: tests hold such a restore back with a
+      // process that ignores SIGTERM.
+      '  replaceGraceMs: 30000',
       'storage:',
       '  minFreeBytes: 0',
       ...(options.tokens

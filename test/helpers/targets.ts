@@ -21,10 +21,10 @@ export interface Counter {
 
 /**
  * Starts a counter process the way CRIU wants a target: own session (setsid), stdin /dev/null, output to files.
- * `ballastMiB` adds touched memory so dumps have real size.
+ * `ballastMiB` adds touched memory so dumps have real size; `ignoreTerm`: only SIGKILL ends it.
  */
-export function startCounter(ballastMiB = 0): Promise<Counter> {
-  return startPythonTarget('counter.py', [String(ballastMiB)]);
+export function startCounter(ballastMiB = 0, options: { ignoreTerm?: boolean } = {}): Promise<Counter> {
+  return startPythonTarget('counter.py', [String(ballastMiB), ...(options.ignoreTerm ? ['ignore-term'] : [])]);
 }
 
 /** A parent and child talking over an established loopback TCP connection; read() is the last number the parent got. */
@@ -98,4 +98,34 @@ export async function killAndReap(pid: number): Promise<void> {
     return;
   }
   await waitGone(pid).catch(() => undefined);
+}
+
+/** An unrelated process (`sleep`, its own session) given exactly `pid`: ns_last_pid set under CRIU's own lock on it, then a fork. */
+export async function startSleepOnPid(pid: number): Promise<{ pid: number; kill(): Promise<void> }> {
+  const script = [
+    'import fcntl, os, sys',
+    "with open('/proc/sys/kernel/ns_last_pid', 'r+') as f:",
+    '    fcntl.flock(f, fcntl.LOCK_EX)',
+    '    f.write(str(int(sys.argv[1]) - 1)); f.flush()',
+    '    child = os.fork()',
+    '    if child == 0:',
+    '        os.setsid()',
+    "        null = os.open('/dev/null', os.O_RDWR)",
+    '        for fd in (0, 1, 2): os.dup2(null, fd)',
+    "        os.execvp('sleep', ['sleep', '1000'])",
+    'print(child)',
+  ].join('\n');
+  // Another process may fork between the write and ours (the machine is shared): try again.
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const got = await new Promise<number>((resolve, reject) => {
+      const child = spawn(PYTHON, ['-c', script, String(pid)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+      child.on('error', reject);
+      child.on('close', () => resolve(Number(out.trim())));
+    });
+    if (got === pid) return { pid, kill: () => killAndReap(pid) };
+    if (got > 0) await killAndReap(got);
+  }
+  throw new Error(`could not start a process on pid ${pid}`);
 }

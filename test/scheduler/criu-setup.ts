@@ -75,7 +75,7 @@ export async function setup(t: TestContext): Promise<Setup | undefined> {
   const eventLog = new EventLog(client, { key: 'ckpt:events' });
   const signer = loadSigner(config.security.jobKeyFile);
   const catalog = new Catalog(client, { prefix: 'ckpt', store: new CheckpointStore({ root, signer }), node: 'node-a' });
-  const jobs = new JobQueue({ connection: redisServer.url, prefix: 'ckpt', node: 'node-a', eventLog, defaults: config.worker, signer });
+  const jobs = new JobQueue({ connection: redisServer.url, prefix: 'ckpt', node: 'node-a', eventLog, defaults: config.worker, checkpoints: catalog, signer });
   const store = new ScheduleStore(client, 'ckpt');
   defer(async () => {
     await jobs.close();

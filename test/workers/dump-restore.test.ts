@@ -49,18 +49,23 @@ test('dump through the queue makes a catalogued checkpoint; restore brings the p
   assert.ok(names.lastIndexOf('job.log') < names.indexOf('checkpoint.created'), 'every log line before the result');
 
   // Restore: the process is gone first (its pid must be free).
-  const dumpedCount = target.read();
   await killAndReap(target.pid); // keeps its folder: the restored process writes there again
   await waitGone(target.pid);
+  const killedAt = target.read();
   const restore = await h.queue.enqueueRestore({ checkpointId });
   const restored = await h.waitFinished(restore.jobId);
   assert.equal(restored.state, 'completed', restored.failedReason);
   assert.equal(restored.result!.restoredPid, target.pid);
   assert.ok(isAlive(target.pid));
+  // It goes on from the dumped count, below where the original (left running) was killed; the job completes as soon
+  // as CRIU has restored it, so its first write may come after the job's end.
+  const wrote = async (check: (n: number) => boolean) => {
+    for (let deadline = Date.now() + 30_000; !check(target.read()); await sleep(20)) assert.ok(Date.now() < deadline, 'the restored counter goes on');
+  };
+  await wrote((n) => n !== killedAt);
   const before = target.read();
-  assert.ok(before >= dumpedCount);
-  await sleep(200);
-  assert.ok(target.read() > before, 'the restored counter goes on');
+  assert.ok(before < killedAt, `back to the dumped count: ${before} < ${killedAt}`);
+  await wrote((n) => n > before);
   assert.deepEqual(await h.catalog.refs(checkpointId), [], 'the restore released its ref');
 
   // The checkpoint folder stays private, also with what the restore added (its log, stats-restore).

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ListJobsFilter } from '../../queue/job-queue.js';
-import { batchRestoreJobSchema, dumpJobSchema, restoreJobSchema, type DumpJob } from '../../queue/schemas.js';
+import { isCheckpointId } from '../../catalog/manifest.js';
+import { batchRestoreJobSchema, dumpJobSchema, JOB_TYPES, restoreJobSchema, type DumpJob } from '../../queue/schemas.js';
 import { defineRoute, NotFoundError } from '../route.js';
 
 /** What the job routes need from the queue (src/queue's JobQueue provides it). */
@@ -10,6 +11,7 @@ export interface JobsBackend {
   enqueueDump(input: DumpJob): Promise<{ jobId: string; node: string }>;
   enqueueRestore(input: unknown): Promise<{ jobId: string; node: string }>;
   enqueueBatchRestore(input: unknown): Promise<{ batchId: string; jobIds: string[] }>;
+  enqueueVerify(input: unknown): Promise<{ jobId: string; node: string }>;
   getJob(id: string): Promise<unknown | null>;
   listJobs(filter: ListJobsFilter): Promise<unknown[]>;
   getJobLog(id: string): Promise<string | null>;
@@ -39,13 +41,30 @@ export async function jobRoutes(app: FastifyInstance, opts: { jobs: JobsBackend 
   defineRoute(
     app,
     {
+      method: 'POST',
+      url: '/api/v1/checkpoints/:id/verify',
+      role: 'operate',
+      status: 202,
+      summary: 'Enqueue a restore drill of a checkpoint: restored stopped in a throwaway pid namespace, checked whole, removed',
+      params: jobId,
+    },
+    async ({ params }) => {
+      // Like the other /checkpoints/:id routes: an id that names no checkpoint is a 404, whatever its shape.
+      if (!isCheckpointId(params.id)) throw new NotFoundError('checkpoint', params.id);
+      return jobs.enqueueVerify({ checkpointId: params.id });
+    },
+  );
+
+  defineRoute(
+    app,
+    {
       method: 'GET',
       url: '/api/v1/jobs',
       role: 'read',
       summary: 'List jobs, newest first',
       query: z.object({
         state: z.enum(['waiting', 'delayed', 'active', 'completed', 'failed', 'waiting-children', 'prioritized']).optional(),
-        type: z.enum(['dump', 'restore', 'restore-batch']).optional(),
+        type: z.enum(JOB_TYPES).optional(),
         schedule: z.string().min(1).max(64).optional(),
         limit: z.coerce.number().int().min(1).max(1000).default(100),
       }),

@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
 import { contextOf, type CliContext } from '../context.js';
+import { enqueue } from '../enqueue.js';
 import { checkpointDetails, checkpointsTable } from '../format.js';
 import { intArg } from './options.js';
 
 /**
- * `checkpoints` lists; `checkpoints show|rm|pin|unpin <id>` act on one; `checkpoint <id>` is short for show.
+ * `checkpoints` lists; `checkpoints show|rm|pin|unpin|verify <id>` act on one; `checkpoint <id>` is short for show.
  * (The same shape as `schedules`, and `jobs` / `job <id>`.)
  */
 export function registerCheckpointCommands(program: Command): void {
@@ -40,6 +41,18 @@ export function registerCheckpointCommands(program: Command): void {
       const res = await ctx.client.deleteCheckpoint(id, Boolean(flags.force));
       if (ctx.json) return ctx.printJson(res);
       ctx.out(`deleted checkpoint ${id}${res.filesRemoved ? '' : ' (its files go when its node cleans up)'}`);
+    });
+
+  group
+    .command('verify <id>')
+    .description('restore drill: restore it stopped in a throwaway pid namespace, check the tree is whole, remove it')
+    .option('--wait', 'follow the drill until it ends; exit 1 if it fails')
+    .action(async function (this: Command, id: string, flags: { wait?: boolean }) {
+      const ctx = contextOf(this);
+      await enqueue(ctx, Boolean(flags.wait), async () => {
+        const { jobId, node } = await ctx.client.verifyCheckpoint(id);
+        return { jobIds: [jobId], jobs: { [jobId]: { type: 'verify', what: id } }, response: { jobId, node } };
+      });
     });
 
   for (const pinned of [true, false]) {

@@ -45,10 +45,12 @@ export function registerJobCommands(program: Command): void {
       .command('restore <checkpointId>')
       .description('restore a checkpoint')
       .option('--replicas <n>', "copies to start at once (a workload's checkpoint)", intArg(Number.MIN_SAFE_INTEGER))
+      .option('--replace', 'if the checkpointed process still runs, stop it (its whole tree) and restore in its place: a rollback')
       .option('--wait', 'follow the job until it ends; exit 1 if it fails'),
-  ).action(async function (this: Command, checkpointId: string, flags: CriuFlags & { wait?: boolean; replicas?: number }) {
+  ).action(async function (this: Command, checkpointId: string, flags: CriuFlags & { wait?: boolean; replicas?: number; replace?: boolean }) {
     const ctx = contextOf(this);
     const body: RestoreRequest = { checkpointId, ...(flags.replicas !== undefined && { replicas: flags.replicas }) };
+    if (flags.replace) body.replace = true;
     const criu = criuFrom(flags);
     if (criu) body.criu = criu;
     await enqueue(ctx, Boolean(flags.wait), async () => {

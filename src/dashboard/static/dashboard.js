@@ -224,6 +224,11 @@ function renderCheckpoints() {
       td(time(cp.created)),
       td(bytes(cp.bytes)),
       td(cp.scheduleId || '', 'mono'),
+      el(
+        'td',
+        { 'data-verified': cp.verified ? String(cp.verified.ok) : '', title: cp.verified ? `drill at ${time(cp.verified.at)}${cp.verified.reason ? `: ${cp.verified.reason}` : ''}` : '' },
+        cp.verified ? badge(cp.verified.ok ? 'restores' : 'drill failed', cp.verified.ok ? 'completed' : 'failed') : null,
+      ),
       el('td', {}, cp.pinned ? badge('pinned', 'active') : null),
       el(
         'td',
@@ -309,12 +314,13 @@ function addEventLine(e) {
       ? 'bad'
       : /completed|created/.test(e.event)
         ? 'ok'
-        : /retrying|stalled|skipped|pruned/.test(e.event)
+        : /retrying|stalled|skipped|pruned|exited/.test(e.event)
           ? 'warn'
           : 'info';
     let text = '';
     if (e.event === 'job.failed') text = `${d.final === false ? '(will retry) ' : ''}${String(d.reason || '').split('\n')[0]}`;
     else if (e.event === 'job.completed') text = resultText({ type: e.jobType, result: d.result });
+    else if (e.event === 'restore.exited') text = `restored pid ${d.pid} exited ${d.afterMs} ms after its restore`;
     else if (e.event === 'checkpoint.pruned') text = `${d.checkpointId || ''} freed ${bytes(d.bytes)} (${d.reason || 'retention'})`;
     else if (d.reason) text = String(d.reason);
     else if (d.checkpointId) text = d.checkpointId;
@@ -491,7 +497,7 @@ function connect() {
       case 'hello': {
         const first = state.lastEventId === null;
         if (first) state.lastEventId = msg.lastEventId;
-        ws.send(JSON.stringify({ op: 'subscribe', channels: ['job', 'schedule', 'checkpoint'], since: state.lastEventId }));
+        ws.send(JSON.stringify({ op: 'subscribe', channels: ['job', 'schedule', 'checkpoint', 'restore'], since: state.lastEventId }));
         if (first) initialLoad();
         break;
       }

@@ -1,0 +1,37 @@
+import type { Manifest } from '../src/catalog/manifest.js';
+import { FinalJobError } from './failure.js';
+import type { WorkerContext } from './worker-context.js';
+
+/**
+ * A checkpoint whose images a job on this node may hand to CRIU (a restore, a drill). The folder comes from the signed
+ * job (checkpoint id and target key) and what is used from that folder's signed manifest; the catalog entry (Redis)
+ * must still list the checkpoint and agree, but is trusted for nothing. Its files must be what was committed (a damaged
+ * checkpoint would restore a corrupt process, or half of one). Else a FinalJobError.
+ */
+export async function checkpointImages(
+  ctx: WorkerContext,
+  job: { checkpointId: string; target: string },
+): Promise<{ checkpoint: Manifest; imagesDir: string }> {
+  const { checkpointId, target } = job;
+  const listed = await ctx.catalog.get(checkpointId);
+  const untrusted = () =>
+    new FinalJobError(
+      `checkpoint ${checkpointId}: its catalog entry (${listed.target.key}/${listed.id}) does not match its signed manifest ` +
+        `(${target}/${checkpointId}); not using it`,
+      'EMANIFEST_UNTRUSTED',
+    );
+  if (listed.id !== checkpointId || listed.target.key !== target) throw untrusted();
+  const checkpoint = await ctx.store.readSigned(target, checkpointId);
+  if (!checkpoint) {
+    throw new FinalJobError(
+      `checkpoint ${checkpointId}'s images are not on this node (${ctx.node}); it was made on node ${listed.node}`,
+      'EIMAGES_MISSING',
+    );
+  }
+  if (listed.signature !== checkpoint.signature) throw untrusted();
+  const damage = await ctx.store.verify(checkpoint);
+  if (damage.length) {
+    throw new FinalJobError(`checkpoint ${checkpoint.id} is damaged, not using it: ${damage.join('; ')}`, 'ECHECKPOINT_DAMAGED');
+  }
+  return { checkpoint, imagesDir: ctx.store.pathOf(checkpoint) };
+}
