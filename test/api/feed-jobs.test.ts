@@ -144,6 +144,8 @@ test('a process tree with an established TCP connection is dumped and restored t
   const refusal = await finished(refused.json.jobId);
   assert.equal(refusal.event, 'job.failed');
   assert.match(refusal.data.reason, /tcp-established/);
+  assert.equal(refusal.data.attemptsMade, 1, 'a refusal that retrying cannot change fails at once, not after every attempt');
+  assert.equal((await api(svc.url, 'GET', `/api/v1/jobs/${refused.json.jobId}`)).json.attemptsMade, 1);
   assert.ok(pair.alive(), 'a refused dump leaves the process running');
 
   const dump = await api(svc.url, 'POST', '/api/v1/dumps', { target: { pid: pair.pid }, leaveRunning: false, criu: { tcpEstablished: true } });
