@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { isAlive, killAndReap, startCounter, waitGone, type Counter } from '../helpers/targets.js';
+import { countsOn } from '../helpers/wait.js';
 import { startHarness, type Harness } from './harness.js';
 
 async function dumpOf(h: Harness, target: Counter): Promise<string> {
@@ -50,9 +50,7 @@ test('batch restore: every checkpoint restored, one failing child does not stop 
   for (const [i, target] of targets.slice(0, 3).entries()) {
     assert.equal(items[i]!.restoredPid, target.pid);
     assert.ok(isAlive(target.pid), `restored pid ${target.pid} alive`);
-    const n = target.read();
-    await sleep(100);
-    assert.ok(target.read() > n, `restored counter ${target.pid} counts`);
+    await countsOn(target);
   }
   assert.equal((await h.queue.getJob(jobIds[3]!))!.attemptsMade, 1, 'an unrecoverable child fails after one attempt');
 
