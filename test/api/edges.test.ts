@@ -97,14 +97,15 @@ test('with tokens configured: no token is 401 on HTTP and on the WebSocket upgra
   assert.equal(allowed.json.error, 'policy');
 
   const upgrade = (headers: Record<string, string>) =>
-    new Promise<number>((resolve) => {
-      const ws = new WebSocket(svc.url.replace('http', 'ws') + '/api/v1/feed', { headers });
+    new Promise<number>((resolve, reject) => {
+      const ws = new WebSocket(svc.url.replace('http', 'ws') + '/api/v1/feed', { headers, handshakeTimeout: 30_000 });
       ws.once('unexpected-response', (_req, res) => resolve(res.statusCode!));
       ws.once('open', () => {
         ws.close();
         resolve(101);
       });
-      ws.once('error', () => undefined);
+      // Neither an answer nor an open connection (the handshake timed out, the server went away): fail, naming it.
+      ws.once('error', (err) => reject(new Error(`feed upgrade got no HTTP answer: ${err.message}`)));
     });
   assert.equal(await upgrade({}), 401);
   assert.equal(await upgrade({ authorization: 'Bearer nope-nope-nope-nope-nope' }), 401);

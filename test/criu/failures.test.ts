@@ -18,7 +18,7 @@ import {
   isRetryableCriuError,
   readDumpStats,
 } from '../../src/criu/index.js';
-import { requireCriu } from '../helpers/criu.js';
+import { requireCriu, skipForKernelFeature } from '../helpers/criu.js';
 import { waitGone } from '../helpers/targets.js';
 import { counterFor, tempDir, useCriuService, waitUntil } from './support.js';
 
@@ -66,7 +66,7 @@ test('dump of a pid that does not exist: CriuError ESRCH with a readable message
   assert.equal(isRetryableCriuError(err), false);
 });
 
-test('no service: ECRIU_NO_SOCKET in under a second (missing socket, stale socket, not a socket)', async (t) => {
+test('no service: ECRIU_NO_SOCKET at once, not after the connect timeout (missing socket, stale socket, not a socket)', async (t) => {
   const criu = await requireCriu(t);
   if (!criu) return;
   const dir = await tempDir(t, 'ckpt-criu-nosock-');
@@ -80,15 +80,18 @@ test('no service: ECRIU_NO_SOCKET in under a second (missing socket, stale socke
     [stale, /no CRIU service is listening on .*stale\.sock/],
     [dir, /is not a socket/],
   ] as const) {
-    const started = Date.now();
-    const err = await new CriuClient({ socketPath }).version().catch((e: unknown) => e);
-    const elapsed = Date.now() - started;
+    // The spec'd behaviour: a clear answer at once, not after a connect timeout. With a 10-minute connect timeout,
+    // an answer that waits for it would miss the 30 s deadline.
+    const client = new CriuClient({ socketPath, connectTimeoutMs: 600_000 });
+    let timer: NodeJS.Timeout | undefined;
+    const err = await Promise.race([
+      client.version().catch((e: unknown) => e),
+      new Promise((resolve) => (timer = setTimeout(() => resolve(new Error('no answer within 30 s: it waited for the connect timeout')), 30_000))),
+    ]).finally(() => clearTimeout(timer));
     assert.ok(err instanceof CriuConnectionError, String(err));
     assert.equal(err.code, 'ECRIU_NO_SOCKET');
     assert.match(err.message, reason);
     assert.equal(isRetryableCriuError(err), true);
-    // The spec'd behaviour: a clear answer at once, not after a connect timeout.
-    assert.ok(elapsed < 500, `took ${elapsed} ms`);
   }
 });
 
@@ -213,22 +216,34 @@ test('a dump that times out: ECRIU_TIMEOUT, retryable; the target keeps running'
   assert.equal(counter.alive(), true);
 });
 
-test('pre-dump session: a clear ECRIU_UNSUPPORTED without memory tracking, else PRE_DUMP + DUMP + restore', async (t) => {
+test('pre-dump session without memory tracking: a clear ECRIU_UNSUPPORTED, the target untouched; with it, a session', async (t) => {
   const criu = await requireCriu(t);
   if (!criu) return;
   const { client } = await criuService(criu);
   const counter = await counterFor(t, 16);
   const { memTrack } = await client.featureCheck();
-  if (!memTrack) {
-    // This project's kernels: CONFIG_MEM_SOFT_DIRTY is off.
-    const err = await client.preDumpSession({ pid: counter.pid }).catch((e: unknown) => e);
-    assert.ok(err instanceof CriuUnsupportedError, String(err));
-    assert.equal(err.code, 'ECRIU_UNSUPPORTED');
-    assert.equal(err.feature, 'memTrack');
-    assert.match(err.message, /pre-dumps need memory tracking.*take a full dump instead/);
-    assert.equal(counter.alive(), true);
+  const session = await client.preDumpSession({ pid: counter.pid }).catch((e: unknown) => e);
+  if (memTrack) {
+    assert.ok(!(session instanceof Error), String(session));
+    (session as { close(): void }).close();
     return;
   }
+  // This project's kernels: CONFIG_MEM_SOFT_DIRTY is off.
+  assert.ok(session instanceof CriuUnsupportedError, String(session));
+  assert.equal(session.code, 'ECRIU_UNSUPPORTED');
+  assert.equal(session.feature, 'memTrack');
+  assert.match(session.message, /pre-dumps need memory tracking.*take a full dump instead/);
+  assert.equal(counter.alive(), true);
+});
+
+test('pre-dump session: PRE_DUMP + DUMP + restore', async (t) => {
+  const criu = await requireCriu(t);
+  if (!criu) return;
+  const { client } = await criuService(criu);
+  const { memTrack } = await client.featureCheck();
+  // Not a silent pass: the runner names this skip, and CI accepts it only for a feature on its printed list.
+  if (!memTrack) return skipForKernelFeature(t, 'soft-dirty', 'CRIU reports no memory tracking (CONFIG_MEM_SOFT_DIRTY)');
+  const counter = await counterFor(t, 16);
   const root = await tempDir(t);
   const { mkdir } = await import('node:fs/promises');
   const [pre, final] = [path.join(root, 'pre'), path.join(root, 'final')];

@@ -146,15 +146,20 @@ test('while a client is behind, progress is coalesced to the latest per job and 
 });
 
 test('heartbeat terminates a client that does not answer pings, and keeps one that does', async () => {
-  const { url, feed } = await h.feed({ eventLog: h.eventLog(), options: { heartbeatMs: 50 } });
+  // 1 s: time enough for the answering client's pong on a loaded machine (server and clients share this event loop).
+  const { url, feed } = await h.feed({ eventLog: h.eventLog(), options: { heartbeatMs: 1000 } });
   const dead = await h.client(url, { autoPong: false });
   const alive = await h.client(url);
+  let pings = 0;
+  alive.ws.on('ping', () => pings++);
   await dead.expect('hello');
   await alive.expect('hello');
   const closed = await dead.closed;
   assert.equal(closed.code, 1006);
   await until('the server to count it', () => feed.stats().terminatedByHeartbeat === 1);
-  await sleep(300);
+  // Two more rounds of pings: the server had two more chances to end the answering client.
+  const seen = pings;
+  await until('two more pings to the answering client', () => pings >= seen + 2);
   alive.send({ op: 'ping' });
   await alive.expect('pong');
   assert.equal(feed.clientCount, 1);

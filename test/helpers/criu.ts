@@ -20,6 +20,14 @@ export async function requireCriu(t: TestContext): Promise<LocatedCriu | undefin
   return undefined;
 }
 
+/**
+ * Skips a test that needs a kernel feature this machine lacks, in a form scripts/run-tests.js recognises: it names
+ * such skips in its summary, and in CI accepts only features on its printed list (any other skip fails the run).
+ */
+export function skipForKernelFeature(t: TestContext, feature: string, why: string): void {
+  t.skip(`missing kernel feature: ${feature} (${why})`);
+}
+
 /** A private `criu service` in a fresh 0700 folder; stop() removes it. */
 export async function startTestCriuService(criu: LocatedCriu): Promise<CriuService & { cleanup(): Promise<void> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-criu-'));

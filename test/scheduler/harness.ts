@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { ConfigInput } from '../../src/config/schema.js';
 import type { EventLog } from '../../src/events/event-log.js';
 import type { FeedEvent } from '../../src/events/types.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /** A fixture script next to this file, as .ts under tsx or .js once compiled to dist/. */
 export function fixturePath(name: string): string {
@@ -124,12 +124,6 @@ export async function allEvents(eventLog: EventLog, name?: string, scheduleId?: 
   return out.filter((e) => (!name || e.event === name) && (!scheduleId || e.scheduleId === scheduleId));
 }
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 15_000, pollMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(pollMs);
-  }
+export function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 15_000, pollMs = 50): Promise<T> {
+  return waitUntil(what, fn, { timeoutMs, pollMs });
 }

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { foldersOf, setup } from './criu-setup.js';
 import { allEvents, waitFor } from './harness.js';
 
@@ -35,26 +34,31 @@ test('retention keepLast 2 after 5 runs: 2 in the catalog, 2 folders on disk; pi
     assert.ok(logs.some((l) => new RegExp(`^pruned checkpoint ${id} of schedule keep2 \\(keepLast 2\\): freed \\d+ bytes$`).test(l)), `log line for ${id}`);
   }
 
-  // Pin the older of the two, and let a (pretend) waiting restore hold the newer: two more runs remove neither.
+  // Pin the older of the two, and let a (pretend) waiting restore hold the newer: three more runs remove neither.
+  // The third run's pass must remove the run before it (beyond the newest two): that removal is the proof the pass
+  // happened, and the pass removes oldest first, so the in-use one would have gone before it.
   const [inUse, pinned] = listed;
   await s.catalog.pin(pinned!.id);
   await s.catalog.acquireRef(inUse!.id, 'restore-job-1');
-  jobIds.push(await run(), await run());
-  await sleep(1000); // the pruner has had its chance
+  jobIds.push(await run(), await run(), await run());
+  await waitFor('the pass after the third run to prune one', async () => (await pruned()).length === 4 || null);
   listed = await s.catalog.list({ schedule: 'keep2', limit: Infinity });
   assert.deepEqual(
     listed.map((c) => c.jobId),
-    [jobIds[6], jobIds[5], jobIds[4], jobIds[3]],
+    [jobIds[7], jobIds[6], jobIds[4], jobIds[3]],
     'pinned one kept, in-use one kept, and the newest two',
   );
+  assert.deepEqual((await pruned()).slice(3).map((e) => e.data.reason), ['keepLast']);
   assert.equal((await foldersOf(s.root, key)).length, 4);
 
   // The restore is done: the next run removes it (beyond the newest two unpinned), the pinned one stays.
   await s.catalog.releaseRef(inUse!.id, 'restore-job-1');
   jobIds.push(await run());
-  await waitFor('the formerly in-use one to go', async () => (await pruned()).some((e) => e.data.checkpointId === inUse!.id) || null);
+  // That pass removes two, oldest first: the formerly in-use one, then the run after it.
+  await waitFor('the formerly in-use one and the next to go', async () => (await pruned()).length === 6 || null);
+  assert.equal((await pruned())[4]!.data.checkpointId, inUse!.id);
   listed = await s.catalog.list({ schedule: 'keep2', limit: Infinity });
-  assert.deepEqual(listed.map((c) => c.jobId), [jobIds[7], jobIds[6], jobIds[3]]);
+  assert.deepEqual(listed.map((c) => c.jobId), [jobIds[8], jobIds[7], jobIds[3]]);
   assert.equal(listed[2]!.pinned, true);
   assert.deepEqual(await foldersOf(s.root, key), listed.map((c) => c.id).sort());
 });

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { FeedEvent } from '../../src/events/types.js';
 import { startCounter } from '../helpers/targets.js';
 import { startHarness } from './harness.js';
@@ -13,14 +12,14 @@ test('two workers with different node names on one Redis: every job runs on its 
   const targets = await Promise.all([startCounter(), startCounter()]);
   h.defer(() => Promise.all(targets.map((c) => c.kill())));
 
+  // No worker serves node-c: its job, enqueued before all others, stays waiting while both workers take the later ones.
+  const orphan = await h.queue.enqueueDump({ target: { pid: targets[0]!.pid }, node: 'node-c' });
   // Like two hosts: each node dumps its own process (one process, one node).
   const own = { 'node-a': targets[0]!, 'node-b': targets[1]! };
   const jobs: { jobId: string; node: string }[] = [];
   for (const node of ['node-a', 'node-b', 'node-a', 'node-b', 'node-b'] as const) {
     jobs.push(await h.queue.enqueueDump({ target: { pid: own[node].pid }, node }));
   }
-  // No worker serves node-c: its job stays waiting.
-  const orphan = await h.queue.enqueueDump({ target: { pid: targets[0]!.pid }, node: 'node-c' });
   // The queue's own node (node-a) is the default.
   jobs.push(await h.queue.enqueueDump({ target: { pid: targets[0]!.pid } }));
   assert.equal(jobs.at(-1)!.node, 'node-a');
@@ -34,8 +33,8 @@ test('two workers with different node names on one Redis: every job runs on its 
     assert.deepEqual(active.map((e) => e.data.node), [node], `job ${jobId} ran on ${node} only`);
     assert.equal((await h.catalog.get(job.result!.checkpointId!)).node, node, 'the checkpoint records its node');
   }
-  await sleep(300);
   assert.equal((await h.queue.getJob(orphan.jobId))!.state, 'waiting');
+  assert.deepEqual((await h.eventsOf(orphan.jobId)).map((e) => e.event), ['job.waiting'], 'no worker took the node-c job');
   assert.deepEqual(await h.queue.nodes(), ['node-a', 'node-b', 'node-c']);
   // Any node's jobs are listed and found by id from one JobQueue.
   const listed = await h.queue.listJobs({ type: 'dump', limit: 100 });

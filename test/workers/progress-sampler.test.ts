@@ -3,9 +3,9 @@ import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { dumpPercent, pageBytes, PageBytesSampler, treeDumpBytes } from '../../workers/progress-sampler.js';
 import { startCounter } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 
 test('page bytes: only pages-*.img count; the sampler reports them growing while they are written', async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-pages-'));
@@ -18,16 +18,22 @@ test('page bytes: only pages-*.img count; the sampler reports them growing while
   const samples: number[] = [];
   const sampler = new PageBytesSampler({ imagesDir: dir, intervalMs: 10, onSample: (b) => samples.push(b) });
   sampler.start();
-  for (let i = 0; i < 5; i++) {
+  // Each size the file grows to is reported before it grows again.
+  for (let i = 2; i <= 6; i++) {
     await appendFile(path.join(dir, 'pages-1.img'), Buffer.alloc(4096));
-    await sleep(25);
+    await waitUntil(`a sample of ${i} pages`, () => samples.at(-1) === i * 4096);
   }
   await writeFile(path.join(dir, 'pages-2.img'), Buffer.alloc(8192));
   await sampler.stop();
   const delivered = samples.length;
   assert.equal(await pageBytes(dir), 6 * 4096 + 8192);
-  assert.ok(samples.length >= 3);
-  await sleep(30);
+  assert.ok(samples.length >= 5);
+  // A second sampler on the same interval, started after stop(): once it has sampled twice, the stopped one would have too.
+  const witness: number[] = [];
+  const second = new PageBytesSampler({ imagesDir: dir, intervalMs: 10, onSample: (b) => witness.push(b) });
+  second.start();
+  await waitUntil('a second sampler to sample twice', () => witness.length >= 2);
+  await second.stop();
   assert.equal(samples.length, delivered, 'no sample after stop()');
   assert.deepEqual(samples, [...samples].sort((a, b) => a - b), 'never decreasing');
   assert.ok(samples[0]! < samples.at(-1)!);

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { startCounter } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 import { startHarness } from './harness.js';
 
 test('a dump retries while the CRIU service is down and completes once it is back', async (t) => {
@@ -15,12 +15,11 @@ test('a dump retries while the CRIU service is down and completes once it is bac
   await h.criu.stop();
   const { jobId } = await h.queue.enqueueDump({ target: { pid: target.pid } });
   // Wait for a failed attempt that will be retried, then bring CRIU back.
-  for (;;) {
+  await waitUntil('a failed attempt that will be retried', async () => {
     const events = await h.eventsOf(jobId);
-    if (events.some((e) => e.event === 'job.retrying')) break;
     assert.ok(!events.some((e) => e.event === 'job.failed' && e.data.final), 'must not fail for good');
-    await sleep(50);
-  }
+    return events.some((e) => e.event === 'job.retrying');
+  }, { timeoutMs: 30_000, pollMs: 50 });
   await h.criu.start();
 
   const job = await h.waitFinished(jobId);

@@ -6,13 +6,24 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { procStatus } from '../../workers/proc-wait.js';
 import { startCounter } from '../helpers/targets.js';
 import { startHarness, type Harness } from './harness.js';
-import { spawnWorkerProcess } from './worker-process.js';
+import { spawnWorkerProcess, type WorkerProcess } from './worker-process.js';
 
 /** Waits until CRIU writes the target's memory into the job's attempt folder. */
 async function untilDumping(h: Harness, jobId: string, pid: number): Promise<void> {
   const { checkpointId } = (await h.queue.getJob(jobId))!.data as { checkpointId: string };
   const pages = path.join(h.root, `python3-${pid}`, `.tmp-${checkpointId}`, 'pages-1.img');
-  while (!((await stat(pages).catch(() => null))?.size ?? 0)) await sleep(2);
+  const deadline = Date.now() + 30_000;
+  while (!((await stat(pages).catch(() => null))?.size ?? 0)) {
+    if (Date.now() > deadline) throw new Error(`CRIU wrote no pages into ${pages} within 30 s: ${JSON.stringify(await h.queue.getJob(jobId))}`);
+    await sleep(2);
+  }
+}
+
+/** When the worker process began its shutdown (it prints the time as it handles SIGTERM). */
+function stoppingAt(worker: WorkerProcess): number {
+  const m = /stopping at (\d+)/.exec(worker.output());
+  assert.ok(m, `the worker said when it stopped: ${worker.output()}`);
+  return Number(m[1]);
 }
 
 test('SIGTERM: a running dump finishes within the grace period, then the worker exits', async (t) => {
@@ -30,6 +41,8 @@ test('SIGTERM: a running dump finishes within the grace period, then the worker 
   const job = await h.waitFinished(jobId, 1000);
   assert.equal(job.state, 'completed', job.failedReason);
   assert.equal(job.attemptsMade, 1);
+  // The dump was still running when the shutdown began: the grace period is what let it finish.
+  assert.ok(job.finishedAt! >= stoppingAt(worker), `finished at ${job.finishedAt}, shutdown began at ${stoppingAt(worker)}`);
 });
 
 test('SIGTERM past the grace period: the dump is aborted, the job handed back unharmed, the target never left frozen', async (t) => {

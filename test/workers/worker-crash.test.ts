@@ -11,6 +11,7 @@ import type { DumpJobData } from '../../src/queue/schemas.js';
 import { readProcessInfo } from '../../src/targets/process-info.js';
 import { procStatus } from '../../workers/proc-wait.js';
 import { startCounter } from '../helpers/targets.js';
+import { countsOn, waitUntil } from '../helpers/wait.js';
 import { startHarness } from './harness.js';
 import { spawnWorkerProcess } from './worker-process.js';
 
@@ -26,11 +27,11 @@ test('a worker SIGKILLed mid-dump: the next worker finishes the job, one checkpo
   const { checkpointId } = (await h.queue.getJob(jobId))!.data as { checkpointId: string };
   const attemptDir = path.join(h.root, `python3-${target.pid}`, `.tmp-${checkpointId}`);
   // Kill the worker while CRIU writes the target's memory.
-  for (;;) {
-    const pages = await stat(path.join(attemptDir, 'pages-1.img')).catch(() => null);
-    if (pages && pages.size > 0) break;
-    await sleep(2);
-  }
+  await waitUntil(
+    `CRIU to write pages into ${attemptDir}`,
+    async () => ((await stat(path.join(attemptDir, 'pages-1.img')).catch(() => null))?.size ?? 0) > 0,
+    { timeoutMs: 60_000, pollMs: 2 },
+  );
   first.child.kill('SIGKILL');
   await first.exited;
 
@@ -67,9 +68,7 @@ test('a worker SIGKILLed mid-dump: the next worker finishes the job, one checkpo
 
   const st = await procStatus(target.pid);
   assert.ok(st && st.state !== 'T' && st.state !== 't', `target state ${st?.state}`);
-  const n = target.read();
-  await sleep(100);
-  assert.ok(target.read() > n, 'the target keeps counting');
+  await countsOn(target);
 });
 
 test('a dump CRIU finished but whose worker died before committing it is adopted by the retry, not made again', async (t) => {
