@@ -11,6 +11,7 @@ import { Catalog } from '../../src/catalog/catalog.js';
 import { CheckpointStore } from '../../src/catalog/checkpoint-store.js';
 import { EventLog } from '../../src/events/event-log.js';
 import { JobQueue } from '../../src/queue/job-queue.js';
+import { jobKeyFileOf, loadSigner } from '../../src/security/key-file.js';
 import { startCounter, waitGone, type Counter } from '../helpers/targets.js';
 import { countsOn, waitUntil } from '../helpers/wait.js';
 import { api, FeedRecorder, startServiceUnderTest } from './harness.js';
@@ -90,13 +91,16 @@ test('the README claims of the HTTP API and the feed', async (t) => {
     const id = await dump({ target: { pid: b.pid } });
     // A restore for a node no worker serves stays waiting, holding its in-use mark (taken at enqueue).
     const redis = new Redis(svc.redis.url, { maxRetriesPerRequest: null });
+    // Signed with the service's own key, as the API would: the worker of another node must be able to trust it.
+    const signer = loadSigner(jobKeyFileOf(svc.config));
     const queue = new JobQueue({
       connection: svc.redis.url,
       prefix: svc.config.redis.prefix,
       node: svc.config.node,
       eventLog: new EventLog(redis, { key: `${svc.config.redis.prefix}:events` }),
       defaults: svc.config.worker,
-      checkpoints: new Catalog(redis, { prefix: svc.config.redis.prefix, store: new CheckpointStore({ root: svc.config.storage.root }), node: svc.config.node }),
+      checkpoints: new Catalog(redis, { prefix: svc.config.redis.prefix, store: new CheckpointStore({ root: svc.config.storage.root, signer }), node: svc.config.node }),
+      signer,
     });
     try {
       const { jobId } = await queue.enqueueRestore({ checkpointId: id, node: 'no-worker-here' });
