@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile, stat, truncate } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { open, readdir, readFile, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,6 +15,8 @@ test('dump through the queue makes a catalogued checkpoint; restore brings the p
   const target = await startCounter(16);
   t.after(() => target.kill());
 
+  // The target counts on while the dump is committed: the restored count starts from the frozen moment, after this one.
+  const countBeforeDump = target.read();
   const { jobId, node } = await h.queue.enqueueDump({ target: { pid: target.pid } });
   assert.equal(node, 'node-a');
   const dump = await h.waitFinished(jobId);
@@ -35,6 +38,10 @@ test('dump through the queue makes a catalogued checkpoint; restore brings the p
   assert.ok(manifest.bytes > 16 * 1024 * 1024);
   assert.equal(manifest.files['pages-1.img'], (await stat(path.join(dir, 'pages-1.img'))).size);
   assert.equal(manifest.bytes, Object.values(manifest.files).reduce((a, b) => a + b, 0));
+  assert.deepEqual(Object.keys(manifest.sha256!).sort(), Object.keys(manifest.files).sort(), 'every file hashed');
+  for (const [name, digest] of Object.entries(manifest.sha256!)) {
+    assert.equal(digest, createHash('sha256').update(await readFile(path.join(dir, name))).digest('hex'), name);
+  }
   assert.match(await readFile(path.join(dir, 'dump.log'), 'utf8'), /Dumping finished successfully/);
   assert.match((await h.queue.getJobLog(jobId))!, /Dumping finished successfully/);
 
@@ -49,7 +56,6 @@ test('dump through the queue makes a catalogued checkpoint; restore brings the p
   assert.ok(names.lastIndexOf('job.log') < names.indexOf('checkpoint.created'), 'every log line before the result');
 
   // Restore: the process is gone first (its pid must be free).
-  const dumpedCount = target.read();
   await killAndReap(target.pid); // keeps its folder: the restored process writes there again
   await waitGone(target.pid);
   const restore = await h.queue.enqueueRestore({ checkpointId });
@@ -58,7 +64,7 @@ test('dump through the queue makes a catalogued checkpoint; restore brings the p
   assert.equal(restored.result!.restoredPid, target.pid);
   assert.ok(isAlive(target.pid));
   const before = target.read();
-  assert.ok(before >= dumpedCount);
+  assert.ok(before >= countBeforeDump);
   await sleep(200);
   assert.ok(target.read() > before, 'the restored counter goes on');
   assert.deepEqual(await h.catalog.refs(checkpointId), [], 'the restore released its ref');
@@ -89,4 +95,36 @@ test('a checkpoint whose image was cut short is refused before CRIU runs, naming
   assert.equal(restore.attemptsMade, 1, 'not retried: retrying cannot mend it');
   assert.match(restore.failedReason!, new RegExp(`damaged.*pages-1\\.img is ${Math.floor(size / 2)} bytes, the manifest says ${size}`));
   assert.equal(isAlive(target.pid), false, 'nothing was restored');
+});
+
+test('a checkpoint with one byte of an image changed (same size) is refused before CRIU runs, naming the file', async (t) => {
+  const h = await startHarness(t);
+  if (!h) return;
+  await h.startWorker();
+  const target = await startCounter();
+  t.after(() => target.kill());
+  const dump = await h.waitFinished((await h.queue.enqueueDump({ target: { pid: target.pid } })).jobId);
+  assert.equal(dump.state, 'completed', dump.failedReason);
+  const checkpoint = await h.catalog.get(dump.result!.checkpointId!);
+  const dir = h.store.pathOf(checkpoint);
+  const pages = path.join(dir, 'pages-1.img');
+  const size = (await stat(pages)).size;
+  // One bit of process memory rots in place: the size stays, the content does not.
+  const handle = await open(pages, 'r+');
+  const byte = Buffer.alloc(1);
+  await handle.read(byte, 0, 1, Math.floor(size / 2));
+  byte[0] = byte[0]! ^ 0x01;
+  await handle.write(byte, 0, 1, Math.floor(size / 2));
+  await handle.close();
+  assert.equal((await stat(pages)).size, size);
+  await killAndReap(target.pid);
+
+  const { jobId } = await h.queue.enqueueRestore({ checkpointId: checkpoint.id });
+  const restore = await h.waitFinished(jobId);
+  assert.equal(restore.state, 'failed');
+  assert.equal(restore.attemptsMade, 1, 'not retried: retrying cannot mend it');
+  assert.match(restore.failedReason!, /damaged.*pages-1\.img does not match its SHA-256 in the manifest/);
+  assert.doesNotMatch(restore.failedReason!, /dump\.log|pagemap/, 'only the changed file is named');
+  assert.equal(isAlive(target.pid), false, 'nothing was restored');
+  assert.equal((await readdir(dir)).includes(`restore-${jobId}.log`), false, 'CRIU never ran');
 });
