@@ -12,22 +12,11 @@
 //    dumps made directly with CriuClient two at a time. Jobs per second and the ratio.
 // Everything runs on a private Redis and CRIU service; checkpoints are removed as it goes.
 import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
-import { Catalog } from '../src/catalog/catalog.js';
-import { CheckpointStore } from '../src/catalog/checkpoint-store.js';
-import { configSchema } from '../src/config/schema.js';
-import { CriuClient, locateCriu, readDumpStats } from '../src/criu/index.js';
-import { EventLog } from '../src/events/event-log.js';
-import type { FeedEvent } from '../src/events/types.js';
-import { JobQueue } from '../src/queue/job-queue.js';
-import { TargetPolicy } from '../src/targets/policy.js';
-import { startTestCriuService } from '../test/helpers/criu.js';
-import { TestRedis } from '../test/helpers/redis.js';
+import { readDumpStats } from '../src/criu/index.js';
 import { startCounter, type Counter } from '../test/helpers/targets.js';
-import { CkptWorker } from '../workers/ckpt-worker.js';
+import { median, startQueueHarness } from './lib/queue-harness.js';
 
 const { values } = parseArgs({
   options: {
@@ -47,48 +36,9 @@ if (!(rounds >= 1 && jobCount >= 1 && targetCount >= 1 && ballasts.every((b) => 
   throw new Error('usage: queue.ts [--rounds N>=1] [--ballast MiB,...] [--jobs N] [--targets N]');
 }
 
-const criuBin = await locateCriu();
-const redisServer = await TestRedis.start();
-const service = await startTestCriuService(criuBin);
-const root = await mkdtemp(path.join(os.tmpdir(), 'ckpt-bench-queue-'));
-const config = configSchema.parse({
-  node: 'bench',
-  redis: { url: redisServer.url, prefix: 'ckpt' },
-  storage: { root, sync },
-  criu: { socket: service.socketPath },
-  worker: { concurrency: 2 },
-});
-const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
-const blocking = new Redis(redisServer.url, { maxRetriesPerRequest: null });
-const eventLog = new EventLog(redis, { key: 'ckpt:events' });
-const store = new CheckpointStore({ root, sync });
-const catalog = new Catalog(redis, { prefix: 'ckpt', store, node: config.node });
-const queue = new JobQueue({ connection: redisServer.url, prefix: 'ckpt', node: config.node, eventLog, defaults: config.worker, checkpoints: catalog });
-const worker = new CkptWorker({
-  config,
-  eventLog,
-  criuSocket: service.socketPath,
-  catalog,
-  store,
-  policy: new TargetPolicy({ protectedPids: () => (service.pid ? [service.pid] : []) }),
-});
-await worker.start();
-const client = new CriuClient({ socketPath: service.socketPath });
+const harness = await startQueueHarness({ sync, name: 'ckpt-bench-queue' });
+const { config, queue, catalog, client, root, waitFinished } = harness;
 const counters: Counter[] = [];
-
-/** Follows the event stream: resolves each job's finishing event as it arrives. */
-let lastEventId = await eventLog.lastId();
-async function waitFinished(jobIds: Set<string>): Promise<Map<string, FeedEvent>> {
-  const done = new Map<string, FeedEvent>();
-  while (done.size < jobIds.size) {
-    for (const e of await eventLog.waitAfter(blocking, lastEventId, 5000)) {
-      lastEventId = e.id;
-      if ((e.event === 'job.completed' || (e.event === 'job.failed' && e.data.final)) && jobIds.has(e.jobId!)) done.set(e.jobId!, e);
-    }
-  }
-  for (const [id, e] of done) if (e.event === 'job.failed') throw new Error(`job ${id} failed: ${e.data.reason}`);
-  return done;
-}
 
 /** CRIU's part of each queued dump (the job's durationMs: the dump request inside the worker). */
 const criuInWorker: number[] = [];
@@ -128,16 +78,11 @@ async function flushFiles(dir: string): Promise<void> {
   await flush(dir);
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 const fmt = (ms: number) => `${ms.toFixed(1)} ms`.padStart(10);
 
 try {
   console.log(
-    `queue: CRIU ${criuBin.version}, log level ${config.criu.logLevel}, ` +
+    `queue: CRIU ${harness.criu.version}, log level ${config.criu.logLevel}, ` +
       `${rounds} interleaved rounds after 1 warm-up each`,
   );
   const baselines = sync ? (['direct', 'durable'] as const) : (['direct'] as const);
@@ -202,12 +147,6 @@ try {
       `ratio queue/direct ${(directSec / queueSec).toFixed(3)}`,
   );
 } finally {
-  await worker.close();
-  await queue.close();
-  redis.disconnect();
-  blocking.disconnect();
   await Promise.all(counters.map((c) => c.kill()));
-  await service.cleanup();
-  await redisServer.stop();
-  await rm(root, { recursive: true, force: true });
+  await harness.close();
 }
