@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { open, readdir, readFile, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { manifestSchema } from '../../src/catalog/manifest.js';
 import { isAlive, killAndReap, startCounter, waitGone } from '../helpers/targets.js';
@@ -23,6 +23,7 @@ test('dump through the queue makes a catalogued checkpoint; restore brings the p
   assert.equal(dump.state, 'completed', dump.failedReason);
   assert.equal(dump.attemptsMade, 1, JSON.stringify(dump));
   assert.equal(dump.progress.percent, 100);
+  assert.equal(typeof dump.result!.commitMs, 'number', 'the time from CRIU\'s reply to the catalog is reported');
   const checkpointId = dump.result!.checkpointId!;
   assert.ok(target.alive(), 'leaveRunning is the default: the target keeps running');
 
@@ -76,30 +77,13 @@ test('dump through the queue makes a catalogued checkpoint; restore brings the p
   for (const f of files) assert.equal((await stat(path.join(dir, f))).mode & 0o777, 0o600, f);
 });
 
-test('a checkpoint whose image was cut short is refused before CRIU runs, naming the file', async (t) => {
+/**
+ * A real checkpoint of a counter whose pages image `damage` then changes; the counter is killed and a restore of the
+ * checkpoint runs to its end. Returns the restore job, the pid, and the checkpoint's folder.
+ */
+async function restoreDamaged(t: TestContext, damage: (pages: string, size: number) => Promise<void>) {
   const h = await startHarness(t);
-  if (!h) return;
-  await h.startWorker();
-  const target = await startCounter();
-  t.after(() => target.kill());
-  const dump = await h.waitFinished((await h.queue.enqueueDump({ target: { pid: target.pid } })).jobId);
-  assert.equal(dump.state, 'completed', dump.failedReason);
-  const checkpoint = await h.catalog.get(dump.result!.checkpointId!);
-  const pages = path.join(h.store.pathOf(checkpoint), 'pages-1.img');
-  const size = (await stat(pages)).size;
-  await truncate(pages, Math.floor(size / 2));
-  await killAndReap(target.pid);
-
-  const restore = await h.waitFinished((await h.queue.enqueueRestore({ checkpointId: checkpoint.id })).jobId);
-  assert.equal(restore.state, 'failed');
-  assert.equal(restore.attemptsMade, 1, 'not retried: retrying cannot mend it');
-  assert.match(restore.failedReason!, new RegExp(`damaged.*pages-1\\.img is ${Math.floor(size / 2)} bytes, the manifest says ${size}`));
-  assert.equal(isAlive(target.pid), false, 'nothing was restored');
-});
-
-test('a checkpoint with one byte of an image changed (same size) is refused before CRIU runs, naming the file', async (t) => {
-  const h = await startHarness(t);
-  if (!h) return;
+  if (!h) return undefined;
   await h.startWorker();
   const target = await startCounter();
   t.after(() => target.kill());
@@ -108,23 +92,41 @@ test('a checkpoint with one byte of an image changed (same size) is refused befo
   const checkpoint = await h.catalog.get(dump.result!.checkpointId!);
   const dir = h.store.pathOf(checkpoint);
   const pages = path.join(dir, 'pages-1.img');
-  const size = (await stat(pages)).size;
-  // One bit of process memory rots in place: the size stays, the content does not.
-  const handle = await open(pages, 'r+');
-  const byte = Buffer.alloc(1);
-  await handle.read(byte, 0, 1, Math.floor(size / 2));
-  byte[0] = byte[0]! ^ 0x01;
-  await handle.write(byte, 0, 1, Math.floor(size / 2));
-  await handle.close();
-  assert.equal((await stat(pages)).size, size);
+  await damage(pages, (await stat(pages)).size);
   await killAndReap(target.pid);
+  const restore = await h.waitFinished((await h.queue.enqueueRestore({ checkpointId: checkpoint.id })).jobId);
+  return { restore, pid: target.pid, dir };
+}
 
-  const { jobId } = await h.queue.enqueueRestore({ checkpointId: checkpoint.id });
-  const restore = await h.waitFinished(jobId);
-  assert.equal(restore.state, 'failed');
-  assert.equal(restore.attemptsMade, 1, 'not retried: retrying cannot mend it');
-  assert.match(restore.failedReason!, /damaged.*pages-1\.img does not match its SHA-256 in the manifest/);
-  assert.doesNotMatch(restore.failedReason!, /dump\.log|pagemap/, 'only the changed file is named');
-  assert.equal(isAlive(target.pid), false, 'nothing was restored');
-  assert.equal((await readdir(dir)).includes(`restore-${jobId}.log`), false, 'CRIU never ran');
+test('a checkpoint whose image was cut short is refused before CRIU runs, naming the file', async (t) => {
+  let size = 0;
+  const r = await restoreDamaged(t, async (pages, was) => {
+    size = was;
+    await truncate(pages, Math.floor(size / 2));
+  });
+  if (!r) return;
+  assert.equal(r.restore.state, 'failed');
+  assert.equal(r.restore.attemptsMade, 1, 'not retried: retrying cannot mend it');
+  assert.match(r.restore.failedReason!, new RegExp(`damaged.*pages-1\\.img is ${Math.floor(size / 2)} bytes, the manifest says ${size}`));
+  assert.equal(isAlive(r.pid), false, 'nothing was restored');
+});
+
+test('a checkpoint with one byte of an image changed (same size) is refused before CRIU runs, naming the file', async (t) => {
+  const r = await restoreDamaged(t, async (pages, size) => {
+    // One bit of process memory rots in place: the size stays, the content does not.
+    const handle = await open(pages, 'r+');
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, Math.floor(size / 2));
+    byte[0] = byte[0]! ^ 0x01;
+    await handle.write(byte, 0, 1, Math.floor(size / 2));
+    await handle.close();
+    assert.equal((await stat(pages)).size, size);
+  });
+  if (!r) return;
+  assert.equal(r.restore.state, 'failed');
+  assert.equal(r.restore.attemptsMade, 1, 'not retried: retrying cannot mend it');
+  assert.match(r.restore.failedReason!, /damaged.*pages-1\.img does not match its SHA-256 in the manifest/);
+  assert.doesNotMatch(r.restore.failedReason!, /dump\.log|pagemap/, 'only the changed file is named');
+  assert.equal(isAlive(r.pid), false, 'nothing was restored');
+  assert.equal((await readdir(r.dir)).includes(`restore-${r.restore.id}.log`), false, 'CRIU never ran');
 });
