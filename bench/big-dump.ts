@@ -54,7 +54,10 @@ const exec = promisify(execFile);
 const harness = await startQueueHarness({ sync: true, name: 'ckpt-bench-big' });
 const { queue, catalog, store, root, waitFinished } = harness;
 const defaultLevel = harness.config.criu.logLevel;
-const target = await startCounter(sizeMiB);
+const target = await startCounter(sizeMiB).catch(async (err: unknown) => {
+  await harness.close();
+  throw err;
+});
 
 /** A dump job at `logLevel`; its checkpoint is deleted unless `keep`. */
 async function viaQueue(logLevel: number, options: { keep?: boolean } = {}): Promise<Sample & { checkpointId: string }> {
@@ -186,7 +189,10 @@ try {
   await killAndReap(target.pid); // its folder stays: the restored process writes its count there again
   await dropCache();
   const restoreMs = await timed(async () => waitFinished(new Set([(await queue.enqueueRestore({ checkpointId })).jobId])));
-  console.log(`check before a restore (${(manifest.bytes / 2 ** 20).toFixed(0)} MiB: sizes and SHA-256 of ${files.length} files):`);
+  console.log(
+    `check before a restore (${(manifest.bytes / 2 ** 20).toFixed(0)} MiB: sizes and SHA-256 of ${files.length} files; ` +
+      `its dump.log at level ${defaultLevel}: ${((manifest.files['dump.log'] ?? 0) / 1024).toFixed(0)} KiB):`,
+  );
   console.log(`  from the page cache ${ms(hot.verify)} (sha256sum ${ms(hot.sha256sum).trim()}); from the disk ${ms(coldVerify)} (sha256sum ${ms(coldSum).trim()})`);
   console.log(`  restore job from the disk, check included: ${ms(restoreMs).trim()}; the check's share: ${((coldVerify / restoreMs) * 100).toFixed(0)} %`);
   console.log('(a loaded, shared machine: compare the ratios and the columns of one run, not absolute times across runs)');
