@@ -164,13 +164,15 @@ async function dumpOnce(
     await ctx.store.discard(attempt.dir);
     throw await explainDumpFailure(err, target);
   }
-  const dumpMs = Date.now() - dumpStarted;
+  const replied = Date.now();
+  const dumpMs = replied - dumpStarted;
   // CRIU has finished: its last log lines go out while the folder is committed (both only read it);
   // checkpoint.created waits for them, so the feed shows the whole log before the result.
   const logDelivered = Promise.all([tailer.stop(), sampler.stop()]);
   logDelivered.catch(() => undefined);
   reporter.progress({ stage: 'committing', percent: 99 });
-  return commit(job, target, attempt.dir, dumpMs, run, ctx, { adopted: false, announceAfter: logDelivered });
+  const result = await commit(job, target, attempt.dir, dumpMs, run, ctx, { adopted: false, announceAfter: logDelivered });
+  return { ...result, commitMs: Date.now() - replied };
 }
 
 /**

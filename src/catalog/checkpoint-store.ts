@@ -6,6 +6,7 @@ import type { Signer } from '../security/signer.js';
 import { isSafeTargetKey } from '../targets/key.js';
 import { readProcStat } from '../targets/process-info.js';
 import { CatalogError } from './errors.js';
+import { sha256Of } from './file-digest.js';
 import { isCheckpointId, manifestSchema, type Manifest } from './manifest.js';
 
 export interface CheckpointStoreOptions {
@@ -20,8 +21,15 @@ export interface CheckpointStoreOptions {
   signer: Signer;
 }
 
-/** A manifest before commit(): the store adds what it measures on disk (`bytes`, `files`) and the signature. */
-export type ManifestDraft = Omit<Manifest, 'bytes' | 'files' | 'signature'>;
+/** A manifest before commit(): the store adds what it measures on disk (`bytes`, `files`, `sha256`) and the signature. */
+export type ManifestDraft = Omit<Manifest, 'bytes' | 'files' | 'sha256' | 'signature'>;
+
+/** What commit() records of one file. */
+interface FileFacts {
+  size: number;
+  /** Only when the walk hashes (commit). */
+  sha256?: string;
+}
 
 /** Who works in an attempt folder: the process that began (or took over) it. Dead owner = stale folder. */
 export interface AttemptOwner {
@@ -115,8 +123,9 @@ export class CheckpointStore {
 
   /**
    * Makes an attempt a checkpoint: secures its files (0700 / 0600), flushes them to disk (option `sync`), measures
-   * them into the manifest (`bytes`, and `files`: each file's size, checked by verify() before a restore), writes
-   * manifest.json (0600, flushed), renames the folder to `<root>/<targetKey>/<id>` and flushes the target folder.
+   * them into the manifest (`bytes`; `files` and `sha256`: each file's size and SHA-256, checked by verify() before a
+   * restore), writes manifest.json (0600, flushed), renames the folder to `<root>/<targetKey>/<id>` and flushes the
+   * target folder. Each file is read once, while it is flushed: a big checkpoint costs about one flush of its bytes.
    * Returns the manifest as written. The draft must be valid (else ValidationError) and name this attempt's target
    * key and id (else EBADNAME). Throws ECOMMITTED when that folder exists.
    */
@@ -136,8 +145,14 @@ export class CheckpointStore {
     if (committedAlready) {
       throw new CatalogError('ECOMMITTED', `checkpoint folder ${finalDir} exists already`, checked.id);
     }
-    const files = await this.seal(attempt.dir);
-    const unsigned: Manifest = { ...checked, bytes: Object.values(files).reduce((a, b) => a + b, 0), files };
+    const facts = Object.entries(await this.seal(attempt.dir));
+    const unsigned: Manifest = {
+      ...checked,
+      bytes: facts.reduce((total, [, f]) => total + f.size, 0),
+      files: Object.fromEntries(facts.map(([name, f]) => [name, f.size])),
+      sha256: Object.fromEntries(facts.map(([name, f]) => [name, f.sha256!])),
+    };
+    // The signature covers the file list and every file's hash: a signed manifest vouches for the images' contents.
     const manifest: Manifest = { ...unsigned, signature: this.signer.sign('manifest', unsigned) };
     await writeDurably(path.join(attempt.dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
     await fsyncDir(attempt.dir);
@@ -147,16 +162,28 @@ export class CheckpointStore {
   }
 
   /**
-   * What is wrong with a committed checkpoint's files against its manifest: each missing file, or one whose size
-   * changed (a crash before the files reached the disk, a full disk, someone's hands). Empty when intact.
+   * What is wrong with a committed checkpoint's files against its manifest: each missing file, one whose size
+   * changed, or one whose content no longer has the SHA-256 of the manifest (a crash before the files reached the
+   * disk, a full disk, a failing disk, someone's hands). Reads every hashed file once. Empty when intact.
    */
   async verify(manifest: Manifest): Promise<string[]> {
     const dir = this.pathOf(manifest);
     const problems = await Promise.all(
       Object.entries(manifest.files).map(async ([name, size]) => {
-        const st = await lstat(path.join(dir, name)).catch(() => null);
-        if (!st?.isFile()) return `${name} is missing`;
-        return st.size === size ? null : `${name} is ${st.size} bytes, the manifest says ${size}`;
+        const expected = manifest.sha256?.[name];
+        // O_NONBLOCK: a FIFO planted in a file's place is opened (and found not to be a file) instead of hanging.
+        const flags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+        const handle = await open(path.join(dir, name), flags).catch(() => null);
+        if (!handle) return `${name} is missing`;
+        try {
+          const st = await handle.stat();
+          if (!st.isFile()) return `${name} is missing`;
+          if (st.size !== size) return `${name} is ${st.size} bytes, the manifest says ${size}`;
+          if (expected === undefined) return null;
+          return (await sha256Of(handle)).sha256 === expected ? null : `${name} does not match its SHA-256 in the manifest`;
+        } finally {
+          await handle.close();
+        }
       }),
     );
     return problems.filter((p): p is string => p !== null);
@@ -217,24 +244,27 @@ export class CheckpointStore {
 
   /** Folders 0700, regular files 0600, recursively (CRIU creates its images 0644 unless its umask says otherwise). */
   async secure(dir: string): Promise<void> {
-    await this.walkFiles(dir, { sync: false });
+    await this.walkFiles(dir, { sync: false, hash: false });
   }
 
-  /** secure(), flushing each file and folder (option `sync`); returns each regular file's size by relative path. */
-  private async seal(dir: string): Promise<Record<string, number>> {
-    return this.walkFiles(dir, { sync: this.sync });
+  /**
+   * secure(), hashing each file and flushing each file and folder (option `sync`); returns each regular file's size
+   * and SHA-256 by relative path.
+   */
+  private async seal(dir: string): Promise<Record<string, FileFacts>> {
+    return this.walkFiles(dir, { sync: this.sync, hash: true });
   }
 
-  private async walkFiles(dir: string, options: { sync: boolean }, prefix = ''): Promise<Record<string, number>> {
+  private async walkFiles(dir: string, options: FileWork, prefix = ''): Promise<Record<string, FileFacts>> {
     await chmod(dir, DIR_MODE);
-    const files: Record<string, number> = {};
+    const files: Record<string, FileFacts> = {};
     // All entries at once: a dump has a few dozen files, and one at a time costs a thread-pool trip each.
     await Promise.all(
       (await readdir(dir, { withFileTypes: true })).map(async (entry) => {
         const full = path.join(dir, entry.name);
         const name = prefix + entry.name;
         if (entry.isDirectory()) Object.assign(files, await this.walkFiles(full, options, `${name}/`));
-        else if (entry.isFile()) files[name] = await secureFile(full, options.sync);
+        else if (entry.isFile()) files[name] = await secureFile(full, options);
         // Symlinks and the like are left alone (and not counted).
       }),
     );
@@ -352,14 +382,28 @@ async function exists(p: string): Promise<boolean> {
   return (await lstat(p).catch(() => null)) !== null;
 }
 
-/** Makes `file` 0600 (through its descriptor: a file swapped for a symlink is refused), flushes it when `sync`; its size. */
-async function secureFile(file: string, sync: boolean): Promise<number> {
+/** What the walk of a folder does to each file besides securing it. */
+interface FileWork {
+  /** Flush each file and sub-folder to disk. */
+  sync: boolean;
+  /** SHA-256 of each file. */
+  hash: boolean;
+}
+
+/**
+ * Makes `file` 0600 (through its descriptor: a file swapped for a symlink is refused), flushes it when `sync` and
+ * hashes it when `hash`, at the same time: the file is read from the page cache while its pages go to the disk.
+ */
+async function secureFile(file: string, work: FileWork): Promise<FileFacts> {
   const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     const st = await handle.stat();
     if ((st.mode & 0o777) !== FILE_MODE) await handle.chmod(FILE_MODE);
-    if (sync) await handle.datasync();
-    return st.size;
+    const [digest] = await Promise.all([work.hash ? sha256Of(handle) : undefined, work.sync ? handle.datasync() : undefined]);
+    if (digest && digest.bytes !== st.size) {
+      throw new Error(`${file} changed while it was committed (${st.size} bytes, then ${digest.bytes})`);
+    }
+    return digest ? { size: st.size, sha256: digest.sha256 } : { size: st.size };
   } finally {
     await handle.close();
   }

@@ -43,6 +43,11 @@ export const checkpointTargetSchema = z.object({
     .optional(),
 });
 
+/** A file's path inside a checkpoint folder, as the manifest names it. */
+const fileNameSchema = z
+  .string()
+  .refine((name) => !path.isAbsolute(name) && !name.split('/').some((part) => part === '..' || part === ''), 'not a relative path inside the checkpoint');
+
 /** manifest.json: everything known about one checkpoint. Stored in its folder and in the catalog. */
 export const manifestSchema = z.object({
   id: checkpointIdSchema,
@@ -61,10 +66,12 @@ export const manifestSchema = z.object({
   /** Total size of the checkpoint's files (measured by CheckpointStore.commit). */
   bytes: z.number().int().nonnegative(),
   /** Each file's size by its path in the folder, as committed (CheckpointStore.verify checks them before a restore). */
-  files: z.record(
-    z.string().refine((name) => !path.isAbsolute(name) && !name.split('/').some((part) => part === '..' || part === ''), 'not a relative path inside the checkpoint'),
-    z.number().int().nonnegative(),
-  ),
+  files: z.record(fileNameSchema, z.number().int().nonnegative()),
+  /**
+   * Each file's SHA-256 (hex) by its path in the folder, as committed (CheckpointStore.verify checks them before a
+   * restore). Absent in manifests committed before ckpt hashed files: those are checked by size only.
+   */
+  sha256: z.record(fileNameSchema, z.string().regex(/^[0-9a-f]{64}$/, 'not a SHA-256 in hex')).optional(),
   durationMs: z.number().nonnegative(),
   jobId: z.string().min(1),
   scheduleId: z.string().min(1).optional(),

@@ -93,6 +93,7 @@ export function describeOutcome(job: Job): string[] {
     row(job.type === 'restore' ? 'restored' : 'written', [pages !== undefined ? `${pages} pages` : '', r.bytes !== undefined ? formatBytes(r.bytes) : ''].filter(Boolean).join(', '));
   }
   if (Number.isFinite(r.durationMs)) row('duration', formatDuration(r.durationMs));
+  if (r.commitMs !== undefined) row('committed', `${formatDuration(r.commitMs)} after CRIU (flushed, hashed)`);
   return lines;
 }
 

@@ -81,7 +81,10 @@ export async function readRestoreStats(dir: string): Promise<RestoreStats> {
   });
 }
 
-/** Layout: u32 common magic, u32 stats magic, then one u32 length + that many bytes of stats_entry (host-endian). */
+/**
+ * Layout: u32 common magic, u32 stats magic, then one u32 length + that many bytes of stats_entry. CRIU writes the
+ * integers in its host's byte order; they are read as little-endian here (x86-64, arm64: the hosts CRIU runs on).
+ */
 async function readStatsEntry(file: string): Promise<{ dump?: unknown; restore?: unknown }> {
   let buf: Buffer;
   try {

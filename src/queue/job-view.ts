@@ -30,6 +30,8 @@ export interface JobResult {
   /** Size of the checkpoint on disk. */
   bytes?: number;
   durationMs: number;
+  /** A dump: from CRIU's reply until the checkpoint was flushed, hashed, committed and catalogued. */
+  commitMs?: number;
   /** A dump with ifBusy 'skip' that found another dump of the target running. */
   skipped?: boolean;
   reason?: string;

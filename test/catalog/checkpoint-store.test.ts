@@ -68,6 +68,10 @@ describe('CheckpointStore', () => {
     assert.equal(manifest.bytes, 10_006);
     const finalDir = store.pathOf(manifest);
     assert.equal(finalDir, path.join(store.root, key, id));
+    const sha256sum = spawnSync('sha256sum', ['pages-1.img', 'dump.log', 'extra/x.img'], { cwd: finalDir, encoding: 'utf8' });
+    assert.equal(sha256sum.status, 0, sha256sum.stderr);
+    const expected = Object.fromEntries(sha256sum.stdout.trim().split('\n').map((line) => line.split(/\s+/).reverse()));
+    assert.deepEqual(manifest.sha256, expected, 'each file hashed, as sha256sum does');
     assert.equal(existsSync(attempt.dir), false);
     assert.deepEqual((await readdir(path.join(store.root, key))).sort(), [id]);
     assert.deepEqual((await readdir(finalDir)).sort(), ['dump.log', 'extra', MANIFEST_FILE, 'pages-1.img']);
@@ -96,6 +100,29 @@ describe('CheckpointStore', () => {
       'pages-1.img is 100 bytes, the manifest says 8192',
     ]);
     await store.remove(manifest);
+  });
+
+  it('verify() names a file whose content changed at the same size; a manifest without hashes is checked by size', async () => {
+    const manifest = await makeCheckpoint(store, { key: 'python3-78' });
+    const dir = store.pathOf(manifest);
+    const pages = path.join(dir, 'pages-1.img');
+    const bytes = await readFile(pages);
+    bytes[4321] = bytes[4321]! ^ 0x80;
+    await writeFile(pages, bytes);
+    assert.deepEqual(await store.verify(manifest), ['pages-1.img does not match its SHA-256 in the manifest']);
+    const { sha256: _, ...unhashed } = manifest;
+    assert.deepEqual(await store.verify(unhashed), [], 'committed before files were hashed: sizes only');
+    // Something else in a file's place: not a file (a FIFO would block a plain open).
+    await rm(pages);
+    assert.equal(spawnSync('mkfifo', [pages]).status, 0);
+    assert.deepEqual(await store.verify(manifest), ['pages-1.img is missing']);
+    await store.remove(manifest);
+  });
+
+  it('a manifest with a malformed SHA-256 is invalid', () => {
+    const result = manifestSchema.safeParse({ ...manifestFor(newCheckpointId()), sha256: { 'pages-1.img': 'abc' } });
+    assert.equal(result.success, false);
+    assert.match(String(result.error), /not a SHA-256 in hex/);
   });
 
   it('a manifest naming a file outside its folder is invalid', () => {

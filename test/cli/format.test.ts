@@ -52,13 +52,13 @@ test('a table pads columns (ignoring color codes) and leaves the last one ragged
   assert.equal(table(['ID', 'STATE', 'X'], [['1', c.green('completed'), 'a'], ['22', 'active', 'bb']]).replace(/\x1b\[\d+m/g, ''), 'ID  STATE      X\n1   completed  a\n22  active     bb');
 });
 
-test('a finished dump tells its checkpoint, frozen time, pages, size and duration; a failure its reason', () => {
+test('a finished dump tells its checkpoint, frozen time, pages, size, duration and commit time; a failure its reason', () => {
   const done = {
     id: 'j1',
     type: 'dump',
     state: 'completed',
     attemptsMade: 1,
-    result: { checkpointId: '20261127T134501Z-1a2b3c4d', stats: { frozenTime: 23_100, pagesWritten: 1234 }, bytes: 5_000_000, durationMs: 812 },
+    result: { checkpointId: '20261127T134501Z-1a2b3c4d', stats: { frozenTime: 23_100, pagesWritten: 1234 }, bytes: 5_000_000, durationMs: 812, commitMs: 640 },
   } as unknown as Job;
   assert.deepEqual(describeOutcome(done), [
     'dump job j1 completed',
@@ -66,6 +66,7 @@ test('a finished dump tells its checkpoint, frozen time, pages, size and duratio
     '  frozen       23 ms',
     '  written      1234 pages, 4.77 MiB',
     '  duration     812 ms',
+    '  committed    640 ms after CRIU (flushed, hashed)',
   ]);
   const failed = { id: 'j2', type: 'dump', state: 'failed', attemptsMade: 1, failedReason: 'target pid 999999 is gone\nlast CRIU lines' } as unknown as Job;
   assert.deepEqual(describeOutcome(failed), ['dump job j2 failed after 1 attempt: target pid 999999 is gone', '  last CRIU lines']);

@@ -24,7 +24,8 @@ export interface Counter {
  * `ballastMiB` adds touched memory so dumps have real size; `ignoreTerm`: only SIGKILL ends it.
  */
 export function startCounter(ballastMiB = 0, options: { ignoreTerm?: boolean } = {}): Promise<Counter> {
-  return startPythonTarget('counter.py', [String(ballastMiB), ...(options.ignoreTerm ? ['ignore-term'] : [])]);
+  // Touching the ballast takes a while on a loaded machine: a minute, plus 60 ms per MiB (4 GiB: 5 minutes).
+  return startPythonTarget('counter.py', [String(ballastMiB), ...(options.ignoreTerm ? ['ignore-term'] : [])], 60_000 + ballastMiB * 60);
 }
 
 /** A parent and child talking over an established loopback TCP connection; read() is the last number the parent got. */
@@ -33,7 +34,7 @@ export function startTcpPair(): Promise<Counter> {
 }
 
 /** Runs test/fixtures/<script> <countFile> ...args as a session leader; kill() ends its whole session. */
-async function startPythonTarget(script: string, args: string[]): Promise<Counter> {
+async function startPythonTarget(script: string, args: string[], startTimeoutMs = 60_000): Promise<Counter> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-target-'));
   const countFile = path.join(dir, 'count');
   const out = openSync(path.join(dir, 'out.log'), 'a');
@@ -60,7 +61,7 @@ async function startPythonTarget(script: string, args: string[]): Promise<Counte
     },
   };
   // Wait until the ballast is touched and counting has begun (slow for a big ballast on a busy machine).
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + startTimeoutMs;
   while (!(existsSync(countFile) && counter.read() >= 2)) {
     if (Date.now() > deadline || !counter.alive()) {
       const output = readFileSync(path.join(dir, 'out.log'), 'utf8').slice(-2000);
