@@ -1,11 +1,13 @@
 import { DelayedError, Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
 import type { Catalog } from '../src/catalog/catalog.js';
 import type { CheckpointStore } from '../src/catalog/checkpoint-store.js';
 import type { Config } from '../src/config/schema.js';
 import { CriuClient } from '../src/criu/client.js';
 import type { EventLog } from '../src/events/event-log.js';
 import type { EventInput } from '../src/events/types.js';
+import { logJobTransition } from '../src/observability/job-log.js';
 import { backoffDelay } from '../src/queue/backoff.js';
 import type { JobResult } from '../src/queue/job-view.js';
 import { queueKeys, queueNameFor } from '../src/queue/keys.js';
@@ -15,7 +17,7 @@ import type { TargetPolicy } from '../src/targets/policy.js';
 import { processBatch } from './batch-processor.js';
 import { processDump } from './dump-processor.js';
 import { codeOf, FinalJobError, toAttemptError } from './failure.js';
-import { jobEvent, JobReporter } from './job-reporter.js';
+import { jobEvent, JobReporter, targetText } from './job-reporter.js';
 import { processRestore } from './restore-processor.js';
 import { ShutdownAbort, type JobRun, type WorkerContext } from './worker-context.js';
 
@@ -31,6 +33,8 @@ export interface CkptWorkerOptions {
   connection?: RedisConnection;
   /** Errors that belong to no job (Redis connection trouble, an event that could not be published). Default: ignored. */
   onError?: (err: Error) => void;
+  /** Service log: one line per job transition (started, retrying, completed, failed, stalled). Default: none. */
+  log?: Logger;
 }
 
 /** Attempt folders whose owner died are removed at start when older than this (younger ones may still be adopted by a retry). */
@@ -99,7 +103,7 @@ export class CkptWorker {
     });
     worker.on('error', (err) => this.reportError(err));
     worker.on('completed', (job, result: JobResult) =>
-      this.emit(jobEvent(job, 'job.completed', { result, attemptsMade: job.attemptsMade, node: this.node })),
+      this.emit(job, jobEvent(job, 'job.completed', { result, attemptsMade: job.attemptsMade, node: this.node })),
     );
     worker.on('failed', (job, err) => {
       if (job) this.emitFailed(job, err);
@@ -109,7 +113,10 @@ export class CkptWorker {
       this.events = this.events
         .then(async () => {
           const job = await Job.fromId(worker, jobId);
-          if (job) await this.options.eventLog.publish(jobEvent(job, 'job.stalled', { node: this.node, attemptsMade: job.attemptsMade }));
+          if (!job) return;
+          const stalled = jobEvent(job, 'job.stalled', { node: this.node, attemptsMade: job.attemptsMade });
+          this.logTransition(job, stalled);
+          await this.options.eventLog.publish(stalled);
         })
         .catch((err: Error) => this.reportError(err));
     });
@@ -158,8 +165,10 @@ export class CkptWorker {
     const attempt = job.attemptsMade + 1;
     // Not waited for before the work starts: each goes out on its connection ahead of anything the processor
     // writes there, so the feed and the job log still begin with them.
+    const active = jobEvent(job, 'job.active', { node: this.node, attempt, workerPid: process.pid });
+    this.logTransition(job, active);
     const announced = Promise.all([
-      reporter.publish('job.active', { node: this.node, attempt, workerPid: process.pid }),
+      this.options.eventLog.publish(active),
       reporter.note(`--- attempt ${attempt} on node ${this.node} (worker pid ${process.pid}) ---`),
     ]);
     announced.catch(() => undefined);
@@ -201,14 +210,20 @@ export class CkptWorker {
     const unrecoverable = err instanceof UnrecoverableError || err.name === 'UnrecoverableError';
     const final = unrecoverable || job.finishedOn !== undefined || job.attemptsMade >= (job.opts.attempts ?? 1);
     const reason = err.message;
-    this.emit(jobEvent(job, 'job.failed', { reason, code: codeOf(err), attemptsMade: job.attemptsMade, final, node: this.node }));
+    this.emit(job, jobEvent(job, 'job.failed', { reason, code: codeOf(err), attemptsMade: job.attemptsMade, final, node: this.node }));
     if (!final) {
-      this.emit(jobEvent(job, 'job.retrying', { attempt: job.attemptsMade + 1, delayMs: job.delay, reason }));
+      this.emit(job, jobEvent(job, 'job.retrying', { attempt: job.attemptsMade + 1, delayMs: job.delay, reason }));
     }
   }
 
-  /** Publishes in order (BullMQ emits synchronously; publishing is async). */
-  private emit(event: EventInput): void {
+  private logTransition(job: Job, event: EventInput): void {
+    if (!this.options.log) return;
+    logJobTransition(this.options.log, { jobId: job.id!, type: job.name, target: targetText(job), node: this.node }, event);
+  }
+
+  /** Logs, then publishes in order (BullMQ emits synchronously; publishing is async). */
+  private emit(job: Job, event: EventInput): void {
+    this.logTransition(job, event);
     this.events = this.events
       .then(async () => {
         await this.options.eventLog.publish(event);

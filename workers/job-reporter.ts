@@ -98,20 +98,29 @@ export class JobReporter {
  * a dump's once the worker has resolved it; the job's data holds both, so every event of the job agrees).
  */
 export function jobEvent(job: Job, event: EventName, data: Record<string, unknown>): EventInput {
-  const target =
-    job.name === 'dump'
-      ? (job.data as DumpJobData).resolved?.key
-      : job.name === 'restore'
-        ? (job.data as RestoreJobData).target
-        : undefined;
   return {
     event,
     jobId: job.id!,
     jobType: job.name as JobType,
     scheduleId: (job.data as { scheduleId?: string }).scheduleId,
-    target,
+    target: targetKeyOf(job),
     data,
   };
+}
+
+/** The job's target key: a restore's from enqueue time, a dump's once a worker has resolved it. */
+function targetKeyOf(job: Job): string | undefined {
+  if (job.name === 'dump') return (job.data as DumpJobData).resolved?.key;
+  if (job.name === 'restore') return (job.data as RestoreJobData).target;
+  return undefined;
+}
+
+/** The target for people: its key once resolved, else the spec as asked (`pid 4242`, `match train.py`). */
+export function targetText(job: Job): string {
+  const key = targetKeyOf(job);
+  if (key) return key;
+  const spec = (job.data as { target?: Record<string, unknown> }).target;
+  return spec ? Object.entries(spec).map(([k, v]) => `${k} ${String(v)}`).join(' ') : 'none';
 }
 
 function nextTurn(): Promise<void> {

@@ -58,7 +58,7 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
 
   app.addHook('onResponse', async (req, reply) => {
     if (req.url.startsWith('/api/')) {
-      req.log.info({ method: req.method, url: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+      req.log.debug({ method: req.method, url: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
     }
   });
 

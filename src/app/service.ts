@@ -85,7 +85,7 @@ export async function startService({ config, configFile, roles, log, version }: 
     stops.push(async () => clearInterval(pruning));
 
     if (roles.worker) {
-      const worker = new CkptWorker({ config, eventLog, criuSocket: foundation.criuSocket, catalog, store, policy, onError });
+      const worker = new CkptWorker({ config, eventLog, criuSocket: foundation.criuSocket, catalog, store, policy, onError, log });
       await worker.start();
       stops.push(() => worker.close());
       log.info({ node: config.node, concurrency: config.worker.concurrency, storage: config.storage.root }, 'worker running');

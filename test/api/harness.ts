@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import WebSocket from 'ws';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { startService, type RunningService } from '../../src/app/service.js';
 import { configSchema, type Config, type ConfigInput } from '../../src/config/schema.js';
 import { requireCriu } from '../helpers/criu.js';
@@ -18,7 +18,11 @@ export interface ServiceUnderTest {
   startAnother(overrides?: ConfigInput): Promise<{ url: string; close(): Promise<void> }>;
 }
 
-export async function startServiceUnderTest(t: TestContext, overrides: ConfigInput = {}): Promise<ServiceUnderTest | undefined> {
+export async function startServiceUnderTest(
+  t: TestContext,
+  overrides: ConfigInput = {},
+  options: { log?: Logger } = {},
+): Promise<ServiceUnderTest | undefined> {
   if (!(await requireCriu(t))) return undefined;
   const cleanups: (() => Promise<unknown>)[] = [];
   t.after(async () => {
@@ -39,7 +43,7 @@ export async function startServiceUnderTest(t: TestContext, overrides: ConfigInp
       ...extra,
       api: { host: '127.0.0.1', port: 0, ...overrides.api, ...extra.api },
     });
-  const log = pino({ level: process.env.CKPT_TEST_LOG ?? 'silent' });
+  const log = options.log ?? pino({ level: process.env.CKPT_TEST_LOG ?? 'silent' });
   const start = async (config: Config, roles = { api: true, worker: true, scheduler: true }): Promise<RunningService> => {
     const svc = await startService({ config, roles, log, version: 'test' });
     cleanups.push(() => svc.close());
