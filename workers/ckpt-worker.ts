@@ -210,7 +210,9 @@ export class CkptWorker {
     const unrecoverable = err instanceof UnrecoverableError || err.name === 'UnrecoverableError';
     const final = unrecoverable || job.finishedOn !== undefined || job.attemptsMade >= (job.opts.attempts ?? 1);
     const reason = err.message;
-    this.emit(job, jobEvent(job, 'job.failed', { reason, code: codeOf(err), attemptsMade: job.attemptsMade, final, node: this.node }));
+    // The failed attempt's run time (a completed dump's durationMs is CRIU's dump alone; a failure has no such part).
+    const durationMs = Math.max(0, (job.finishedOn ?? Date.now()) - (job.processedOn ?? Date.now()));
+    this.emit(job, jobEvent(job, 'job.failed', { reason, code: codeOf(err), attemptsMade: job.attemptsMade, final, node: this.node, durationMs }));
     if (!final) {
       this.emit(job, jobEvent(job, 'job.retrying', { attempt: job.attemptsMade + 1, delayMs: job.delay, reason }));
     }

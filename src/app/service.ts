@@ -11,9 +11,12 @@ import { CheckpointStore } from '../catalog/checkpoint-store.js';
 import type { Config } from '../config/schema.js';
 import { registerDashboard } from '../dashboard/register.js';
 import { FeedServer } from '../feed/server.js';
+import { runHealthChecks } from '../observability/health.js';
+import { summarize } from '../observability/inventory.js';
 import { createMetrics } from '../observability/metrics.js';
 import { JobQueue } from '../queue/job-queue.js';
 import { startSchedulerService } from '../scheduler/service.js';
+import { listScheduleViews, scheduleIntervalMs } from '../scheduler/view.js';
 import { TargetPolicy } from '../targets/policy.js';
 import { resolveTarget } from '../targets/resolve.js';
 import { CkptWorker } from '../../workers/ckpt-worker.js';
@@ -122,14 +125,23 @@ export async function startService({ config, configFile, roles, log, version }: 
         schedules: (await scheduleStore.list()).map((r) => r.schedule),
       }),
     });
+    const probes = healthProbes(config, foundation);
     const metrics = createMetrics({
       collectJobCounts: () => queue.countsByTypeAndState(),
       countFeedClients: () => feed.stats().clients,
+      collectInventory: async () => {
+        const [checkpoints, schedules] = await Promise.all([catalog.list({ limit: Infinity }), listScheduleViews(scheduleStore)]);
+        return summarize(
+          checkpoints,
+          schedules.map((v) => ({ ...v, healthy: v.state.healthy, consecutiveFailures: v.state.consecutiveFailures, intervalMs: scheduleIntervalMs(v) })),
+        );
+      },
+      checkHealth: () => runHealthChecks(probes),
       onError,
     });
     metrics.follow(feed.tailer);
 
-    await app.register(serviceRoutes, { probes: healthProbes(config, foundation), metricsText: () => metrics.metricsText(), version });
+    await app.register(serviceRoutes, { probes, metricsText: () => metrics.metricsText(), version });
     await app.register(jobRoutes, {
       jobs: {
         ...bind(queue, 'enqueueRestore', 'enqueueBatchRestore', 'getJob', 'listJobs', 'getJobLog'),

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { nextRuns } from '../../scheduler/cron.js';
 import { ScheduleStoreError, type ScheduleStore } from '../../scheduler/schedule-store.js';
 import { scheduleIdSchema, scheduleSchema } from '../../scheduler/schema.js';
-import { toRunTime, toScheduleView } from '../../scheduler/view.js';
+import { listScheduleViews, toRunTime, toScheduleView } from '../../scheduler/view.js';
 import { ConflictError, defineRoute } from '../route.js';
 
 /** What the schedule routes need: the store, and trigger-now (src/scheduler's Scheduler provides it). */
@@ -32,9 +32,7 @@ export async function scheduleRoutes(app: FastifyInstance, opts: SchedulesRoutes
   };
 
   defineRoute(app, { method: 'GET', url: '/api/v1/schedules', role: 'read', summary: 'List schedules with their state and next run' }, async () => {
-    const records = await store.list();
-    const states = await store.getStates(records.map((r) => r.schedule.id));
-    return { items: records.map((r) => toScheduleView(r, states.get(r.schedule.id)!)) };
+    return { items: await listScheduleViews(store) };
   });
 
   defineRoute(

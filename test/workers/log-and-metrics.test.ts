@@ -1,15 +1,28 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { EventTailer } from '../../src/feed/tailer.js';
+import { summarize } from '../../src/observability/inventory.js';
+import { createMetrics } from '../../src/observability/metrics.js';
 import { CapturedLog, duplicateKeys } from '../helpers/log-lines.js';
+import { sample } from '../helpers/metrics-text.js';
 import { startCounter, startTcpPair } from '../helpers/targets.js';
 import { startHarness } from './harness.js';
 
-test('the service log has one parsed line per job transition: started, retrying with the reason, completed with checkpoint and frozen time, failed with the reason', async (t) => {
+test('after a dump, a retry and a failure: one parsed log line per job transition, and metrics per target counted from events', async (t) => {
   const h = await startHarness(t, { attempts: 10 });
   if (!h) return;
   const log = new CapturedLog();
   await h.startWorker(undefined, log.logger);
+  const tailer = new EventTailer({ eventLog: h.eventLog, blockingRedis: h.client.duplicate() });
+  await tailer.start();
+  h.defer(() => tailer.stop());
+  const metrics = createMetrics({
+    collectJobCounts: () => h.queue.countsByTypeAndState(),
+    collectInventory: async () => summarize(await h.catalog.list({ limit: Infinity }), []),
+    defaultMetrics: false,
+  });
+  metrics.follow(tailer);
   const counter = await startCounter();
   h.defer(() => counter.kill());
   const pair = await startTcpPair();
@@ -68,4 +81,26 @@ test('the service log has one parsed line per job transition: started, retrying 
   assert.equal(refusedLines[1]!.level, 50);
   assert.match(String(refusedLines[1]!.reason), /tcp-established/);
   assert.equal(refusedLines[1]!.target, `python3-${pair.pid}`);
+
+  // Metrics: counted from the events the tailer handed over (wait until it has the last one), state from the catalog.
+  const lastId = await h.eventLog.lastId();
+  while (tailer.head !== lastId) await sleep(20);
+  const text = await metrics.metricsText();
+  const pairKey = `python3-${pair.pid}`;
+  assert.equal(sample(text, 'ckpt_job_outcomes_total{type="dump",outcome="completed"}'), 2);
+  assert.equal(sample(text, 'ckpt_job_outcomes_total{type="dump",outcome="failed"}'), 1);
+  assert.equal(sample(text, 'ckpt_job_outcomes_total{type="dump",outcome="retried"}'), retrying.length);
+  assert.equal(sample(text, 'ckpt_job_duration_seconds_count{type="dump",outcome="failed"}'), 1, 'a final failure has a duration');
+  assert.ok(sample(text, 'ckpt_job_duration_seconds_sum{type="dump",outcome="failed"}')! > 0);
+  assert.equal(sample(text, `ckpt_target_consecutive_failures{target="${pairKey}"}`), 1);
+  assert.equal(sample(text, `ckpt_target_consecutive_failures{target="${counterKey}"}`), 0);
+  const kept = await h.catalog.list({ target: counterKey });
+  assert.equal(sample(text, `ckpt_target_checkpoints{target="${counterKey}"}`), 2);
+  assert.equal(sample(text, `ckpt_target_bytes{target="${counterKey}"}`), kept[0]!.bytes + kept[1]!.bytes);
+  assert.equal(sample(text, `ckpt_target_last_success_timestamp_seconds{target="${counterKey}"}`), Date.parse(kept[0]!.created) / 1000);
+  assert.ok(sample(text, `ckpt_target_newest_checkpoint_age_seconds{target="${counterKey}"}`)! >= 0);
+  assert.equal(sample(text, `ckpt_target_frozen_seconds_count{target="${counterKey}"}`), 2);
+  const frozen = kept.reduce((sum, c) => sum + Number(c.stats.frozenTimeUs) / 1e6, 0);
+  assert.ok(Math.abs(sample(text, `ckpt_target_frozen_seconds_sum{target="${counterKey}"}`)! - frozen) < 1e-9);
+  assert.equal(sample(text, `ckpt_target_checkpoints{target="${pairKey}"}`), undefined, 'no checkpoint, no series');
 });
