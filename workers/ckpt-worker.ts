@@ -19,7 +19,7 @@ import { processDump } from './dump-processor.js';
 import { codeOf, FinalJobError, toAttemptError } from './failure.js';
 import { jobEvent, JobReporter, targetText } from './job-reporter.js';
 import { processRestore } from './restore-processor.js';
-import { ShutdownAbort, type JobRun, type WorkerContext } from './worker-context.js';
+import { CancelAbort, ShutdownAbort, type JobRun, type WorkerContext } from './worker-context.js';
 
 export interface CkptWorkerOptions {
   config: Config;
@@ -53,6 +53,8 @@ const CLOSE_AFTER_ABORT_MS = 10_000;
 export class CkptWorker {
   private readonly bullRedis: Redis;
   private readonly redis: Redis;
+  /** Subscribed to cancel requests (a subscribed connection can do nothing else). */
+  private readonly cancels: Redis;
   private readonly ctx: WorkerContext;
   private readonly active = new Map<string, AbortController>();
   private worker?: Worker;
@@ -66,7 +68,8 @@ export class CkptWorker {
     this.bullRedis = createRedis(connection, { blocking: true });
     this.redis = createRedis(connection);
     // Reconnecting is ioredis' job; without listeners its errors would be unhandled.
-    for (const r of [this.bullRedis, this.redis]) r.on('error', (err: Error) => this.reportError(err));
+    this.cancels = createRedis(connection);
+    for (const r of [this.bullRedis, this.redis, this.cancels]) r.on('error', (err: Error) => this.reportError(err));
     this.ctx = {
       config,
       node: config.node,
@@ -90,6 +93,8 @@ export class CkptWorker {
     await this.redis.sadd(this.ctx.keys.nodes, config.node);
     await this.options.store.sweepStale(STALE_ATTEMPT_MS).catch((err: Error) => this.reportError(err));
     await this.options.catalog.finishPendingDeletes().catch((err: Error) => this.reportError(err));
+    this.cancels.on('message', (_channel: string, jobId: string) => this.active.get(jobId)?.abort(new CancelAbort()));
+    await this.cancels.subscribe(this.ctx.keys.cancelChannel);
     const w = config.worker;
     const worker = new Worker(queueNameFor(config.node), (job, token) => this.process(job, token), {
       connection: this.bullRedis,
@@ -147,6 +152,7 @@ export class CkptWorker {
       }
       this.redis.disconnect();
       this.bullRedis.disconnect();
+      this.cancels.disconnect();
     })();
     return this.closing;
   }
@@ -163,6 +169,8 @@ export class CkptWorker {
     });
     const run = { token: token ?? '', reporter, signal: controller.signal };
     const attempt = job.attemptsMade + 1;
+    // Cancelled while no worker held it (handed back, stalled): the cancel message went by unheard.
+    if (await this.redis.exists(this.ctx.keys.cancelMark(job.id!))) controller.abort(new CancelAbort());
     // Not waited for before the work starts: each goes out on its connection ahead of anything the processor
     // writes there, so the feed and the job log still begin with them.
     const active = jobEvent(job, 'job.active', { node: this.node, attempt, workerPid: process.pid });
@@ -178,6 +186,10 @@ export class CkptWorker {
       return result;
     } catch (err) {
       if (err instanceof DelayedError || err instanceof WaitingError) throw err;
+      if (controller.signal.reason instanceof CancelAbort) {
+        await reporter.note(`attempt ${attempt} cancelled by an operator`);
+        throw new FinalJobError('cancelled by an operator', 'ECANCELLED');
+      }
       if (controller.signal.aborted) {
         // Shutdown: not the job's fault. Back to wait without using an attempt; another worker (or this one, restarted) runs it.
         await reporter.note(`attempt ${attempt} handed back: the worker is shutting down`);
@@ -212,6 +224,10 @@ export class CkptWorker {
     const reason = err.message;
     // The failed attempt's run time (a completed dump's durationMs is CRIU's dump alone; a failure has no such part).
     const durationMs = Math.max(0, (job.finishedOn ?? Date.now()) - (job.processedOn ?? Date.now()));
+    if (codeOf(err) === 'ECANCELLED') {
+      this.emit(job, jobEvent(job, 'job.cancelled', { node: this.node, state: 'active', attemptsMade: job.attemptsMade, durationMs }));
+      return;
+    }
     this.emit(job, jobEvent(job, 'job.failed', { reason, code: codeOf(err), attemptsMade: job.attemptsMade, final, node: this.node, durationMs }));
     if (!final) {
       this.emit(job, jobEvent(job, 'job.retrying', { attempt: job.attemptsMade + 1, delayMs: job.delay, reason }));

@@ -1,8 +1,8 @@
 import type { Job } from 'bullmq';
 import type { EventLog } from '../src/events/event-log.js';
 import type { EventInput, EventName } from '../src/events/types.js';
-import type { JobProgress } from '../src/queue/job-view.js';
-import type { DumpJobData, JobType, RestoreJobData } from '../src/queue/schemas.js';
+import { targetKeyOf, type JobProgress } from '../src/queue/job-view.js';
+import type { JobType } from '../src/queue/schemas.js';
 
 export interface JobReporterOptions {
   job: Job;
@@ -106,13 +106,6 @@ export function jobEvent(job: Job, event: EventName, data: Record<string, unknow
     target: targetKeyOf(job),
     data,
   };
-}
-
-/** The job's target key: a restore's from enqueue time, a dump's once a worker has resolved it. */
-function targetKeyOf(job: Job): string | undefined {
-  if (job.name === 'dump') return (job.data as DumpJobData).resolved?.key;
-  if (job.name === 'restore') return (job.data as RestoreJobData).target;
-  return undefined;
 }
 
 /** The target for people: its key once resolved, else the spec as asked (`pid 4242`, `match train.py`). */

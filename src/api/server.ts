@@ -24,6 +24,8 @@ const STATUS_BY_CODE: Record<string, [number, string]> = {
   ETARGET_PIDFILE: [422, 'target'],
   ETARGET_MATCH_TIMEOUT: [422, 'target'],
   ECRON: [400, 'validation'],
+  /** Cancel of a finished job, retry of one that did not fail. */
+  EJOB_STATE: [409, 'job_state'],
   /** A trigger-now the schedule's overlap policy turned down (its previous run is still going). */
   ESKIPPED: [409, 'skipped'],
 };

@@ -144,7 +144,7 @@ export async function startService({ config, configFile, roles, log, version }: 
     await app.register(serviceRoutes, { probes, metricsText: () => metrics.metricsText(), version });
     await app.register(jobRoutes, {
       jobs: {
-        ...bind(queue, 'enqueueRestore', 'enqueueBatchRestore', 'getJob', 'listJobs', 'getJobLog'),
+        ...bind(queue, 'enqueueRestore', 'enqueueBatchRestore', 'getJob', 'listJobs', 'getJobLog', 'cancelJob', 'retryJob'),
         // A dump for this node is checked here too, so a refused or unresolvable target answers 4xx at once
         // instead of becoming a failed job; the worker checks again when it runs.
         enqueueDump: async (job) => {

@@ -8,6 +8,7 @@ export const EVENT_NAMES = [
   'job.failed',
   'job.retrying',
   'job.stalled',
+  'job.cancelled',
   'schedule.fired',
   'schedule.skipped',
   'schedule.unhealthy',

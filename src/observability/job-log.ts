@@ -11,7 +11,7 @@ export interface JobLogContext {
 }
 
 /**
- * One service-log line per job transition (started, retrying, completed, failed, stalled), written by the worker that
+ * One service-log line per job transition (started, retrying, completed, failed, cancelled, stalled), written by the worker that
  * saw it. Keys never repeat pino's own (`pid`, `name`, `level`, `time`, `msg`): a duplicated key is read differently
  * by each log tool. Other events (progress, log lines) are not transitions and are not logged.
  */
@@ -28,6 +28,9 @@ export function logJobTransition(log: Logger, context: JobLogContext, event: Eve
       // A failure that will be retried is told by its 'job retrying' line (with the reason).
       if (d.final !== true) return;
       log.error({ ...context, attemptsMade: d.attemptsMade, code: d.code, reason: d.reason }, 'job failed');
+      return;
+    case 'job.cancelled':
+      log.warn({ ...context, state: d.state }, 'job cancelled');
       return;
     case 'job.stalled':
       log.warn({ ...context, attemptsMade: d.attemptsMade }, 'job stalled: its worker stopped answering');

@@ -131,7 +131,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   const jobOutcomes = new Counter({
     name: 'ckpt_job_outcomes_total',
-    help: 'Job outcomes counted from events: completed, failed (final), retried (a failed attempt that is retried), stalled',
+    help: 'Job outcomes counted from events: completed, failed (final), retried (a failed attempt that is retried), stalled, cancelled',
     labelNames: ['type', 'outcome'] as const,
     registers,
   });
@@ -143,6 +143,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     if (e.event === 'job.completed') jobOutcomes.inc({ type, outcome: 'completed' });
     if (e.event === 'job.failed') jobOutcomes.inc({ type, outcome: e.data.final === true ? 'failed' : 'retried' });
     if (e.event === 'job.stalled') jobOutcomes.inc({ type, outcome: 'stalled' });
+    if (e.event === 'job.cancelled') jobOutcomes.inc({ type, outcome: 'cancelled' });
     switch (e.event) {
       case 'job.completed': {
         const result = isRecord(e.data.result) ? e.data.result : e.data;

@@ -8,7 +8,8 @@ import type { Config } from '../config/schema.js';
 import type { EventLog } from '../events/event-log.js';
 import type { EventInput } from '../events/types.js';
 import { BACKOFF_TYPE } from './backoff.js';
-import { toJobView, type JobState, type JobView } from './job-view.js';
+import { JobStateError } from './errors.js';
+import { targetKeyOf, toJobState, toJobView, type JobState, type JobView } from './job-view.js';
 import { queueKeys, queueNameFor } from './keys.js';
 import { createRedis, type RedisConnection } from './redis.js';
 import {
@@ -47,6 +48,15 @@ export interface JobQueueOptions {
   /** BullMQ log rows kept per job (each row is one batch of CRIU log lines). Default 2000. */
   keepLogRows?: number;
 }
+
+/** What a cancel did: a waiting or delayed job is removed; an active one is being aborted by its worker. */
+export interface CancelResult {
+  id: string;
+  outcome: 'removed' | 'aborting';
+}
+
+/** How long a cancel mark waits for a worker to take the job (a stalled job may come back much later). */
+const CANCEL_MARK_TTL_S = 24 * 60 * 60;
 
 export interface EnqueueOptions {
   /** A deterministic id (the scheduler's exactly-once ticks). If a job with this id exists, it is returned, not added again. */
@@ -219,6 +229,66 @@ export class JobQueue {
   async isJobLive(id: string): Promise<boolean> {
     const view = await this.getJob(id);
     return !!view && view.state !== 'completed' && view.state !== 'failed' && view.state !== 'unknown';
+  }
+
+  /**
+   * Cancels a job: one that is waiting or delayed is removed (job.cancelled tells the feed; the job is gone from the
+   * queue); an active one is marked and its worker told to abort it (the worker ends CRIU, which thaws the target,
+   * removes the attempt folder and fails the job with code ECANCELLED). Null when there is no such job;
+   * JobStateError for a finished job or a batch waiting for its restores.
+   */
+  async cancelJob(id: string): Promise<CancelResult | null> {
+    const node = await this.redis.hget(this.keys.jobNodes, id);
+    if (!node) return null;
+    const job = await this.queue(node).getJob(id);
+    if (!job) return null;
+    const state = toJobState(await job.getState());
+    if (state === 'completed' || state === 'failed' || state === 'waiting-children') {
+      throw new JobStateError(
+        state === 'waiting-children' ? `job ${id} waits for its restores: cancel those` : `job ${id} has ${state} already`,
+        id,
+        state,
+      );
+    }
+    const event = { jobId: id, jobType: job.name as JobType, scheduleId: job.data?.scheduleId, target: targetKeyOf(job) };
+    if (state !== 'active') {
+      try {
+        // Refused while a worker holds the job's lock: it was taken between the two reads, so abort it instead.
+        await job.remove();
+        await this.publish({ ...event, event: 'job.cancelled', data: { node, state } });
+        return { id, outcome: 'removed' };
+      } catch (err) {
+        if ((await job.getState()) !== 'active') throw err;
+      }
+    }
+    // The mark first: a worker that registers the job after the message was sent still finds it.
+    await this.redis.multi().set(this.keys.cancelMark(id), '1', 'EX', CANCEL_MARK_TTL_S).publish(this.keys.cancelChannel, id).exec();
+    return { id, outcome: 'aborting' };
+  }
+
+  /**
+   * Runs a failed job again from its first attempt (a cancelled one too). A restore takes its checkpoint again (404
+   * when it is gone). Null when there is no such job; JobStateError when it has not failed.
+   */
+  async retryJob(id: string): Promise<EnqueueResult | null> {
+    const node = await this.redis.hget(this.keys.jobNodes, id);
+    if (!node) return null;
+    const job = await this.queue(node).getJob(id);
+    if (!job) return null;
+    const state = toJobState(await job.getState());
+    if (state !== 'failed') throw new JobStateError(`job ${id} is ${state}: only a failed job can be retried`, id, state);
+    if (job.name === 'restore') await this.options.checkpoints!.acquireRef((job.data as RestoreJobData).checkpointId, id);
+    await this.redis.del(this.keys.cancelMark(id));
+    await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+    await this.publish({
+      event: 'job.waiting',
+      jobId: id,
+      jobType: job.name as JobType,
+      scheduleId: job.data?.scheduleId,
+      target: targetKeyOf(job),
+      data: { node, retried: true },
+    });
+    return { jobId: id, node };
   }
 
   /** Jobs of every node, newest first. */

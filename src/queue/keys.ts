@@ -18,6 +18,10 @@ export function queueKeys(prefix: string) {
     nodes: `${prefix}:jobs:nodes`,
     /** Lease lock: one dump of a target at a time. Per node: the same pid on two hosts is two processes. */
     targetLock: (node: string, targetKey: string) => `${prefix}:jobs:lock:target:${node}:${targetKey}`,
+    /** Pub/sub channel: ids of active jobs an operator cancelled; the worker running one aborts it. */
+    cancelChannel: `${prefix}:jobs:cancel`,
+    /** Marks a cancelled job, so a worker that takes it only later (stalled, handed back) aborts it at once. */
+    cancelMark: (jobId: string) => `${prefix}:jobs:cancelled:${jobId}`,
     /** Lease semaphore: a batch restore's concurrency. */
     batchSlots: (batchId: string) => `${prefix}:jobs:slots:batch:${batchId}`,
   };

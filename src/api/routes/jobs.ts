@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { ListJobsFilter } from '../../queue/job-queue.js';
+import type { CancelResult, ListJobsFilter } from '../../queue/job-queue.js';
 import { batchRestoreJobSchema, dumpJobSchema, restoreJobSchema, type DumpJob } from '../../queue/schemas.js';
 import { defineRoute, NotFoundError } from '../route.js';
 
@@ -13,6 +13,8 @@ export interface JobsBackend {
   getJob(id: string): Promise<unknown | null>;
   listJobs(filter: ListJobsFilter): Promise<unknown[]>;
   getJobLog(id: string): Promise<string | null>;
+  cancelJob(id: string): Promise<CancelResult | null>;
+  retryJob(id: string): Promise<{ jobId: string; node: string } | null>;
 }
 
 const jobId = z.object({ id: z.string().min(1).max(200) });
@@ -64,4 +66,30 @@ export async function jobRoutes(app: FastifyInstance, opts: { jobs: JobsBackend 
     if (log === null) throw new NotFoundError('job', params.id);
     return reply.type('text/plain; charset=utf-8').send(log);
   });
+
+  defineRoute(
+    app,
+    {
+      method: 'DELETE',
+      url: '/api/v1/jobs/:id',
+      role: 'operate',
+      summary: 'Cancel a job: a waiting or delayed one is removed (200), an active one is aborted by its worker (202; it ends failed, code ECANCELLED)',
+      params: jobId,
+    },
+    async ({ params }, reply) => {
+      const result = await jobs.cancelJob(params.id);
+      if (!result) throw new NotFoundError('job', params.id);
+      return reply.code(result.outcome === 'aborting' ? 202 : 200).send(result);
+    },
+  );
+
+  defineRoute(
+    app,
+    { method: 'POST', url: '/api/v1/jobs/:id/retry', role: 'operate', status: 202, summary: 'Run a failed (or cancelled) job again from its first attempt', params: jobId },
+    async ({ params }) => {
+      const result = await jobs.retryJob(params.id);
+      if (!result) throw new NotFoundError('job', params.id);
+      return result;
+    },
+  );
 }
