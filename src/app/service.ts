@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Authenticator } from '../api/auth.js';
 import { checkpointRoutes } from '../api/routes/checkpoints.js';
+import { consoleRoutes } from '../api/routes/console.js';
 import { jobRoutes } from '../api/routes/jobs.js';
 import { scheduleRoutes } from '../api/routes/schedules.js';
 import { serviceRoutes } from '../api/routes/service.js';
@@ -155,6 +156,7 @@ export async function startService({ config, configFile, roles, log, version }: 
     });
     await app.register(checkpointRoutes, { catalog });
     await app.register(scheduleRoutes, { store: scheduleStore, scheduler });
+    await app.register(consoleRoutes, { overview: () => queue.overview(), recentEvents: (n) => eventLog.readLast(n) });
     await app.register(registerDashboard);
     await feed.start();
     stops.push(() => app.close());

@@ -49,6 +49,12 @@ export interface JobQueueOptions {
   keepLogRows?: number;
 }
 
+/** Job counts for people: per state over all nodes (finished ones: those Redis still keeps), and each node's workers. */
+export interface JobOverview {
+  counts: { waiting: number; active: number; delayed: number; completed: number; failed: number; failedLastHour: number; waitingChildren: number };
+  nodes: { node: string; workers: number }[];
+}
+
 /** What a cancel did: a waiting or delayed job is removed; an active one is being aborted by its worker. */
 export interface CancelResult {
   id: string;
@@ -369,6 +375,33 @@ export class JobQueue {
       const [type, state] = key.split('\0') as [string, string];
       return { type, state, count };
     });
+  }
+
+  /**
+   * Jobs per state over all nodes, failed ones of the last hour apart, and the workers connected to each node's queue
+   * (the dashboard's header).
+   */
+  async overview(now = Date.now()): Promise<JobOverview> {
+    const counts = { waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0, failedLastHour: 0, waitingChildren: 0 };
+    const nodes: { node: string; workers: number }[] = [];
+    for (const node of await this.nodes()) {
+      const queue = this.queue(node);
+      const [c, failedLastHour, workers] = await Promise.all([
+        queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed', 'waiting-children'),
+        // BullMQ's failed set is scored by the time each job failed.
+        this.redis.zcount(queue.toKey('failed'), now - 60 * 60 * 1000, '+inf'),
+        queue.getWorkersCount(),
+      ]);
+      counts.waiting += (c.waiting ?? 0) + (c.prioritized ?? 0);
+      counts.active += c.active ?? 0;
+      counts.delayed += c.delayed ?? 0;
+      counts.completed += c.completed ?? 0;
+      counts.failed += c.failed ?? 0;
+      counts.waitingChildren += c['waiting-children'] ?? 0;
+      counts.failedLastHour += failedLastHour;
+      nodes.push({ node, workers });
+    }
+    return { counts, nodes };
   }
 
   /** Every node that has had a job or a worker. */

@@ -11,6 +11,8 @@ export interface RunningCkpt {
   url: string;
   port: number;
   storageRoot: string;
+  /** Its private Redis (for tests that add jobs behind the API's back). */
+  redisUrl: string;
   /** What `ckpt up` printed so far (for failure messages). */
   output(): string;
   stop(): Promise<void>;
@@ -69,7 +71,7 @@ export async function startCkptUp(options: { tokens?: TestTokens } = {}): Promis
     await stop();
     throw err;
   }
-  return { url, port, storageRoot, output: () => out, stop };
+  return { url, port, storageRoot, redisUrl: redis.url, output: () => out, stop };
 }
 
 async function waitHealthy(url: string, child: ChildProcess, output: () => string): Promise<void> {

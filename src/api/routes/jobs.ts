@@ -49,7 +49,7 @@ export async function jobRoutes(app: FastifyInstance, opts: { jobs: JobsBackend 
         state: z.enum(['waiting', 'delayed', 'active', 'completed', 'failed', 'waiting-children', 'prioritized']).optional(),
         type: z.enum(['dump', 'restore', 'restore-batch']).optional(),
         schedule: z.string().min(1).max(64).optional(),
-        limit: z.coerce.number().int().min(1).max(1000).default(100),
+        limit: z.coerce.number().int().min(1).max(5000).default(100),
       }),
     },
     async ({ query }) => ({ items: await jobs.listJobs({ state: query.state, type: query.type, scheduleId: query.schedule, limit: query.limit }) }),
