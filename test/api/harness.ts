@@ -8,6 +8,7 @@ import { startService, type RunningService } from '../../src/app/service.js';
 import { configSchema, type Config, type ConfigInput } from '../../src/config/schema.js';
 import { requireCriu } from '../helpers/criu.js';
 import { TestRedis } from '../helpers/redis.js';
+import { checkAnswer } from './openapi-check.js';
 
 /** A real ckpt service (API, feed, worker, scheduler, its own CRIU service) in this process, on a private Redis. */
 export interface ServiceUnderTest {
@@ -119,5 +120,7 @@ export async function api(url: string, method: string, pathname: string, body?: 
   } catch {
     json = undefined;
   }
+  // Every answer is what the OpenAPI document says (status documented, body matching its schema).
+  await checkAnswer(url, method, pathname, res.status, res.headers.get('content-type') ?? '', json);
   return { status: res.status, json, text };
 }

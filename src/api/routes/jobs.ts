@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { CancelResult, ListJobsFilter } from '../../queue/job-queue.js';
 import { batchRestoreJobSchema, dumpJobSchema, restoreJobSchema, type DumpJob } from '../../queue/schemas.js';
+import { batchEnqueuedResponse, cancelResponse, enqueuedResponse, jobListResponse, jobResponse, textResponse } from '../responses.js';
 import { defineRoute, NotFoundError } from '../route.js';
 
 /** What the job routes need from the queue (src/queue's JobQueue provides it). */
@@ -22,19 +23,19 @@ const jobId = z.object({ id: z.string().min(1).max(200) });
 export async function jobRoutes(app: FastifyInstance, opts: { jobs: JobsBackend }): Promise<void> {
   const { jobs } = opts;
 
-  defineRoute(app, { method: 'POST', url: '/api/v1/dumps', role: 'operate', status: 202, summary: 'Enqueue a dump job', body: dumpJobSchema }, async ({ body }) =>
+  defineRoute(app, { method: 'POST', url: '/api/v1/dumps', operationId: 'createDump', response: enqueuedResponse, errors: [403, 422], role: 'operate', status: 202, summary: 'Enqueue a dump job', body: dumpJobSchema }, async ({ body }) =>
     jobs.enqueueDump(body),
   );
 
   defineRoute(
     app,
-    { method: 'POST', url: '/api/v1/restores', role: 'operate', status: 202, summary: 'Enqueue a restore of a checkpoint', body: restoreJobSchema },
+    { method: 'POST', url: '/api/v1/restores', operationId: 'createRestore', response: enqueuedResponse, errors: [404, 409], role: 'operate', status: 202, summary: 'Enqueue a restore of a checkpoint', body: restoreJobSchema },
     async ({ body }) => jobs.enqueueRestore(body),
   );
 
   defineRoute(
     app,
-    { method: 'POST', url: '/api/v1/restores/batch', role: 'operate', status: 202, summary: 'Enqueue a batch restore (one child job per checkpoint)', body: batchRestoreJobSchema },
+    { method: 'POST', url: '/api/v1/restores/batch', operationId: 'createRestoreBatch', response: batchEnqueuedResponse, errors: [404, 409], role: 'operate', status: 202, summary: 'Enqueue a batch restore (one child job per checkpoint)', body: batchRestoreJobSchema },
     async ({ body }) => jobs.enqueueBatchRestore(body),
   );
 
@@ -43,6 +44,8 @@ export async function jobRoutes(app: FastifyInstance, opts: { jobs: JobsBackend 
     {
       method: 'GET',
       url: '/api/v1/jobs',
+      operationId: 'listJobs',
+      response: jobListResponse,
       role: 'read',
       summary: 'List jobs, newest first',
       query: z.object({
@@ -55,13 +58,13 @@ export async function jobRoutes(app: FastifyInstance, opts: { jobs: JobsBackend 
     async ({ query }) => ({ items: await jobs.listJobs({ state: query.state, type: query.type, scheduleId: query.schedule, limit: query.limit }) }),
   );
 
-  defineRoute(app, { method: 'GET', url: '/api/v1/jobs/:id', role: 'read', summary: 'One job: state, progress, result or failure reason', params: jobId }, async ({ params }) => {
+  defineRoute(app, { method: 'GET', url: '/api/v1/jobs/:id', operationId: 'getJob', response: jobResponse, role: 'read', summary: 'One job: state, progress, result or failure reason', params: jobId }, async ({ params }) => {
     const job = await jobs.getJob(params.id);
     if (!job) throw new NotFoundError('job', params.id);
     return job;
   });
 
-  defineRoute(app, { method: 'GET', url: '/api/v1/jobs/:id/log', role: 'read', summary: "CRIU's log of a job, as text", params: jobId }, async ({ params }, reply) => {
+  defineRoute(app, { method: 'GET', url: '/api/v1/jobs/:id/log', operationId: 'getJobLog', response: textResponse, role: 'read', summary: "CRIU's log of a job, as text", params: jobId }, async ({ params }, reply) => {
     const log = await jobs.getJobLog(params.id);
     if (log === null) throw new NotFoundError('job', params.id);
     return reply.type('text/plain; charset=utf-8').send(log);
@@ -72,6 +75,10 @@ export async function jobRoutes(app: FastifyInstance, opts: { jobs: JobsBackend 
     {
       method: 'DELETE',
       url: '/api/v1/jobs/:id',
+      operationId: 'cancelJob',
+      alsoStatus: 202,
+      response: cancelResponse,
+      errors: [409],
       role: 'operate',
       summary: 'Cancel a job: a waiting or delayed one is removed (200), an active one is aborted by its worker (202; it ends failed, code ECANCELLED)',
       params: jobId,
@@ -85,7 +92,7 @@ export async function jobRoutes(app: FastifyInstance, opts: { jobs: JobsBackend 
 
   defineRoute(
     app,
-    { method: 'POST', url: '/api/v1/jobs/:id/retry', role: 'operate', status: 202, summary: 'Run a failed (or cancelled) job again from its first attempt', params: jobId },
+    { method: 'POST', url: '/api/v1/jobs/:id/retry', operationId: 'retryJob', response: enqueuedResponse, errors: [409], role: 'operate', status: 202, summary: 'Run a failed (or cancelled) job again from its first attempt', params: jobId },
     async ({ params }) => {
       const result = await jobs.retryJob(params.id);
       if (!result) throw new NotFoundError('job', params.id);

@@ -19,5 +19,5 @@ export async function serviceRoutes(app: FastifyInstance, opts: ServiceRoutesOpt
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unhealthy', checks });
   });
   app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(await opts.metricsText()));
-  app.get('/api/v1/openapi.json', async () => openApiDocument(app.routeSpecs, opts.version));
+  app.get('/api/v1/openapi.json', async (req) => openApiDocument(app.routeSpecs, opts.version, `${req.protocol}://${req.host}`));
 }
