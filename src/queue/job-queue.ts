@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { FlowProducer, Queue, type JobsOptions } from 'bullmq';
+import { FlowProducer, Queue, type Job, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CatalogError } from '../catalog/errors.js';
 import { newCheckpointId } from '../catalog/manifest.js';
@@ -244,11 +244,9 @@ export class JobQueue {
    * JobStateError for a finished job or a batch waiting for its restores.
    */
   async cancelJob(id: string): Promise<CancelResult | null> {
-    const node = await this.redis.hget(this.keys.jobNodes, id);
-    if (!node) return null;
-    const job = await this.queue(node).getJob(id);
-    if (!job) return null;
-    const state = toJobState(await job.getState());
+    const found = await this.findJob(id);
+    if (!found) return null;
+    const { job, node, state } = found;
     if (state === 'completed' || state === 'failed' || state === 'waiting-children') {
       throw new JobStateError(
         state === 'waiting-children' ? `job ${id} waits for its restores: cancel those` : `job ${id} has ${state} already`,
@@ -277,11 +275,9 @@ export class JobQueue {
    * when it is gone). Null when there is no such job; JobStateError when it has not failed.
    */
   async retryJob(id: string): Promise<EnqueueResult | null> {
-    const node = await this.redis.hget(this.keys.jobNodes, id);
-    if (!node) return null;
-    const job = await this.queue(node).getJob(id);
-    if (!job) return null;
-    const state = toJobState(await job.getState());
+    const found = await this.findJob(id);
+    if (!found) return null;
+    const { job, node, state } = found;
     if (state !== 'failed') throw new JobStateError(`job ${id} is ${state}: only a failed job can be retried`, id, state);
     if (job.name === 'restore') await this.options.checkpoints!.acquireRef((job.data as RestoreJobData).checkpointId, id);
     await this.redis.del(this.keys.cancelMark(id));
@@ -295,6 +291,15 @@ export class JobQueue {
       data: { node, retried: true },
     });
     return { jobId: id, node };
+  }
+
+  /** The BullMQ job, its node and its state, or null when there is no such job. */
+  private async findJob(id: string): Promise<{ job: Job; node: string; state: JobState } | null> {
+    const node = await this.redis.hget(this.keys.jobNodes, id);
+    if (!node) return null;
+    const job = await this.queue(node).getJob(id);
+    if (!job) return null;
+    return { job, node, state: toJobState(await job.getState()) };
   }
 
   /** Jobs of every node, newest first. */

@@ -235,6 +235,11 @@ function actionButton(label, action, onclick, secondary = true) {
   });
 }
 
+/** A cell with the row's action buttons, empty for a read-only token (the buttons are not even made). */
+function actionsCell(buttons) {
+  return el('td', { class: 'wrap' }, canOperate() ? el('div', { class: 'row-actions' }, ...buttons()) : null);
+}
+
 /** Asks in a modal dialog; resolves true when confirmed. */
 function confirmAction(text) {
   const dialog = $('confirm');
@@ -446,21 +451,13 @@ function renderCheckpoints() {
         td(bytes(cp.bytes)),
         td(cp.scheduleId || '', 'mono hide-narrow'),
         el('td', {}, cp.pinned ? badge('pinned', 'active') : null),
-        el(
-          'td',
-          { class: 'wrap' },
-          canOperate()
-            ? el(
-                'div',
-                { class: 'row-actions' },
-                actionButton('Restore', 'restore', () => restore(cp), false),
-                actionButton(cp.pinned ? 'Unpin' : 'Pin', cp.pinned ? 'unpin' : 'pin', () =>
-                  act('POST', `/api/v1/checkpoints/${encodeURIComponent(cp.id)}/${cp.pinned ? 'unpin' : 'pin'}`, loadCheckpoints),
-                ),
-                actionButton('Delete', 'delete', () => deleteCheckpoint(cp)),
-              )
-            : null,
-        ),
+        actionsCell(() => [
+          actionButton('Restore', 'restore', () => restore(cp), false),
+          actionButton(cp.pinned ? 'Unpin' : 'Pin', cp.pinned ? 'unpin' : 'pin', () =>
+            act('POST', `/api/v1/checkpoints/${encodeURIComponent(cp.id)}/${cp.pinned ? 'unpin' : 'pin'}`, loadCheckpoints),
+          ),
+          actionButton('Delete', 'delete', () => deleteCheckpoint(cp)),
+        ]),
       ),
     );
     return el(
@@ -496,20 +493,12 @@ function renderSchedules() {
       el('td', {}, badge(status, status === 'active' ? 'active-schedule' : status)),
       el('td', { title: (st.lastFailure && st.lastFailure.reason) || '' }, badge(health, st.healthy === false ? 'unhealthy' : 'healthy')),
       td(time(s.nextRunAt), 'hide-narrow'),
-      el(
-        'td',
-        { class: 'wrap' },
-        canOperate()
-          ? el(
-              'div',
-              { class: 'row-actions' },
-              actionButton('Run now', 'trigger', () => act('POST', `/api/v1/schedules/${encodeURIComponent(s.id)}/trigger`), false),
-              actionButton(st.paused ? 'Resume' : 'Pause', st.paused ? 'resume' : 'pause', () =>
-                act('POST', `/api/v1/schedules/${encodeURIComponent(s.id)}/${st.paused ? 'resume' : 'pause'}`, loadSchedules),
-              ),
-            )
-          : null,
-      ),
+      actionsCell(() => [
+        actionButton('Run now', 'trigger', () => act('POST', `/api/v1/schedules/${encodeURIComponent(s.id)}/trigger`), false),
+        actionButton(st.paused ? 'Resume' : 'Pause', st.paused ? 'resume' : 'pause', () =>
+          act('POST', `/api/v1/schedules/${encodeURIComponent(s.id)}/${st.paused ? 'resume' : 'pause'}`, loadSchedules),
+        ),
+      ]),
     );
   });
   $('schedules-body').replaceChildren(...rows);
