@@ -8,6 +8,7 @@ import { CriuClient } from '../src/criu/client.js';
 import { locateCriu } from '../src/criu/locate.js';
 import type { EventLog } from '../src/events/event-log.js';
 import type { EventInput } from '../src/events/types.js';
+import { logJobTransition } from '../src/observability/job-log.js';
 import { backoffDelay } from '../src/queue/backoff.js';
 import { JobRefusedError, openJobData } from '../src/queue/job-signature.js';
 import type { JobResult } from '../src/queue/job-view.js';
@@ -24,9 +25,9 @@ import { processDrill } from './drill-processor.js';
 import { processDump } from './dump-processor.js';
 import { ExitWatcher } from './exit-watcher.js';
 import { codeOf, FinalJobError, toAttemptError } from './failure.js';
-import { jobEvent, JobReporter } from './job-reporter.js';
+import { jobEvent, JobReporter, targetText } from './job-reporter.js';
 import { processRestore } from './restore-processor.js';
-import { ShutdownAbort, type JobRun, type WorkerContext } from './worker-context.js';
+import { CancelAbort, ShutdownAbort, type JobRun, type WorkerContext } from './worker-context.js';
 
 export interface CkptWorkerOptions {
   config: Config;
@@ -38,12 +39,15 @@ export interface CkptWorkerOptions {
   policy: TargetPolicy;
   /** The deployment's key (security.jobKeyFile): a job whose signature does not verify with it is refused. */
   signer: Signer;
-  /** Where refused jobs are logged as security events (one structured line each). Default: not logged. */
-  log?: Pick<Logger, 'warn'>;
   /** Redis for BullMQ and the worker's locks. Default: config.redis.url. */
   connection?: RedisConnection;
   /** Errors that belong to no job (Redis connection trouble, an event that could not be published). Default: ignored. */
   onError?: (err: Error) => void;
+  /**
+   * Service log: one line per job transition (started, retrying, completed, failed, stalled), and each refused job as a
+   * security event. Default: none.
+   */
+  log?: Logger;
 }
 
 /** Attempt folders whose owner died are removed at start when older than this (younger ones may still be adopted by a retry). */
@@ -62,6 +66,8 @@ const CLOSE_AFTER_ABORT_MS = 10_000;
 export class CkptWorker {
   private readonly bullRedis: Redis;
   private readonly redis: Redis;
+  /** Subscribed to cancel requests (a subscribed connection can do nothing else). */
+  private readonly cancels: Redis;
   private readonly ctx: WorkerContext;
   private readonly active = new Map<string, AbortController>();
   private worker?: Worker;
@@ -77,7 +83,8 @@ export class CkptWorker {
     this.bullRedis = createRedis(connection, { blocking: true });
     this.redis = createRedis(connection);
     // Reconnecting is ioredis' job; without listeners its errors would be unhandled.
-    for (const r of [this.bullRedis, this.redis]) r.on('error', (err: Error) => this.reportError(err));
+    this.cancels = createRedis(connection);
+    for (const r of [this.bullRedis, this.redis, this.cancels]) r.on('error', (err: Error) => this.reportError(err));
     const workloadRegistry = new WorkloadRegistry(this.redis, config.redis.prefix);
     this.watcher = new WorkloadWatcher({
       registry: workloadRegistry,
@@ -119,6 +126,8 @@ export class CkptWorker {
     await this.redis.sadd(this.ctx.keys.nodes, config.node);
     await this.options.store.sweepStale(STALE_ATTEMPT_MS).catch((err: Error) => this.reportError(err));
     await this.options.catalog.finishPendingDeletes().catch((err: Error) => this.reportError(err));
+    this.cancels.on('message', (_channel: string, jobId: string) => this.active.get(jobId)?.abort(new CancelAbort()));
+    await this.cancels.subscribe(this.ctx.keys.cancelChannel);
     const w = config.worker;
     const worker = new Worker(queueNameFor(config.node), (job, token) => this.process(job, token), {
       connection: this.bullRedis,
@@ -132,10 +141,11 @@ export class CkptWorker {
     });
     worker.on('error', (err) => this.reportError(err));
     worker.on('completed', (job, result: JobResult) => {
-      this.emit(jobEvent(job, 'job.completed', { result, attemptsMade: job.attemptsMade, node: this.node }));
+      this.emit(job, jobEvent(job, 'job.completed', { result, attemptsMade: job.attemptsMade, node: this.node }));
       // Started only now, so a restored process's exit is always published after its job's completion.
       this.ctx.exits.start(job.id!, (afterMs) =>
         this.emit(
+          job,
           jobEvent(job, 'restore.exited', { checkpointId: (job.data as RestoreJobData).checkpointId, jobId: job.id, pid: result.restoredPid, afterMs }),
         ),
       );
@@ -150,7 +160,10 @@ export class CkptWorker {
       this.events = this.events
         .then(async () => {
           const job = await Job.fromId(worker, jobId);
-          if (job) await this.options.eventLog.publish(jobEvent(job, 'job.stalled', { node: this.node, attemptsMade: job.attemptsMade }));
+          if (!job) return;
+          const stalled = jobEvent(job, 'job.stalled', { node: this.node, attemptsMade: job.attemptsMade });
+          this.logTransition(job, stalled);
+          await this.options.eventLog.publish(stalled);
         })
         .catch((err: Error) => this.reportError(err));
     });
@@ -184,6 +197,7 @@ export class CkptWorker {
       }
       this.redis.disconnect();
       this.bullRedis.disconnect();
+      this.cancels.disconnect();
     })();
     return this.closing;
   }
@@ -201,10 +215,14 @@ export class CkptWorker {
     });
     const run = { token: token ?? '', reporter, signal: controller.signal };
     const attempt = job.attemptsMade + 1;
+    // Cancelled while no worker held it (handed back, stalled): the cancel message went by unheard.
+    if (await this.redis.exists(this.ctx.keys.cancelMark(job.id!))) controller.abort(new CancelAbort());
     // Not waited for before the work starts: each goes out on its connection ahead of anything the processor
     // writes there, so the feed and the job log still begin with them.
+    const active = jobEvent(job, 'job.active', { node: this.node, attempt, workerPid: process.pid });
+    this.logTransition(job, active);
     const announced = Promise.all([
-      reporter.publish('job.active', { node: this.node, attempt, workerPid: process.pid }),
+      this.options.eventLog.publish(active),
       reporter.note(`--- attempt ${attempt} on node ${this.node} (worker pid ${process.pid}) ---`),
     ]);
     announced.catch(() => undefined);
@@ -214,6 +232,10 @@ export class CkptWorker {
       return result;
     } catch (err) {
       if (err instanceof DelayedError || err instanceof WaitingError) throw err;
+      if (controller.signal.reason instanceof CancelAbort) {
+        await reporter.note(`attempt ${attempt} cancelled by an operator`);
+        throw new FinalJobError('cancelled by an operator', 'ECANCELLED');
+      }
       if (controller.signal.aborted) {
         // Shutdown: not the job's fault. Back to wait without using an attempt; another worker (or this one, restarted) runs it.
         await reporter.note(`attempt ${attempt} handed back: the worker is shutting down`);
@@ -242,7 +264,7 @@ export class CkptWorker {
       job.data = {};
       const { code, fields, message: reason } = err;
       this.options.log?.warn({ security: 'job.refused', jobId: job.id, jobType: job.name, node: this.node, code, fields, reason }, reason);
-      this.emit(jobEvent(job, 'job.refused', { reason, code, fields, node: this.node }));
+      this.emit(job, jobEvent(job, 'job.refused', { reason, code, fields, node: this.node }));
       throw new FinalJobError(reason, code);
     }
   }
@@ -266,14 +288,26 @@ export class CkptWorker {
     const unrecoverable = err instanceof UnrecoverableError || err.name === 'UnrecoverableError';
     const final = unrecoverable || job.finishedOn !== undefined || job.attemptsMade >= (job.opts.attempts ?? 1);
     const reason = err.message;
-    this.emit(jobEvent(job, 'job.failed', { reason, code: codeOf(err), attemptsMade: job.attemptsMade, final, node: this.node }));
+    // The failed attempt's run time (a completed dump's durationMs is CRIU's dump alone; a failure has no such part).
+    const durationMs = Math.max(0, (job.finishedOn ?? Date.now()) - (job.processedOn ?? Date.now()));
+    if (codeOf(err) === 'ECANCELLED') {
+      this.emit(job, jobEvent(job, 'job.cancelled', { node: this.node, state: 'active', attemptsMade: job.attemptsMade, durationMs }));
+      return;
+    }
+    this.emit(job, jobEvent(job, 'job.failed', { reason, code: codeOf(err), attemptsMade: job.attemptsMade, final, node: this.node, durationMs }));
     if (!final) {
-      this.emit(jobEvent(job, 'job.retrying', { attempt: job.attemptsMade + 1, delayMs: job.delay, reason }));
+      this.emit(job, jobEvent(job, 'job.retrying', { attempt: job.attemptsMade + 1, delayMs: job.delay, reason }));
     }
   }
 
-  /** Publishes in order (BullMQ emits synchronously; publishing is async). */
-  private emit(event: EventInput): void {
+  private logTransition(job: Job, event: EventInput): void {
+    if (!this.options.log) return;
+    logJobTransition(this.options.log, { jobId: job.id!, type: job.name, target: targetText(job), node: this.node }, event);
+  }
+
+  /** Logs, then publishes in order (BullMQ emits synchronously; publishing is async). */
+  private emit(job: Job, event: EventInput): void {
+    this.logTransition(job, event);
     this.events = this.events
       .then(async () => {
         await this.options.eventLog.publish(event);

@@ -1,8 +1,8 @@
 import type { Job } from 'bullmq';
 import type { EventLog } from '../src/events/event-log.js';
 import type { EventInput, EventName } from '../src/events/types.js';
-import type { JobProgress } from '../src/queue/job-view.js';
-import type { DumpJobData, JobType, RestoreJobData, VerifyJobData } from '../src/queue/schemas.js';
+import { targetKeyOf, type JobProgress } from '../src/queue/job-view.js';
+import type { JobType } from '../src/queue/schemas.js';
 
 export interface JobReporterOptions {
   job: Job;
@@ -98,20 +98,22 @@ export class JobReporter {
  * a dump's once the worker has resolved it; the job's data holds both, so every event of the job agrees).
  */
 export function jobEvent(job: Job, event: EventName, data: Record<string, unknown>): EventInput {
-  const target =
-    job.name === 'dump'
-      ? (job.data as DumpJobData).resolved?.key
-      : job.name === 'restore' || job.name === 'verify'
-        ? (job.data as RestoreJobData | VerifyJobData).target
-        : undefined;
   return {
     event,
     jobId: job.id!,
     jobType: job.name as JobType,
     scheduleId: (job.data as { scheduleId?: string }).scheduleId,
-    target,
+    target: targetKeyOf(job),
     data,
   };
+}
+
+/** The target for people: its key once resolved, else the spec as asked (`pid 4242`, `match train.py`). */
+export function targetText(job: Job): string {
+  const key = targetKeyOf(job);
+  if (key) return key;
+  const spec = (job.data as { target?: Record<string, unknown> }).target;
+  return spec ? Object.entries(spec).map(([k, v]) => `${k} ${String(v)}`).join(' ') : 'none';
 }
 
 function nextTurn(): Promise<void> {

@@ -39,7 +39,7 @@ export interface JobRun {
   /** BullMQ's lock token for the job (needed to move it back to wait or to delayed). */
   token: string;
   reporter: JobReporter;
-  /** Aborted when the worker shuts down and the grace period is over: hand the job back. */
+  /** Aborted when the worker shuts down and the grace period is over (ShutdownAbort: hand the job back), or when an operator cancels the job (CancelAbort). */
   signal: AbortSignal;
 }
 
@@ -49,5 +49,14 @@ export class ShutdownAbort extends Error {
   constructor() {
     super('worker shutting down');
     this.name = 'ShutdownAbort';
+  }
+}
+
+/** The abort reason CkptWorker uses when an operator cancels the job: the attempt ends and the job fails (ECANCELLED). */
+export class CancelAbort extends Error {
+  readonly code = 'ECANCELLED';
+  constructor() {
+    super('cancelled by an operator');
+    this.name = 'CancelAbort';
   }
 }

@@ -16,6 +16,14 @@ export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z
   body?: B;
   /** Documented success status; default 200. */
   status?: number;
+  /** Another success status the route may answer with the same body (e.g. 202 while a cancel is under way). */
+  alsoStatus?: number;
+  /** Name of the operation in the OpenAPI document (what generated clients call the method). */
+  operationId: string;
+  /** The success body (the OpenAPI document's response schema; the API tests check every answer against it). */
+  response: z.ZodType;
+  /** Error statuses beyond what the spec implies (400 for input, 401/403 for the role, 404 for an :id): 403, 409, 422, ... */
+  errors?: number[];
   /** Tag for the OpenAPI document (defaults to the first path segment after /api/v1). */
   tag?: string;
 }

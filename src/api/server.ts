@@ -24,6 +24,8 @@ const STATUS_BY_CODE: Record<string, [number, string]> = {
   ETARGET_PIDFILE: [422, 'target'],
   ETARGET_MATCH_TIMEOUT: [422, 'target'],
   ECRON: [400, 'validation'],
+  /** Cancel of a finished job, retry of one that did not fail. */
+  EJOB_STATE: [409, 'job_state'],
   /** A trigger-now the schedule's overlap policy turned down (its previous run is still going). */
   ESKIPPED: [409, 'skipped'],
   EWORKLOAD_EXISTS: [409, 'exists'],
@@ -61,7 +63,7 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
 
   app.addHook('onResponse', async (req, reply) => {
     if (req.url.startsWith('/api/')) {
-      req.log.info({ method: req.method, url: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+      req.log.debug({ method: req.method, url: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
     }
   });
 

@@ -64,7 +64,7 @@ export async function startFoundation(config: Config, log: Logger, opts: { manag
     criuVersion = criu.version;
     criuService = new CriuService({ bin: criu.bin, runtimeDir: config.criu.runtimeDir, env: config.criu.env });
     criuService.on('exit', (code, signal) => log.warn({ code, signal }, 'criu service exited'));
-    criuService.on('started', (pid) => log.info({ pid, socket: criuService!.socketPath, version: criu.version }, 'criu service running'));
+    criuService.on('started', (pid) => log.info({ criuPid: pid, socket: criuService!.socketPath, version: criu.version }, 'criu service running'));
     await criuService.start();
     criuSocket = criuService.socketPath;
     stops.push(() => criuService!.stop());

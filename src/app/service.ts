@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { Authenticator } from '../api/auth.js';
 import { checkpointRoutes } from '../api/routes/checkpoints.js';
+import { consoleRoutes } from '../api/routes/console.js';
 import { jobRoutes } from '../api/routes/jobs.js';
 import { scheduleRoutes } from '../api/routes/schedules.js';
 import { workloadRoutes } from '../api/routes/workloads.js';
@@ -12,11 +13,14 @@ import { CheckpointStore } from '../catalog/checkpoint-store.js';
 import type { Config } from '../config/schema.js';
 import { registerDashboard } from '../dashboard/register.js';
 import { FeedServer } from '../feed/server.js';
+import { runHealthChecks } from '../observability/health.js';
+import { summarize } from '../observability/inventory.js';
 import { createMetrics } from '../observability/metrics.js';
 import { JobQueue } from '../queue/job-queue.js';
 import { startSchedulerService } from '../scheduler/service.js';
 import { jobKeyFileOf, loadSigner } from '../security/key-file.js';
 import { ensurePrivateDir } from '../security/trusted-files.js';
+import { listScheduleViews, scheduleIntervalMs } from '../scheduler/view.js';
 import { TargetPolicy } from '../targets/policy.js';
 import { workloadTargetKey } from '../targets/key.js';
 import { resolveTarget } from '../targets/resolve.js';
@@ -144,17 +148,26 @@ export async function startService({ config, configFile, roles, log, version }: 
         schedules: (await scheduleStore.list()).map((r) => r.schedule),
       }),
     });
+    const probes = healthProbes(config, foundation);
     const metrics = createMetrics({
       collectJobCounts: () => queue.countsByTypeAndState(),
       countFeedClients: () => feed.stats().clients,
+      collectInventory: async () => {
+        const [checkpoints, schedules] = await Promise.all([catalog.list({ limit: Infinity }), listScheduleViews(scheduleStore)]);
+        return summarize(
+          checkpoints,
+          schedules.map((v) => ({ ...v, healthy: v.state.healthy, consecutiveFailures: v.state.consecutiveFailures, intervalMs: scheduleIntervalMs(v) })),
+        );
+      },
+      checkHealth: () => runHealthChecks(probes),
       onError,
     });
     metrics.follow(feed.tailer);
 
-    await app.register(serviceRoutes, { probes: healthProbes(config, foundation), metricsText: () => metrics.metricsText(), version });
+    await app.register(serviceRoutes, { probes, metricsText: () => metrics.metricsText(), version });
     await app.register(jobRoutes, {
       jobs: {
-        ...bind(queue, 'enqueueRestore', 'enqueueBatchRestore', 'enqueueVerify', 'getJob', 'listJobs', 'getJobLog'),
+        ...bind(queue, 'enqueueRestore', 'enqueueBatchRestore', 'enqueueVerify', 'getJob', 'listJobs', 'getJobLog', 'cancelJob', 'retryJob'),
         // A dump for this node is checked here too, so a refused or unresolvable target answers 4xx at once
         // instead of becoming a failed job; the worker checks again when it runs.
         enqueueDump: async (job) => {
@@ -171,6 +184,7 @@ export async function startService({ config, configFile, roles, log, version }: 
       },
     });
     await app.register(scheduleRoutes, { store: scheduleStore, scheduler });
+    await app.register(consoleRoutes, { overview: () => queue.overview(), recentEvents: (n) => eventLog.readLast(n) });
     await app.register(registerDashboard);
     await feed.start();
     stops.push(() => app.close());

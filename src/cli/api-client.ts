@@ -102,6 +102,16 @@ export class ApiClient {
     return this.request('GET', `/api/v1/jobs/${enc(id)}`);
   }
 
+  /** Cancels a job: removed when it was waiting or delayed, aborting when it was active. */
+  cancelJob(id: string): Promise<{ id: string; outcome: 'removed' | 'aborting' }> {
+    return this.request('DELETE', `/api/v1/jobs/${enc(id)}`);
+  }
+
+  /** Runs a failed job again. */
+  retryJob(id: string): Promise<{ jobId: string; node: string }> {
+    return this.request('POST', `/api/v1/jobs/${enc(id)}/retry`);
+  }
+
   /** CRIU's log of the job, as text. */
   getJobLog(id: string): Promise<string> {
     return this.request('GET', `/api/v1/jobs/${enc(id)}/log`, { text: true });

@@ -39,6 +39,12 @@ export class EventLog {
     return rows.map(([id, fields]) => decode(id, fields));
   }
 
+  /** The newest `count` events, oldest first (a page's history on load). */
+  async readLast(count: number): Promise<FeedEvent[]> {
+    const rows = await this.redis.xrevrange(this.options.key, '+', '-', 'COUNT', count);
+    return rows.reverse().map(([id, fields]) => decode(id, fields));
+  }
+
   /** The id of the oldest event still kept, or null when the stream is empty. */
   async oldestId(): Promise<string | null> {
     const rows = await this.redis.xrange(this.options.key, '-', '+', 'COUNT', 1);

@@ -9,6 +9,7 @@ export const EVENT_NAMES = [
   'job.retrying',
   'job.stalled',
   'job.refused',
+  'job.cancelled',
   'schedule.fired',
   'schedule.skipped',
   'schedule.unhealthy',

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { FlowProducer, Queue, type JobsOptions } from 'bullmq';
+import { FlowProducer, Queue, type Job, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CatalogError } from '../catalog/errors.js';
 import { newCheckpointId } from '../catalog/manifest.js';
@@ -9,7 +9,8 @@ import type { EventLog } from '../events/event-log.js';
 import type { EventInput } from '../events/types.js';
 import type { Signer } from '../security/signer.js';
 import { BACKOFF_TYPE } from './backoff.js';
-import { toJobView, type JobState, type JobView } from './job-view.js';
+import { JobStateError } from './errors.js';
+import { targetKeyOf, toJobState, toJobView, type JobState, type JobView } from './job-view.js';
 import { queueKeys, queueNameFor } from './keys.js';
 import { signJobData } from './job-signature.js';
 import { createRedis, type RedisConnection } from './redis.js';
@@ -55,6 +56,21 @@ export interface JobQueueOptions {
   /** BullMQ log rows kept per job (each row is one batch of CRIU log lines). Default 2000. */
   keepLogRows?: number;
 }
+
+/** Job counts for people: per state over all nodes (finished ones: those Redis still keeps), and each node's workers. */
+export interface JobOverview {
+  counts: { waiting: number; active: number; delayed: number; completed: number; failed: number; failedLastHour: number; waitingChildren: number };
+  nodes: { node: string; workers: number }[];
+}
+
+/** What a cancel did: a waiting or delayed job is removed; an active one is being aborted by its worker. */
+export interface CancelResult {
+  id: string;
+  outcome: 'removed' | 'aborting';
+}
+
+/** How long a cancel mark waits for a worker to take the job (a stalled job may come back much later). */
+const CANCEL_MARK_TTL_S = 24 * 60 * 60;
 
 export interface EnqueueOptions {
   /** A deterministic id (the scheduler's exactly-once ticks). If a job with this id exists, it is returned, not added again. */
@@ -260,6 +276,71 @@ export class JobQueue {
     return !!view && view.state !== 'completed' && view.state !== 'failed' && view.state !== 'unknown';
   }
 
+  /**
+   * Cancels a job: one that is waiting or delayed is removed (job.cancelled tells the feed; the job is gone from the
+   * queue); an active one is marked and its worker told to abort it (the worker ends CRIU, which thaws the target,
+   * removes the attempt folder and fails the job with code ECANCELLED). Null when there is no such job;
+   * JobStateError for a finished job or a batch waiting for its restores.
+   */
+  async cancelJob(id: string): Promise<CancelResult | null> {
+    const found = await this.findJob(id);
+    if (!found) return null;
+    const { job, node, state } = found;
+    if (state === 'completed' || state === 'failed' || state === 'waiting-children') {
+      throw new JobStateError(
+        state === 'waiting-children' ? `job ${id} waits for its restores: cancel those` : `job ${id} has ${state} already`,
+        id,
+        state,
+      );
+    }
+    const event = { jobId: id, jobType: job.name as JobType, scheduleId: job.data?.scheduleId, target: targetKeyOf(job) };
+    if (state !== 'active') {
+      try {
+        // Refused while a worker holds the job's lock: it was taken between the two reads, so abort it instead.
+        await job.remove();
+        await this.publish({ ...event, event: 'job.cancelled', data: { node, state } });
+        return { id, outcome: 'removed' };
+      } catch (err) {
+        if ((await job.getState()) !== 'active') throw err;
+      }
+    }
+    // The mark first: a worker that registers the job after the message was sent still finds it.
+    await this.redis.multi().set(this.keys.cancelMark(id), '1', 'EX', CANCEL_MARK_TTL_S).publish(this.keys.cancelChannel, id).exec();
+    return { id, outcome: 'aborting' };
+  }
+
+  /**
+   * Runs a failed job again from its first attempt (a cancelled one too). A restore takes its checkpoint again (404
+   * when it is gone). Null when there is no such job; JobStateError when it has not failed.
+   */
+  async retryJob(id: string): Promise<EnqueueResult | null> {
+    const found = await this.findJob(id);
+    if (!found) return null;
+    const { job, node, state } = found;
+    if (state !== 'failed') throw new JobStateError(`job ${id} is ${state}: only a failed job can be retried`, id, state);
+    if (job.name === 'restore') await this.options.checkpoints!.acquireRef((job.data as RestoreJobData).checkpointId, id);
+    await this.redis.del(this.keys.cancelMark(id));
+    await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+    await this.publish({
+      event: 'job.waiting',
+      jobId: id,
+      jobType: job.name as JobType,
+      scheduleId: job.data?.scheduleId,
+      target: targetKeyOf(job),
+      data: { node, retried: true },
+    });
+    return { jobId: id, node };
+  }
+
+  /** The BullMQ job, its node and its state, or null when there is no such job. */
+  private async findJob(id: string): Promise<{ job: Job; node: string; state: JobState } | null> {
+    const node = await this.redis.hget(this.keys.jobNodes, id);
+    if (!node) return null;
+    const job = await this.queue(node).getJob(id);
+    if (!job) return null;
+    return { job, node, state: toJobState(await job.getState()) };
+  }
+
   /** Jobs of every node, newest first. */
   async listJobs(filter: ListJobsFilter = {}): Promise<JobView[]> {
     const limit = filter.limit ?? 100;
@@ -338,6 +419,33 @@ export class JobQueue {
       const [type, state] = key.split('\0') as [string, string];
       return { type, state, count };
     });
+  }
+
+  /**
+   * Jobs per state over all nodes, failed ones of the last hour apart, and the workers connected to each node's queue
+   * (the dashboard's header).
+   */
+  async overview(now = Date.now()): Promise<JobOverview> {
+    const counts = { waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0, failedLastHour: 0, waitingChildren: 0 };
+    const nodes: { node: string; workers: number }[] = [];
+    for (const node of await this.nodes()) {
+      const queue = this.queue(node);
+      const [c, failedLastHour, workers] = await Promise.all([
+        queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed', 'waiting-children'),
+        // BullMQ's failed set is scored by the time each job failed.
+        this.redis.zcount(queue.toKey('failed'), now - 60 * 60 * 1000, '+inf'),
+        queue.getWorkersCount(),
+      ]);
+      counts.waiting += (c.waiting ?? 0) + (c.prioritized ?? 0);
+      counts.active += c.active ?? 0;
+      counts.delayed += c.delayed ?? 0;
+      counts.completed += c.completed ?? 0;
+      counts.failed += c.failed ?? 0;
+      counts.waitingChildren += c['waiting-children'] ?? 0;
+      counts.failedLastHour += failedLastHour;
+      nodes.push({ node, workers });
+    }
+    return { counts, nodes };
   }
 
   /** Every node that has had a job or a worker. */

@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import type { JobData, JobType } from './schemas.js';
+import type { DumpJobData, JobData, JobType, RestoreJobData, VerifyJobData } from './schemas.js';
 
 /** Where a job is: CRIU's notification stages plus ckpt's own ('queued', 'waiting-target', 'committing', ...). */
 export interface JobProgress {
@@ -89,4 +89,11 @@ export function toJobView(job: Job, state: string, node: string): JobView {
   if (job.finishedOn) view.finishedAt = job.finishedOn;
   if (data.scheduleId) view.scheduleId = data.scheduleId;
   return view;
+}
+
+/** The job's target key: a restore's from enqueue time, a dump's once a worker has resolved it; none for a batch. */
+export function targetKeyOf(job: Pick<Job, 'name' | 'data'>): string | undefined {
+  if (job.name === 'dump') return (job.data as DumpJobData).resolved?.key;
+  if (job.name === 'restore' || job.name === 'verify') return (job.data as RestoreJobData | VerifyJobData).target;
+  return undefined;
 }

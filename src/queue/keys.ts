@@ -23,6 +23,10 @@ export function queueKeys(prefix: string) {
      * the same target recognises such a process as the checkpointed process (a restored one has a new start time).
      */
     restoredProcesses: (node: string) => `${prefix}:jobs:restored:${node}`,
+    /** Pub/sub channel: ids of active jobs an operator cancelled; the worker running one aborts it. */
+    cancelChannel: `${prefix}:jobs:cancel`,
+    /** Marks a cancelled job, so a worker that takes it only later (stalled, handed back) aborts it at once. */
+    cancelMark: (jobId: string) => `${prefix}:jobs:cancelled:${jobId}`,
     /** Lease semaphore: a batch restore's concurrency. */
     batchSlots: (batchId: string) => `${prefix}:jobs:slots:batch:${batchId}`,
   };

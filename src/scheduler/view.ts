@@ -1,5 +1,5 @@
 import { CronExpression, type Run } from './cron.js';
-import type { ScheduleRecord, ScheduleState } from './schedule-store.js';
+import type { ScheduleRecord, ScheduleState, ScheduleStore } from './schedule-store.js';
 import type { Schedule } from './schema.js';
 import { wallTimeAt, type WallTime } from './zoned-time.js';
 
@@ -24,6 +24,13 @@ export function toScheduleView(record: ScheduleRecord, state: ScheduleState, now
     state: { ...state, healthy: !state.unhealthy },
     nextRunAt: active ? CronExpression.parse(s.cron).next(now, s.timezone, s.dst) : null,
   };
+}
+
+/** Every stored schedule as a view. */
+export async function listScheduleViews(store: Pick<ScheduleStore, 'list' | 'getStates'>, now = Date.now()): Promise<ScheduleView[]> {
+  const records = await store.list();
+  const states = await store.getStates(records.map((r) => r.schedule.id));
+  return records.map((r) => toScheduleView(r, states.get(r.schedule.id)!, now));
 }
 
 /** One upcoming run: the instant (ISO, UTC) and the wall-clock time in the schedule's zone. */
@@ -51,4 +58,11 @@ export function toRunTime(run: Run, timeZone: string): RunTime {
 function formatWallTime(w: WallTime): string {
   const p = (n: number) => String(n).padStart(2, '0');
   return `${w.year}-${p(w.month)}-${p(w.day)} ${p(w.hour)}:${p(w.minute)}:${p(w.second)}`;
+}
+
+/** Time between the schedule's next two runs (its interval now, for "no checkpoint within 2 intervals"), or null while it does not run. */
+export function scheduleIntervalMs(view: ScheduleView): number | null {
+  if (view.nextRunAt === null) return null;
+  const after = CronExpression.parse(view.cron).next(view.nextRunAt, view.timezone);
+  return after === null ? null : after - view.nextRunAt;
 }

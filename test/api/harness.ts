@@ -3,11 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import WebSocket from 'ws';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { startService, type RunningService } from '../../src/app/service.js';
 import { configSchema, type Config, type ConfigInput } from '../../src/config/schema.js';
 import { requireCriu } from '../helpers/criu.js';
 import { TestRedis } from '../helpers/redis.js';
+import { checkAnswer } from './openapi-check.js';
 
 /** A real ckpt service (API, feed, worker, scheduler, its own CRIU service) in this process, on a private Redis. */
 export interface ServiceUnderTest {
@@ -18,7 +19,11 @@ export interface ServiceUnderTest {
   startAnother(overrides?: ConfigInput): Promise<{ url: string; close(): Promise<void> }>;
 }
 
-export async function startServiceUnderTest(t: TestContext, overrides: ConfigInput = {}): Promise<ServiceUnderTest | undefined> {
+export async function startServiceUnderTest(
+  t: TestContext,
+  overrides: ConfigInput = {},
+  options: { log?: Logger } = {},
+): Promise<ServiceUnderTest | undefined> {
   if (!(await requireCriu(t))) return undefined;
   const cleanups: (() => Promise<unknown>)[] = [];
   t.after(async () => {
@@ -40,7 +45,7 @@ export async function startServiceUnderTest(t: TestContext, overrides: ConfigInp
       ...extra,
       api: { host: '127.0.0.1', port: 0, ...overrides.api, ...extra.api },
     });
-  const log = pino({ level: process.env.CKPT_TEST_LOG ?? 'silent' });
+  const log = options.log ?? pino({ level: process.env.CKPT_TEST_LOG ?? 'silent' });
   const start = async (config: Config, roles = { api: true, worker: true, scheduler: true }): Promise<RunningService> => {
     const svc = await startService({ config, roles, log, version: 'test' });
     cleanups.push(() => svc.close());
@@ -116,5 +121,7 @@ export async function api(url: string, method: string, pathname: string, body?: 
   } catch {
     json = undefined;
   }
+  // Every answer is what the OpenAPI document says (status documented, body matching its schema).
+  await checkAnswer(url, method, pathname, res.status, res.headers.get('content-type') ?? '', json);
   return { status: res.status, json, text };
 }

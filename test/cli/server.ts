@@ -11,7 +11,7 @@ export interface RunningCkpt {
   url: string;
   port: number;
   storageRoot: string;
-  /** Its private Redis (for more ckpt processes on the same setup). */
+  /** Its private Redis (for more ckpt processes on the same setup, and tests that add jobs behind the API's back). */
   redisUrl: string;
   /** What `ckpt up` printed so far (for failure messages). */
   output(): string;

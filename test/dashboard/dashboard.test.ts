@@ -1,28 +1,16 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
-import { chromium } from 'playwright-core';
 import { requireCriu } from '../helpers/criu.js';
 import { startCounter, waitGone } from '../helpers/targets.js';
 import { startCkptUp } from '../cli/server.js';
+import { openBrowser, watchedPage } from './browser.js';
 
 // The dashboard in a real (headless) Chromium, served by a real `ckpt up`, driving real dumps and restores.
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 export const SCREENSHOT = path.join(os.tmpdir(), 'ckpt-dashboard.png');
 
 test('the dashboard dumps a process live, shows the checkpoint and its log, and restores it', async (t) => {
@@ -35,27 +23,8 @@ test('the dashboard dumps a process live, shows the checkpoint and its log, and 
   const counter = await startCounter(32);
   t.after(() => counter.kill());
 
-  const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-chromium-'));
-  const browser = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 1400, height: 1000 },
-  });
-  // The profile folder goes once Chromium has stopped writing to it.
-  t.after(async () => {
-    await browser.close();
-    await rm(userDataDir, { recursive: true, force: true });
-  });
-  const page = browser.pages()[0] ?? (await browser.newPage());
-  const pageErrors: string[] = [];
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  const outside: string[] = [];
-  page.on('request', (r) => {
-    if (!r.url().startsWith(srv.url) && !r.url().startsWith('data:')) outside.push(r.url());
-  });
-  page.on('websocket', (ws) => {
-    if (!ws.url().startsWith(srv.url.replace('http:', 'ws:'))) outside.push(ws.url());
-  });
+  const browser = await openBrowser(t);
+  const { page, pageErrors, outside } = await watchedPage(browser, srv.url);
 
   await page.goto(`${srv.url}/?token=${token}`);
   await page.waitForSelector('#conn.conn-live');
@@ -92,7 +61,7 @@ test('the dashboard dumps a process live, shows the checkpoint and its log, and 
   assert.ok(counter.alive(), 'the dump left it running');
 
   const job = (await api(`/api/v1/jobs/${dumpJob}`)) as { result: { checkpointId: string } };
-  const checkpointRow = `#checkpoints-body tr[data-checkpoint-id="${job.result.checkpointId}"]`;
+  const checkpointRow = `#targets tr[data-checkpoint-id="${job.result.checkpointId}"]`;
   await page.waitForSelector(checkpointRow);
   const row = (await page.textContent(`#jobs-body tr[data-job-id="${dumpJob}"]`))!;
   assert.match(row, /dump/);
@@ -112,7 +81,15 @@ test('the dashboard dumps a process live, shows the checkpoint and its log, and 
   await waitGone(counter.pid);
   const dumpedAt = counter.read();
   const stopped = (await api(`/api/v1/jobs/${stopJob}`)) as { result: { checkpointId: string } };
-  await page.click(`#checkpoints-body tr[data-checkpoint-id="${stopped.result.checkpointId}"] button[data-action="restore"]`);
+  // Restore asks first: cancelled, nothing happens; confirmed, the restore is queued (one restore job in all).
+  const restoreButton = `#targets tr[data-checkpoint-id="${stopped.result.checkpointId}"] button[data-action="restore"]`;
+  await page.click(restoreButton);
+  await page.waitForSelector('#confirm[open]');
+  assert.match((await page.textContent('#confirm-text'))!, new RegExp(stopped.result.checkpointId));
+  await page.click('#confirm-cancel');
+  await page.waitForSelector('#confirm:not([open])', { state: 'attached' });
+  await page.click(restoreButton);
+  await page.click('#confirm-ok');
   await page.waitForSelector('#dump-message.ok >> text=/restore job/');
   const restoreJob = /restore job (\S+) queued/.exec((await page.textContent('#dump-message'))!)![1]!;
   await page.waitForSelector(`#jobs-body tr[data-job-id="${restoreJob}"][data-state="completed"]`, { timeout: 60_000 });
@@ -120,6 +97,8 @@ test('the dashboard dumps a process live, shows the checkpoint and its log, and 
   for (let i = 0; i < 400 && !(counter.alive() && counter.read() > dumpedAt + 5); i++) await sleep(25);
   assert.ok(counter.alive() && counter.read() > dumpedAt + 5, 'the restored counter counts on');
 
+  const restores = (await api('/api/v1/jobs?type=restore')) as { items: unknown[] };
+  assert.equal(restores.items.length, 1, 'the cancelled confirmation queued nothing');
   await page.click(`#jobs-body tr[data-job-id="${restoreJob}"]`);
   await logIncludes('Restore finished successfully');
   await page.screenshot({ path: SCREENSHOT, fullPage: true });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { createMetrics } from '../../src/observability/metrics.js';
+import { sample } from '../helpers/metrics-text.js';
 import { FeedHarness, jobEvent } from './harness.js';
 
 let h: FeedHarness;
@@ -12,11 +13,6 @@ after(async () => {
   await h?.stop();
 });
 
-/** The value of one sample line, e.g. `ckpt_jobs{type="dump",state="active"}`. */
-function sample(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 test('metrics follow the event stream and read job counts and feed clients at scrape time', async () => {
   const log = h.eventLog();
@@ -70,4 +66,14 @@ test('metrics follow the event stream and read job counts and feed clients at sc
   assert.match(brokenText, /# TYPE ckpt_jobs gauge/);
   assert.ok(!/^ckpt_jobs\{/m.test(brokenText));
   assert.deepEqual(errors, ['redis down']);
+});
+
+test('target labels stay bounded: past maxTargets the least recently seen target loses its event-derived series', async () => {
+  const metrics = createMetrics({ collectJobCounts: async () => [], defaultMetrics: false, maxTargets: 2 });
+  const failed = (target: string, id: string) => ({ ...jobEvent(id, 'job.failed', { final: true, reason: 'x', durationMs: 5 }), target, id, ts: 0 });
+  metrics.observe([failed('a-1', '1-0'), failed('b-2', '2-0'), failed('a-1', '3-0'), failed('c-3', '4-0')]);
+  const text = await metrics.metricsText();
+  assert.equal(sample(text, 'ckpt_target_consecutive_failures{target="a-1"}'), 2);
+  assert.equal(sample(text, 'ckpt_target_consecutive_failures{target="c-3"}'), 1);
+  assert.equal(sample(text, 'ckpt_target_consecutive_failures{target="b-2"}'), undefined, 'b-2 was seen least recently');
 });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestContext } from 'node:test';
 import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
 import { Catalog } from '../../src/catalog/catalog.js';
 import { CheckpointStore } from '../../src/catalog/checkpoint-store.js';
 import { configSchema, type Config, type ConfigInput } from '../../src/config/schema.js';
@@ -46,8 +47,8 @@ export interface Harness {
   configFor(node: string, worker?: ConfigInput['worker']): Config;
   /** Runs `fn` at the end of the test, before everything set up earlier is torn down. */
   defer(fn: () => unknown): void;
-  /** Starts a worker in this process (closed at the end of the test). */
-  startWorker(config?: Config): Promise<CkptWorker>;
+  /** Starts a worker in this process (closed at the end of the test); `log` receives its service log. */
+  startWorker(config?: Config, log?: Logger): Promise<CkptWorker>;
   /** Polls until the job is completed or failed. */
   waitFinished(jobId: string, timeoutMs?: number): Promise<JobView>;
   /** Every event so far about a job. */
@@ -118,8 +119,9 @@ export async function startHarness(t: TestContext, worker: ConfigInput['worker']
     queue,
     configFor,
     defer,
-    async startWorker(cfg = config) {
+    async startWorker(cfg = config, log) {
       const w = new CkptWorker({
+        log,
         config: cfg,
         eventLog,
         criuSocket: criu.socketPath,

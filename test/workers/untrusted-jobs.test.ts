@@ -228,7 +228,7 @@ test('a refused job is logged as one structured security line', async (t) => {
     store: h.store,
     policy: new TargetPolicy({}),
     signer: h.signer,
-    log: log as unknown as Pick<Logger, 'warn'>,
+    log: log as unknown as Logger,
   });
   await worker.start();
   h.defer(() => worker.close());

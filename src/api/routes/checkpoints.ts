@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { checkpointDeletedResponse, checkpointListResponse, checkpointResponse } from '../responses.js';
 import { defineRoute } from '../route.js';
 
 /** What the checkpoint routes need from the catalog (src/catalog's Catalog provides it; unknown ids throw code ENOTFOUND). */
@@ -21,6 +22,8 @@ export async function checkpointRoutes(app: FastifyInstance, opts: { catalog: Ch
     {
       method: 'GET',
       url: '/api/v1/checkpoints',
+      operationId: 'listCheckpoints',
+      response: checkpointListResponse,
       role: 'read',
       summary: 'List checkpoints, newest first',
       query: z.object({
@@ -33,7 +36,7 @@ export async function checkpointRoutes(app: FastifyInstance, opts: { catalog: Ch
     async ({ query }) => ({ items: await catalog.list(query) }),
   );
 
-  defineRoute(app, { method: 'GET', url: '/api/v1/checkpoints/:id', role: 'read', summary: 'One checkpoint (its manifest)', params: checkpointId }, async ({ params }) =>
+  defineRoute(app, { method: 'GET', url: '/api/v1/checkpoints/:id', operationId: 'getCheckpoint', response: checkpointResponse, role: 'read', summary: 'One checkpoint (its manifest)', params: checkpointId }, async ({ params }) =>
     catalog.get(params.id),
   );
 
@@ -42,6 +45,9 @@ export async function checkpointRoutes(app: FastifyInstance, opts: { catalog: Ch
     {
       method: 'DELETE',
       url: '/api/v1/checkpoints/:id',
+      operationId: 'deleteCheckpoint',
+      response: checkpointDeletedResponse,
+      errors: [409],
       role: 'operate',
       summary: 'Delete a checkpoint and its files (409 when pinned or in use by a restore, unless force)',
       params: checkpointId,
@@ -50,11 +56,11 @@ export async function checkpointRoutes(app: FastifyInstance, opts: { catalog: Ch
     async ({ params, query }) => catalog.delete(params.id, { force: query.force === 'true' }),
   );
 
-  defineRoute(app, { method: 'POST', url: '/api/v1/checkpoints/:id/pin', role: 'operate', summary: 'Pin: retention never removes it', params: checkpointId }, async ({ params }) =>
+  defineRoute(app, { method: 'POST', url: '/api/v1/checkpoints/:id/pin', operationId: 'pinCheckpoint', response: checkpointResponse, role: 'operate', summary: 'Pin: retention never removes it', params: checkpointId }, async ({ params }) =>
     catalog.pin(params.id),
   );
 
-  defineRoute(app, { method: 'POST', url: '/api/v1/checkpoints/:id/unpin', role: 'operate', summary: 'Unpin', params: checkpointId }, async ({ params }) =>
+  defineRoute(app, { method: 'POST', url: '/api/v1/checkpoints/:id/unpin', operationId: 'unpinCheckpoint', response: checkpointResponse, role: 'operate', summary: 'Unpin', params: checkpointId }, async ({ params }) =>
     catalog.unpin(params.id),
   );
 }

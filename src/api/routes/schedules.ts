@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { CronExpression } from '../../scheduler/cron.js';
 import { ScheduleStoreError, type ScheduleStore } from '../../scheduler/schedule-store.js';
 import { scheduleIdSchema, scheduleSchema } from '../../scheduler/schema.js';
-import { toRunTime, toScheduleView } from '../../scheduler/view.js';
+import { listScheduleViews, toRunTime, toScheduleView } from '../../scheduler/view.js';
+import { nextRunsResponse, scheduleDeletedResponse, scheduleListResponse, scheduleResponse, triggeredResponse } from '../responses.js';
 import { ConflictError, defineRoute } from '../route.js';
 
 /** What the schedule routes need: the store, and trigger-now (src/scheduler's Scheduler provides it). */
@@ -31,15 +32,13 @@ export async function scheduleRoutes(app: FastifyInstance, opts: SchedulesRoutes
     return toScheduleView(record, await store.getState(id));
   };
 
-  defineRoute(app, { method: 'GET', url: '/api/v1/schedules', role: 'read', summary: 'List schedules with their state and next run' }, async () => {
-    const records = await store.list();
-    const states = await store.getStates(records.map((r) => r.schedule.id));
-    return { items: records.map((r) => toScheduleView(r, states.get(r.schedule.id)!)) };
+  defineRoute(app, { method: 'GET', url: '/api/v1/schedules', operationId: 'listSchedules', response: scheduleListResponse, role: 'read', summary: 'List schedules with their state and next run' }, async () => {
+    return { items: await listScheduleViews(store) };
   });
 
   defineRoute(
     app,
-    { method: 'POST', url: '/api/v1/schedules', role: 'operate', status: 201, summary: 'Create a schedule (409 when the id exists)', body: scheduleSchema },
+    { method: 'POST', url: '/api/v1/schedules', operationId: 'createSchedule', response: scheduleResponse, errors: [409], role: 'operate', status: 201, summary: 'Create a schedule (409 when the id exists)', body: scheduleSchema },
     async ({ body }) => {
       try {
         await store.create(body, 'api');
@@ -51,7 +50,7 @@ export async function scheduleRoutes(app: FastifyInstance, opts: SchedulesRoutes
     },
   );
 
-  defineRoute(app, { method: 'GET', url: '/api/v1/schedules/:id', role: 'read', summary: 'One schedule with its state', params: byId }, async ({ params }) =>
+  defineRoute(app, { method: 'GET', url: '/api/v1/schedules/:id', operationId: 'getSchedule', response: scheduleResponse, role: 'read', summary: 'One schedule with its state', params: byId }, async ({ params }) =>
     view(params.id),
   );
 
@@ -60,6 +59,8 @@ export async function scheduleRoutes(app: FastifyInstance, opts: SchedulesRoutes
     {
       method: 'PUT',
       url: '/api/v1/schedules/:id',
+      operationId: 'replaceSchedule',
+      response: scheduleResponse,
       role: 'operate',
       summary: 'Replace a schedule (it then belongs to the API: config seeding no longer changes it)',
       params: byId,
@@ -80,21 +81,21 @@ export async function scheduleRoutes(app: FastifyInstance, opts: SchedulesRoutes
 
   defineRoute(
     app,
-    { method: 'DELETE', url: '/api/v1/schedules/:id', role: 'operate', summary: 'Delete a schedule (its checkpoints stay)', params: byId },
+    { method: 'DELETE', url: '/api/v1/schedules/:id', operationId: 'deleteSchedule', response: scheduleDeletedResponse, role: 'operate', summary: 'Delete a schedule (its checkpoints stay)', params: byId },
     async ({ params }) => {
       await store.delete(params.id);
       return { id: params.id, deleted: true };
     },
   );
 
-  defineRoute(app, { method: 'POST', url: '/api/v1/schedules/:id/pause', role: 'operate', summary: 'Pause: no ticks until resumed', params: byId }, async ({ params }) => {
+  defineRoute(app, { method: 'POST', url: '/api/v1/schedules/:id/pause', operationId: 'pauseSchedule', response: scheduleResponse, role: 'operate', summary: 'Pause: no ticks until resumed', params: byId }, async ({ params }) => {
     await store.pause(params.id);
     return view(params.id);
   });
 
   defineRoute(
     app,
-    { method: 'POST', url: '/api/v1/schedules/:id/resume', role: 'operate', summary: 'Resume (ticks missed while paused are not caught up)', params: byId },
+    { method: 'POST', url: '/api/v1/schedules/:id/resume', operationId: 'resumeSchedule', response: scheduleResponse, role: 'operate', summary: 'Resume (ticks missed while paused are not caught up)', params: byId },
     async ({ params }) => {
       await store.resume(params.id);
       return view(params.id);
@@ -106,6 +107,9 @@ export async function scheduleRoutes(app: FastifyInstance, opts: SchedulesRoutes
     {
       method: 'POST',
       url: '/api/v1/schedules/:id/trigger',
+      operationId: 'triggerSchedule',
+      response: triggeredResponse,
+      errors: [403, 409, 422],
       role: 'operate',
       status: 202,
       summary: 'Enqueue a dump now (422 when the target does not resolve)',
@@ -119,6 +123,8 @@ export async function scheduleRoutes(app: FastifyInstance, opts: SchedulesRoutes
     {
       method: 'GET',
       url: '/api/v1/schedules/:id/next-runs',
+      operationId: 'getScheduleNextRuns',
+      response: nextRunsResponse,
       role: 'read',
       summary: 'The next run times, in UTC and in the schedule time zone; runs DST moved or repeated are marked',
       params: byId,

@@ -1,11 +1,8 @@
 import type { FastifyInstance } from 'fastify';
+import { runHealthChecks, type HealthProbe } from '../../observability/health.js';
 import { openApiDocument } from '../openapi.js';
 
-/** One dependency /healthz looks at. */
-export interface HealthProbe {
-  name: string;
-  check(): Promise<{ ok: boolean; [detail: string]: unknown }>;
-}
+export type { HealthProbe };
 
 export interface ServiceRoutesOptions {
   probes: HealthProbe[];
@@ -17,26 +14,10 @@ export interface ServiceRoutesOptions {
 export async function serviceRoutes(app: FastifyInstance, opts: ServiceRoutesOptions): Promise<void> {
   // Unauthenticated on purpose: load balancers and Prometheus scrape these; they reveal no process data.
   app.get('/healthz', async (_req, reply) => {
-    const results = await Promise.all(
-      opts.probes.map(async (p) => {
-        try {
-          return [p.name, await withTimeout(p.check(), 3000)] as const;
-        } catch (err) {
-          return [p.name, { ok: false, error: (err as Error).message }] as const;
-        }
-      }),
-    );
-    const checks = Object.fromEntries(results);
-    const ok = results.every(([, r]) => r.ok);
+    const checks = await runHealthChecks(opts.probes);
+    const ok = Object.values(checks).every((r) => r.ok);
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unhealthy', checks });
   });
   app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(await opts.metricsText()));
-  app.get('/api/v1/openapi.json', async () => openApiDocument(app.routeSpecs, opts.version));
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    p.then(resolve, reject).finally(() => clearTimeout(timer));
-  });
+  app.get('/api/v1/openapi.json', async (req) => openApiDocument(app.routeSpecs, opts.version, `${req.protocol}://${req.host}`));
 }

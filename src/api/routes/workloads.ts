@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { workloadNameSchema } from '../../targets/spec.js';
 import { runWorkloadSchema, type RunWorkloadInput, type WorkloadStream } from '../../workloads/workloads.js';
+import { textResponse, workloadListResponse, workloadResponse, workloadStoppedResponse } from '../responses.js';
 import { defineRoute, NotFoundError } from '../route.js';
 
 /** What the workload routes need (src/workloads' Workloads, and the catalog for each workload's newest checkpoint). */
@@ -28,6 +29,9 @@ export async function workloadRoutes(app: FastifyInstance, opts: { workloads: Wo
     {
       method: 'POST',
       url: '/api/v1/workloads',
+      operationId: 'runWorkload',
+      response: workloadResponse,
+      errors: [403, 409, 422],
       role: 'operate',
       status: 201,
       summary: 'Start a workload: a command run as the init of its own pid namespace, restorable any number of times',
@@ -36,19 +40,27 @@ export async function workloadRoutes(app: FastifyInstance, opts: { workloads: Wo
     async ({ body }) => workloads.run(body),
   );
 
-  defineRoute(app, { method: 'GET', url: '/api/v1/workloads', role: 'read', summary: 'List workloads with their state and newest checkpoint' }, async () => ({
-    items: await Promise.all((await workloads.list()).map(withCheckpoint)),
-  }));
-
-  defineRoute(app, { method: 'GET', url: '/api/v1/workloads/:name', role: 'read', summary: 'One workload', params: byName }, async ({ params }) => {
-    const w = await workloads.get(params.name);
-    if (!w) throw new NotFoundError('workload', params.name);
-    return withCheckpoint(w);
-  });
+  defineRoute(
+    app,
+    { method: 'GET', url: '/api/v1/workloads', operationId: 'listWorkloads', response: workloadListResponse, role: 'read', summary: 'List workloads with their state and newest checkpoint' },
+    async () => ({
+      items: await Promise.all((await workloads.list()).map(withCheckpoint)),
+    }),
+  );
 
   defineRoute(
     app,
-    { method: 'DELETE', url: '/api/v1/workloads/:name', role: 'operate', summary: 'Stop a workload (SIGTERM, then SIGKILL after workloads.stopGraceMs) and forget it', params: byName },
+    { method: 'GET', url: '/api/v1/workloads/:name', operationId: 'getWorkload', response: workloadResponse, errors: [404], role: 'read', summary: 'One workload', params: byName },
+    async ({ params }) => {
+      const w = await workloads.get(params.name);
+      if (!w) throw new NotFoundError('workload', params.name);
+      return withCheckpoint(w);
+    },
+  );
+
+  defineRoute(
+    app,
+    { method: 'DELETE', url: '/api/v1/workloads/:name', operationId: 'stopWorkload', response: workloadStoppedResponse, errors: [404, 422], role: 'operate', summary: 'Stop a workload (SIGTERM, then SIGKILL after workloads.stopGraceMs) and forget it', params: byName },
     async ({ params }) => {
       const stopped = await workloads.stop(params.name);
       if (!stopped) throw new NotFoundError('workload', params.name);
@@ -61,6 +73,9 @@ export async function workloadRoutes(app: FastifyInstance, opts: { workloads: Wo
     {
       method: 'GET',
       url: '/api/v1/workloads/:name/log',
+      operationId: 'getWorkloadOutput',
+      response: textResponse,
+      errors: [404, 422],
       role: 'read',
       summary: "A workload's output as text from byte `offset` on; the X-Next-Offset header says where to ask next (for --follow)",
       params: byName,

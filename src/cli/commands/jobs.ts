@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import type { DumpRequest, RestoreRequest } from '../api-client.js';
 import { contextOf } from '../context.js';
+import { CliError, EXIT } from '../errors.js';
 import { enqueue } from '../enqueue.js';
 import { describeTarget, jobDetails, jobsTable } from '../format.js';
 import { addCriuOptions, addTargetOptions, criuFrom, intArg, targetFrom, type CriuFlags, type TargetFlags } from './options.js';
-import { CliError, EXIT } from '../errors.js';
 import { followJobLog } from './logs.js';
 import { printWorkloadOutput } from './workloads.js';
 
@@ -101,11 +101,26 @@ export function registerJobCommands(program: Command): void {
     });
 
   program
-    .command('job <id>')
-    .description('show one job: state, progress, attempts, result or failure reason')
-    .action(async function (this: Command, id: string) {
+    .command('job <id> [jobId]')
+    .usage('<id> | cancel <id> | retry <id>')
+    .description(
+      'show one job (state, progress, attempts, result or failure reason); `job cancel <id>` removes a waiting or delayed job ' +
+        'and aborts an active one (the target is thawed); `job retry <id>` runs a failed job again',
+    )
+    .action(async function (this: Command, first: string, second: string | undefined) {
       const ctx = contextOf(this);
-      const job = await ctx.client.getJob(id);
+      if (second !== undefined && first === 'cancel') {
+        const res = await ctx.client.cancelJob(second);
+        if (ctx.json) return ctx.printJson(res);
+        return ctx.out(res.outcome === 'removed' ? `job ${res.id} cancelled (removed from the queue)` : `job ${res.id} is being aborted`);
+      }
+      if (second !== undefined && first === 'retry') {
+        const res = await ctx.client.retryJob(second);
+        if (ctx.json) return ctx.printJson(res);
+        return ctx.out(`job ${res.jobId} queued again on node ${res.node}`);
+      }
+      if (second !== undefined) throw new CliError(`unknown job action ${JSON.stringify(first)}: use cancel or retry`, EXIT.usage);
+      const job = await ctx.client.getJob(first);
       if (ctx.json) return ctx.printJson(job);
       ctx.out(jobDetails(job, ctx.c));
     });

@@ -1,9 +1,12 @@
 // ckpt dashboard: plain JavaScript, no framework, no build step, nothing loaded from elsewhere.
-// State comes from the REST API once, then from the WebSocket feed; a reconnect resumes with `since`, so nothing is
-// missed or applied twice. Everything shown from the server is put in the page with textContent (never as HTML).
+// On load: the recent events, jobs, checkpoints and schedules from the REST API; then the WebSocket feed from the last
+// event loaded (`since`), so nothing is missed or applied twice, also after a reconnect. Everything shown from the
+// server is put in the page with textContent (never as HTML).
 
-const MAX_JOBS = 100;
-const MAX_EVENTS = 200;
+const MAX_EVENTS = 300;
+/** Jobs loaded on start (the feed adds new ones); filtering and paging happen in the page. */
+const JOBS_LOADED = 2000;
+const PAGE_SIZE = 50;
 const TERMINAL = new Set(['completed', 'failed']);
 
 // ---- token: from ?token= once, then kept for this tab only and removed from the address bar (and from history).
@@ -23,14 +26,23 @@ const state = {
   jobs: new Map(),
   checkpoints: [],
   schedules: [],
+  /** Workloads (ckpt run): processes in their own pid namespace, and copies restored from their checkpoints. */
+  workloads: [],
+  /** 'read' or 'operate': the caller's role (the API's overview says); action buttons only for 'operate'. */
+  role: null,
   /** Id of the last event applied: the `since` of the next subscription. */
   lastEventId: null,
   selectedJobId: null,
   /** The selected job's CRIU log as the API has it (every line; the feed only carries a sample of a fast log). */
   logText: '',
+  filter: { search: '', state: '', type: '', target: '', schedule: '', node: '' },
+  page: 0,
+  /** Attention items the operator dismissed (kept in this browser). */
+  dismissed: new Set(JSON.parse(localStorage.getItem('ckpt-dismissed') || '[]')),
 };
 
 const $ = (id) => document.getElementById(id);
+const canOperate = () => state.role === 'operate';
 
 // ---- HTTP
 
@@ -52,6 +64,7 @@ async function api(method, path, body) {
     const err = new Error((data && data.message) || `${res.status} ${res.statusText}`);
     err.status = res.status;
     err.issues = (data && data.issues) || [];
+    err.data = data;
     throw err;
   }
   return data;
@@ -165,6 +178,79 @@ function progressBar(j) {
   return el('div', { class: cls, role: 'progressbar', 'data-percent': percent, title: `${percent}%` }, fill, el('em', { text: `${percent}%` }));
 }
 
+/** Stages as a person reads them (CRIU's notification names and ckpt's own). */
+const STAGES = {
+  queued: 'queued',
+  starting: 'starting',
+  resolving: 'finding the process',
+  'waiting-target': 'waiting for another dump of it',
+  dumping: 'freezing',
+  'pre-dump': 'freezing',
+  'network-lock': 'locking the network',
+  'query-ext-files': 'writing pages',
+  'post-dump': 'finishing the dump',
+  'network-unlock': 'unlocking the network',
+  committing: 'committing',
+  done: 'done',
+  'waiting-pid': 'waiting for the pid to be free',
+  'waiting-batch-slot': 'waiting for a batch slot',
+  restoring: 'restoring',
+  'pre-restore': 'reading images',
+  'setup-namespaces': 'setting up namespaces',
+  'post-setup-namespaces': 'restoring memory',
+  'post-restore': 'restored',
+  'pre-resume': 'resuming',
+  'post-resume': 'resumed',
+  checking: 'checking it runs',
+};
+const stageText = (stage) => STAGES[stage] || stage || '';
+
+/** The progress line of a running job: a dump writing pages says how many MiB of how many (never more than all). */
+function progressText(j) {
+  const p = j.progress || {};
+  if (TERMINAL.has(j.state)) return '';
+  const stage = stageText(p.stage);
+  if (j.type === 'dump' && p.bytesExpected > 0 && p.bytesWritten > 0) {
+    return `${stage} ${mib(Math.min(p.bytesWritten, p.bytesExpected))} of ${mib(p.bytesExpected)} MiB`;
+  }
+  return stage;
+}
+
+/** A long reason folded: its first line shown, the rest on demand. */
+function folded(text, cls = 'reason') {
+  const all = String(text || '');
+  const [first, ...rest] = all.split('\n');
+  if (!rest.length) return el('div', { class: cls, text: first });
+  return el('details', { class: cls }, el('summary', { text: first }), el('pre', { text: rest.join('\n') }));
+}
+
+function actionButton(label, action, onclick, secondary = true) {
+  return el('button', {
+    type: 'button',
+    class: `small-btn${secondary ? ' secondary' : ''}`,
+    text: label,
+    'data-action': action,
+    onclick: (ev) => {
+      ev.stopPropagation();
+      onclick();
+    },
+  });
+}
+
+/** A cell with the row's action buttons, empty for a read-only token (the buttons are not even made). */
+function actionsCell(buttons) {
+  return el('td', { class: 'wrap' }, canOperate() ? el('div', { class: 'row-actions' }, ...buttons()) : null);
+}
+
+/** Asks in a modal dialog; resolves true when confirmed. */
+function confirmAction(text) {
+  const dialog = $('confirm');
+  $('confirm-text').textContent = text;
+  dialog.returnValue = '';
+  dialog.showModal();
+  return new Promise((resolve) => dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true }));
+}
+
 // ---- rendering (batched to one per frame)
 
 let renderQueued = false;
@@ -178,103 +264,270 @@ function render(...parts) {
     const parts = new Set(dirty);
     dirty.clear();
     if (parts.has('jobs')) renderJobs();
+    if (parts.has('jobs') || parts.has('schedules')) renderAttention();
     if (parts.has('checkpoints')) renderCheckpoints();
     if (parts.has('schedules')) renderSchedules();
+    if (parts.has('workloads')) renderWorkloads();
     if (parts.has('log')) renderLog();
   });
 }
 
+/** The target of a job as a key when known (`python3-4242`), else as asked (`pid 4242`). */
+function jobTargetKey(j) {
+  const d = j.data || {};
+  if (j.target) return j.target;
+  if (d.resolved && d.resolved.key) return d.resolved.key;
+  if (typeof d.target === 'string') return d.target;
+  return jobTarget(j);
+}
+
+function matches(j) {
+  const f = state.filter;
+  if (f.state && (f.state === 'waiting' ? !['waiting', 'prioritized'].includes(j.state) : j.state !== f.state)) return false;
+  if (f.type && j.type !== f.type) return false;
+  if (f.target && jobTargetKey(j) !== f.target) return false;
+  if (f.schedule && (j.scheduleId || (j.data && j.data.scheduleId)) !== f.schedule) return false;
+  if (f.node && j.node !== f.node) return false;
+  if (f.search) {
+    const q = f.search.toLowerCase();
+    const d = j.data || {};
+    const hay = [j.id, jobTargetKey(j), jobTarget(j), d.checkpointId, j.result && j.result.checkpointId].filter(Boolean).join(' ').toLowerCase();
+    if (!hay.includes(q)) return false;
+  }
+  return true;
+}
+
+/** Keeps a select's options in step with the values seen, keeping the chosen one. */
+function fillSelect(select, label, values) {
+  const chosen = select.value;
+  const wanted = ['', ...[...values].sort()];
+  if (select.options.length === wanted.length && [...select.options].every((o, i) => o.value === wanted[i])) return;
+  select.replaceChildren(...wanted.map((v) => el('option', { value: v, text: v || label })));
+  select.value = chosen;
+}
+
 function renderJobs() {
-  const jobs = [...state.jobs.values()].sort((a, b) => (b.createdAt || 0) - (a.createdAt || 0)).slice(0, MAX_JOBS);
-  const rows = jobs.map((j) => {
-    const p = j.progress || {};
+  // Measured (performance.measure) so the cost of filtering and drawing thousands of jobs can be read from the page.
+  const started = performance.now();
+  const all = [...state.jobs.values()];
+  const targets = new Set();
+  const schedules = new Set();
+  const nodes = new Set();
+  for (const j of all) {
+    targets.add(jobTargetKey(j));
+    const s = j.scheduleId || (j.data && j.data.scheduleId);
+    if (s) schedules.add(s);
+    if (j.node) nodes.add(j.node);
+  }
+  fillSelect($('filter-target'), 'any target', targets);
+  fillSelect($('filter-schedule'), 'any schedule', schedules);
+  fillSelect($('filter-node'), 'any node', nodes);
+
+  const shown = all.filter(matches).sort((a, b) => (b.createdAt || 0) - (a.createdAt || 0));
+  const pages = Math.max(1, Math.ceil(shown.length / PAGE_SIZE));
+  state.page = Math.min(state.page, pages - 1);
+  const slice = shown.slice(state.page * PAGE_SIZE, (state.page + 1) * PAGE_SIZE);
+  const rows = slice.map((j) => {
     const shownState = j.retrying && !TERMINAL.has(j.state) ? 'retrying' : j.state;
-    const tr = el(
+    const actions = [];
+    if (canOperate() && ['waiting', 'delayed', 'active', 'prioritized'].includes(j.state)) {
+      actions.push(actionButton('Cancel', 'cancel', () => cancelJob(j.id)));
+    }
+    if (canOperate() && j.state === 'failed') actions.push(actionButton('Retry', 'retry', () => retryJob(j.id)));
+    return el(
       'tr',
       { 'data-job-id': j.id, 'data-state': j.state, class: j.id === state.selectedJobId ? 'selected' : '', onclick: () => selectJob(j.id) },
       el('td', { class: 'mono', title: j.id, text: shortId(j.id) }),
       td(j.type),
-      td(jobTarget(j), 'mono'),
+      el('td', { class: 'mono wrap', text: jobTargetKey(j) }),
       el('td', {}, badge(shownState)),
-      td(TERMINAL.has(j.state) ? '' : p.stage || ''),
-      el('td', {}, progressBar(j)),
-      td(p.bytesExpected || p.bytesWritten ? `${mib(p.bytesWritten)} / ${mib(p.bytesExpected)}` : ''),
-      td(j.attemptsMade || 0),
-      td(time(j.createdAt)),
-      el('td', {}, j.state === 'failed' ? el('div', { class: 'reason', text: j.failedReason || '' }) : resultCell(j)),
+      el('td', {}, progressBar(j), el('div', { class: 'stage muted small', text: progressText(j) })),
+      td(j.attemptsMade || 0, 'hide-narrow'),
+      td(time(j.createdAt), 'hide-narrow'),
+      el('td', { class: 'wrap' }, j.state === 'failed' ? folded(j.failedReason) : resultCell(j), actions.length ? el('div', { class: 'row-actions' }, ...actions) : null),
     );
-    return tr;
   });
   $('jobs-body').replaceChildren(...rows);
   $('jobs-empty').hidden = rows.length > 0;
+  $('jobs-empty').textContent = all.length ? 'No job matches.' : 'No jobs yet.';
+  $('jobs-info').textContent = shown.length
+    ? `${state.page * PAGE_SIZE + 1}–${state.page * PAGE_SIZE + slice.length} of ${shown.length} jobs${shown.length < all.length ? ` (${all.length} loaded)` : ''}`
+    : '';
+  $('page-prev').disabled = state.page === 0;
+  $('page-next').disabled = state.page >= pages - 1;
+  performance.measure('ckpt:render-jobs', { start: started, detail: { jobs: all.length } });
   if (state.selectedJobId) {
     const j = state.jobs.get(state.selectedJobId);
-    $('log-state').textContent = j ? `${j.type} · ${j.state}${j.progress && j.progress.stage && !TERMINAL.has(j.state) ? ` · ${j.progress.stage}` : ''}` : '';
+    $('log-state').textContent = j ? `${j.type} · ${j.state}${TERMINAL.has(j.state) ? '' : ` · ${progressText(j)}`}` : '';
   }
 }
 
+function dismiss(key) {
+  state.dismissed.add(key);
+  localStorage.setItem('ckpt-dismissed', JSON.stringify([...state.dismissed].slice(-2000)));
+  render('jobs');
+}
+
+/** Failed jobs and unhealthy schedules first, until dismissed. */
+function renderAttention() {
+  const items = [];
+  for (const s of state.schedules) {
+    const st = s.state || {};
+    if (st.healthy !== false) continue;
+    const key = `schedule:${s.id}:${st.lastFailure ? st.lastFailure.at : ''}`;
+    if (state.dismissed.has(key)) continue;
+    items.push(
+      el(
+        'li',
+        { 'data-schedule-id': s.id, class: 'bad' },
+        el('div', { class: 'what' }, badge('unhealthy'), el('span', { class: 'mono', text: ` schedule ${s.id}` }), el('span', { class: 'muted small', text: ` ${st.consecutiveFailures} failures in a row` })),
+        folded(st.lastFailure ? st.lastFailure.reason : ''),
+        el('div', { class: 'row-actions' }, actionButton('Dismiss', 'dismiss', () => dismiss(key))),
+      ),
+    );
+  }
+  const failed = [...state.jobs.values()].filter((j) => j.state === 'failed' && !state.dismissed.has(`job:${j.id}`));
+  failed.sort((a, b) => (b.finishedAt || b.createdAt || 0) - (a.finishedAt || a.createdAt || 0));
+  for (const j of failed.slice(0, 50)) {
+    items.push(
+      el(
+        'li',
+        { 'data-job-id': j.id, class: 'bad' },
+        el('div', { class: 'what' }, badge('failed'), el('span', { class: 'mono', title: j.id, text: ` ${j.type} ${shortId(j.id)} ` }), el('span', { class: 'mono', text: jobTargetKey(j) }), el('span', { class: 'muted small', text: ` ${time(j.finishedAt || j.createdAt)}` })),
+        folded(j.failedReason),
+        el('div', { class: 'row-actions' }, canOperate() ? actionButton('Retry', 'retry', () => retryJob(j.id)) : null, actionButton('Dismiss', 'dismiss', () => dismiss(`job:${j.id}`))),
+      ),
+    );
+  }
+  if (failed.length > 50) items.push(el('li', { class: 'muted small', text: `and ${failed.length - 50} more failed jobs (filter the jobs by state "failed")` }));
+  $('attention').replaceChildren(...items);
+  $('attention-card').hidden = items.length === 0;
+}
+
+/** A small line plot (inline SVG) of one figure over time, oldest left; the newest value as its label. */
+function sparkline(label, values, format) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('viewBox', '0 0 100 30');
+  svg.setAttribute('preserveAspectRatio', 'none');
+  svg.setAttribute('class', 'spark');
+  const pts = values.filter((v) => typeof v === 'number' && Number.isFinite(v));
+  if (pts.length) {
+    const max = Math.max(...pts) || 1;
+    const step = pts.length > 1 ? 100 / (pts.length - 1) : 0;
+    const line = document.createElementNS(NS, 'polyline');
+    const y = (v) => (28 - (v / max) * 26).toFixed(2);
+    // One checkpoint: a level line across.
+    const points = pts.length > 1 ? pts.map((v, i) => `${(i * step).toFixed(2)},${y(v)}`) : [`0,${y(pts[0])}`, `100,${y(pts[0])}`];
+    line.setAttribute('points', points.join(' '));
+    svg.append(line);
+  }
+  return el('figure', { class: 'plot', 'data-plot': label }, el('figcaption', { text: `${label}: ${pts.length ? format(pts[pts.length - 1]) : '-'}` }), svg);
+}
+
+function age(t) {
+  const ms = Date.now() - new Date(t).getTime();
+  if (!Number.isFinite(ms)) return '-';
+  if (ms < 60_000) return `${Math.max(0, Math.round(ms / 1000))} s`;
+  if (ms < 3_600_000) return `${Math.round(ms / 60_000)} min`;
+  if (ms < 86_400_000) return `${(ms / 3_600_000).toFixed(1)} h`;
+  return `${(ms / 86_400_000).toFixed(1)} d`;
+}
+
 function renderCheckpoints() {
-  const rows = state.checkpoints.map((cp) =>
-    el(
+  const byTarget = new Map();
+  for (const cp of state.checkpoints) {
+    const key = cp.target ? cp.target.key : '-';
+    if (!byTarget.has(key)) byTarget.set(key, []);
+    byTarget.get(key).push(cp);
+  }
+  const blocks = [...byTarget].map(([key, cps]) => {
+    const total = cps.reduce((n, c) => n + (c.bytes || 0), 0);
+    const oldestFirst = [...cps].reverse();
+    const stat = (c, k) => (c.stats ? c.stats[k] : undefined);
+    const rows = cps.map((cp) =>
+      el(
+        'tr',
+        { 'data-checkpoint-id': cp.id },
+        td(cp.id, 'mono'),
+        td(age(cp.created), ''),
+        td(bytes(cp.bytes)),
+        td(cp.scheduleId || '', 'mono hide-narrow'),
+        el(
+          'td',
+          { 'data-verified': cp.verified ? String(cp.verified.ok) : '', title: cp.verified ? `drill at ${time(cp.verified.at)}${cp.verified.reason ? `: ${cp.verified.reason}` : ''}` : '' },
+          cp.verified ? badge(cp.verified.ok ? 'restores' : 'drill failed', cp.verified.ok ? 'completed' : 'failed') : null,
+        ),
+        el('td', {}, cp.pinned ? badge('pinned', 'active') : null),
+        actionsCell(() => [
+          actionButton('Restore', 'restore', () => restore(cp), false),
+          actionButton(cp.pinned ? 'Unpin' : 'Pin', cp.pinned ? 'unpin' : 'pin', () =>
+            act('POST', `/api/v1/checkpoints/${encodeURIComponent(cp.id)}/${cp.pinned ? 'unpin' : 'pin'}`, loadCheckpoints),
+          ),
+          actionButton('Drill', 'verify', () => act('POST', `/api/v1/checkpoints/${encodeURIComponent(cp.id)}/verify`)),
+          actionButton('Delete', 'delete', () => deleteCheckpoint(cp)),
+        ]),
+      ),
+    );
+    return el(
+      'div',
+      { class: 'target', 'data-target': key },
+      el('div', { class: 'target-head' }, el('h3', { class: 'mono', text: key }), el('span', { class: 'muted small', text: `${cps.length} checkpoints · ${bytes(total)} · newest ${age(cps[0].created)} ago` })),
+      el(
+        'div',
+        { class: 'plots' },
+        sparkline('size', oldestFirst.map((c) => c.bytes), bytes),
+        sparkline('frozen', oldestFirst.map((c) => stat(c, 'frozenTimeUs')), micros),
+        sparkline('dump', oldestFirst.map((c) => c.durationMs), duration),
+        sparkline('pages written', oldestFirst.map((c) => stat(c, 'pagesWritten')), (v) => String(v)),
+      ),
+      el('table', { class: 'grid' }, el('tbody', {}, ...rows)),
+    );
+  });
+  $('targets').replaceChildren(...blocks);
+  $('checkpoints-empty').hidden = blocks.length > 0;
+}
+
+/** Workloads: state (running, or how it ended), host pid, where it came from, its newest checkpoint. */
+function renderWorkloads() {
+  const rows = state.workloads.map((w) => {
+    const ended = w.ended ? (w.ended.code !== undefined ? `exited ${w.ended.code}` : 'killed') + (w.ended.signal ? ` (${w.ended.signal})` : '') : '';
+    const origin = w.origin && w.origin.kind === 'restore' ? `copy of ${w.origin.of} from ${w.origin.checkpointId}` : 'ckpt run';
+    return el(
       'tr',
-      { 'data-checkpoint-id': cp.id },
-      td(cp.id, 'mono'),
-      td(cp.target ? cp.target.key : '-', 'mono'),
-      el('td', { class: 'mono cmd', title: cp.target ? cp.target.cmdline : '', text: cp.target ? cp.target.cmdline : '' }),
-      td(time(cp.created)),
-      td(bytes(cp.bytes)),
-      td(cp.scheduleId || '', 'mono'),
-      el(
-        'td',
-        { 'data-verified': cp.verified ? String(cp.verified.ok) : '', title: cp.verified ? `drill at ${time(cp.verified.at)}${cp.verified.reason ? `: ${cp.verified.reason}` : ''}` : '' },
-        cp.verified ? badge(cp.verified.ok ? 'restores' : 'drill failed', cp.verified.ok ? 'completed' : 'failed') : null,
-      ),
-      el('td', {}, cp.pinned ? badge('pinned', 'active') : null),
-      el(
-        'td',
-        {},
-        el('button', { type: 'button', class: 'small-btn', text: 'Restore', 'data-action': 'restore', onclick: () => restore(cp.id) }),
-        ' ',
-        el('button', {
-          type: 'button',
-          class: 'small-btn secondary',
-          text: cp.pinned ? 'Unpin' : 'Pin',
-          onclick: () => act(`/api/v1/checkpoints/${encodeURIComponent(cp.id)}/${cp.pinned ? 'unpin' : 'pin'}`, loadCheckpoints),
-        }),
-      ),
-    ),
-  );
-  $('checkpoints-body').replaceChildren(...rows);
-  $('checkpoints-empty').hidden = rows.length > 0;
+      { 'data-workload': w.name, 'data-state': w.state },
+      td(w.name, 'mono'),
+      el('td', {}, badge(w.state === 'running' ? 'running' : ended || w.state, w.state === 'running' ? 'active' : 'failed')),
+      td(w.node, 'hide-narrow'),
+      td(String(w.hostPid), 'mono'),
+      td(origin, 'small hide-narrow'),
+      td(w.newestCheckpoint ? `${w.newestCheckpoint.id} (${age(w.newestCheckpoint.created)} ago)` : '-', 'mono small'),
+    );
+  });
+  $('workloads-body').replaceChildren(...rows);
+  $('workloads-empty').hidden = rows.length > 0;
 }
 
 function renderSchedules() {
   const rows = state.schedules.map((s) => {
     const st = s.state || {};
     const status = !s.enabled ? 'disabled' : st.paused ? 'paused' : 'active';
-    const health = st.healthy === false ? `unhealthy (${st.consecutiveFailures} failures)` : 'healthy';
+    const health = st.healthy === false ? `unhealthy (${st.consecutiveFailures})` : 'healthy';
     return el(
       'tr',
       { 'data-schedule-id': s.id },
       td(s.id, 'mono'),
       td(`${s.cron}${s.timezone && s.timezone !== 'UTC' ? ` ${s.timezone}` : ''}`, 'mono'),
-      td(target(s.target), 'mono'),
+      el('td', { class: 'mono wrap', text: target(s.target) }),
       el('td', {}, badge(status, status === 'active' ? 'active-schedule' : status)),
       el('td', { title: (st.lastFailure && st.lastFailure.reason) || '' }, badge(health, st.healthy === false ? 'unhealthy' : 'healthy')),
-      td(time(s.nextRunAt)),
-      el('td', { class: 'mono', title: st.lastJobId || '', text: st.lastJobId ? shortId(st.lastJobId) : '' }),
-      el(
-        'td',
-        {},
-        el('button', { type: 'button', class: 'small-btn', text: 'Run now', onclick: () => act(`/api/v1/schedules/${encodeURIComponent(s.id)}/trigger`) }),
-        ' ',
-        el('button', {
-          type: 'button',
-          class: 'small-btn secondary',
-          text: st.paused ? 'Resume' : 'Pause',
-          onclick: () => act(`/api/v1/schedules/${encodeURIComponent(s.id)}/${st.paused ? 'resume' : 'pause'}`, loadSchedules),
-        }),
-      ),
+      td(time(s.nextRunAt), 'hide-narrow'),
+      actionsCell(() => [
+        actionButton('Run now', 'trigger', () => act('POST', `/api/v1/schedules/${encodeURIComponent(s.id)}/trigger`), false),
+        actionButton(st.paused ? 'Resume' : 'Pause', st.paused ? 'resume' : 'pause', () =>
+          act('POST', `/api/v1/schedules/${encodeURIComponent(s.id)}/${st.paused ? 'resume' : 'pause'}`, loadSchedules),
+        ),
+      ]),
     );
   });
   $('schedules-body').replaceChildren(...rows);
@@ -296,6 +549,7 @@ function renderLog() {
 let logLine = null;
 
 function addEventLine(e) {
+  if (e.event === 'job.progress') return;
   const d = e.data || {};
   const list = $('events');
   if (e.event === 'job.log') {
@@ -314,7 +568,7 @@ function addEventLine(e) {
       ? 'bad'
       : /completed|created/.test(e.event)
         ? 'ok'
-        : /retrying|stalled|skipped|pruned|exited/.test(e.event)
+        : /retrying|stalled|skipped|pruned|cancelled|exited/.test(e.event)
           ? 'warn'
           : 'info';
     let text = '';
@@ -322,12 +576,12 @@ function addEventLine(e) {
     else if (e.event === 'job.completed') text = resultText({ type: e.jobType, result: d.result });
     else if (e.event === 'restore.exited') text = `restored pid ${d.pid} exited ${d.afterMs} ms after its restore`;
     else if (e.event === 'checkpoint.pruned') text = `${d.checkpointId || ''} freed ${bytes(d.bytes)} (${d.reason || 'retention'})`;
-    else if (d.reason) text = String(d.reason);
+    else if (d.reason) text = String(d.reason).split('\n')[0];
     else if (d.checkpointId) text = d.checkpointId;
     else if (d.jobId) text = `job ${d.jobId}`;
     const subject = e.scheduleId && (e.event.startsWith('schedule.') || !e.jobId) ? `schedule ${e.scheduleId}` : e.jobId ? `${e.jobType || 'job'} ${e.jobId}` : e.target || '';
     list.prepend(
-      el('li', { 'data-event': e.event }, el('span', { class: 't', text: time(e.ts) }), el('span', { class: `n ${kind}`, text: e.event }), el('span', { text: `${subject} ${text}`.trim() })),
+      el('li', { 'data-event': e.event }, el('span', { class: 't', text: time(e.ts) }), el('span', { class: `n ${kind}`, text: e.event }), el('span', { class: 'x', text: `${subject} ${text}`.trim() })),
     );
   }
   while (list.childElementCount > MAX_EVENTS) list.lastElementChild.remove();
@@ -350,32 +604,67 @@ function mergeJob(fetched) {
 }
 
 async function loadJobs() {
-  const { items } = await api('GET', '/api/v1/jobs?limit=50');
+  const { items } = await api('GET', `/api/v1/jobs?limit=${JOBS_LOADED}`);
   for (const j of items) mergeJob(j);
   render('jobs');
 }
 
-let checkpointsTimer = null;
 async function loadCheckpoints() {
-  const { items } = await api('GET', '/api/v1/checkpoints?limit=30');
+  const { items } = await api('GET', '/api/v1/checkpoints?limit=200');
   state.checkpoints = items;
   render('checkpoints');
 }
-let schedulesTimer = null;
+async function loadWorkloads() {
+  const { items } = await api('GET', '/api/v1/workloads');
+  state.workloads = items;
+  render('workloads');
+}
 async function loadSchedules() {
   const { items } = await api('GET', '/api/v1/schedules');
   state.schedules = items;
   render('schedules');
 }
-/** Coalesces bursts of events into one reload. */
-function reloadSoon(which) {
-  if (which === 'checkpoints') {
-    clearTimeout(checkpointsTimer);
-    checkpointsTimer = setTimeout(() => loadCheckpoints().catch(showLoadError), 150);
-  } else {
-    clearTimeout(schedulesTimer);
-    schedulesTimer = setTimeout(() => loadSchedules().catch(showLoadError), 150);
+
+/** Header: counts per state, nodes and the caller's role. */
+async function loadOverview() {
+  const o = await api('GET', '/api/v1/overview');
+  const c = o.counts;
+  $('count-waiting').textContent = String(c.waiting);
+  $('count-active').textContent = String(c.active);
+  $('count-delayed').textContent = String(c.delayed);
+  $('count-failed-hour').textContent = String(c.failedLastHour);
+  $('count-completed').textContent = String(c.completed);
+  const nodes = $('health-nodes');
+  const idle = o.nodes.filter((n) => n.workers === 0);
+  nodes.className = `chip ${o.nodes.length && !idle.length ? 'ok' : idle.length ? 'bad' : 'unknown'}`;
+  nodes.textContent = `${o.nodes.length} node${o.nodes.length === 1 ? '' : 's'}`;
+  nodes.title = o.nodes.map((n) => `${n.node}: ${n.workers} worker${n.workers === 1 ? '' : 's'}`).join('\n');
+  if (state.role !== o.role) {
+    state.role = o.role;
+    document.body.dataset.role = o.role;
+    render('jobs', 'checkpoints', 'schedules');
   }
+}
+
+/** Redis, CRIU and storage as /healthz sees them. */
+async function loadHealth() {
+  const res = await fetch('/healthz');
+  const { checks } = await res.json();
+  for (const name of ['redis', 'criu', 'storage']) {
+    const c = checks[name] || { ok: false, error: 'not checked' };
+    const chip = $(`health-${name}`);
+    chip.className = `chip ${c.ok ? 'ok' : 'bad'}`;
+    chip.title = c.ok ? (name === 'storage' ? `${bytes(c.freeBytes)} free` : c.version || 'ok') : c.error || 'failing';
+    chip.textContent = name === 'storage' && typeof c.freeBytes === 'number' ? `storage ${bytes(c.freeBytes)} free` : name === 'criu' ? 'CRIU' : name === 'redis' ? 'Redis' : name;
+  }
+}
+
+const timers = {};
+/** Coalesces bursts of events into one reload. */
+function reloadSoon(which, ms = 150) {
+  const load = { checkpoints: loadCheckpoints, schedules: loadSchedules, overview: loadOverview, workloads: loadWorkloads }[which];
+  clearTimeout(timers[which]);
+  timers[which] = setTimeout(() => load().catch(showLoadError), ms);
 }
 
 const fetchingJobs = new Set();
@@ -401,24 +690,40 @@ function showLoadError(err) {
 function jobOf(e) {
   let j = state.jobs.get(e.jobId);
   if (!j) {
+    const d = e.data || {};
     j = { id: e.jobId, type: e.jobType, state: 'waiting', progress: { stage: 'queued', percent: 0, bytesWritten: 0, bytesExpected: 0 }, attemptsMade: 0, createdAt: e.ts };
+    if (e.scheduleId) j.scheduleId = e.scheduleId;
     state.jobs.set(e.jobId, j);
-    // Who made it and for what: the event does not say, the API does.
-    fetchJob(e.jobId);
+    // job.waiting says what the job is for (a burst of new jobs costs no request each); other events do not: ask.
+    if (e.event === 'job.waiting') {
+      j.node = d.node;
+      j.data = { target: d.target, checkpointId: d.checkpointId, checkpointIds: d.checkpointIds, scheduleId: e.scheduleId };
+    } else {
+      fetchJob(e.jobId);
+    }
   }
+  if (e.target) j.target = e.target;
   return j;
 }
 
 function applyEvent(e) {
   state.lastEventId = e.id;
   $('last-event').textContent = `event ${e.id}`;
-  if (e.event !== 'job.progress') addEventLine(e);
+  addEventLine(e);
   const d = e.data || {};
   if (e.event.startsWith('job.') && e.jobId) {
+    if (e.event === 'job.cancelled' && d.state !== 'active') {
+      // Removed from the queue: nothing left to show.
+      state.jobs.delete(e.jobId);
+      render('jobs');
+      reloadSoon('overview', 300);
+      return;
+    }
     const j = jobOf(e);
     switch (e.event) {
       case 'job.waiting':
-        if (!TERMINAL.has(j.state)) j.state = 'waiting';
+        if (!TERMINAL.has(j.state) || d.retried) j.state = 'waiting';
+        if (d.retried) j.failedReason = undefined;
         break;
       case 'job.active':
         if (!TERMINAL.has(j.state)) j.state = 'active';
@@ -435,12 +740,13 @@ function applyEvent(e) {
         if (!TERMINAL.has(j.state)) j.state = 'waiting';
         break;
       case 'job.failed':
+      case 'job.cancelled':
         j.attemptsMade = d.attemptsMade ?? j.attemptsMade;
-        if (d.final === false) {
+        if (e.event === 'job.failed' && d.final === false) {
           j.retrying = true;
         } else {
           j.state = 'failed';
-          j.failedReason = d.reason;
+          j.failedReason = e.event === 'job.cancelled' ? 'cancelled by an operator' : d.reason;
           j.finishedAt = e.ts;
         }
         break;
@@ -457,14 +763,16 @@ function applyEvent(e) {
         break;
     }
     // The final view (attempts, finish time) is the API's.
-    if (TERMINAL.has(j.state) && (e.event === 'job.completed' || e.event === 'job.failed')) {
+    if (TERMINAL.has(j.state) && ['job.completed', 'job.failed', 'job.cancelled'].includes(e.event)) {
       fetchJob(j.id);
       if (j.id === state.selectedJobId) refreshLog();
     }
+    if (e.event !== 'job.progress' && e.event !== 'job.log') reloadSoon('overview', 300);
     render('jobs');
   }
   if (e.event.startsWith('checkpoint.')) reloadSoon('checkpoints');
-  if (e.event.startsWith('schedule.') || e.event === 'checkpoint.created') reloadSoon('schedules');
+  if (e.event.startsWith('workload.') || e.event === 'checkpoint.created') reloadSoon('workloads');
+  if (e.event.startsWith('schedule.') || e.event === 'checkpoint.created' || e.event === 'job.failed') reloadSoon('schedules');
 }
 
 // ---- the feed connection
@@ -481,6 +789,10 @@ function setConn(kind, text) {
   c.textContent = text;
 }
 
+function subscribe() {
+  ws.send(JSON.stringify({ op: 'subscribe', channels: ['job', 'schedule', 'checkpoint', 'workload', 'restore'], since: state.lastEventId }));
+}
+
 function connect() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const url = `${proto}//${location.host}/api/v1/feed${token ? `?token=${encodeURIComponent(token)}` : ''}`;
@@ -494,13 +806,10 @@ function connect() {
       return;
     }
     switch (msg.type) {
-      case 'hello': {
-        const first = state.lastEventId === null;
-        if (first) state.lastEventId = msg.lastEventId;
-        ws.send(JSON.stringify({ op: 'subscribe', channels: ['job', 'schedule', 'checkpoint', 'restore'], since: state.lastEventId }));
-        if (first) initialLoad();
+      case 'hello':
+        if (state.lastEventId === null) firstLoad(msg.lastEventId);
+        else subscribe();
         break;
-      }
       case 'subscribed':
         reconnectDelay = 250;
         started = true;
@@ -513,7 +822,7 @@ function connect() {
       case 'reset':
         // The events since our last one are no longer kept: load the current state again.
         held = [];
-        initialLoad();
+        loadState();
         break;
       case 'error':
         console.warn('feed error', msg);
@@ -533,10 +842,25 @@ function connect() {
   };
 }
 
-async function initialLoad() {
+/** History first (recent events, then jobs and the rest), then live from the last event loaded. */
+async function firstLoad(helloLastId) {
+  held = [];
+  let history = [];
+  try {
+    history = (await api('GET', `/api/v1/events?limit=${MAX_EVENTS}`)).items;
+  } catch (err) {
+    showLoadError(err);
+  }
+  for (const e of history) addEventLine(e);
+  state.lastEventId = history.length ? history[history.length - 1].id : helloLastId;
+  if (ws) subscribe();
+  await loadState();
+}
+
+async function loadState() {
   held = held || [];
   try {
-    await Promise.all([loadJobs(), loadCheckpoints(), loadSchedules()]);
+    await Promise.all([loadJobs(), loadCheckpoints(), loadSchedules(), loadWorkloads(), loadOverview(), loadHealth()]);
   } catch (err) {
     showLoadError(err);
   }
@@ -547,26 +871,48 @@ async function initialLoad() {
 
 // ---- actions
 
-async function act(path, after) {
+async function act(method, path, after) {
   try {
-    await api('POST', path);
+    const res = await api(method, path);
     if (after) await after();
+    return res;
   } catch (err) {
     alert(describeError(err));
+    return null;
   }
 }
 
-async function restore(checkpointId) {
+function say(kind, text) {
   const msg = $('dump-message');
+  msg.className = `message ${kind}`;
+  msg.textContent = text;
+}
+
+async function restore(cp) {
+  const ok = await confirmAction(`Restore ${cp.id} of ${cp.target ? cp.target.key : 'its target'}? The process comes back with its pid; it must not be running.`);
+  if (!ok) return;
   try {
-    const { jobId } = await api('POST', '/api/v1/restores', { checkpointId });
-    msg.className = 'message ok';
-    msg.textContent = `restore job ${jobId} queued`;
-    placeholder(jobId, 'restore', { checkpointId });
+    const { jobId } = await api('POST', '/api/v1/restores', { checkpointId: cp.id });
+    say('ok', `restore job ${jobId} queued`);
+    placeholder(jobId, 'restore', { checkpointId: cp.id });
   } catch (err) {
-    msg.className = 'message error';
-    msg.textContent = describeError(err);
+    say('error', describeError(err));
   }
+}
+
+async function deleteCheckpoint(cp) {
+  if (!(await confirmAction(`Delete checkpoint ${cp.id} and its files?`))) return;
+  await act('DELETE', `/api/v1/checkpoints/${encodeURIComponent(cp.id)}`, loadCheckpoints);
+}
+
+async function cancelJob(id) {
+  if (!(await confirmAction(`Cancel job ${id}? An active dump is aborted; the process is thawed and keeps running.`))) return;
+  await act('DELETE', `/api/v1/jobs/${encodeURIComponent(id)}`);
+}
+
+async function retryJob(id) {
+  const res = await act('POST', `/api/v1/jobs/${encodeURIComponent(id)}/retry`);
+  if (res) fetchJob(id);
 }
 
 /** Shows a job the moment the API accepted it; its events fill it in. */
@@ -616,21 +962,26 @@ function refreshLog() {
 
 $('dump-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
-  const msg = $('dump-message');
   const raw = $('dump-pid').value.trim();
-  const pid = Number(raw);
-  const body = { target: { pid: /^\d+$/.test(raw) ? pid : raw }, leaveRunning: !$('dump-stop').checked };
+  const kind = $('dump-kind').value;
+  const criu = {};
+  if ($('dump-tcp').checked) criu.tcpEstablished = true;
+  if ($('dump-shell').checked) criu.shellJob = true;
+  if ($('dump-locks').checked) criu.fileLocks = true;
+  const body = {
+    target: kind === 'match' ? { match: raw } : { pid: /^\d+$/.test(raw) ? Number(raw) : raw },
+    leaveRunning: !$('dump-stop').checked,
+    ...(Object.keys(criu).length ? { criu } : {}),
+  };
   const button = $('dump-submit');
   button.disabled = true;
   try {
     const { jobId } = await api('POST', '/api/v1/dumps', body);
-    msg.className = 'message ok';
-    msg.textContent = `dump job ${jobId} queued`;
+    say('ok', `dump job ${jobId} queued`);
     placeholder(jobId, 'dump', body);
     selectJob(jobId);
   } catch (err) {
-    msg.className = 'message error';
-    msg.textContent = describeError(err);
+    say('error', describeError(err));
   } finally {
     button.disabled = false;
   }
@@ -641,7 +992,25 @@ $('log-close').addEventListener('click', () => {
   render('jobs', 'log');
 });
 
-// Next-run times pass: ask for them again now and then.
+for (const [id, key] of [['filter-state', 'state'], ['filter-type', 'type'], ['filter-target', 'target'], ['filter-schedule', 'schedule'], ['filter-node', 'node'], ['search', 'search']]) {
+  $(id).addEventListener('input', () => {
+    state.filter[key] = $(id).value.trim();
+    state.page = 0;
+    render('jobs');
+  });
+}
+$('page-prev').addEventListener('click', () => {
+  state.page = Math.max(0, state.page - 1);
+  render('jobs');
+});
+$('page-next').addEventListener('click', () => {
+  state.page++;
+  render('jobs');
+});
+
+// Next-run times pass, health changes without events: ask again now and then.
 setInterval(() => reloadSoon('schedules'), 30_000);
+setInterval(() => loadHealth().catch(() => undefined), 10_000);
+setInterval(() => reloadSoon('overview'), 15_000);
 
 connect();

@@ -1,0 +1,61 @@
+import type { Logger } from 'pino';
+import type { EventInput } from '../events/types.js';
+
+/** Who a transition line is about: every line carries these, so `jq 'select(.jobId == ...)'` finds a job's story. */
+export interface JobLogContext {
+  jobId: string;
+  type: string;
+  /** The target key once known (`python3-4242`), else the target spec as asked (`pid 4242`, `match train.py`). */
+  target: string;
+  node: string;
+}
+
+/**
+ * One service-log line per job transition (started, retrying, completed, failed, cancelled, stalled), written by the worker that
+ * saw it. Keys never repeat pino's own (`pid`, `name`, `level`, `time`, `msg`): a duplicated key is read differently
+ * by each log tool. Other events (progress, log lines) are not transitions and are not logged.
+ */
+export function logJobTransition(log: Logger, context: JobLogContext, event: EventInput): void {
+  const d = event.data;
+  switch (event.event) {
+    case 'job.active':
+      log.info({ ...context, attempt: d.attempt }, 'job started');
+      return;
+    case 'job.retrying':
+      log.warn({ ...context, attempt: d.attempt, delayMs: d.delayMs, reason: d.reason }, 'job retrying');
+      return;
+    case 'job.failed':
+      // A failure that will be retried is told by its 'job retrying' line (with the reason).
+      if (d.final !== true) return;
+      log.error({ ...context, attemptsMade: d.attemptsMade, code: d.code, reason: d.reason }, 'job failed');
+      return;
+    case 'job.cancelled':
+      log.warn({ ...context, state: d.state }, 'job cancelled');
+      return;
+    case 'job.stalled':
+      log.warn({ ...context, attemptsMade: d.attemptsMade }, 'job stalled: its worker stopped answering');
+      return;
+    case 'job.completed': {
+      const result = (d.result ?? {}) as Record<string, unknown>;
+      const stats = (result.stats ?? {}) as Record<string, unknown>;
+      const frozenUs = typeof stats.frozenTimeUs === 'number' ? stats.frozenTimeUs : undefined;
+      log.info(
+        {
+          ...context,
+          attemptsMade: d.attemptsMade,
+          checkpointId: result.checkpointId,
+          restoredPid: result.restoredPid,
+          bytes: result.bytes,
+          durationMs: result.durationMs,
+          frozenMs: frozenUs === undefined ? undefined : frozenUs / 1000,
+          skipped: result.skipped,
+          adopted: result.adopted,
+        },
+        'job completed',
+      );
+      return;
+    }
+    default:
+      return;
+  }
+}

@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { runCli } from '../cli/run.js';
+import { CapturedLog } from '../helpers/log-lines.js';
+import { startCounter } from '../helpers/targets.js';
+import { api, FeedRecorder, startServiceUnderTest } from './harness.js';
+
+function procState(pid: number): string {
+  return /^State:\s+(\S)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!;
+}
+
+async function waitState(url: string, jobId: string, states: string[]): Promise<any> {
+  for (;;) {
+    const job = (await api(url, 'GET', `/api/v1/jobs/${jobId}`)).json;
+    if (states.includes(job.state)) return job;
+    await sleep(20);
+  }
+}
+
+test('DELETE aborts an active dump of a big target: the target runs on (not stopped), no attempt folder stays; retry makes the checkpoint; the CLI cancels and retries', async (t) => {
+  const log = new CapturedLog();
+  const svc = await startServiceUnderTest(t, {}, { log: log.logger });
+  if (!svc) return;
+  const target = await startCounter(512);
+  t.after(() => target.kill());
+  const key = `python3-${target.pid}`;
+  const feed = await FeedRecorder.open(svc.url);
+  t.after(() => feed.close());
+  feed.send({ op: 'subscribe', channels: ['job'] });
+  await feed.waitFor((m) => m.type === 'subscribed');
+
+  const { jobId } = (await api(svc.url, 'POST', '/api/v1/dumps', { target: { pid: target.pid } })).json;
+  // CRIU is writing the target's pages (the target is frozen now): abort.
+  await feed.waitFor((m) => m.event === 'job.progress' && m.jobId === jobId && m.data.bytesWritten > 0, 120_000);
+  const res = await api(svc.url, 'DELETE', `/api/v1/jobs/${jobId}`);
+  assert.equal(res.status, 202, res.text);
+  assert.deepEqual(res.json, { id: jobId, outcome: 'aborting' });
+
+  const job = await waitState(svc.url, jobId, ['failed', 'completed']);
+  assert.equal(job.state, 'failed', 'the dump was aborted, not finished');
+  assert.equal(job.failedReason, 'cancelled by an operator');
+  const events = feed.events(jobId).map((e) => e.event);
+  assert.ok(events.includes('job.cancelled'), events.join(' '));
+  assert.ok(!events.includes('job.failed'), 'a cancel is not a failure (schedules do not count it)');
+  assert.deepEqual(
+    log.ofJob(jobId).map((l) => [l.msg, l.target]),
+    [['job started', `pid ${target.pid}`], ['job cancelled', key]],
+  );
+
+  // The job ends only after CRIU let go of the target: it runs, it is not stopped, nothing of the attempt is left.
+  assert.ok(target.alive());
+  assert.ok(!['T', 't'].includes(procState(target.pid)), `State ${procState(target.pid)}`);
+  const before = target.read();
+  while (target.read() <= before) await sleep(20);
+  const targetDir = path.join(svc.config.storage.root, key);
+  assert.deepEqual(readdirSync(targetDir).filter((f) => f.startsWith('.tmp-')), [], 'no attempt folder');
+  assert.equal((await api(svc.url, 'GET', `/api/v1/checkpoints?target=${key}`)).json.items.length, 0);
+
+  // Cancelling it again is a conflict; the CLI retries it and it completes.
+  assert.equal((await api(svc.url, 'DELETE', `/api/v1/jobs/${jobId}`)).status, 409);
+  const env = { CKPT_URL: svc.url };
+  const retried = await runCli(['job', 'retry', jobId], env);
+  assert.equal(retried.code, 0, retried.stderr);
+  assert.match(retried.stdout, new RegExp(`job ${jobId} queued again on node test-node`));
+  const done = await waitState(svc.url, jobId, ['completed', 'failed']);
+  assert.equal(done.state, 'completed', done.failedReason);
+  assert.equal(done.attemptsMade, 1, 'attempts start again from the first');
+  assert.equal((await api(svc.url, 'GET', `/api/v1/checkpoints?target=${key}`)).json.items.length, 1);
+
+  const again = await runCli(['job', 'cancel', jobId], env);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /completed already/);
+  const unknown = await runCli(['job', 'retry', 'no-such-job'], env);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /not found/);
+  const usage = await runCli(['job', 'frobnicate', jobId], env);
+  assert.equal(usage.code, 2);
+});
