@@ -27,7 +27,7 @@ export interface CkptWorkerOptions {
   catalog: Catalog;
   store: CheckpointStore;
   policy: TargetPolicy;
-  /** Redis for BullMQ and the worker's locks. Default: config.redis.url. */
+  /** Redis for BullMQ and the worker's locks. Default: config.redis. */
   connection?: RedisConnection;
   /** Errors that belong to no job (Redis connection trouble, an event that could not be published). Default: ignored. */
   onError?: (err: Error) => void;
@@ -58,9 +58,9 @@ export class CkptWorker {
 
   constructor(private readonly options: CkptWorkerOptions) {
     const { config } = options;
-    const connection = options.connection ?? config.redis.url;
-    this.bullRedis = createRedis(connection, { blocking: true });
-    this.redis = createRedis(connection);
+    const connection = options.connection ?? config.redis;
+    this.bullRedis = createRedis(connection, { mode: 'wait' });
+    this.redis = createRedis(connection, { mode: 'wait' });
     // Reconnecting is ioredis' job; without listeners its errors would be unhandled.
     for (const r of [this.bullRedis, this.redis]) r.on('error', (err: Error) => this.reportError(err));
     this.ctx = {

@@ -59,19 +59,16 @@ export async function startService({ config, configFile, roles, log, version }: 
     const store = new CheckpointStore({ root: config.storage.root, sync: config.storage.sync });
     // The catalog drops in-use marks of restores whose job is gone (a worker died): it asks the queue, which needs the catalog.
     let queue: JobQueue | undefined;
-    const catalog = new Catalog(redis, {
-      prefix: config.redis.prefix,
-      store,
-      node: config.node,
-      isRefLive: (jobId) => queue!.isJobLive(jobId),
-    });
+    const catalogOn = (connection: typeof redis) =>
+      new Catalog(connection, { prefix: config.redis.prefix, store, node: config.node, isRefLive: (jobId) => queue!.isJobLive(jobId) });
+    const catalog = catalogOn(redis);
     const policy = new TargetPolicy({
       allowUids: config.policy.allowUids,
       allowCommands: config.policy.allowCommands,
       protectedPids: foundation.protectedPids,
     });
     queue = new JobQueue({
-      connection: config.redis.url,
+      connection: config.redis,
       prefix: config.redis.prefix,
       node: config.node,
       eventLog,
@@ -85,7 +82,17 @@ export async function startService({ config, configFile, roles, log, version }: 
     stops.push(async () => clearInterval(pruning));
 
     if (roles.worker) {
-      const worker = new CkptWorker({ config, eventLog, criuSocket: foundation.criuSocket, catalog, store, policy, onError });
+      const { waiting } = foundation;
+      const workerCatalog = catalogOn(waiting.redis);
+      const worker = new CkptWorker({
+        config,
+        eventLog: waiting.eventLog,
+        criuSocket: foundation.criuSocket,
+        catalog: workerCatalog,
+        store,
+        policy,
+        onError,
+      });
       await worker.start();
       stops.push(() => worker.close());
       log.info({ node: config.node, concurrency: config.worker.concurrency, storage: config.storage.root }, 'worker running');
