@@ -84,6 +84,11 @@ export async function startService({ config, configFile, roles, log, version }: 
     if (roles.worker) {
       const { waiting } = foundation;
       const workerCatalog = catalogOn(waiting.redis);
+      // Redis lost its data (or is new) while this node's folders hold checkpoints: list them again before any job runs.
+      const rebuilt = await workerCatalog.rebuildIfEmpty();
+      if (rebuilt && (rebuilt.added.length || rebuilt.skipped.length)) {
+        log.info({ root: store.root, added: rebuilt.added, skipped: rebuilt.skipped }, `catalog rebuilt from ${rebuilt.added.length} checkpoint folder(s)`);
+      }
       const worker = new CkptWorker({
         config,
         eventLog: waiting.eventLog,
