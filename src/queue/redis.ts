@@ -88,8 +88,10 @@ export function redisOptions(s: Config['redis']): RedisOptions {
     sentinelPassword: s.sentinelPassword,
     // Sentinels speak TLS too when the data nodes do (one certificate set for the deployment).
     ...(tls ? { enableTLSForSentinelMode: true, sentinelTLS: tls } : {}),
-    // Subscribes to the sentinels' +switch-master, so a failover is noticed at once rather than at the next error.
-    failoverDetector: true,
+    // A master demoted while still alive (a manual failover) answers writes with READONLY: reconnect (asking the
+    // sentinels again) and send the refused command to the new master. ioredis' failoverDetector is not used: its
+    // disconnect on +switch-master ends for good a connection that was already reconnecting (a master that died).
+    reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false),
   };
 }
 

@@ -45,12 +45,12 @@ export async function startServiceUnderTest(
     configSchema.parse({
       node: 'test-node',
       redis: server.redisConfig?.(redis) ?? { url: redis.url },
-      storage: { root: path.join(dir, 'checkpoints'), minFreeBytes: 0 },
-      criu: { runtimeDir: path.join(dir, 'run') },
       worker: { backoff: { baseDelayMs: 200, maxDelayMs: 1000 }, attempts: 3 },
       ...overrides,
       ...extra,
       api: { host: '127.0.0.1', port: 0, ...overrides.api, ...extra.api },
+      storage: { root: path.join(dir, 'checkpoints'), minFreeBytes: 0, ...overrides.storage, ...extra.storage },
+      criu: { runtimeDir: path.join(dir, 'run'), ...overrides.criu, ...extra.criu },
     });
   const log = server.log ?? pino({ level: process.env.CKPT_TEST_LOG ?? 'silent' });
   const start = async (config: Config, roles = { api: true, worker: true, scheduler: true }): Promise<RunningService> => {
