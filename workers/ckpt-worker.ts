@@ -39,7 +39,7 @@ export interface CkptWorkerOptions {
   policy: TargetPolicy;
   /** The deployment's key (security.jobKeyFile): a job whose signature does not verify with it is refused. */
   signer: Signer;
-  /** Redis for BullMQ and the worker's locks. Default: config.redis.url. */
+  /** Redis for BullMQ and the worker's locks. Default: config.redis. */
   connection?: RedisConnection;
   /** Errors that belong to no job (Redis connection trouble, an event that could not be published). Default: ignored. */
   onError?: (err: Error) => void;
@@ -79,9 +79,9 @@ export class CkptWorker {
 
   constructor(private readonly options: CkptWorkerOptions) {
     const { config } = options;
-    const connection = options.connection ?? config.redis.url;
-    this.bullRedis = createRedis(connection, { blocking: true });
-    this.redis = createRedis(connection);
+    const connection = options.connection ?? config.redis;
+    this.bullRedis = createRedis(connection, { mode: 'wait' });
+    this.redis = createRedis(connection, { mode: 'wait' });
     // Reconnecting is ioredis' job; without listeners its errors would be unhandled.
     this.cancels = createRedis(connection);
     for (const r of [this.bullRedis, this.redis, this.cancels]) r.on('error', (err: Error) => this.reportError(err));

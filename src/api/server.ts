@@ -2,6 +2,7 @@ import Fastify, {
   LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { ValidationError } from '../common/validation.js';
+import { isRedisUnavailable } from '../queue/redis.js';
 import type { Authenticator, Principal, Role } from './auth.js';
 
 export interface ApiServerOptions {
@@ -77,6 +78,14 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
     }
     const mapped = err.code ? STATUS_BY_CODE[err.code] : undefined;
     if (mapped) return reply.code(mapped[0]).send({ error: mapped[1], code: err.code, message: err.message });
+    if (isRedisUnavailable(err)) {
+      // Redis hung, down or failing over: the request cannot be served now, and says so at once.
+      req.log.warn({ err }, 'request failed: Redis does not answer');
+      return reply
+        .code(503)
+        .header('retry-after', '5')
+        .send({ error: 'unavailable', code: 'EREDIS_UNAVAILABLE', message: `Redis does not answer (${err.message}); try again later` });
+    }
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       // fastify's own (bad JSON, body too large, wrong content type) and our NotFoundError / ConflictError.
       const error = err.statusCode === 404 ? 'not_found' : err.statusCode === 409 ? (err.code ?? 'conflict') : 'bad_request';

@@ -1,6 +1,6 @@
 import { mkdir, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { isLoopbackHost } from '../api/auth.js';
 import { dataDir } from '../common/paths.js';
@@ -10,6 +10,7 @@ import { locateCriu } from '../criu/locate.js';
 import { CriuService } from '../criu/service.js';
 import { EventLog } from '../events/event-log.js';
 import { ensurePrivateDir } from '../security/trusted-files.js';
+import { createRedis, redactRedisUrl } from '../queue/redis.js';
 import { ManagedRedis, reachable } from './managed-redis.js';
 
 /** Which parts one process runs. `ckpt up` runs all; `ckpt worker` only the worker. */
@@ -21,8 +22,11 @@ export interface AppRoles {
 
 /** Redis and CRIU: what every role stands on, started (or found) once per process. */
 export interface Foundation {
+  /** Fails fast (redis.commandTimeoutMs) while Redis does not answer: for the API, the scheduler and the feed. */
   redis: Redis;
   eventLog: EventLog;
+  /** Waits for Redis instead (see RedisMode): for the worker, whose writes should land late rather than fail a dump. */
+  waiting: { redis: Redis; eventLog: EventLog };
   criuSocket: string;
   criuVersion?: string;
   /** Pids of ckpt's own helpers (managed Redis, CRIU service): never targets. */
@@ -36,13 +40,33 @@ export interface Foundation {
  */
 export async function startFoundation(config: Config, log: Logger, opts: { manageRedis: boolean; needCriu: boolean }): Promise<Foundation> {
   const stops: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const fn of stops.splice(0).reverse()) await fn().catch((err) => log.warn({ err }, 'stop failed'));
+  };
+  try {
+    return await connect(config, log, opts, stops, stop);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+async function connect(
+  config: Config,
+  log: Logger,
+  opts: { manageRedis: boolean; needCriu: boolean },
+  stops: (() => Promise<void>)[],
+  stop: () => Promise<void>,
+): Promise<Foundation> {
   const url = new URL(config.redis.url);
   const host = url.hostname || '127.0.0.1';
   const port = Number(url.port || 6379);
   let managedRedis: ManagedRedis | undefined;
-  if (!(await reachable(host, port))) {
+  // With sentinels the URL's host is not where Redis is; with credentials or TLS it is a Redis someone set up.
+  const plainLocal = config.redis.sentinels.length === 0 && url.protocol === 'redis:' && !url.username && !url.password;
+  if (plainLocal && !(await reachable(host, port))) {
     if (!opts.manageRedis || !isLoopbackHost(host)) {
-      throw new Error(`Redis at ${config.redis.url} does not answer (ckpt starts its own only for a loopback address with \`ckpt up\`)`);
+      throw new Error(`Redis at ${redactRedisUrl(config.redis.url)} does not answer (ckpt starts its own only for a loopback address with \`ckpt up\`)`);
     }
     const dir = path.join(dataDir(), 'redis');
     log.info({ host, port, dir }, 'no Redis answers: starting a managed redis-server with AOF');
@@ -50,8 +74,16 @@ export async function startFoundation(config: Config, log: Logger, opts: { manag
     await managedRedis.start();
     stops.push(() => managedRedis!.stop());
   }
-  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: null, lazyConnect: false });
-  stops.push(async () => void redis.disconnect());
+  const redis = createRedis(config.redis);
+  const waitingRedis = createRedis(config.redis, { mode: 'wait' });
+  // ioredis reconnects by itself and reports each failed try; commands report what matters to their callers.
+  // Only the message: a refused AUTH's error carries the command's arguments, the password among them.
+  for (const r of [redis, waitingRedis]) r.on('error', (err: Error) => log.debug({ error: err.message }, 'redis connection error'));
+  stops.push(async () => {
+    redis.disconnect();
+    waitingRedis.disconnect();
+  });
+  // The first command proves the address, credentials and TLS (fail-fast: a wrong address does not hang the start).
   const serverPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1] ?? 0);
 
   let criuSocket = config.criu.socket;
@@ -71,15 +103,15 @@ export async function startFoundation(config: Config, log: Logger, opts: { manag
   }
   if (!criuSocket) criuSocket = path.join(config.criu.runtimeDir, 'criu.sock');
 
+  const eventLogOn = (r: Redis) => new EventLog(r, { key: `${config.redis.prefix}:events`, maxLen: config.events.maxLen });
   return {
     redis,
-    eventLog: new EventLog(redis, { key: `${config.redis.prefix}:events`, maxLen: config.events.maxLen }),
+    eventLog: eventLogOn(redis),
+    waiting: { redis: waitingRedis, eventLog: eventLogOn(waitingRedis) },
     criuSocket,
     criuVersion,
     protectedPids: () => [serverPid, managedRedis?.pid, criuService?.pid].filter((p): p is number => !!p),
-    async stop() {
-      for (const stop of stops.reverse()) await stop().catch((err) => log.warn({ err }, 'stop failed'));
-    },
+    stop,
   };
 }
 

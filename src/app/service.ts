@@ -74,12 +74,9 @@ export async function startService({ config, configFile, roles, log, version }: 
     const store = new CheckpointStore({ root: config.storage.root, sync: config.storage.sync, signer });
     // The catalog drops in-use marks of restores whose job is gone (a worker died): it asks the queue, which needs the catalog.
     let queue: JobQueue | undefined;
-    const catalog = new Catalog(redis, {
-      prefix: config.redis.prefix,
-      store,
-      node: config.node,
-      isRefLive: (jobId) => queue!.isJobLive(jobId),
-    });
+    const catalogOn = (connection: typeof redis) =>
+      new Catalog(connection, { prefix: config.redis.prefix, store, node: config.node, isRefLive: (jobId) => queue!.isJobLive(jobId) });
+    const catalog = catalogOn(redis);
     const policy = new TargetPolicy({
       allowUids: config.policy.allowUids,
       allowCommands: config.policy.allowCommands,
@@ -95,7 +92,7 @@ export async function startService({ config, configFile, roles, log, version }: 
     });
     const resolve = (spec: TargetSpec) => resolveTarget(spec, { workloads });
     queue = new JobQueue({
-      connection: config.redis.url,
+      connection: config.redis,
       prefix: config.redis.prefix,
       node: config.node,
       eventLog,
@@ -110,7 +107,24 @@ export async function startService({ config, configFile, roles, log, version }: 
     stops.push(async () => clearInterval(pruning));
 
     if (roles.worker) {
-      const worker = new CkptWorker({ config, eventLog, criuSocket: foundation.criuSocket, catalog, store, policy, signer, log, onError });
+      const { waiting } = foundation;
+      const workerCatalog = catalogOn(waiting.redis);
+      // Redis lost its data (or is new) while this node's folders hold checkpoints: list them again before any job runs.
+      const rebuilt = await workerCatalog.rebuildIfEmpty();
+      if (rebuilt && (rebuilt.added.length || rebuilt.skipped.length)) {
+        log.info({ root: store.root, added: rebuilt.added, skipped: rebuilt.skipped }, `catalog rebuilt from ${rebuilt.added.length} checkpoint folder(s)`);
+      }
+      const worker = new CkptWorker({
+        config,
+        eventLog: waiting.eventLog,
+        criuSocket: foundation.criuSocket,
+        catalog: workerCatalog,
+        store,
+        policy,
+        signer,
+        log,
+        onError,
+      });
       await worker.start();
       stops.push(() => worker.close());
       log.info({ node: config.node, concurrency: config.worker.concurrency, storage: config.storage.root }, 'worker running');

@@ -64,9 +64,20 @@ export interface PendingDeletesResult {
 
 const DEFAULT_LIMIT = 100;
 
+export interface RebuildResult {
+  /** Checkpoints listed again. */
+  added: string[];
+  /** Checkpoints that were listed already. */
+  present: string[];
+  /** Folders that do not count, with the reason (no complete manifest, damaged files, another node's, being deleted). */
+  skipped: { dir: string; reason: string }[];
+}
+
 // Every script treats a checkpoint hash with a `deleting` field as gone: it is unlisted and its files are going.
+// ARGV[4] 'if-missing' (rebuild): a checkpoint the catalog has already is left as it is.
 const ADD = `
 if redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return 'EDELETING' end
+if ARGV[4] == 'if-missing' and redis.call('EXISTS', KEYS[1]) == 1 then return 'PRESENT' end
 redis.call('HSET', KEYS[1], 'manifest', ARGV[3])
 redis.call('HSETNX', KEYS[1], 'pinned', '0')
 for i = 2, #KEYS do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1]) end
@@ -200,6 +211,35 @@ export class Catalog {
       }
     }
     return result;
+  }
+
+  /**
+   * Lists again every checkpoint of this node whose folder holds a complete manifest and intact files (after Redis
+   * lost its data): the manifest from the folder, unpinned (pins live only in Redis). Checkpoints listed already,
+   * or being deleted, are left alone; attempt folders never count.
+   */
+  async rebuild(): Promise<RebuildResult> {
+    const { store, node } = this.options;
+    const { manifests, skipped } = await store.listCommitted();
+    const result: RebuildResult = { added: [], present: [], skipped };
+    for (const m of manifests) {
+      if (m.node !== node) {
+        skipped.push({ dir: store.pathOf(m), reason: `made on node ${m.node}, not ${node}` });
+        continue;
+      }
+      const keys = [this.hashKey(m.id), ...this.indexKeys(m)];
+      const res = await this.redis.eval(ADD, keys.length, ...keys, m.id, Date.parse(m.created), JSON.stringify(m), 'if-missing');
+      if (res === 'OK') result.added.push(m.id);
+      else if (res === 'PRESENT') result.present.push(m.id);
+      else skipped.push({ dir: store.pathOf(m), reason: 'being deleted' });
+    }
+    return result;
+  }
+
+  /** rebuild() when the catalog lists no checkpoint of this node (Redis lost its data, or is new); else null. */
+  async rebuildIfEmpty(): Promise<RebuildResult | null> {
+    if ((await this.redis.zcard(this.indexKey('node', this.options.node))) > 0) return null;
+    return this.rebuild();
   }
 
   async pin(id: string): Promise<Checkpoint> {

@@ -301,6 +301,39 @@ export class CheckpointStore {
     return removed;
   }
 
+  /**
+   * Every committed checkpoint under the root whose manifest is complete and whose files match it: what the catalog
+   * can be rebuilt from. Attempt folders (`.tmp-*`) never count; a folder with a missing, unreadable or invalid
+   * manifest, one that names another folder, or damaged files is reported in `skipped` with the reason.
+   */
+  async listCommitted(): Promise<{ manifests: Manifest[]; skipped: { dir: string; reason: string }[] }> {
+    const manifests: Manifest[] = [];
+    const skipped: { dir: string; reason: string }[] = [];
+    const entries = async (dir: string) =>
+      readdir(dir, { withFileTypes: true }).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return [];
+        throw e;
+      });
+    for (const target of await entries(this.root)) {
+      if (!target.isDirectory() || !isSafeTargetKey(target.name)) continue;
+      for (const entry of await entries(path.join(this.root, target.name))) {
+        if (!entry.isDirectory() || !isCheckpointId(entry.name)) continue;
+        const dir = path.join(this.root, target.name, entry.name);
+        try {
+          // Only what ckpt signed is listed again (a restore would refuse anything else).
+          const manifest = await this.readSigned(target.name, entry.name);
+          if (!manifest) throw new Error(`no ${MANIFEST_FILE}`);
+          const problems = await this.verify(manifest);
+          if (problems.length) throw new Error(`damaged: ${problems.join('; ')}`);
+          manifests.push(manifest);
+        } catch (err) {
+          skipped.push({ dir, reason: (err as Error).message });
+        }
+      }
+    }
+    return { manifests, skipped };
+  }
+
   private attemptOf(targetKey: string, checkpointId: string): Attempt {
     const dir = path.join(this.targetDir(targetKey), TMP_PREFIX + this.checkedId(checkpointId));
     return { dir, targetKey, checkpointId };

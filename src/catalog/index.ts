@@ -6,6 +6,7 @@ export {
   type DeleteResult,
   type ListOptions,
   type PendingDeletesResult,
+  type RebuildResult,
 } from './catalog.js';
 export {
   CheckpointStore,

@@ -7,6 +7,7 @@ import { createProgram, runProgram } from './program.js';
  * are only loaded when they are run or when help lists every command, so that client commands start quickly.
  */
 const HEAVY: Record<string, () => Promise<(program: Command) => void>> = {
+  catalog: async () => (await import('./commands/catalog.js')).registerCatalogCommands,
   criu: async () => (await import('./commands/criu.js')).registerCriuCommands,
   up: async () => (await import('./commands/service.js')).registerServiceCommands,
   worker: async () => (await import('./commands/service.js')).registerServiceCommands,

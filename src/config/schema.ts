@@ -16,16 +16,53 @@ export const tokenSchema = z.object({
   role: z.enum(['read', 'operate']),
 });
 
+/**
+ * Where ckpt's Redis is and how to reach it. Every connection (queues, workers, scheduler, feed, catalog, events,
+ * metrics) is made from this by src/queue/redis.ts.
+ */
+export const redisConfigSchema = z
+  .object({
+    /**
+     * `redis://[user:password@]host:port[/db]`; `rediss://` for TLS. The user and password are an ACL user's (or only a
+     * password for `requirepass`). With `sentinels`, host and port are not used: the sentinels name the master.
+     */
+    url: z
+      .string()
+      .default('redis://127.0.0.1:6379')
+      .refine((u) => URL.canParse(u) && /^rediss?:$/.test(new URL(u).protocol), 'must be a redis:// or rediss:// URL'),
+    /** Key prefix for everything ckpt keeps in Redis (BullMQ queues, catalog, schedules, events). */
+    prefix: z.string().default('ckpt'),
+    /** TLS files for a rediss:// URL (PEM): the CA that signed the server's certificate, and a client certificate and key when the server asks for one. */
+    tls: z
+      .object({
+        ca: z.string().min(1).optional(),
+        cert: z.string().min(1).optional(),
+        key: z.string().min(1).optional(),
+        /** The name the server's certificate must carry, when it is not the host of the URL. */
+        servername: z.string().min(1).optional(),
+      })
+      .refine((t) => !t.cert === !t.key, { message: 'cert and key go together', path: ['key'] })
+      .prefault({}),
+    /** An API request (or any non-blocking command) fails with 503 when Redis has not answered for this long. */
+    commandTimeoutMs: z.number().int().min(100).default(5000),
+    /** Redis Sentinel: where the sentinels listen; with `name`, ckpt asks them for the master and follows failovers. */
+    sentinels: z.array(z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) })).default([]),
+    /** The master's name in the sentinels' configuration. */
+    name: z.string().min(1).optional(),
+    /** Credentials of the sentinels themselves (their own `requirepass` / ACL user), when they have any. */
+    sentinelUsername: z.string().min(1).optional(),
+    sentinelPassword: z.string().min(1).optional(),
+  })
+  .refine((r) => r.sentinels.length === 0 || r.name !== undefined, { message: 'required with sentinels', path: ['name'] })
+  .refine((r) => !(r.tls.ca || r.tls.cert) || r.url.startsWith('rediss:'), {
+    message: 'TLS files are given but the URL is not rediss://',
+    path: ['url'],
+  });
+
 export const configSchema = z.object({
   /** This host's name in a multi-host setup: jobs carry the node they must run on. */
   node: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - only (1-64)').default(os.hostname()),
-  redis: z
-    .object({
-      url: z.string().default('redis://127.0.0.1:6379'),
-      /** Key prefix for everything ckpt keeps in Redis (BullMQ queues, catalog, schedules, events). */
-      prefix: z.string().default('ckpt'),
-    })
-    .prefault({}),
+  redis: redisConfigSchema.prefault({}),
   api: z
     .object({
       host: z.string().default('127.0.0.1'),

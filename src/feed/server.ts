@@ -6,6 +6,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { authErrorBody, isAuthFailure, type Authenticator, type Principal } from '../api/auth.js';
 import type { Config } from '../config/schema.js';
 import type { EventLog } from '../events/event-log.js';
+import { waitingDuplicate } from '../queue/redis.js';
 import { historyGapAfter } from './history.js';
 import { CLOSE, encodeEvent, FEED_PATH } from './protocol.js';
 import { FeedSession, type SessionContext, type SessionLimits } from './session.js';
@@ -73,7 +74,7 @@ export class FeedServer {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes, clientTracking: false });
     this.tailer = new EventTailer({
       eventLog: o.eventLog,
-      blockingRedis: o.redis.duplicate(),
+      blockingRedis: waitingDuplicate(o.redis),
       blockMs: options.blockMs,
       onError: (err) => this.reportError(err),
     });

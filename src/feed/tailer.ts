@@ -5,7 +5,7 @@ import type { FeedEvent } from '../events/types.js';
 
 export interface EventTailerOptions {
   eventLog: EventLog;
-  /** A connection the tailer owns and blocks on (XREAD BLOCK); it is closed by stop(). Pass `redis.duplicate()`. */
+  /** A connection the tailer owns and blocks on (XREAD BLOCK); it is closed by stop(). Pass `waitingDuplicate(redis)`. */
   blockingRedis: Redis;
   /** How long one XREAD blocks. Default 5000 ms. */
   blockMs?: number;

@@ -2,7 +2,7 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 
 /**
  * Structured JSON logs on stderr (one object per line), level from CKPT_LOG_LEVEL (default info).
- * Secrets never go in: tokens are redacted wherever they appear in a logged object.
+ * Secrets never go in: tokens and Redis commands' arguments are redacted wherever they appear in a logged object.
  */
 export function createLogger(
   name: string,
@@ -14,7 +14,11 @@ export function createLogger(
       name,
       level,
       base: { pid: process.pid },
-      redact: { paths: ['token', '*.token', 'headers.authorization', 'req.headers.authorization'], censor: '[redacted]' },
+      // A Redis error carries its command's arguments: AUTH's are the password, and data commands' are job data.
+      redact: {
+        paths: ['token', '*.token', 'headers.authorization', 'req.headers.authorization', 'err.command.args', '*.err.command.args'],
+        censor: '[redacted]',
+      },
     },
     destination,
   );

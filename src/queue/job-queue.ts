@@ -40,7 +40,7 @@ export interface CheckpointLookup {
 }
 
 export interface JobQueueOptions {
-  /** Redis URL or ioredis options. */
+  /** config.redis (or a bare URL). Its commands fail fast (redis.commandTimeoutMs) while Redis does not answer. */
   connection: RedisConnection;
   /** config.redis.prefix: BullMQ keys and ckpt's own job keys live under it. */
   prefix: string;

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EventLog } from '../events/event-log.js';
+import { waitingDuplicate } from '../queue/redis.js';
 import type { FeedEvent } from '../events/types.js';
 import { RedisLease } from './redis-lease.js';
 
@@ -39,7 +40,7 @@ export class EventFollower {
 
   start(): void {
     this.running = true;
-    this.blocking = this.options.redis.duplicate();
+    this.blocking = waitingDuplicate(this.options.redis);
     this.blocking.on('error', (err: Error) => this.options.logger.debug({ err }, 'scheduler: event follower connection error'));
     this.loop = this.run();
   }

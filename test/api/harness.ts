@@ -7,7 +7,7 @@ import pino, { type Logger } from 'pino';
 import { startService, type RunningService } from '../../src/app/service.js';
 import { configSchema, type Config, type ConfigInput } from '../../src/config/schema.js';
 import { requireCriu } from '../helpers/criu.js';
-import { TestRedis } from '../helpers/redis.js';
+import { TestRedis, type TestRedisOptions } from '../helpers/redis.js';
 import { checkAnswer } from './openapi-check.js';
 
 /** A real ckpt service (API, feed, worker, scheduler, its own CRIU service) in this process, on a private Redis. */
@@ -19,33 +19,42 @@ export interface ServiceUnderTest {
   startAnother(overrides?: ConfigInput): Promise<{ url: string; close(): Promise<void> }>;
 }
 
+export interface ServerOptions {
+  /** How the test's redis-server runs (password, ACL users, TLS). */
+  redis?: TestRedisOptions;
+  /** config.redis for that server (credentials, TLS files). Default: `{url: server.url}`. */
+  redisConfig?: (server: TestRedis) => ConfigInput['redis'];
+  /** Where the service logs. Default: silent (CKPT_TEST_LOG sets a level). */
+  log?: pino.Logger;
+}
+
 export async function startServiceUnderTest(
   t: TestContext,
   overrides: ConfigInput = {},
-  options: { log?: Logger } = {},
+  server: ServerOptions = {},
 ): Promise<ServiceUnderTest | undefined> {
   if (!(await requireCriu(t))) return undefined;
   const cleanups: (() => Promise<unknown>)[] = [];
   t.after(async () => {
     for (const fn of cleanups.reverse()) await fn();
   });
-  const redis = await TestRedis.start();
+  const redis = await TestRedis.start(server.redis);
   cleanups.push(() => redis.stop());
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-api-'));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   const make = (extra: ConfigInput): Config =>
     configSchema.parse({
       node: 'test-node',
-      redis: { url: redis.url },
-      storage: { root: path.join(dir, 'checkpoints'), minFreeBytes: 0 },
-      criu: { runtimeDir: path.join(dir, 'run') },
-      workloads: { root: path.join(dir, 'workloads') },
+      redis: server.redisConfig?.(redis) ?? { url: redis.url },
       worker: { backoff: { baseDelayMs: 200, maxDelayMs: 1000 }, attempts: 3 },
       ...overrides,
       ...extra,
       api: { host: '127.0.0.1', port: 0, ...overrides.api, ...extra.api },
+      storage: { root: path.join(dir, 'checkpoints'), minFreeBytes: 0, ...overrides.storage, ...extra.storage },
+      criu: { runtimeDir: path.join(dir, 'run'), ...overrides.criu, ...extra.criu },
+      workloads: { root: path.join(dir, 'workloads'), ...overrides.workloads, ...extra.workloads },
     });
-  const log = options.log ?? pino({ level: process.env.CKPT_TEST_LOG ?? 'silent' });
+  const log = server.log ?? pino({ level: process.env.CKPT_TEST_LOG ?? 'silent' });
   const start = async (config: Config, roles = { api: true, worker: true, scheduler: true }): Promise<RunningService> => {
     const svc = await startService({ config, roles, log, version: 'test' });
     cleanups.push(() => svc.close());
@@ -108,9 +117,17 @@ export class FeedRecorder {
   }
 }
 
-export async function api(url: string, method: string, pathname: string, body?: unknown, headers: Record<string, string> = {}) {
+export async function api(
+  url: string,
+  method: string,
+  pathname: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+  signal?: AbortSignal,
+) {
   const res = await fetch(url + pathname, {
     method,
+    signal,
     headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
     body: body === undefined ? undefined : JSON.stringify(body),
   });

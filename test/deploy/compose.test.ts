@@ -8,7 +8,8 @@ import { repoRoot } from '../../src/common/paths.js';
 import { loadConfig } from '../../src/config/load.js';
 
 const root = repoRoot();
-const compose = parse(readFileSync(path.join(root, 'docker-compose.yml'), 'utf8'));
+// merge: docker compose reads YAML merge keys (`<<: *anchor`).
+const compose = parse(readFileSync(path.join(root, 'docker-compose.yml'), 'utf8'), { merge: true });
 const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
 
 test('the ckpt container can do what CRIU needs: host pid namespace, privileges, persistent storage', () => {
@@ -35,4 +36,40 @@ test("the container's configuration is valid, loopback-only and reaches the comp
   assert.equal(compose.services.redis.command[compose.services.redis.command.indexOf('--bind') + 1], '127.0.0.1');
   assert.ok(compose.services.redis.command.includes('--appendonly'), 'queued jobs survive a Redis restart');
   assert.equal(config.storage.root, ckpt.environment.CKPT_STORAGE_ROOT);
+});
+
+test('Redis high availability: a replica of the compose Redis and three sentinels watching it, which the ckpt config names', () => {
+  const services = compose.services;
+  const ckpt = services.ckpt;
+  const config = loadConfig(path.join(root, ckpt.command[2]), {}, { ...ckpt.environment });
+  const arg = (cmd: string[], flag: string, n = 1) => cmd.slice(cmd.indexOf(flag) + 1, cmd.indexOf(flag) + 1 + n);
+  const masterPort = arg(services.redis.command, '--port')[0];
+
+  const replica = services['redis-replica'];
+  assert.deepEqual(arg(replica.command, '--replicaof', 2), ['127.0.0.1', masterPort]);
+  assert.equal(arg(replica.command, '--bind')[0], '127.0.0.1');
+  assert.ok(replica.command.includes('--appendonly'), 'the replica keeps its copy across restarts');
+  assert.equal(ckpt.depends_on['redis-replica'].condition, 'service_healthy');
+
+  const sentinels = Object.entries<any>(services).filter(([name]) => name.startsWith('sentinel-'));
+  assert.equal(sentinels.length, 3, 'three sentinels: a majority survives one');
+  const script = sentinels[0]![1].entrypoint.join(' ');
+  assert.match(script, /sentinel monitor %s 127\.0\.0\.1 %s %s/);
+  assert.match(script, /bind 127\.0\.0\.1/);
+  assert.match(script, /\[ -f \/data\/sentinel\.conf \] \|\|/, 'a restarted sentinel keeps what it learnt');
+  assert.match(script, /exec redis-server \/data\/sentinel\.conf --sentinel/);
+  for (const [name, s] of sentinels) {
+    assert.equal(s.network_mode, 'host', name);
+    assert.equal(s.environment.MASTER_NAME, config.redis.name, `${name} watches the master ckpt asks for`);
+    assert.equal(s.environment.MASTER_PORT, masterPort, name);
+    assert.ok(Number(s.environment.QUORUM) > sentinels.length / 2, `${name}: quorum is a majority`);
+    assert.ok(s.volumes.some((v: string) => v.endsWith(':/data')), `${name} keeps its state`);
+    assert.ok(ckpt.depends_on[name], `ckpt starts after ${name}`);
+  }
+  assert.deepEqual(
+    config.redis.sentinels.map((s) => String(s.port)).sort(),
+    sentinels.map(([, s]) => s.environment.SENTINEL_PORT).sort(),
+    'ckpt knows every sentinel',
+  );
+  assert.ok(config.redis.sentinels.every((s) => s.host === '127.0.0.1'));
 });

@@ -30,10 +30,17 @@ export function registerServiceCommands(program: Command): void {
 }
 
 function withConfigFlags(cmd: Command): Command {
+  return withLocalFlags(
+    cmd
+      .option('--host <host>', 'API bind address (overrides api.host)')
+      .addOption(new Option('--port <port>', 'API port (overrides api.port)').argParser(parsePort)),
+  );
+}
+
+/** The flags of commands that work on this host's Redis and storage directly (not through the API). */
+export function withLocalFlags(cmd: Command): Command {
   return cmd
     .addOption(new Option('--config <file>', 'YAML config file (see config/default.yaml)').env('CKPT_CONFIG'))
-    .option('--host <host>', 'API bind address (overrides api.host)')
-    .addOption(new Option('--port <port>', 'API port (overrides api.port)').argParser(parsePort))
     .option('--redis-url <url>', 'Redis URL (overrides redis.url)')
     .option('--storage-root <dir>', 'checkpoint storage root (overrides storage.root)')
     .option('--node <name>', "this host's node name (overrides node)");
