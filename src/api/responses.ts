@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { manifestSchema } from '../catalog/manifest.js';
 import { EVENT_NAMES } from '../events/types.js';
 import { JOB_TYPES } from '../queue/schemas.js';
+import { DST_POLICIES } from '../scheduler/cron.js';
 import { scheduleSchema } from '../scheduler/schema.js';
 import { workloadRecordSchema } from '../workloads/registry.js';
 
@@ -70,7 +71,18 @@ export const nextRunsResponse = z.object({
   id: z.string(),
   cron: z.string(),
   timezone: z.string(),
-  items: z.array(z.object({ at: z.string(), local: z.string() })),
+  /** The schedule's DST policy (see Schedules: cron(8)'s rules, or skip). */
+  dst: z.enum(DST_POLICIES),
+  items: z.array(
+    z.object({
+      at: z.string(),
+      local: z.string(),
+      /** Only when DST changed the run: moved past a skipped hour, or the repeated hour's second pass. */
+      dst: z.enum(['moved', 'repeated']).optional(),
+      /** A moved run's skipped wall-clock time. */
+      due: z.string().optional(),
+    }),
+  ),
 });
 
 export const overviewResponse = z.object({
