@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { open, readFile, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { open, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -78,13 +79,20 @@ test("a drill of a checkpoint whose image was damaged in place fails with CRIU's
   t.after(() => target.kill());
   const checkpointId = await dumpOf(h, target);
   const checkpoint = await h.catalog.get(checkpointId);
-  // Same size, other bytes: the manifest's size check passes; CRIU finds the image is not one of its own.
-  const core = path.join(h.store.pathOf(checkpoint), `core-${target.pid}.img`);
+  // An image CRIU cannot read although the manifest vouches for it (as when it was written wrong): same size, other
+  // bytes, and the manifest re-sealed over them, so the size and SHA-256 checks pass and only a restore finds out.
+  const dir = h.store.pathOf(checkpoint);
+  const core = path.join(dir, `core-${target.pid}.img`);
   const size = (await stat(core)).size;
   const fh = await open(core, 'r+');
   await fh.write(Buffer.alloc(4, 0xff), 0, 4, 0);
   await fh.close();
   assert.equal((await stat(core)).size, size);
+  const { signature: _, ...manifest } = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8'));
+  manifest.sha256[`core-${target.pid}.img`] = createHash('sha256').update(await readFile(core)).digest('hex');
+  const resealed = { ...manifest, signature: h.signer.sign('manifest', manifest) };
+  await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(resealed));
+  await h.catalog.add(resealed);
 
   const { jobId } = await h.queue.enqueueVerify({ checkpointId });
   const drill = await h.waitFinished(jobId);
