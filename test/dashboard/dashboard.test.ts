@@ -101,6 +101,20 @@ test('the dashboard dumps a process live, shows the checkpoint and its log, and 
   assert.equal(restores.items.length, 1, 'the cancelled confirmation queued nothing');
   await page.click(`#jobs-body tr[data-job-id="${restoreJob}"]`);
   await logIncludes('Restore finished successfully');
+
+  // A workload started through the API appears live in the Workloads panel, and its end too.
+  const started = await fetch(srv.url + '/api/v1/workloads', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'panel', command: ['sleep', '300'] }),
+  });
+  assert.equal(started.status, 201, await started.text());
+  const { hostPid } = (await api('/api/v1/workloads/panel')) as { hostPid: number };
+  await page.waitForSelector('#workloads-body tr[data-workload="panel"][data-state="running"]');
+  assert.match((await page.textContent('#workloads-body tr[data-workload="panel"]'))!, new RegExp(`${hostPid}.*ckpt run`));
+  await fetch(srv.url + '/api/v1/workloads/panel', { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
+  await page.waitForSelector('#workloads-body tr[data-workload="panel"]', { state: 'detached' });
+
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
 
   assert.deepEqual(pageErrors, [], 'no script errors');
