@@ -82,7 +82,16 @@ test('every route answers with what its schema says: a tour of the API, each ans
   await ok('DELETE', '/api/v1/schedules/tour');
   await ok('GET', '/api/v1/overview');
   await ok('GET', '/api/v1/events?limit=50');
+  // A drill of it, then it goes.
+  const drill = await ok('POST', `/api/v1/checkpoints/${id}/verify`);
+  while (!['completed', 'failed'].includes((await ok('GET', `/api/v1/jobs/${drill.jobId}`)).state)) await sleep(50);
   await ok('DELETE', `/api/v1/checkpoints/${id}`);
+  // A workload: started, listed, read, its output, stopped.
+  await ok('POST', '/api/v1/workloads', { name: 'tour', command: ['sleep', '300'] });
+  await ok('GET', '/api/v1/workloads');
+  await ok('GET', '/api/v1/workloads/tour');
+  await ok('GET', '/api/v1/workloads/tour/log?stream=stderr');
+  await ok('DELETE', '/api/v1/workloads/tour');
   // A restore of the other checkpoint (the process is stopped by a dump first, so its pid is free).
   const stop = await ok('POST', '/api/v1/dumps', { target: { pid: counter.pid }, leaveRunning: false });
   let stopped;
