@@ -33,11 +33,22 @@ test('DELETE aborts an active dump of a big target: the target runs on (not stop
   await feed.waitFor((m) => m.type === 'subscribed');
 
   const { jobId } = (await api(svc.url, 'POST', '/api/v1/dumps', { target: { pid: target.pid } })).json;
-  // CRIU is writing the target's pages (the target is frozen now): abort.
+  // CRIU is writing the target's pages (the target is frozen now): abort. CRIU's dumping process (the target's tracer)
+  // is held still meanwhile, so it cannot finish the dump before the cancel has reached the worker, however fast the
+  // machine; let go, it finds its connection closed at its next step.
   await feed.waitFor((m) => m.event === 'job.progress' && m.jobId === jobId && m.data.bytesWritten > 0, 120_000);
-  const res = await api(svc.url, 'DELETE', `/api/v1/jobs/${jobId}`);
-  assert.equal(res.status, 202, res.text);
-  assert.deepEqual(res.json, { id: jobId, outcome: 'aborting' });
+  const tracer = Number(/^TracerPid:\s+(\d+)/m.exec(readFileSync(`/proc/${target.pid}/status`, 'utf8'))![1]);
+  assert.ok(tracer > 0, 'CRIU holds the target while it writes its pages');
+  process.kill(tracer, 'SIGSTOP');
+  try {
+    const res = await api(svc.url, 'DELETE', `/api/v1/jobs/${jobId}`);
+    assert.equal(res.status, 202, res.text);
+    assert.deepEqual(res.json, { id: jobId, outcome: 'aborting' });
+    // The cancel travels by Redis pub/sub to the worker (in this process), which closes its CRIU connection at once.
+    await sleep(2000);
+  } finally {
+    process.kill(tracer, 'SIGCONT');
+  }
 
   const job = await waitState(svc.url, jobId, ['failed', 'completed']);
   assert.equal(job.state, 'failed', 'the dump was aborted, not finished');
