@@ -33,13 +33,16 @@ test('DELETE aborts an active dump of a big target: the target runs on (not stop
   await feed.waitFor((m) => m.type === 'subscribed');
 
   const { jobId } = (await api(svc.url, 'POST', '/api/v1/dumps', { target: { pid: target.pid } })).json;
-  // CRIU is writing the target's pages (the target is frozen now): abort. CRIU's dumping process (the target's tracer)
-  // is held still meanwhile, so it cannot finish the dump before the cancel has reached the worker, however fast the
-  // machine; let go, it finds its connection closed at its next step.
-  await feed.waitFor((m) => m.event === 'job.progress' && m.jobId === jobId && m.data.bytesWritten > 0, 120_000);
-  const tracer = Number(/^TracerPid:\s+(\d+)/m.exec(readFileSync(`/proc/${target.pid}/status`, 'utf8'))![1]);
-  assert.ok(tracer > 0, 'CRIU holds the target while it writes its pages');
-  process.kill(tracer, 'SIGSTOP');
+  // CRIU's worker for this dump (the service forks one per connection) is held still as soon as it appears, so the
+  // dump cannot finish before the cancel has reached the ckpt worker, however fast the machine; let go, CRIU finds its
+  // connection closed at its next step and ends, thawing the target.
+  const servicePid = Number(readFileSync(path.join(svc.config.criu.runtimeDir, 'criu-service.pid'), 'utf8'));
+  const childrenOf = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  let criuWorkers: number[] = [];
+  for (const deadline = Date.now() + 60_000; !(criuWorkers = childrenOf(servicePid)).length; await sleep(1)) {
+    assert.ok(Date.now() < deadline, 'no CRIU worker for the dump within 60 s');
+  }
+  for (const pid of criuWorkers) process.kill(pid, 'SIGSTOP');
   try {
     const res = await api(svc.url, 'DELETE', `/api/v1/jobs/${jobId}`);
     assert.equal(res.status, 202, res.text);
@@ -47,7 +50,7 @@ test('DELETE aborts an active dump of a big target: the target runs on (not stop
     // The cancel travels by Redis pub/sub to the worker (in this process), which closes its CRIU connection at once.
     await sleep(2000);
   } finally {
-    process.kill(tracer, 'SIGCONT');
+    for (const pid of criuWorkers) process.kill(pid, 'SIGCONT');
   }
 
   const job = await waitState(svc.url, jobId, ['failed', 'completed']);
