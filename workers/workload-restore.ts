@@ -77,7 +77,8 @@ async function placeInPlaceOrCopy(origin: WorkloadRef, jobId: string, ctx: Worke
     const claimed = current
       ? await registry.claimRestore(origin.name, jobId, ctx.config.criu.timeoutMs)
       : await registry.reserve(origin.name);
-    if (claimed) return { name: origin.name, dir: current?.dir ?? origin.dir, inPlace: true };
+    // The folder from the checked name and the configured root (the manifest's `dir` is only what to rewrite from).
+    if (claimed) return { name: origin.name, dir: ctx.workloads.dirOf(origin.name), inPlace: true };
   }
   return copyPlace(origin, ctx);
 }

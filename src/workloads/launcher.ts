@@ -125,11 +125,20 @@ async function childOf(pid: number): Promise<LaunchedProcess | null> {
 export async function stopWorkloadProcess(proc: LaunchedProcess, graceMs: number): Promise<'stopped' | 'killed' | 'not-running'> {
   const target = { pid: proc.hostPid, startTime: proc.startTime };
   if (!(await isSameProcess(target))) return 'not-running';
+  // Only ever a workload: the init of its own pid namespace (a record naming any other process is refused).
+  if (!(await isNamespaceInit(proc.hostPid))) throw new WorkloadError('EWORKLOAD_START', `pid ${proc.hostPid} is not the init of a pid namespace: not a workload, not stopping it`);
   signal(proc.hostPid, 'SIGTERM');
   if (await goneWithin(target, graceMs)) return 'stopped';
   if (await isSameProcess(target)) signal(proc.hostPid, 'SIGKILL');
   if (!(await goneWithin(target, 10_000))) throw new Error(`pid ${proc.hostPid} still runs after SIGKILL`);
   return 'killed';
+}
+
+/** True when `pid` is pid 1 of a pid namespace below the host's (/proc/<pid>/status NSpid: "<host pid> ... 1"). */
+async function isNamespaceInit(pid: number): Promise<boolean> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const ids = (/^NSpid:\s+(.*)$/m.exec(status)?.[1] ?? '').trim().split(/\s+/);
+  return ids.length >= 2 && ids.at(-1) === '1';
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {

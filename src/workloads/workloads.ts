@@ -119,7 +119,8 @@ export class Workloads implements WorkloadLookup {
     }
     const outcome = await stopWorkloadProcess(record, this.options.stopGraceMs);
     await this.registry.remove(name);
-    await rm(record.dir, { recursive: true, force: true });
+    // The folder from the checked name and the configured root, never the record's own `dir` (Redis is not trusted).
+    await rm(this.dirOf(name), { recursive: true, force: true });
     await this.options.eventLog.publish({ event: 'workload.removed', target: `workload.${name}`, data: { name, outcome } });
     return { name, outcome };
   }

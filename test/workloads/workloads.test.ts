@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 import { repoRoot } from '../../src/common/paths.js';
 import { api, FeedRecorder, startServiceUnderTest } from '../api/harness.js';
 import { startCounter } from '../helpers/targets.js';
@@ -231,4 +234,30 @@ test('bad workload requests name the field; replicas of a plain process are refu
   });
   assert.equal(batch.status, 400, batch.text);
   assert.equal(batch.json.issues[0].field, `replicas.${dumped.result.checkpointId}`);
+});
+
+test('a workload record planted in Redis steers nothing: DELETE neither removes the folder it names nor signals a process that is no workload', async (t) => {
+  const svc = await startServiceUnderTest(t);
+  if (!svc) return;
+  const victimDir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-victim-'));
+  t.after(() => rm(victimDir, { recursive: true, force: true }));
+  await writeFile(path.join(victimDir, 'keep'), 'precious');
+  const victim = await startCounter(); // a plain process, not the init of a pid namespace
+  t.after(() => victim.kill());
+  const startTime = Number(readFileSync(`/proc/${victim.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19]);
+  const redis = new Redis(svc.redis.url);
+  t.after(() => redis.disconnect());
+  const prefix = svc.config.redis.prefix;
+  const planted = {
+    name: 'planted', node: svc.config.node, command: ['x'], cwd: victimDir, envNames: [], dir: victimDir,
+    hostPid: victim.pid, startTime, startedAt: new Date().toISOString(), origin: { kind: 'run' },
+  };
+  await redis.set(`${prefix}:workloads:planted`, JSON.stringify(planted));
+  await redis.sadd(`${prefix}:workloads`, 'planted');
+
+  const res = await api(svc.url, 'DELETE', '/api/v1/workloads/planted');
+  assert.equal(res.status, 422, res.text);
+  assert.match(res.json.message, new RegExp(`pid ${victim.pid} is not the init of a pid namespace`));
+  assert.ok(victim.alive(), 'the process the record named was not signalled');
+  assert.equal(readFileSync(path.join(victimDir, 'keep'), 'utf8'), 'precious', 'the folder the record named is untouched');
 });
