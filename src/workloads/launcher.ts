@@ -104,13 +104,9 @@ export async function launchWorkload(spec: LaunchSpec): Promise<LaunchedProcess>
 
 /** The (first) child of `pid` and its start time: the namespace's init under `unshare --fork`. */
 async function childOf(pid: number): Promise<LaunchedProcess | null> {
-  for (const candidate of await listPids()) {
-    if (candidate <= pid) continue; // a child has a later pid, except after a wrap-around (then found on the full scan below)
-    const stat = await readProcStat(candidate);
-    if (stat?.ppid === pid) return { hostPid: candidate, startTime: stat.startTime };
-  }
-  for (const candidate of await listPids()) {
-    if (candidate > pid) continue;
+  const pids = await listPids();
+  // A child has a later pid (except after a wrap-around): look there first, so few stat files are read.
+  for (const candidate of [...pids.filter((p) => p > pid), ...pids.filter((p) => p < pid)]) {
     const stat = await readProcStat(candidate);
     if (stat?.ppid === pid) return { hostPid: candidate, startTime: stat.startTime };
   }
