@@ -1,13 +1,13 @@
 // Benchmark: a big checkpoint through the queue against what the same work costs by hand.
 //
-//   node --import tsx bench/big-dump.ts [--size MiB] [--rounds N] [--levels 0,1,2,3,4]
+//   node --import tsx bench/big-dump.ts [--size MiB] [--rounds N] [--levels 0,1,2,3,4] [--quick]
 //
 // A process holding --size MiB (default 1024) is dumped with leaveRunning, interleaved in one run (the order alternating
 // each round, after one unmeasured warm-up of each):
 // - through the queue: enqueue -> job.completed on the event stream (the worker also flushes, hashes and commits the
 //   checkpoint and adds it to the catalog), with CRIU's part inside the job (its durationMs) and the frozen time;
 // - by hand: the `criu dump` command line at the same log level, then `dd` writing the same number of bytes into the
-//   same file system with fdatasync (what making those bytes durable costs here);
+//   same file system with fdatasync (what making those bytes durable costs here), and into the page cache only;
 // - the same CRIU request sent straight to the CRIU service (CriuClient, no worker around it: no log tailer, no
 //   progress sampler), which tells the service's own cost from the worker's.
 // Prints the medians and the ratios job / (CLI + dd) and CRIU in the job / CLI. Then the frozen time (what the
@@ -23,17 +23,20 @@ import type { JobResult } from '../src/queue/job-view.js';
 import { killAndReap, startCounter } from '../test/helpers/targets.js';
 import { startBenchService } from './lib/bench-service.js';
 import { median } from './lib/figures.js';
+import { record } from './lib/report.js';
 
 const { values } = parseArgs({
   options: {
-    size: { type: 'string', default: '1024' },
-    rounds: { type: 'string', default: '3' },
-    levels: { type: 'string', default: '0,1,2,3,4' },
+    size: { type: 'string' },
+    rounds: { type: 'string' },
+    levels: { type: 'string' },
+    quick: { type: 'boolean', default: false },
   },
 });
-const sizeMiB = Number(values.size);
-const rounds = Number(values.rounds);
-const levels = values.levels === '' ? [] : values.levels.split(',').map(Number);
+const sizeMiB = Number(values.size ?? (values.quick ? 256 : 1024));
+const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
+const levelList = values.levels ?? (values.quick ? '' : '0,1,2,3,4');
+const levels = levelList === '' ? [] : levelList.split(',').map(Number);
 if (!(sizeMiB >= 1 && rounds >= 1 && levels.every((l) => Number.isInteger(l) && l >= 0 && l <= 4))) {
   throw new Error('usage: big-dump.ts [--size MiB>=1] [--rounds N>=1] [--levels 0-4,...]');
 }
@@ -47,6 +50,8 @@ interface Sample {
   bytes: number;
   /** By hand only: dd of the same bytes with fdatasync. */
   flushMs?: number;
+  /** By hand only: dd of the same bytes into the page cache (no flush). */
+  cacheMs?: number;
   /** Job only: CRIU's reply -> committed and catalogued (flush, SHA-256, manifest, rename, catalog). */
   commitMs?: number;
 }
@@ -91,9 +96,10 @@ async function byHand(logLevel: number, flush: boolean): Promise<Sample> {
     const bytes = Number((await exec('du', ['-sb', dir])).stdout.split('\t')[0]);
     const sample: Sample = { wallMs: criuMs, criuMs, frozenMs: stats.frozenTimeUs / 1000, bytes };
     if (flush) {
-      const ddStarted = process.hrtime.bigint();
-      await exec('dd', ['if=/dev/zero', `of=${path.join(dir, 'dd.out')}`, 'bs=1M', `count=${Math.ceil(bytes / 2 ** 20)}`, 'conv=fdatasync', 'status=none']);
-      sample.flushMs = Number(process.hrtime.bigint() - ddStarted) / 1e6;
+      const dd = (file: string, ...flags: string[]) =>
+        timed(() => exec('dd', ['if=/dev/zero', `of=${path.join(dir, file)}`, 'bs=1M', `count=${Math.ceil(bytes / 2 ** 20)}`, ...flags, 'status=none']));
+      sample.cacheMs = await dd('dd-cache.out');
+      sample.flushMs = await dd('dd-flush.out', 'conv=fdatasync');
     }
     return sample;
   } finally {
@@ -147,6 +153,7 @@ try {
   console.log(
     `  criu dump CLI            ${ms(med(hand, (s) => s.criuMs))}   dd + fdatasync  ${ms(med(hand, (s) => s.flushMs))}   frozen ${ms(med(hand, (s) => s.frozenMs))}`,
   );
+  console.log(`  dd into the page cache   ${ms(med(hand, (s) => s.cacheMs))}`);
   console.log(`  CRIU service direct      ${ms(med(rpc, (s) => s.criuMs))}   (the job's request without the worker)      frozen ${ms(med(rpc, (s) => s.frozenMs))}`);
   console.log(`  frozen per job dump: ${job.map((s) => s.frozenMs.toFixed(0)).join(', ')} ms; per CLI dump: ${hand.map((s) => s.frozenMs.toFixed(0)).join(', ')} ms`);
   console.log(
@@ -154,6 +161,16 @@ try {
       `CRIU in the job / CLI: ${(med(job, (s) => s.criuMs) / med(hand, (s) => s.criuMs)).toFixed(2)} (goal <= 1.05); ` +
       `commit / dd: ${(med(job, (s) => s.commitMs) / med(hand, (s) => s.flushMs)).toFixed(2)}`,
   );
+  const size = `${sizeMiB} MiB`;
+  const jobMs = med(job, (s) => s.wallMs);
+  record('big-dump', { name: `dump job enqueue -> completed, ${size}`, value: jobMs, unit: 'ms', baseline: { name: 'criu dump CLI + dd fdatasync', value: handTotal }, goal: { atMost: 1.1 } });
+  record('big-dump', { name: `CRIU inside the job, ${size}`, value: med(job, (s) => s.criuMs), unit: 'ms', baseline: { name: 'criu dump CLI', value: med(hand, (s) => s.criuMs) }, goal: { atMost: 1.05 } });
+  record('big-dump', { name: `commit inside the job, ${size}`, value: med(job, (s) => s.commitMs), unit: 'ms', baseline: { name: 'dd fdatasync', value: med(hand, (s) => s.flushMs) } });
+  record('big-dump', { name: `frozen time per job dump, ${size}`, value: med(job, (s) => s.frozenMs), unit: 'ms', baseline: { name: 'criu dump CLI', value: med(hand, (s) => s.frozenMs) } });
+  const mbps = (bytes: number, msTaken: number) => bytes / 1e6 / (msTaken / 1000);
+  const bytes = med(job, (s) => s.bytes);
+  record('big-dump', { name: `dump job throughput, ${size}`, value: mbps(bytes, jobMs), unit: 'MB/s', baseline: { name: 'dd fdatasync', value: mbps(bytes, med(hand, (s) => s.flushMs)) } });
+  record('big-dump', { name: `dump job throughput vs the page cache, ${size}`, value: mbps(bytes, jobMs), unit: 'MB/s', baseline: { name: 'dd into the page cache', value: mbps(bytes, med(hand, (s) => s.cacheMs)) } });
 
   if (levels.length) {
     const runs: Record<string, () => Promise<Sample>> = {};

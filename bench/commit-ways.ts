@@ -1,6 +1,6 @@
 // Benchmark: ways of making a freshly written checkpoint durable and hashed, as CheckpointStore.commit must.
 //
-//   node --import tsx bench/commit-ways.ts [--size MiB] [--small N] [--rounds N]
+//   node --import tsx bench/commit-ways.ts [--size MiB] [--small N] [--rounds N] [--quick]
 //
 // Each round writes a folder like a dump's (one --size MiB pages image, --small small images) into the page cache, then
 // times one way of flushing and/or hashing it; the ways rotate each round. Baseline: `dd` writing --size MiB with
@@ -12,17 +12,19 @@ import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { sha256Of } from '../src/catalog/file-digest.js';
 import { median } from './lib/figures.js';
+import { record } from './lib/report.js';
 
 const { values } = parseArgs({
   options: {
-    size: { type: 'string', default: '1024' },
+    size: { type: 'string' },
     small: { type: 'string', default: '30' },
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string' },
+    quick: { type: 'boolean', default: false },
   },
 });
-const sizeMiB = Number(values.size);
+const sizeMiB = Number(values.size ?? (values.quick ? 256 : 1024));
 const smallFiles = Number(values.small);
-const rounds = Number(values.rounds);
+const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
 if (!(sizeMiB >= 1 && smallFiles >= 0 && rounds >= 1)) throw new Error('usage: commit-ways.ts [--size MiB] [--small N] [--rounds N]');
 
 const exec = promisify(execFile);
@@ -92,4 +94,8 @@ console.log(`commit-ways: ${sizeMiB} MiB + ${smallFiles} small files, freshly wr
 console.log(`${'way'.padEnd(20)}${'median'.padStart(8)}${'cpu'.padStart(8)}  each round`);
 for (const name of names) {
   console.log(`${name.padEnd(20)}${median(wall[name]!).toFixed(0).padStart(8)}${median(cpu[name]!).toFixed(0).padStart(8)}  ${wall[name]!.map((x) => x.toFixed(0)).join(' ')}`);
+  if (name !== 'dd + fdatasync') {
+    const baseline = { name: 'dd + fdatasync', value: median(wall['dd + fdatasync']!) };
+    record('commit-ways', { name: `${name}, ${sizeMiB} MiB + ${smallFiles} files`, value: median(wall[name]!), unit: 'ms', baseline });
+  }
 }

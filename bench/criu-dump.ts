@@ -2,7 +2,7 @@
 // `criu dump` command line at the same log level; interleaved in one run (the order alternates each round),
 // after one unmeasured warm-up round of each.
 //
-//   node --import tsx bench/criu-dump.ts [--rounds N] [--log-level L] [--ballast MiB]
+//   node --import tsx bench/criu-dump.ts [--rounds N] [--log-level L] [--ballast MiB] [--quick]
 //
 // Prints both medians (wall time of the whole call, and CRIU's own frozen time) and the ratio client/CLI.
 import { execFile } from 'node:child_process';
@@ -13,15 +13,18 @@ import { parseArgs, promisify } from 'node:util';
 import { CriuClient, locateCriu, readDumpStats } from '../src/criu/index.js';
 import { startTestCriuService } from '../test/helpers/criu.js';
 import { startCounter } from '../test/helpers/targets.js';
+import { median } from './lib/figures.js';
+import { record } from './lib/report.js';
 
 const { values } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '12' },
+    rounds: { type: 'string' },
     'log-level': { type: 'string', default: '4' },
     ballast: { type: 'string', default: '64' },
+    quick: { type: 'boolean', default: false },
   },
 });
-const rounds = Number(values.rounds);
+const rounds = Number(values.rounds ?? (values.quick ? 3 : 12));
 const logLevel = Number(values['log-level']);
 const ballastMiB = Number(values.ballast);
 if (!(rounds >= 1 && logLevel >= 0 && logLevel <= 4 && ballastMiB >= 0)) {
@@ -76,11 +79,6 @@ try {
   await rm(work, { recursive: true, force: true });
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 const fmt = (ms: number) => `${ms.toFixed(1)} ms`.padStart(10);
 const row = (name: string, xs: Sample[]) => {
   const wall = xs.map((s) => s.wallMs);
@@ -95,5 +93,13 @@ console.log(
 console.log(`${''.padEnd(22)}${'median'.padStart(10)}${'min'.padStart(10)}${'max'.padStart(10)}${'frozen'.padStart(10)}`);
 console.log(row('client (criu service)', samples.client));
 console.log(row('criu dump (CLI)', samples.cli));
-const ratio = median(samples.client.map((s) => s.wallMs)) / median(samples.cli.map((s) => s.wallMs));
-console.log(`ratio client/CLI (median wall time): ${ratio.toFixed(2)} (target <= 1.0)`);
+const clientMs = median(samples.client.map((s) => s.wallMs));
+const cliMs = median(samples.cli.map((s) => s.wallMs));
+console.log(`ratio client/CLI (median wall time): ${(clientMs / cliMs).toFixed(2)} (target <= 1.0)`);
+record('criu-dump', {
+  name: `dump of a ${ballastMiB} MiB process through CriuClient`,
+  value: clientMs,
+  unit: 'ms',
+  baseline: { name: 'criu dump CLI', value: cliMs },
+  goal: { atMost: 1.0 },
+});

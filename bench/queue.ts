@@ -1,6 +1,6 @@
 // Benchmark: what the job queue costs on top of CRIU.
 //
-//   node --import tsx bench/queue.ts [--rounds N] [--ballast MiB,MiB...] [--jobs N] [--targets N] [--no-sync]
+//   node --import tsx bench/queue.ts [--rounds N] [--ballast MiB,MiB...] [--jobs N] [--targets N] [--no-sync] [--quick]
 //
 // 1. Latency: the same target dumped N times through the queue (enqueue -> job.completed seen on the event stream;
 //    the worker also commits the checkpoint: files flushed to disk (storage.sync), manifest, rename, catalog) and
@@ -18,20 +18,22 @@ import { readDumpStats } from '../src/criu/index.js';
 import { startCounter, type Counter } from '../test/helpers/targets.js';
 import { startBenchService } from './lib/bench-service.js';
 import { fmtMs, median } from './lib/figures.js';
+import { record } from './lib/report.js';
 
 const { values } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '20' },
-    ballast: { type: 'string', default: '0,64' },
-    jobs: { type: 'string', default: '200' },
+    rounds: { type: 'string' },
+    ballast: { type: 'string' },
+    jobs: { type: 'string' },
     targets: { type: 'string', default: '4' },
     'no-sync': { type: 'boolean', default: false },
+    quick: { type: 'boolean', default: false },
   },
 });
 const sync = !values['no-sync'];
-const rounds = Number(values.rounds);
-const ballasts = values.ballast.split(',').map(Number);
-const jobCount = Number(values.jobs);
+const rounds = Number(values.rounds ?? (values.quick ? 6 : 20));
+const ballasts = (values.ballast ?? (values.quick ? '0' : '0,64')).split(',').map(Number);
+const jobCount = Number(values.jobs ?? (values.quick ? 40 : 200));
 const targetCount = Number(values.targets);
 if (!(rounds >= 1 && jobCount >= 1 && targetCount >= 1 && ballasts.every((b) => b >= 0))) {
   throw new Error('usage: queue.ts [--rounds N>=1] [--ballast MiB,...] [--jobs N] [--targets N]');
@@ -122,6 +124,9 @@ try {
         `${fmt(q - d)}${fmt(median(criuInWorker))}  ${(q / d).toFixed(3)}` +
         (sync ? `, ${(q / f).toFixed(3)}` : ''),
     );
+    const [baseline, baselineMs] = sync ? ['dump + flush, direct', f] : ['dump, direct', d];
+    record('queue', { name: `job overhead, ${ballast} MiB process (median)`, value: q - baselineMs, unit: 'ms', goal: { atMost: 5 } });
+    record('queue', { name: `dump job enqueue -> completed, ${ballast} MiB`, value: q, unit: 'ms', baseline: { name: baseline, value: baselineMs } });
   }
 
   const small = await Promise.all(Array.from({ length: targetCount }, () => startCounter(0)));
@@ -150,6 +155,13 @@ try {
       `direct${sync ? '+flush' : ''} ${(jobCount / directSec).toFixed(1)} dumps/s (${directSec.toFixed(1)} s), ` +
       `ratio queue/direct ${(directSec / queueSec).toFixed(3)}`,
   );
+  record('queue', {
+    name: `${jobCount} small dump jobs at concurrency 2`,
+    value: jobCount / queueSec,
+    unit: 'jobs/s',
+    baseline: { name: `the same dumps direct${sync ? ' + flush' : ''}, 2 at a time`, value: jobCount / directSec },
+    goal: { atLeast: 0.95 },
+  });
 } finally {
   await Promise.all(counters.map((c) => c.kill()));
   await bench.close();

@@ -1,6 +1,6 @@
 // Benchmark: what a restore job costs on top of CRIU, and copies of one checkpoint side by side.
 //
-//   node --import tsx bench/restore.ts [--rounds N] [--copies N] [--ballast MiB]
+//   node --import tsx bench/restore.ts [--rounds N] [--copies N] [--ballast MiB] [--quick]
 //
 // 1. Latency: a small workload's checkpoint restored N times through the queue (enqueue -> job.completed on the event
 //    stream; the workload record and events written), with `criu restore -d` (the CLI, same log level) and with
@@ -22,17 +22,19 @@ import { WorkloadRegistry } from '../src/workloads/registry.js';
 import { Workloads } from '../src/workloads/workloads.js';
 import { startBenchService } from './lib/bench-service.js';
 import { fmtMs, median, msSince } from './lib/figures.js';
+import { record } from './lib/report.js';
 
 const { values } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '10' },
-    copies: { type: 'string', default: '8' },
-    ballast: { type: 'string', default: '64' },
+    rounds: { type: 'string' },
+    copies: { type: 'string' },
+    ballast: { type: 'string' },
+    quick: { type: 'boolean', default: false },
   },
 });
-const rounds = Number(values.rounds);
-const copies = Number(values.copies);
-const ballast = Number(values.ballast);
+const rounds = Number(values.rounds ?? (values.quick ? 3 : 10));
+const copies = Number(values.copies ?? (values.quick ? 4 : 20));
+const ballast = Number(values.ballast ?? (values.quick ? 16 : 64));
 if (!(rounds >= 1 && copies >= 1 && ballast >= 0)) throw new Error('usage: restore.ts [--rounds N>=1] [--copies N>=1] [--ballast MiB]');
 
 const bench = await startBenchService('restore', { worker: { concurrency: 4 } });
@@ -121,6 +123,8 @@ try {
   const [j, c, d] = [median(samples.job), median(samples.cli), median(samples.client)];
   console.log(`${'small workload'.padEnd(16)}${'job'.padStart(10)}${'criu CLI'.padStart(10)}${'client'.padStart(10)}  job/CLI  job/client (medians)`);
   console.log(`${''.padEnd(16)}${fmtMs(j)}${fmtMs(c)}${fmtMs(d)}  ${(j / c).toFixed(3)}    ${(j / d).toFixed(3)}`);
+  record('restore', { name: 'restore job of a small workload, vs the CLI', value: j, unit: 'ms', baseline: { name: 'criu restore CLI', value: c }, goal: { atMost: 1.1 } });
+  record('restore', { name: 'restore job of a small workload, vs CriuClient', value: j, unit: 'ms', baseline: { name: 'CriuClient restore', value: d } });
 
   const big = await checkpointOf('big', ballast);
   console.log(`\n${copies} copies of a ${ballast} MiB workload's checkpoint: one batch vs the same restores through CriuClient`);
@@ -144,6 +148,12 @@ try {
     const directMs = msSince(started);
     await killAll(pids);
     console.log(`${String(concurrency).padEnd(12)}${fmtMs(batchMs, 12)}${fmtMs(directMs, 12)}  ${(batchMs / directMs).toFixed(3)}`);
+    record('restore', {
+      name: `batch of ${copies} copies (${ballast} MiB), concurrency ${concurrency}`,
+      value: batchMs,
+      unit: 'ms',
+      baseline: { name: `the same restores direct, ${concurrency} at a time`, value: directMs },
+    });
   }
 } finally {
   for (const w of (await registry.list()).items) await workloads.stop(w.name).catch(() => undefined);

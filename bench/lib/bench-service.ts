@@ -47,7 +47,7 @@ export async function startBenchService(name: string, config: ConfigInput = {}):
   });
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
   const blocking = new Redis(redisServer.url, { maxRetriesPerRequest: null });
-  const eventLog = new EventLog(redis, { key: 'ckpt:events' });
+  const eventLog = new EventLog(redis, { key: 'ckpt:events', maxLen: parsed.events.maxLen });
   const signer = throwawaySigner();
   const store = new CheckpointStore({ root: parsed.storage.root, sync: parsed.storage.sync, signer });
   const catalog = new Catalog(redis, { prefix: 'ckpt', store, node: parsed.node });
