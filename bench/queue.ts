@@ -10,6 +10,8 @@
 //    --no-sync the store does not flush, and only the bare baseline is shown).
 // 2. Throughput: `--jobs` small dump jobs over `--targets` small processes, worker concurrency 2, against the same
 //    dumps made directly with CriuClient two at a time. Jobs per second and the ratio.
+// 3. Where one small job's time goes: its events' times from enqueue on (each stage is an event), and the Redis
+//    commands the whole path sent (INFO commandstats before and after; the bench's own event follower included).
 // Everything runs on a private Redis and CRIU service; checkpoints are removed as it goes.
 import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -40,7 +42,7 @@ if (!(rounds >= 1 && jobCount >= 1 && targetCount >= 1 && ballasts.every((b) => 
 }
 
 const bench = await startBenchService('queue', { storage: { sync }, worker: { concurrency: 2 } });
-const { criuBin, config, catalog, queue, client } = bench;
+const { criuBin, config, catalog, queue, client, redis, eventLog } = bench;
 const root = bench.config.storage.root;
 const counters: Counter[] = [];
 
@@ -85,6 +87,36 @@ async function flushFiles(dir: string): Promise<void> {
 }
 
 const fmt = (ms: number) => fmtMs(ms);
+
+/** Calls per Redis command so far (INFO commandstats). */
+async function commandCounts(): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const m of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) counts.set(m[1]!, Number(m[2]));
+  return counts;
+}
+
+/** One small dump job: the time of each of its events after enqueue, and the Redis commands its whole path sent. */
+async function traceOne(pid: number): Promise<void> {
+  const fromId = await eventLog.lastId();
+  const before = await commandCounts();
+  const started = Date.now();
+  const { jobId } = await queue.enqueueDump({ target: { pid } });
+  const done = await waitFinished(new Set([jobId]));
+  const after = await commandCounts();
+  const result = done.get(jobId)!.data.result as { checkpointId: string; durationMs: number; commitMs?: number };
+  const events = (await eventLog.readAfter(fromId)).filter((e) => e.jobId === jobId || e.data.checkpointId === result.checkpointId);
+  console.log(`one job's path (ms after enqueue; CRIU ${result.durationMs} ms, commit ${result.commitMs ?? '?'} ms):`);
+  for (const e of events) {
+    const stage = typeof e.data.stage === 'string' ? ` ${e.data.stage}` : '';
+    console.log(`  ${String(e.ts - started).padStart(5)}  ${e.event}${stage}`);
+  }
+  const sent = [...after].map(([cmd, n]) => [cmd, n - (before.get(cmd) ?? 0)] as const).filter(([cmd, n]) => n > 0 && cmd !== 'info');
+  sent.sort((a, b) => b[1] - a[1]);
+  const total = sent.reduce((sum, [, n]) => sum + n, 0);
+  console.log(`  Redis commands for the job: ${total} (${sent.map(([cmd, n]) => `${cmd} ${n}`).join(', ')})`);
+  record('queue', { name: 'Redis commands per small dump job (incl. the follower)', value: total, unit: 'commands' });
+  await catalog.delete(result.checkpointId);
+}
 
 try {
   console.log(
@@ -162,6 +194,7 @@ try {
     baseline: { name: `the same dumps direct${sync ? ' + flush' : ''}, 2 at a time`, value: jobCount / directSec },
     goal: { atLeast: 0.95 },
   });
+  await traceOne(small[0]!.pid);
 } finally {
   await Promise.all(counters.map((c) => c.kill()));
   await bench.close();
