@@ -1,5 +1,22 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { EventInput, FeedEvent } from './types.js';
+
+/**
+ * How long a published event's token is kept: ioredis sends a command again after a reconnect when its reply was
+ * lost (autoResendUnfulfilledCommands), as happens when the master dies between running an XADD and answering it.
+ * A resent publish within this time finds its token and adds nothing.
+ */
+const PUBLISHED_TOKEN_TTL_MS = 5 * 60 * 1000;
+
+// One script, so the event and its token are written (and replicated) together, or neither.
+const PUBLISH_ONCE = `
+local id = redis.call('GET', KEYS[2])
+if id then return id end
+id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[2])
+redis.call('SET', KEYS[2], id, 'PX', ARGV[3])
+return id
+`;
 
 export interface EventLogOptions {
   /** Redis key of the stream (required: no default here; ckpt's processes pass `<redis.prefix>:events`). */
@@ -26,11 +43,13 @@ export class EventLog {
     return this.options.key;
   }
 
+  /** Appends one event, exactly once even when the command is sent again after a failover (see PUBLISHED_TOKEN_TTL_MS). */
   async publish(input: EventInput): Promise<FeedEvent> {
     const ts = Date.now();
     const body = JSON.stringify({ ...input, ts });
-    const id = await this.redis.xadd(this.options.key, 'MAXLEN', '~', String(this.maxLen), '*', 'e', body);
-    return { ...input, ts, id: id! };
+    const token = `${this.options.key}:published:${randomUUID()}`;
+    const id = (await this.redis.eval(PUBLISH_ONCE, 2, this.options.key, token, this.maxLen, body, PUBLISHED_TOKEN_TTL_MS)) as string;
+    return { ...input, ts, id };
   }
 
   /** Events strictly after `afterId` ('0' for all), oldest first, at most `count`. */
