@@ -13,6 +13,7 @@ import { backoffDelay } from '../src/queue/backoff.js';
 import { JobRefusedError, openJobData } from '../src/queue/job-signature.js';
 import type { JobResult } from '../src/queue/job-view.js';
 import { queueKeys, queueNameFor } from '../src/queue/keys.js';
+import { WorkerPresence } from '../src/queue/worker-presence.js';
 import { createRedis, type RedisConnection } from '../src/queue/redis.js';
 import type { BatchRestoreJobData, DumpJobData, RestoreJobData, VerifyJobData } from '../src/queue/schemas.js';
 import type { Signer } from '../src/security/signer.js';
@@ -75,6 +76,7 @@ export class CkptWorker {
   private closing?: Promise<void>;
   private versionText?: Promise<string>;
   private readonly watcher: WorkloadWatcher;
+  private readonly presence: WorkerPresence;
   private criuBinPath?: Promise<string>;
 
   constructor(private readonly options: CkptWorkerOptions) {
@@ -86,6 +88,7 @@ export class CkptWorker {
     this.cancels = createRedis(connection);
     for (const r of [this.bullRedis, this.redis, this.cancels]) r.on('error', (err: Error) => this.reportError(err));
     const workloadRegistry = new WorkloadRegistry(this.redis, config.redis.prefix);
+    this.presence = new WorkerPresence({ redis: this.redis, key: queueKeys(config.redis.prefix).workers, node: config.node, ttlMs: config.worker.presenceTtlMs });
     this.watcher = new WorkloadWatcher({
       registry: workloadRegistry,
       eventLog: options.eventLog,
@@ -171,6 +174,8 @@ export class CkptWorker {
     this.watcher.start();
     void worker.run().catch((err: Error) => this.reportError(err));
     await worker.waitUntilReady();
+    // Announced only now that jobs are taken: a job the API accepts for this node has a worker.
+    await this.presence.start((err) => this.reportError(err));
   }
 
   /** Stops taking jobs; running ones get shutdownGraceMs to finish, then are aborted and handed back. Idempotent. */
@@ -186,11 +191,14 @@ export class CkptWorker {
         this.redis.disconnect();
         this.bullRedis.disconnect();
       }, grace + CLOSE_AFTER_ABORT_MS);
+      // Withdrawn first: from now on the API refuses new jobs for this node unless another worker serves it.
+      const withdrawn = this.presence.stop().catch((err: Error) => this.reportError(err));
       try {
         await this.watcher.stop();
         await this.worker?.close();
         this.ctx.exits.close();
         await this.events;
+        await withdrawn;
       } finally {
         clearTimeout(abortTimer);
         clearTimeout(cutTimer);

@@ -10,7 +10,7 @@ const ERROR_TEXT: Record<number, string> = {
   403: 'the token role is too low (or the target is refused by policy)',
   404: 'no such id',
   409: 'conflicts with the current state (pinned, in use, exists, finished, skipped)',
-  422: 'the target does not resolve to exactly one process',
+  422: 'the target does not resolve to exactly one process, or no live worker serves the node the job needs (liveNodes lists those that are served)',
   503: 'Redis does not answer, or the service is shutting down',
 };
 

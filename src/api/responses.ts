@@ -17,6 +17,8 @@ export const errorResponse = z.object({
   message: z.string(),
   code: z.string().optional(),
   issues: z.array(z.object({ field: z.string(), reason: z.string() })).optional(),
+  /** ENODE_UNSERVED (422): the nodes a live worker serves now. */
+  liveNodes: z.array(z.string()).optional(),
 });
 
 export const enqueuedResponse = z.object({ jobId: z.string(), node: z.string(), existing: z.boolean().optional() });

@@ -2,6 +2,7 @@ import Fastify, {
   LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { ValidationError } from '../common/validation.js';
+import { NodeUnservedError } from '../queue/errors.js';
 import { isRedisUnavailable } from '../queue/redis.js';
 import type { Authenticator, Principal, Role } from './auth.js';
 
@@ -32,6 +33,8 @@ const STATUS_BY_CODE: Record<string, [number, string]> = {
   EWORKLOAD_EXISTS: [409, 'exists'],
   EWORKLOAD_NODE: [422, 'node'],
   EWORKLOAD_START: [422, 'workload'],
+  /** A job for a node no live worker serves; the answer lists the live nodes. */
+  ENODE_UNSERVED: [422, 'node'],
 };
 
 /**
@@ -77,6 +80,15 @@ export function createApiServer(options: ApiServerOptions): FastifyInstance {
       return reply.code(400).send({ error: 'validation', message: err.message, issues: err.issues });
     }
     const mapped = err.code ? STATUS_BY_CODE[err.code] : undefined;
+    if (err instanceof NodeUnservedError) {
+      return reply.code(422).send({
+        error: 'node',
+        code: err.code,
+        message: err.message,
+        issues: [{ field: err.field, reason: err.message }],
+        liveNodes: err.liveNodes,
+      });
+    }
     if (mapped) return reply.code(mapped[0]).send({ error: mapped[1], code: err.code, message: err.message });
     if (isRedisUnavailable(err)) {
       // Redis hung, down or failing over: the request cannot be served now, and says so at once.

@@ -75,7 +75,13 @@ export async function startService({ config, configFile, roles, log, version }: 
     // The catalog drops in-use marks of restores whose job is gone (a worker died): it asks the queue, which needs the catalog.
     let queue: JobQueue | undefined;
     const catalogOn = (connection: typeof redis) =>
-      new Catalog(connection, { prefix: config.redis.prefix, store, node: config.node, isRefLive: (jobId) => queue!.isJobLive(jobId) });
+      new Catalog(connection, {
+        prefix: config.redis.prefix,
+        store,
+        node: config.node,
+        sharedStorage: config.storage.shared,
+        isRefLive: (jobId) => queue!.isJobLive(jobId),
+      });
     const catalog = catalogOn(redis);
     const policy = new TargetPolicy({
       allowUids: config.policy.allowUids,
@@ -99,6 +105,8 @@ export async function startService({ config, configFile, roles, log, version }: 
       defaults: config.worker,
       checkpoints: catalog,
       signer,
+      requireLiveNode: true,
+      sharedStorage: config.storage.shared,
     });
     stops.push(() => queue.close());
     // BullMQ drops finished jobs past keepCompleted / keepFailed; the job index follows them.
@@ -142,6 +150,7 @@ export async function startService({ config, configFile, roles, log, version }: 
       catalog,
       targetPolicy: policy,
       resolveTarget: resolve,
+      liveNodes: () => queue.liveNodes(),
       logger: log,
     });
     stops.push(stopScheduler);

@@ -15,6 +15,11 @@ export interface CatalogOptions {
    */
   node: string;
   /**
+   * config.storage.shared: the storage root is the same filesystem on every node, so any node removes any
+   * checkpoint's files at once and a rebuild lists every node's checkpoints. Default false.
+   */
+  sharedStorage?: boolean;
+  /**
    * Optional: whether the job holding a ref is still waiting / active / delayed. When given, refs of finished or
    * vanished jobs (a worker that died before releaseRef) are dropped before in-use checks. Default: every ref counts.
    */
@@ -185,7 +190,7 @@ export class Catalog {
     if (verdict === 'EINUSE') {
       throw new CatalogError('EINUSE', `checkpoint ${id} is in use by restore job(s) ${refs.join(', ')}`, id);
     }
-    if (m.node !== this.options.node) return { id, filesRemoved: false };
+    if (m.node !== this.options.node && !this.options.sharedStorage) return { id, filesRemoved: false };
     await this.removeFiles(m);
     return { id, filesRemoved: true };
   }
@@ -223,7 +228,7 @@ export class Catalog {
     const { manifests, skipped } = await store.listCommitted();
     const result: RebuildResult = { added: [], present: [], skipped };
     for (const m of manifests) {
-      if (m.node !== node) {
+      if (m.node !== node && !this.options.sharedStorage) {
         skipped.push({ dir: store.pathOf(m), reason: `made on node ${m.node}, not ${node}` });
         continue;
       }

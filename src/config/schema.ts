@@ -83,6 +83,11 @@ export const configSchema = z.object({
        * false trades that for speed (measured here: ~5 ms for a small process, ~30 ms per 64 MiB).
        */
       sync: z.boolean().default(true),
+      /**
+       * The root is one shared filesystem mounted at the same path on every node (NFS, CephFS, Lustre): any node
+       * restores any checkpoint in place, without copying. Every node of the deployment must say the same.
+       */
+      shared: z.boolean().default(false),
     })
     .prefault({}),
   workloads: z
@@ -162,6 +167,11 @@ export const configSchema = z.object({
       logLinesPerEvent: z.number().int().min(1).max(1000).default(50),
       /** job.progress events (and BullMQ progress updates) per job at most this often, except on a stage change. */
       progressIntervalMs: durationMs.default(250),
+      /**
+       * A worker announces its node in Redis every third of this; a node whose workers have all stopped announcing
+       * for this long is gone: jobs for it are refused (422 listing the live nodes) instead of waiting forever.
+       */
+      presenceTtlMs: durationMs.min(1000).default(15_000),
     })
     .prefault({}),
   events: z

@@ -10,3 +10,20 @@ export class JobStateError extends Error {
     this.name = 'JobStateError';
   }
 }
+
+/**
+ * A job for a node that no live worker serves (or a checkpoint whose only copy is on such a node): refused at enqueue
+ * instead of waiting forever. `field` is the request field it concerns (`node`, or `checkpointId`).
+ */
+export class NodeUnservedError extends Error {
+  readonly code = 'ENODE_UNSERVED';
+  constructor(
+    message: string,
+    readonly node: string,
+    readonly liveNodes: string[],
+    readonly field: string,
+  ) {
+    super(message);
+    this.name = 'NodeUnservedError';
+  }
+}

@@ -9,11 +9,12 @@ import type { EventLog } from '../events/event-log.js';
 import type { EventInput } from '../events/types.js';
 import type { Signer } from '../security/signer.js';
 import { BACKOFF_TYPE } from './backoff.js';
-import { JobStateError } from './errors.js';
+import { JobStateError, NodeUnservedError } from './errors.js';
 import { targetKeyOf, toJobState, toJobView, type JobState, type JobView } from './job-view.js';
 import { queueKeys, queueNameFor } from './keys.js';
 import { signJobData } from './job-signature.js';
 import { createRedis, type RedisConnection } from './redis.js';
+import { liveNodes } from './worker-presence.js';
 import {
   JOB_TYPES,
   jobIdSchema,
@@ -55,6 +56,13 @@ export interface JobQueueOptions {
   signer: Signer;
   /** BullMQ log rows kept per job (each row is one batch of CRIU log lines). Default 2000. */
   keepLogRows?: number;
+  /**
+   * Refuse (NodeUnservedError) a job for a node that no live worker serves (WorkerPresence), instead of letting it
+   * wait in that node's queue for a worker that may never come. Default false (tools and tests that run no worker).
+   */
+  requireLiveNode?: boolean;
+  /** config.storage.shared: every node mounts the same storage root, so any live node restores any checkpoint. Default false. */
+  sharedStorage?: boolean;
 }
 
 /** Job counts for people: per state over all nodes (finished ones: those Redis still keeps), and each node's workers. */
@@ -126,6 +134,7 @@ export class JobQueue {
     const spec = parseDumpJob(input);
     const jobId = options.jobId === undefined ? randomUUID() : parseOrThrow(jobIdSchema, options.jobId, 'job id');
     const node = spec.node ?? this.node;
+    await this.assertServed(node);
     const claim = await this.claimJobId(jobId, node);
     if (!claim.claimed) return { jobId, node: claim.owner, existing: true };
     // The checkpoint id is fixed now, so every attempt (also a retry after a worker died) makes the same checkpoint.
@@ -145,7 +154,7 @@ export class JobQueue {
     const spec = parseRestoreJob(input);
     const checkpoint = await this.lookupCheckpoint(spec.checkpointId);
     if ((spec.replicas ?? 1) > 1) assertCopyable(checkpoint, spec.checkpointId, 'replicas');
-    const node = spec.node ?? checkpoint.node;
+    const node = await this.placeRestore(spec.checkpointId, checkpoint, spec.node);
     const jobId = randomUUID();
     await this.claimJobId(jobId, node);
     await this.options.checkpoints!.acquireRef(spec.checkpointId, jobId);
@@ -165,7 +174,7 @@ export class JobQueue {
   async enqueueVerify(input: unknown): Promise<EnqueueResult> {
     const spec = parseVerifyJob(input);
     const checkpoint = await this.lookupCheckpoint(spec.checkpointId);
-    const node = checkpoint.node;
+    const node = await this.placeRestore(spec.checkpointId, checkpoint);
     const jobId = randomUUID();
     await this.claimJobId(jobId, node);
     await this.options.checkpoints!.acquireRef(spec.checkpointId, jobId);
@@ -197,11 +206,16 @@ export class JobQueue {
     // One child per restore: a checkpoint with replicas n has n children, each starting one copy.
     const childCheckpointIds = spec.checkpointIds.flatMap((id) => Array<string>(spec.replicas?.[id] ?? 1).fill(id));
     const checkpoints = childCheckpointIds.map((id) => byId.get(id)!);
+    const placed = new Map(await Promise.all(spec.checkpointIds.map(async (id) => [id, await this.placeRestore(id, byId.get(id)!)] as const)));
+    const childNodes = childCheckpointIds.map((id) => placed.get(id)!);
+    // The parent only collects its children's outcomes: any live node's worker can do that, this one's first.
+    const live = await this.liveNodesIfRequired();
+    const parentNode = !live || live.includes(this.node) ? this.node : live[0]!;
     const batchId = randomUUID();
     const jobIds = childCheckpointIds.map(() => randomUUID());
-    const parent = this.sealed<BatchRestoreJobData>('restore-batch', batchId, this.node, { ...spec, node: this.node, jobIds, childCheckpointIds });
+    const parent = this.sealed<BatchRestoreJobData>('restore-batch', batchId, parentNode, { ...spec, node: parentNode, jobIds, childCheckpointIds });
     const children = childCheckpointIds.map((checkpointId, i) => {
-      const node = checkpoints[i]!.node;
+      const node = childNodes[i]!;
       const data = this.sealed<RestoreJobData>('restore', jobIds[i]!, node, {
         checkpointId,
         node,
@@ -219,7 +233,7 @@ export class JobQueue {
     });
     const index = this.redis.multi();
     const now = Date.now();
-    for (const [id, node] of [[batchId, this.node], ...children.map((c, i) => [jobIds[i]!, c.data.node])] as const) {
+    for (const [id, node] of [[batchId, parentNode], ...children.map((c, i) => [jobIds[i]!, c.data.node])] as const) {
       index.hset(this.keys.jobNodes, id, node).zadd(this.keys.jobClaims, 'NX', now, id).sadd(this.keys.nodes, node);
     }
     await index.exec();
@@ -227,7 +241,7 @@ export class JobQueue {
     this.flow ??= new FlowProducer({ connection: this.redis, prefix: this.options.prefix });
     await this.flow.add({
       name: 'restore-batch',
-      queueName: queueNameFor(this.node),
+      queueName: queueNameFor(parentNode),
       prefix: this.options.prefix,
       data: parent,
       opts: this.jobOptions(batchId),
@@ -237,7 +251,7 @@ export class JobQueue {
       event: 'job.waiting',
       jobId: batchId,
       jobType: 'restore-batch',
-      data: { node: this.node, checkpointIds: spec.checkpointIds, jobIds },
+      data: { node: parentNode, checkpointIds: spec.checkpointIds, jobIds },
     });
     for (const [i, child] of children.entries()) {
       await this.publish({
@@ -318,6 +332,7 @@ export class JobQueue {
     if (!found) return null;
     const { job, node, state } = found;
     if (state !== 'failed') throw new JobStateError(`job ${id} is ${state}: only a failed job can be retried`, id, state);
+    await this.assertServed(node);
     if (job.name === 'restore') await this.options.checkpoints!.acquireRef((job.data as RestoreJobData).checkpointId, id);
     await this.redis.del(this.keys.cancelMark(id));
     await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
@@ -448,6 +463,11 @@ export class JobQueue {
     return { counts, nodes };
   }
 
+  /** The nodes at least one live worker serves now (WorkerPresence), sorted. */
+  async liveNodes(): Promise<string[]> {
+    return liveNodes(this.redis, this.keys.workers);
+  }
+
   /** Every node that has had a job or a worker. */
   async nodes(): Promise<string[]> {
     return (await this.redis.smembers(this.keys.nodes)).sort();
@@ -500,6 +520,46 @@ export class JobQueue {
     return { claimed: claimed === 1, owner };
   }
 
+  /** The nodes live workers serve now, or null when jobs are not checked against them (requireLiveNode off). */
+  private async liveNodesIfRequired(): Promise<string[] | null> {
+    return this.options.requireLiveNode ? this.liveNodes() : null;
+  }
+
+  private async assertServed(node: string): Promise<void> {
+    const live = await this.liveNodesIfRequired();
+    if (live && !live.includes(node)) {
+      throw new NodeUnservedError(`no live worker serves node ${node}; live nodes: ${listOf(live)}`, node, live, 'node');
+    }
+  }
+
+  /**
+   * The node a restore or drill of `checkpoint` runs on: the one asked for, else the checkpoint's own node; with
+   * shared storage, when that node is gone, a live one (this one first). Refused when that node has no live worker,
+   * or when the checkpoint's only copy is on a node that is gone (storage not shared), naming that node.
+   */
+  private async placeRestore(checkpointId: string, checkpoint: { node: string }, requested?: string): Promise<string> {
+    const live = await this.liveNodesIfRequired();
+    if (!live) return requested ?? checkpoint.node;
+    const shared = this.options.sharedStorage ?? false;
+    const home = checkpoint.node;
+    if (!shared && !live.includes(home)) {
+      throw new NodeUnservedError(
+        `checkpoint ${checkpointId} lives only on node ${home}, which no live worker serves (storage is not shared); live nodes: ${listOf(live)}`,
+        home,
+        live,
+        'checkpointId',
+      );
+    }
+    if (requested !== undefined) {
+      await this.assertServed(requested);
+      return requested;
+    }
+    if (live.includes(home)) return home;
+    if (live.includes(this.node)) return this.node;
+    if (live[0] !== undefined) return live[0];
+    throw new NodeUnservedError(`checkpoint ${checkpointId}: no live worker serves any node`, home, live, 'checkpointId');
+  }
+
   private async lookupCheckpoint(checkpointId: string): Promise<{ node: string; target: { key: string; workload?: unknown } }> {
     if (!this.options.checkpoints) throw new Error('JobQueue: restores need options.checkpoints (the catalog)');
     const checkpoint = await this.options.checkpoints.get(checkpointId);
@@ -527,6 +587,10 @@ export class JobQueue {
   private async publish(input: EventInput): Promise<void> {
     await this.options.eventLog.publish(input);
   }
+}
+
+function listOf(nodes: string[]): string {
+  return nodes.length ? nodes.join(', ') : '(none)';
 }
 
 /** Several copies of one checkpoint at once need a workload's checkpoint (its own pid namespace); refused otherwise. */

@@ -16,6 +16,8 @@ export function queueKeys(prefix: string) {
     jobClaims: `${prefix}:jobs:claimed-at`,
     /** Set of node names that ever had a job or a worker: listings visit their queues. */
     nodes: `${prefix}:jobs:nodes`,
+    /** Sorted set `<node>/<worker instance>` -> expiry (Redis time, ms): the workers alive now (WorkerPresence). */
+    workers: `${prefix}:jobs:workers`,
     /** Lease lock: one dump of a target at a time. Per node: the same pid on two hosts is two processes. */
     targetLock: (node: string, targetKey: string) => `${prefix}:jobs:lock:target:${node}:${targetKey}`,
     /**

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { ValidationError } from '../common/validation.js';
+import { NodeUnservedError } from '../queue/errors.js';
 import type { Config } from '../config/schema.js';
 import type { EventLog } from '../events/event-log.js';
 import type { FeedEvent } from '../events/types.js';
@@ -49,6 +50,12 @@ export interface SchedulerOptions {
   logger?: Logger;
   /** Names this scheduler in claims and leases. Default: `<hostname>:<pid>:<random>`. */
   instanceId?: string;
+  /**
+   * The nodes live workers serve (src/queue liveNodes). When given, this scheduler also follows the schedules of
+   * other nodes, and a tick of one whose node no live worker serves is reported here as a failed tick (nobody there
+   * would report it); while that node is served, its own schedulers handle its ticks. Default: only this node's.
+   */
+  liveNodes?: () => Promise<string[]>;
 }
 
 /** A trigger-now whose target did not resolve (or was refused): the tick's reason, with the target error's code. */
@@ -250,7 +257,18 @@ export class Scheduler {
 
   private isActive(record: ScheduleRecord | null, state: ScheduleState): record is ScheduleRecord {
     if (!record || !record.schedule.enabled || state.paused) return false;
-    return !record.schedule.node || record.schedule.node === this.options.config.node;
+    return !this.isForeign(record.schedule) || this.options.liveNodes !== undefined;
+  }
+
+  /** A schedule of another node: its target is a process there, resolved by that node's worker. */
+  private isForeign(schedule: Schedule): boolean {
+    return !!schedule.node && schedule.node !== this.options.config.node;
+  }
+
+  /** Whether this scheduler handles a tick now: its own node's, or one of a node no live worker serves. */
+  private async handlesTick(schedule: Schedule | undefined): Promise<boolean> {
+    if (!schedule || !this.isForeign(schedule)) return true;
+    return !(await this.options.liveNodes!()).includes(schedule.node!);
   }
 
   private apply(id: string, record: ScheduleRecord | null, state: ScheduleState): void {
@@ -296,6 +314,7 @@ export class Scheduler {
   private async onTick(id: string, tickMs: number, source: TickSource): Promise<void> {
     let claimed: boolean;
     try {
+      if (!(await this.handlesTick(this.armed.get(id)?.schedule))) return;
       claimed = await this.claims.claim(id, tickMs, this.instanceId, this.leaseFor(this.armed.get(id)?.schedule));
     } catch (err) {
       // Nobody may have claimed it (Redis unreachable): the sweep tries again, as a missed tick.
@@ -382,6 +401,9 @@ export class Scheduler {
       const previous = await enqueuer.getJob(state.lastJobId);
       if (previous && PENDING_JOB_STATES.has(previous.state)) return { skipped: 'previous run still active' };
     }
+    // Another node's process can only be resolved there: its worker does (and the queue refuses the job while no
+    // live worker serves that node, a failed tick below).
+    if (this.isForeign(schedule)) return this.enqueueTick(schedule, jobId, schedule.target);
     let target: ProcessInfo;
     try {
       target = await (this.options.resolveTarget ?? resolveTargetDefault)(schedule.target);
@@ -391,9 +413,14 @@ export class Scheduler {
       await this.countFailure(schedule.id, err.message);
       return { skipped: `target: ${err.message}`, code: err.code };
     }
+    // A workload keeps its name across restores (its pid changes): the worker resolves it again.
+    return this.enqueueTick(schedule, jobId, 'workload' in schedule.target ? schedule.target : { pid: target.pid });
+  }
+
+  private async enqueueTick(schedule: Schedule, jobId: string, target: DumpJobInput['target']): Promise<FireOutcome> {
+    const { enqueuer } = this.options;
     const input: DumpJobInput = {
-      // A workload keeps its name across restores (its pid changes): the worker resolves it again.
-      target: 'workload' in schedule.target ? schedule.target : { pid: target.pid },
+      target,
       leaveRunning: schedule.leaveRunning,
       scheduleId: schedule.id,
       // With overlap skip, a dump that finds the target busy (say, a manual dump) finishes as skipped, not queued.
@@ -404,7 +431,9 @@ export class Scheduler {
     try {
       await enqueuer.enqueueDump(input, { jobId });
     } catch (err) {
-      if (!(err instanceof ValidationError)) throw err;
+      // A node no live worker serves fails the tick visibly (schedule.skipped, counted) rather than queueing a dump
+      // nobody will run.
+      if (!(err instanceof ValidationError || err instanceof NodeUnservedError)) throw err;
       await this.countFailure(schedule.id, err.message);
       return { skipped: `enqueue refused: ${err.message}`, code: err.code };
     }

@@ -20,6 +20,8 @@ export interface SchedulerServiceOptions {
   targetPolicy?: SchedulerOptions['targetPolicy'];
   /** Resolves a schedule's target at fire time (with the workload registry for `{workload}` targets). */
   resolveTarget?: SchedulerOptions['resolveTarget'];
+  /** The nodes live workers serve: ticks of schedules of nodes nobody serves are reported failed here. */
+  liveNodes?: SchedulerOptions['liveNodes'];
   logger: Logger;
 }
 
@@ -53,6 +55,7 @@ export async function startSchedulerService(options: SchedulerServiceOptions): P
     ...(options.catalog ? { catalog: options.catalog } : {}),
     ...(options.targetPolicy ? { targetPolicy: options.targetPolicy } : {}),
     ...(options.resolveTarget ? { resolveTarget: options.resolveTarget } : {}),
+    ...(options.liveNodes ? { liveNodes: options.liveNodes } : {}),
   });
   if (config.scheduler.enabled) await scheduler.start();
   return { store, scheduler, seed, stop: () => scheduler.stop() };

@@ -17,6 +17,11 @@ export interface ServiceUnderTest {
   redis: TestRedis;
   /** Another API-only process view on the same Redis and storage (for multi-process tests). */
   startAnother(overrides?: ConfigInput): Promise<{ url: string; close(): Promise<void> }>;
+  /**
+   * A worker only (another node, say), on the same Redis and, unless `overrides` says otherwise, the same storage
+   * root (a shared filesystem, as far as these two are concerned). Give it its own criu.runtimeDir.
+   */
+  startWorker(overrides: ConfigInput): Promise<{ close(): Promise<void> }>;
 }
 
 export interface ServerOptions {
@@ -69,6 +74,10 @@ export async function startServiceUnderTest(
     async startAnother(extra: ConfigInput = {}) {
       const other = await start(make(extra), { api: true, worker: false, scheduler: false });
       return { url: other.url!, close: () => other.close() };
+    },
+    async startWorker(extra: ConfigInput) {
+      const worker = await start(make(extra), { api: false, worker: true, scheduler: false });
+      return { close: () => worker.close() };
     },
   };
 }

@@ -115,6 +115,8 @@ test('the README claims of the CLI', async (t) => {
     worker.stderr!.setEncoding('utf8').on('data', (s: string) => (out += s));
     t.after(() => stopChild(worker));
     const b = await counter();
+    // Jobs for a node are accepted once a worker serves it (422 before): this one, once it runs.
+    await waitUntil(`the worker to run\n${out}`, () => /"msg":"worker running"/.test(out), { timeoutMs: 60_000 });
     // Enqueued for node from-env, which only this worker serves: its env node and env Redis won over the file.
     const enq = await fetch(`${srv.url}/api/v1/dumps`, {
       method: 'POST',

@@ -31,13 +31,13 @@ export async function jobRoutes(app: FastifyInstance, opts: { jobs: JobsBackend 
 
   defineRoute(
     app,
-    { method: 'POST', url: '/api/v1/restores', operationId: 'createRestore', response: enqueuedResponse, errors: [404, 409], role: 'operate', status: 202, summary: 'Enqueue a restore of a checkpoint', body: restoreJobSchema },
+    { method: 'POST', url: '/api/v1/restores', operationId: 'createRestore', response: enqueuedResponse, errors: [404, 409, 422], role: 'operate', status: 202, summary: 'Enqueue a restore of a checkpoint', body: restoreJobSchema },
     async ({ body }) => jobs.enqueueRestore(body),
   );
 
   defineRoute(
     app,
-    { method: 'POST', url: '/api/v1/restores/batch', operationId: 'createRestoreBatch', response: batchEnqueuedResponse, errors: [404, 409], role: 'operate', status: 202, summary: 'Enqueue a batch restore (one child job per checkpoint)', body: batchRestoreJobSchema },
+    { method: 'POST', url: '/api/v1/restores/batch', operationId: 'createRestoreBatch', response: batchEnqueuedResponse, errors: [404, 409, 422], role: 'operate', status: 202, summary: 'Enqueue a batch restore (one child job per checkpoint)', body: batchRestoreJobSchema },
     async ({ body }) => jobs.enqueueBatchRestore(body),
   );
 
@@ -48,7 +48,7 @@ export async function jobRoutes(app: FastifyInstance, opts: { jobs: JobsBackend 
       url: '/api/v1/checkpoints/:id/verify',
       operationId: 'verifyCheckpoint',
       response: enqueuedResponse,
-      errors: [404],
+      errors: [404, 422],
       role: 'operate',
       status: 202,
       summary: 'Enqueue a restore drill of a checkpoint: restored stopped in a throwaway pid namespace, checked whole, removed',
@@ -114,7 +114,7 @@ export async function jobRoutes(app: FastifyInstance, opts: { jobs: JobsBackend 
 
   defineRoute(
     app,
-    { method: 'POST', url: '/api/v1/jobs/:id/retry', operationId: 'retryJob', response: enqueuedResponse, errors: [409], role: 'operate', status: 202, summary: 'Run a failed (or cancelled) job again from its first attempt', params: jobId },
+    { method: 'POST', url: '/api/v1/jobs/:id/retry', operationId: 'retryJob', response: enqueuedResponse, errors: [409, 422], role: 'operate', status: 202, summary: 'Run a failed (or cancelled) job again from its first attempt', params: jobId },
     async ({ params }) => {
       const result = await jobs.retryJob(params.id);
       if (!result) throw new NotFoundError('job', params.id);

@@ -32,7 +32,7 @@ export function registerCatalogCommands(program: Command): void {
         throw new CliError(`Redis at ${redactRedisUrl(config.redis.url)} does not answer: ${err.message}`);
       });
       const store = new CheckpointStore({ root: config.storage.root, signer: loadSigner(jobKeyFileOf(config)) });
-      const result = await new Catalog(redis, { prefix: config.redis.prefix, store, node: config.node }).rebuild();
+      const result = await new Catalog(redis, { prefix: config.redis.prefix, store, node: config.node, sharedStorage: config.storage.shared }).rebuild();
       if (ctx.json) return ctx.printJson(result);
       ctx.out(
         `catalog of node ${config.node} rebuilt from ${store.root}: ${result.added.length} added, ` +
