@@ -113,6 +113,6 @@ function check(schema: z.ZodType | undefined, value: unknown, where: string) {
   if (r.success) return { data: r.data, issues: [] };
   return {
     data: undefined,
-    issues: issuesOf(r.error).map((i) => ({ field: i.field ? `${where}.${i.field}` : where, reason: i.reason })),
+    issues: issuesOf(r.error, schema).map((i) => ({ field: i.field ? `${where}.${i.field}` : where, reason: i.reason })),
   };
 }

@@ -9,7 +9,7 @@ import { isValidRegex } from '../common/validation.js';
 
 const durationMs = z.number().int().nonnegative();
 
-export const tokenSchema = z.object({
+export const tokenSchema = z.strictObject({
   /** A name for logs; never the token itself. */
   name: z.string().min(1),
   token: z.string().min(16, 'must be at least 16 characters'),
@@ -21,7 +21,7 @@ export const tokenSchema = z.object({
  * metrics) is made from this by src/queue/redis.ts.
  */
 export const redisConfigSchema = z
-  .object({
+  .strictObject({
     /**
      * `redis://[user:password@]host:port[/db]`; `rediss://` for TLS. The user and password are an ACL user's (or only a
      * password for `requirepass`). With `sentinels`, host and port are not used: the sentinels name the master.
@@ -34,7 +34,7 @@ export const redisConfigSchema = z
     prefix: z.string().default('ckpt'),
     /** TLS files for a rediss:// URL (PEM): the CA that signed the server's certificate, and a client certificate and key when the server asks for one. */
     tls: z
-      .object({
+      .strictObject({
         ca: z.string().min(1).optional(),
         cert: z.string().min(1).optional(),
         key: z.string().min(1).optional(),
@@ -46,7 +46,7 @@ export const redisConfigSchema = z
     /** An API request (or any non-blocking command) fails with 503 when Redis has not answered for this long. */
     commandTimeoutMs: z.number().int().min(100).default(5000),
     /** Redis Sentinel: where the sentinels listen; with `name`, ckpt asks them for the master and follows failovers. */
-    sentinels: z.array(z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) })).default([]),
+    sentinels: z.array(z.strictObject({ host: z.string().min(1), port: z.number().int().min(1).max(65535) })).default([]),
     /** The master's name in the sentinels' configuration. */
     name: z.string().min(1).optional(),
     /** Credentials of the sentinels themselves (their own `requirepass` / ACL user), when they have any. */
@@ -59,12 +59,12 @@ export const redisConfigSchema = z
     path: ['url'],
   });
 
-export const configSchema = z.object({
+export const configSchema = z.strictObject({
   /** This host's name in a multi-host setup: jobs carry the node they must run on. */
   node: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - only (1-64)').default(os.hostname()),
   redis: redisConfigSchema.prefault({}),
   api: z
-    .object({
+    .strictObject({
       host: z.string().default('127.0.0.1'),
       port: z.number().int().min(0).max(65535).default(7070),
       /** Required when host is not loopback; on loopback they are optional (no token needed when empty). */
@@ -73,7 +73,7 @@ export const configSchema = z.object({
     })
     .prefault({}),
   storage: z
-    .object({
+    .strictObject({
       /** Checkpoints live under <root>/<target>/<checkpointId>/ (folders 0700). */
       root: z.string().default('/var/lib/ckpt/checkpoints'),
       /** /healthz reports unhealthy below this much free space. */
@@ -91,7 +91,7 @@ export const configSchema = z.object({
     })
     .prefault({}),
   workloads: z
-    .object({
+    .strictObject({
       /** Workloads (`ckpt run`) keep their output here: <root>/<name>/stdout.log, stderr.log, status (folders 0700, files 0600). */
       root: z.string().default('/var/lib/ckpt/workloads'),
       /** Stopping a workload (DELETE, replace): SIGTERM, then SIGKILL after this long. */
@@ -101,7 +101,7 @@ export const configSchema = z.object({
     })
     .prefault({}),
   criu: z
-    .object({
+    .strictObject({
       /** A criu binary (>= 4.2); empty: the system criu when new enough, else the private install from scripts/setup.sh. */
       bin: z.string().default(''),
       /** Socket of a running `criu service`; empty: ckpt starts and supervises its own in runtimeDir. */
@@ -123,13 +123,13 @@ export const configSchema = z.object({
     })
     .prefault({}),
   worker: z
-    .object({
+    .strictObject({
       /** Jobs one worker process runs at once. */
       concurrency: z.number().int().min(1).max(64).default(2),
       attempts: z.number().int().min(1).max(100).default(5),
       /** Exponential backoff: delay = baseDelayMs * 2^(attempt-1), +-jitter (0..1 fraction), capped at maxDelayMs. */
       backoff: z
-        .object({
+        .strictObject({
           baseDelayMs: durationMs.default(1000),
           maxDelayMs: durationMs.default(60_000),
           jitter: z.number().min(0).max(1).default(0.2),
@@ -175,13 +175,13 @@ export const configSchema = z.object({
     })
     .prefault({}),
   events: z
-    .object({
+    .strictObject({
       /** Events kept in the Redis stream for replay (approximate MAXLEN). */
       maxLen: z.number().int().min(100).default(100_000),
     })
     .prefault({}),
   feed: z
-    .object({
+    .strictObject({
       heartbeatMs: durationMs.default(30_000),
       maxPayloadBytes: z.number().int().positive().default(64 * 1024),
       /**
@@ -192,7 +192,7 @@ export const configSchema = z.object({
     })
     .prefault({}),
   scheduler: z
-    .object({
+    .strictObject({
       enabled: z.boolean().default(true),
       /** Missed ticks older than this are not caught up by the runOnce policy. */
       missedTickToleranceMs: durationMs.default(60 * 60 * 1000),
@@ -219,7 +219,7 @@ export const configSchema = z.object({
     })
     .prefault({}),
   policy: z
-    .object({
+    .strictObject({
       /** Only processes of these uids may be targets (empty: any uid). */
       allowUids: z.array(z.number().int().nonnegative()).default([]),
       /** Only processes whose command line matches one of these regexes may be targets (empty: any). */
@@ -227,7 +227,7 @@ export const configSchema = z.object({
     })
     .prefault({}),
   security: z
-    .object({
+    .strictObject({
       /**
        * The key that signs every job (API, scheduler) and every checkpoint manifest (worker, at commit); workers refuse
        * jobs and restores whose signature does not verify. Made (0600) at first start when missing; every node of a
