@@ -96,6 +96,7 @@ async function connect(
     criuVersion = criu.version;
     criuService = new CriuService({ bin: criu.bin, runtimeDir: config.criu.runtimeDir, env: config.criu.env });
     criuService.on('exit', (code, signal) => log.warn({ code, signal }, 'criu service exited'));
+    criuService.on('socket-lost', () => log.warn({ socket: criuService!.socketPath }, 'criu service socket disappeared: restarting the service'));
     criuService.on('started', (pid) => log.info({ criuPid: pid, socket: criuService!.socketPath, version: criu.version }, 'criu service running'));
     await criuService.start();
     criuSocket = criuService.socketPath;

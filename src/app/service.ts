@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { Authenticator } from '../api/auth.js';
 import { checkpointRoutes } from '../api/routes/checkpoints.js';
@@ -29,6 +30,8 @@ import { WorkloadRegistry } from '../workloads/registry.js';
 import { Workloads } from '../workloads/workloads.js';
 import { CkptWorker } from '../../workers/ckpt-worker.js';
 import { healthProbes, startFoundation, type AppRoles } from './app.js';
+import { assertAddressFree } from './port-check.js';
+import { RuntimeDirLock } from './runtime-lock.js';
 
 export interface RunningService {
   /** Base URL of the API, when this process serves it. */
@@ -56,16 +59,25 @@ const INDEX_PRUNE_INTERVAL_MS = 10 * 60 * 1000;
 export async function startService({ config, configFile, roles, log, version }: ServiceOptions): Promise<RunningService> {
   const auth = new Authenticator({ host: config.api.host, tokens: config.api.tokens });
   if (roles.api) auth.assertStartable();
-  // Before anything runs: every process signs (API, scheduler) or verifies (worker) jobs with the deployment's key,
-  // and a worker's storage root must be ckpt's alone (it holds process memory and the manifests restores trust).
-  const signer = loadSigner(jobKeyFileOf(config));
-  if (roles.worker) ensurePrivateDir(config.storage.root, (problem) => log.warn({ security: 'storage.root' }, problem));
-
   const stops: (() => Promise<void>)[] = [];
   const close = async () => {
     for (const stop of stops.splice(0).reverse()) await stop().catch((err) => log.warn({ err }, 'stop failed'));
   };
+  // First of all, touching nothing else: the runtime folder of the CRIU service this process will run must be its
+  // alone (another instance's service would be killed, its socket removed), and the API's address must be free.
+  if (roles.worker && !config.criu.socket) {
+    const api = roles.api ? `${config.api.host}:${config.api.port}` : '';
+    const lock = new RuntimeDirLock({ dir: config.criu.runtimeDir, holder: { node: config.node, configFile: configFile ? path.resolve(configFile) : '', api } });
+    await lock.acquire();
+    stops.push(() => lock.release());
+  }
   try {
+    if (roles.api) await assertAddressFree(config.api.host, config.api.port);
+    // Before anything runs: every process signs (API, scheduler) or verifies (worker) jobs with the deployment's key,
+    // and a worker's storage root must be ckpt's alone (it holds process memory and the manifests restores trust).
+    const signer = loadSigner(jobKeyFileOf(config));
+    if (roles.worker) ensurePrivateDir(config.storage.root, (problem) => log.warn({ security: 'storage.root' }, problem));
+
     const foundation = await startFoundation(config, log, { manageRedis: roles.api, needCriu: roles.worker });
     stops.push(() => foundation.stop());
     const { redis, eventLog } = foundation;

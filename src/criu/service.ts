@@ -15,12 +15,16 @@ export interface CriuServiceOptions {
   restartDelayMs?: number;
   /** How long start() waits for the socket to appear. Default 10 s. */
   startTimeoutMs?: number;
+  /** How often the socket is looked at; a socket gone (removed by hand, by a cleaner) restarts the service. Default 1000 ms. */
+  socketCheckMs?: number;
 }
 
 export interface CriuServiceEvents {
   started: [pid: number];
   exit: [code: number | null, signal: NodeJS.Signals | null];
   restarting: [];
+  /** The service's socket vanished while it ran: the service is restarted to make a new one. */
+  'socket-lost': [];
 }
 
 /**
@@ -31,16 +35,22 @@ export class CriuService extends EventEmitter<CriuServiceEvents> {
   readonly socketPath: string;
   readonly logPath: string;
   private readonly pidPath: string;
+  /** The pid of the ckpt process that started the service. */
+  private readonly ownerPath: string;
   private child?: ChildProcess;
   private stopping = false;
   private readonly restartDelayMs: number;
   private readonly startTimeoutMs: number;
+  /** Inode of the socket our service made: only that socket is ours to remove. */
+  private socketIno?: number;
+  private socketWatch?: NodeJS.Timeout;
 
   constructor(private readonly options: CriuServiceOptions) {
     super();
     this.socketPath = path.join(options.runtimeDir, 'criu.sock');
     this.logPath = path.join(options.runtimeDir, 'criu-service.log');
     this.pidPath = path.join(options.runtimeDir, 'criu-service.pid');
+    this.ownerPath = path.join(options.runtimeDir, 'criu-service.owner');
     this.restartDelayMs = options.restartDelayMs ?? 500;
     this.startTimeoutMs = options.startTimeoutMs ?? 10_000;
   }
@@ -59,6 +69,19 @@ export class CriuService extends EventEmitter<CriuServiceEvents> {
     await chmod(this.options.runtimeDir, 0o700);
     await this.killOrphan();
     await this.spawnOnce();
+    this.socketWatch = setInterval(() => void this.checkSocket(), this.options.socketCheckMs ?? 1000);
+    this.socketWatch.unref();
+  }
+
+  private async checkSocket(): Promise<void> {
+    const child = this.child;
+    if (this.stopping || !child || !this.running || this.socketIno === undefined) return;
+    const ino = await socketInode(this.socketPath);
+    if (ino === this.socketIno || this.child !== child || this.stopping) return;
+    // Nobody can reach a service without its socket: start a new one (the exit handler does), which makes it again.
+    this.socketIno = undefined;
+    this.emit('socket-lost');
+    child.kill('SIGKILL');
   }
 
   private async spawnOnce(): Promise<void> {
@@ -69,6 +92,8 @@ export class CriuService extends EventEmitter<CriuServiceEvents> {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.child = child;
+    // And who started it: a later ckpt kills this service as an orphan only once we are gone.
+    await writeFile(this.ownerPath, `${process.pid}\n`, { mode: 0o600 });
     await writeFile(this.pidPath, `${child.pid}\n`, { mode: 0o600 });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
@@ -86,7 +111,11 @@ export class CriuService extends EventEmitter<CriuServiceEvents> {
       if (child.exitCode !== null || child.signalCode !== null) {
         throw new Error(`criu service exited at start (${child.exitCode ?? child.signalCode}): ${stderr.trim()}`);
       }
-      if (await isSocket(this.socketPath)) break;
+      const ino = await socketInode(this.socketPath);
+      if (ino !== undefined) {
+        this.socketIno = ino;
+        break;
+      }
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
         await exited;
@@ -99,6 +128,7 @@ export class CriuService extends EventEmitter<CriuServiceEvents> {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.socketWatch);
     const child = this.child;
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -107,14 +137,24 @@ export class CriuService extends EventEmitter<CriuServiceEvents> {
       await exited;
       clearTimeout(killTimer);
     }
-    await rm(this.socketPath, { force: true });
-    await rm(this.pidPath, { force: true });
+    // Only the socket our service made (another one there is not ours to take away).
+    if (this.socketIno !== undefined && (await socketInode(this.socketPath)) === this.socketIno) await rm(this.socketPath, { force: true });
+    if ((await readPidFile(this.ownerPath)) === process.pid) {
+      await rm(this.pidPath, { force: true });
+      await rm(this.ownerPath, { force: true });
+    }
   }
 
-  /** A service left behind by a ckpt process that died without stopping it (it would run on, unreachable). */
+  /**
+   * A service left behind by a ckpt process that died without stopping it (it would run on, unreachable). Only when
+   * the ckpt that started it is gone: a live owner's service is never touched.
+   */
   private async killOrphan(): Promise<void> {
-    const pid = Number((await readFile(this.pidPath, 'utf8').catch(() => '')).trim());
-    if (!Number.isInteger(pid) || pid <= 1) return;
+    const [pid, owner] = [await readPidFile(this.pidPath), await readPidFile(this.ownerPath)];
+    if (pid === undefined || pid <= 1) return;
+    if (owner !== undefined && owner !== process.pid && (await isRunning(owner))) {
+      throw new Error(`criu service ${pid} in ${this.options.runtimeDir} belongs to ckpt pid ${owner}, which still runs`);
+    }
     const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
     if (cmdline.includes('service') && cmdline.includes(this.socketPath)) {
       process.kill(pid, 'SIGKILL');
@@ -128,10 +168,18 @@ async function isRunning(pid: number): Promise<boolean> {
   return stat !== '' && stat[stat.lastIndexOf(')') + 2] !== 'Z';
 }
 
-async function isSocket(p: string): Promise<boolean> {
+/** The inode of the socket at `p`, or undefined when there is none. */
+async function socketInode(p: string): Promise<number | undefined> {
   try {
-    return (await stat(p)).isSocket();
+    const s = await stat(p);
+    return s.isSocket() ? s.ino : undefined;
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** The pid a file holds, or undefined when there is none (no file, not a pid). */
+async function readPidFile(p: string): Promise<number | undefined> {
+  const pid = Number((await readFile(p, 'utf8').catch(() => '')).trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }

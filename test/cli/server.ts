@@ -13,6 +13,10 @@ export interface RunningCkpt {
   storageRoot: string;
   /** Its private Redis (for more ckpt processes on the same setup, and tests that add jobs behind the API's back). */
   redisUrl: string;
+  /** The `ckpt up` process's pid, its config file and its CRIU service's folder (criu.runtimeDir). */
+  pid: number;
+  configFile: string;
+  runtimeDir: string;
   /** What `ckpt up` printed so far (for failure messages). */
   output(): string;
   stop(): Promise<void>;
@@ -74,7 +78,7 @@ export async function startCkptUp(options: { tokens?: TestTokens } = {}): Promis
     await stop();
     throw err;
   }
-  return { url, port, storageRoot, redisUrl: redis.url, output: () => out, stop };
+  return { url, port, storageRoot, redisUrl: redis.url, pid: child.pid!, configFile: config, runtimeDir: path.join(dir, 'run'), output: () => out, stop };
 }
 
 async function waitHealthy(url: string, child: ChildProcess, output: () => string): Promise<void> {
