@@ -6,14 +6,24 @@
 #   CKPT_DATA_DIR   where the private CRIU goes (default: <repo>/.data)
 #   CKPT_CRIU_SUITE Debian suite to take criu from when the system one is too old (default: forky)
 # Flags:
-#   --with-browser  also install Chromium (the dashboard's browser test needs it)
+#   --with-browser         also install Chromium (the dashboard's browser test needs it)
+#   --no-node-modules      leave node_modules alone (the image installs them itself, without dev dependencies)
+#   --print-debian-mirror  print the Debian mirror the host's apt configuration names (what the CRIU download uses), and stop
+#   --apt-etc DIR          read the apt configuration from DIR instead of /etc/apt
 set -euo pipefail
 with_browser=0
-for arg in "$@"; do
-  case $arg in
+node_modules=1
+print_mirror=0
+apt_etc=/etc/apt
+while (($#)); do
+  case $1 in
     --with-browser) with_browser=1 ;;
-    *) echo "setup: unknown flag $arg" >&2; exit 2 ;;
+    --no-node-modules) node_modules=0 ;;
+    --print-debian-mirror) print_mirror=1 ;;
+    --apt-etc) [[ $# -ge 2 ]] || { echo "setup: --apt-etc needs a folder" >&2; exit 2; }; apt_etc=$2; shift ;;
+    *) echo "setup: unknown flag $1" >&2; exit 2 ;;
   esac
+  shift
 done
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,10 +33,42 @@ prefix=$data_dir/criu
 say() { printf 'setup: %s\n' "$*"; }
 fail() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
+# ---- Node.js -------------------------------------------------------------------------------------
+# The versions the suite runs on (scripts/test-node-versions.sh); older ones lack what ckpt uses.
+tested_node="20, 22 and 24"
+command -v node >/dev/null || fail "Node.js is not installed: ckpt needs Node.js >= 20 (tested: $tested_node)"
+node_version=$(node --version)
+node_major=${node_version#v}; node_major=${node_major%%.*}
+[[ $node_major =~ ^[0-9]+$ ]] && ((node_major >= 20)) \
+  || fail "Node.js $node_version is too old: ckpt needs Node.js >= 20 (tested: $tested_node)"
+
+# ---- the host's Debian mirror ---------------------------------------------------------------------
+# The first Debian archive (not security, not a third-party repository) in the host's apt sources, one-line
+# (sources.list, *.list) or deb822 (*.sources) format. Its suites do not matter: only the address is reused.
+debian_mirror() {
+  local files=() f
+  [[ -f $apt_etc/sources.list ]] && files+=("$apt_etc/sources.list")
+  for f in "$apt_etc"/sources.list.d/*.list "$apt_etc"/sources.list.d/*.sources; do [[ -f $f ]] && files+=("$f"); done
+  ((${#files[@]})) || return 1
+  # One-line: `deb [options] URI suite ...`; deb822: `URIs: URI [URI...]`. Comments and deb-src lines are not sources.
+  sed -e 's/#.*//' "${files[@]}" \
+    | awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i !~ /^\[/ && $i !~ /\]$/ && $i ~ /:\/\//) { print $i; break } }
+           tolower($1) == "uris:" { for (i = 2; i <= NF; i++) print $i }' \
+    | grep -E '^https?://[^ ]+/debian/?$' | head -1 | sed 's:/*$::'
+}
+if [[ $print_mirror == 1 ]]; then
+  mirror=$(debian_mirror) && [[ -n $mirror ]] || fail "no Debian mirror in the apt configuration under $apt_etc (sources.list, sources.list.d/*.list, *.sources)"
+  echo "$mirror"
+  exit 0
+fi
+say "node: $node_version"
+
 # ---- node modules --------------------------------------------------------------------------------
 lock_stamp=$repo/node_modules/.ckpt-lock-hash
 want_hash=$(sha256sum "$repo/package-lock.json" | cut -d' ' -f1)
-if [[ -f $lock_stamp && $(cat "$lock_stamp") == "$want_hash" ]]; then
+if [[ $node_modules == 0 ]]; then
+  say "node modules: left as they are (--no-node-modules)"
+elif [[ -f $lock_stamp && $(cat "$lock_stamp") == "$want_hash" ]]; then
   say "node modules: up to date"
 else
   say "node modules: installing (npm install, as locked)"
@@ -80,12 +122,10 @@ install_private_criu() {
   local work=$data_dir/criu-apt
   mkdir -p "$work/lists/partial" "$work/archives/partial" "$work/debs"
   local arch; arch=$(dpkg --print-architecture)
-  local mirror="http://deb.debian.org/debian"
-  # Reuse the host's Debian mirror when it has one configured (deb822 or one-line format).
-  local host_mirror
-  host_mirror=$(grep -rhE '^(URIs:|deb )' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-    | grep -oE 'https?://[^ ]+/debian/?( |$)' | grep -v security | head -1 | tr -d ' ' || true)
-  [[ -n $host_mirror ]] && mirror=${host_mirror%/}
+  # The mirror the host already trusts and reaches; ckpt carries no address of its own.
+  local mirror
+  mirror=$(debian_mirror) && [[ -n $mirror ]] \
+    || fail "no Debian mirror in the apt configuration under $apt_etc (sources.list, sources.list.d/*.list, *.sources): add one, or install criu >= 4.2 yourself and set criu.bin"
   # Signatures are checked against the host's Debian archive keyring.
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" >"$work/sources.list"
   local aptopts=(-o Dir::Etc::SourceList="$work/sources.list" -o Dir::Etc::SourceParts=/dev/null
