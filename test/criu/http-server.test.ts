@@ -34,10 +34,8 @@ test('a Node.js HTTP server is dumped and restored and answers HTTP again, with 
   const images = await tempDir(t);
   const portFile = path.join(work, 'port');
   const out = openSync(path.join(work, 'out.log'), 'a');
-  // setsid (detached), stdin from /dev/null, output to a file: nothing ties it to this process. Without io_uring:
-  // Node >= 22's libuv opens one, which CRIU cannot dump ("Unknown shit 600 (anon_inode:[io_uring])").
+  // setsid (detached), stdin from /dev/null, output to a file: nothing ties it to this process.
   const child = spawn(process.execPath, [path.join(repoRoot(), 'test/fixtures/http-server.mjs'), portFile], {
-    env: { ...process.env, UV_USE_IO_URING: '0' },
     detached: true,
     stdio: ['ignore', out, out],
   });
