@@ -1,7 +1,7 @@
 /**
  * Scheduler benchmark: 10,000 schedules, each every minute at its own second (`<i % 60> * * * * *`, so ~167 ticks a
  * second), run by 2 scheduler processes on one Redis for 3 minutes, enqueueing into the real JobQueue (no worker:
- * jobs stay waiting). The target is one live process, resolved at each tick as in production.
+ * jobs stay waiting; a worker resolves a job's target when it runs it, the scheduler never does).
  *
  * Measures over the ticks of the measured window: tick -> enqueued latency (lagMs of schedule.fired: from the tick's
  * instant until its job was enqueued) p50 / p99, each scheduler's RSS (max over the run), duplicates (ticks with more
@@ -10,7 +10,10 @@
  * raw SET NX round trip (what the cheapest possible "enqueue once" would cost), and every 5 s a burst of one second's
  * worth of Queue.add calls at once (ticks come in such bursts: all schedules of a second fire together).
  *
- * Run: node --import tsx bench/scheduler.ts [--minutes 3] [--schedules 10000] [--processes 2]
+ * Figures go to bench/results/scheduler.json (bench/lib/results.ts) and are printed as a table.
+ *
+ * Run: node --import tsx bench/scheduler.ts [--minutes 3] [--schedules 10000] [--processes 2] [--quick]
+ * (--quick: a 10 s window, under ~30 s in all; --schedules 50000 for the large case).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -31,6 +34,7 @@ import { ScheduleStore } from '../src/scheduler/schedule-store.js';
 import { Scheduler } from '../src/scheduler/scheduler.js';
 import { scheduleSchema } from '../src/scheduler/schema.js';
 import { TestRedis } from '../test/helpers/redis.js';
+import { against, writeFigures, type Figure } from './lib/results.js';
 import { throwawaySigner } from '../test/helpers/signer.js';
 
 const { values: args } = parseArgs({
@@ -38,10 +42,11 @@ const { values: args } = parseArgs({
     minutes: { type: 'string', default: '3' },
     schedules: { type: 'string', default: '10000' },
     processes: { type: 'string', default: '2' },
+    quick: { type: 'boolean', default: false },
     child: { type: 'boolean', default: false },
   },
 });
-const MINUTES = Number(args.minutes);
+const MINUTES = args.quick ? 10 / 60 : Number(args.minutes);
 const SCHEDULES = Number(args.schedules);
 const PROCESSES = Number(args.processes);
 const PREFIX = 'bench';
@@ -173,7 +178,7 @@ async function main(): Promise<void> {
     const baselineQueue = new Queue('baseline', { connection: redis, prefix: PREFIX });
     const addMs: number[] = [];
     const setNxMs: number[] = [];
-    const rssTimer = setInterval(sampleRss, 5000);
+    const rssTimer = setInterval(sampleRss, 1000);
     console.log(`measuring ${MINUTES} min from ${new Date(windowStart).toISOString()}`);
     await sleep(windowStart - Date.now());
     const cpuAtStart = cpuPids.map(cpuMs);
@@ -258,6 +263,35 @@ async function main(): Promise<void> {
       );
     });
     console.log(`redis-server CPU ${fmt(cpuShare[cpuShare.length - 1]!)} % of a core; machine load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    const schedulerRss = [...rss.values()].map((samples) => Math.max(...samples));
+    const figures: Record<string, Figure> = {
+      tickToEnqueuedP50Ms: against(percentile(lags, 0.5), 'ms', { name: `burst of ${burstSize} Queue.add, p50`, value: percentile(burstMs, 0.5) }),
+      tickToEnqueuedP99Ms: against(
+        percentile(lags, 0.99),
+        'ms',
+        { name: `burst of ${burstSize} Queue.add, p99`, value: percentile(burstMs, 0.99) },
+        '<= 200 ms (10,000 schedules)',
+      ),
+      queueAddP50Ms: { value: percentile(addMs, 0.5), unit: 'ms' },
+      setNxP50Ms: { value: percentile(setNxMs, 0.5), unit: 'ms' },
+      schedulerRssMaxMiB: { value: Math.max(...schedulerRss), unit: 'MiB', goal: '<= 120 MiB per process (10,000 schedules)' },
+      schedulerCpuPercent: { value: Math.max(...cpuShare.slice(0, -1)), unit: '% of a core' },
+      redisCpuPercent: { value: cpuShare[cpuShare.length - 1]!, unit: '% of a core' },
+      ticksExpected: { value: expected, unit: 'ticks' },
+      missed: { value: missed, unit: 'ticks', goal: '0' },
+      duplicates: { value: duplicateFired + duplicateJobs, unit: 'ticks', goal: '0' },
+    };
+    const file = writeFigures('scheduler', { schedules: SCHEDULES, processes: PROCESSES, minutes: MINUTES, quick: args.quick }, figures);
+    console.log('');
+    console.table(
+      Object.fromEntries(
+        Object.entries(figures).map(([name, f]) => [
+          name,
+          { value: Number(f.value.toFixed(1)), unit: f.unit, baseline: f.baseline ? Number(f.baseline.value.toFixed(1)) : '', ratio: f.ratio ? Number(f.ratio.toFixed(2)) : '', goal: f.goal ?? '' },
+        ]),
+      ),
+    );
+    console.log(`figures written to ${file}`);
     await baselineQueue.close();
     redis.disconnect();
     if (missed || duplicateFired || duplicateJobs) process.exitCode = 1;
