@@ -281,6 +281,10 @@ async function main(): Promise<void> {
     });
     record('scheduler', { name: `scheduler RSS, max per process, ${what}`, value: schedulerRss, unit: 'MiB', ...(goals ? { goal: { atMost: 120 } } : {}) });
     record('scheduler', { name: `scheduler CPU, max per process, ${what}`, value: Math.max(...cpuShare.slice(0, -1)), unit: '% of a core' });
+    // What a loaded machine cannot hide: the schedulers' CPU time over the window per tick due in it.
+    const cpuMsPerTick = (cpuShare.slice(0, -1).reduce((a, b) => a + b, 0) / 100) * (windowEnd - windowStart) / expected;
+    console.log(`scheduler CPU per tick (all processes): ${cpuMsPerTick.toFixed(2)} ms`);
+    record('scheduler', { name: `scheduler CPU time per tick, all processes, ${what}`, value: cpuMsPerTick, unit: 'ms' });
     record('scheduler', { name: `ticks missed of ${expected}, ${what}`, value: missed, unit: 'ticks', goal: { atMost: 0 } });
     record('scheduler', { name: `ticks enqueued twice, ${what}`, value: duplicateFired + duplicateJobs, unit: 'ticks', goal: { atMost: 0 } });
     await baselineQueue.close();
