@@ -192,7 +192,7 @@ export class Scheduler {
     try {
       // A schedule of another node names a process there: its worker finds out.
       if (!schedule.node || schedule.node === this.options.config.node) await this.checkTarget(schedule.target);
-      outcome = await this.runner.enqueueNow(schedule, jobId);
+      outcome = await this.runner.enqueue(schedule, jobId);
     } catch (err) {
       if (!(err instanceof TargetError || err instanceof PolicyError)) throw err;
       await this.health.countFailure(id, err.message);

@@ -100,14 +100,6 @@ export class TickRunner {
     await Promise.allSettled([...this.inFlight]);
   }
 
-  /**
-   * Enqueues the schedule's dump now under `jobId` (trigger-now): no claim, no overlap rule. Returns the outcome;
-   * a refused job (ValidationError) is counted as a failure.
-   */
-  async enqueueNow(schedule: Schedule, jobId: string): Promise<{ skipped?: string; code?: string }> {
-    return this.enqueue(schedule, jobId);
-  }
-
   async reportFired(id: string, tickMs: number, jobId: string, extra: Record<string, unknown>): Promise<void> {
     const lagMs = Date.now() - tickMs;
     await Promise.all([
@@ -229,10 +221,11 @@ export class TickRunner {
   }
 
   /**
-   * Enqueues the schedule's dump. A job the queue refuses (ValidationError: a retry would not fix it) is an outcome
-   * (skipped, counted as a failure); anything else (Redis down...) is thrown and the tick is retried through its claim.
+   * Enqueues the schedule's dump under `jobId` (also trigger-now's way: no claim, no overlap rule). A job the queue
+   * refuses (ValidationError: a retry would not fix it) is an outcome (skipped, counted as a failure); anything else
+   * (Redis down...) is thrown, and a tick is then retried through its claim.
    */
-  private async enqueue(schedule: Schedule, jobId: string): Promise<{ skipped?: string; code?: string }> {
+  async enqueue(schedule: Schedule, jobId: string): Promise<{ skipped?: string; code?: string }> {
     try {
       await this.options.enqueuer.enqueueDump(dumpJobOf(schedule), { jobId });
       return {};
