@@ -147,13 +147,16 @@ export class TickRunner {
 
   /** The ticks this scheduler handles now: its own node's, and those of other nodes no live worker serves. */
   private async handledHere(batch: PendingClaim[]): Promise<PendingClaim[]> {
-    const { liveNodes, node } = this.options;
-    const nodeOf = (t: PendingClaim) => this.options.armedSchedule(t.scheduleId)?.node;
-    if (!liveNodes || !batch.some((t) => { const n = nodeOf(t); return !!n && n !== node; })) return batch;
+    const { liveNodes, node, armedSchedule } = this.options;
+    const foreignNode = (t: PendingClaim) => {
+      const schedule = armedSchedule(t.scheduleId);
+      return schedule && isForeign(schedule, node) ? schedule.node : undefined;
+    };
+    if (!liveNodes || !batch.some(foreignNode)) return batch;
     const served = new Set(await liveNodes());
     return batch.filter((t) => {
-      const n = nodeOf(t);
-      return !n || n === node || !served.has(n);
+      const other = foreignNode(t);
+      return !other || !served.has(other);
     });
   }
 
