@@ -109,6 +109,9 @@ export async function startService({ config, configFile, roles, log, version }: 
       policy,
     });
     const resolve = (spec: TargetSpec) => resolveTarget(spec, { workloads });
+    // A dump asked for through the API (POST /dumps, trigger-now) is checked at the edge, so a refused or
+    // unresolvable target answers 4xx at once instead of becoming a failed job; the worker checks again when it runs.
+    const checkTarget = async (spec: TargetSpec) => policy.check(await resolve(spec));
     queue = new JobQueue({
       connection: config.redis,
       prefix: config.redis.prefix,
@@ -160,8 +163,7 @@ export async function startService({ config, configFile, roles, log, version }: 
       eventLog,
       enqueuer: queue,
       catalog,
-      targetPolicy: policy,
-      resolveTarget: resolve,
+      checkTarget,
       liveNodes: () => queue.liveNodes(),
       logger: log,
     });
@@ -203,10 +205,8 @@ export async function startService({ config, configFile, roles, log, version }: 
     await app.register(jobRoutes, {
       jobs: {
         ...bind(queue, 'enqueueRestore', 'enqueueBatchRestore', 'enqueueVerify', 'getJob', 'listJobs', 'getJobLog', 'cancelJob', 'retryJob'),
-        // A dump for this node is checked here too, so a refused or unresolvable target answers 4xx at once
-        // instead of becoming a failed job; the worker checks again when it runs.
         enqueueDump: async (job) => {
-          if (!job.node || job.node === config.node) await policy.check(await resolve(job.target));
+          if (!job.node || job.node === config.node) await checkTarget(job.target);
           return queue.enqueueDump(job);
         },
       },

@@ -208,7 +208,7 @@ export const configSchema = z.strictObject({
       tickClaimTtlMs: durationMs.default(2 * 60 * 60 * 1000),
       /** How often each scheduler looks for ticks whose owner died before finishing them. */
       sweepIntervalMs: durationMs.min(100).default(2000),
-      /** How often each scheduler re-reads all schedules (changes also arrive at once over pub/sub). */
+      /** How often each scheduler checks whether it missed a change (pub/sub brings them at once) and then re-reads all schedules. */
       reloadIntervalMs: durationMs.min(500).default(30_000),
       /** Lease of the one scheduler that follows the event stream (retention, schedule health); others take over when it lapses. */
       eventsLeaseMs: durationMs.min(500).default(10_000),

@@ -2,9 +2,9 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EventLog } from '../events/event-log.js';
+import { LeaseSemaphore, type Lease } from '../queue/lease-semaphore.js';
 import { waitingDuplicate } from '../queue/redis.js';
 import type { FeedEvent } from '../events/types.js';
-import { RedisLease } from './redis-lease.js';
 
 export interface EventFollowerOptions {
   redis: Redis;
@@ -27,14 +27,15 @@ export interface EventFollowerOptions {
  * The first follower ever starts at the end of the stream.
  */
 export class EventFollower {
-  private readonly lease: RedisLease;
+  private readonly leases: LeaseSemaphore;
+  private lease: Lease | null = null;
   private readonly cursorKey: string;
   private blocking?: Redis;
   private running = false;
   private loop?: Promise<void>;
 
   constructor(private readonly options: EventFollowerOptions) {
-    this.lease = new RedisLease(options.redis, `${options.name}:lease`, options.owner, options.leaseMs);
+    this.leases = new LeaseSemaphore(options.redis, { key: `${options.name}:lease`, leaseMs: options.leaseMs });
     this.cursorKey = `${options.name}:cursor`;
   }
 
@@ -49,37 +50,30 @@ export class EventFollower {
     this.running = false;
     this.blocking?.disconnect();
     await this.loop;
-    await this.lease.release().catch(() => undefined);
+    await this.lease?.release();
   }
 
   private async run(): Promise<void> {
-    const { leaseMs, logger } = this.options;
-    let leading = false;
+    const { leaseMs, logger, owner } = this.options;
     let cursor = '';
-    let renewAt = 0;
     while (this.running) {
       try {
-        if (!leading) {
-          leading = await this.lease.tryAcquire();
-          if (!leading) {
+        if (!this.lease || this.lease.lost) {
+          await this.lease?.release();
+          // The lease renews itself in the background while held; `lost` says another process follows now.
+          this.lease = (await this.leases.acquire(owner)).lease;
+          if (!this.lease) {
             await sleep(leaseMs / 3);
             continue;
           }
-          renewAt = Date.now() + leaseMs / 3;
           cursor = (await this.options.redis.get(this.cursorKey)) ?? (await this.options.eventLog.lastId());
           await this.options.onLead();
         }
-        if (Date.now() >= renewAt) {
-          leading = await this.lease.renew();
-          renewAt = Date.now() + leaseMs / 3;
-          if (!leading) continue;
-        }
         const events = await this.options.eventLog.waitAfter(this.blocking!, cursor, Math.max(100, Math.floor(leaseMs / 4)));
         for (const event of events) {
-          if (!this.running) break;
+          if (!this.running || this.lease.lost) break;
           await this.options.onEvent(event).catch((err) => logger.error({ err, eventId: event.id }, 'scheduler: event handler failed'));
           cursor = event.id;
-          if (Date.now() >= renewAt) break;
         }
         // Saved once per batch: a takeover re-reads at most one batch (handlers tolerate seeing an event twice).
         if (events.length) await this.options.redis.set(this.cursorKey, cursor);

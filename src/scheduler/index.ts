@@ -1,6 +1,4 @@
 export { CronExpression, CronSyntaxError, nextRuns } from './cron.js';
-export { Pruner, type PrunedCheckpoint, type PrunerOptions, type RetentionCatalog } from './pruner.js';
-export { planRetention, type PruneCandidate, type PruneReason, type RetainedCheckpoint } from './retention.js';
 export {
   ScheduleStore,
   ScheduleStoreError,
@@ -10,20 +8,12 @@ export {
   type ScheduleState,
   type SeedReport,
 } from './schedule-store.js';
+export { Scheduler, TriggerError, type SchedulerConfig, type SchedulerOptions } from './scheduler.js';
+export { scheduleIdOfJob, tickJobId } from './tick-job.js';
+export { planTick, type TickDecision, type TickFacts, type TickSource } from './tick-plan.js';
+export { dumpJobOf, type DumpEnqueuer } from './tick-runner.js';
 export {
-  Scheduler,
-  TriggerError,
-  scheduleIdOfJob,
-  tickJobId,
-  type DumpEnqueuer,
-  type SchedulerConfig,
-  type SchedulerOptions,
-} from './scheduler.js';
-export {
-  durationSchema,
   loadSchedulesFromConfig,
-  parseDuration,
-  retentionSchema,
   scheduleIdSchema,
   scheduleSchema,
   type Schedule,

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { LuaScript } from './lua-script.js';
+import { RedisScript } from '../queue/redis-script.js';
 import type { Schedule } from './schema.js';
 
 /** Where a schedule's definition came from. Config seeding only ever rewrites `config` ones. */
@@ -63,20 +63,20 @@ export interface ScheduleChange {
 
 // Replaces a definition only if it is still what the caller read ('' = absent), so concurrent writers never lose
 // each other's change silently. KEYS: defs. ARGV: id, expected JSON or '', new JSON.
-const COMPARE_AND_SET = new LuaScript(`
+const COMPARE_AND_SET = new RedisScript('ckptScheduleCompareAndSet', `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if (cur or '') ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1`);
 
 // KEYS: state hash. ARGV: field, value. Keeps the larger number.
-const SET_MAX = new LuaScript(`
+const SET_MAX = new RedisScript('ckptScheduleSetMax', `
 local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
 return 1`);
 
 // KEYS: state hash. ARGV: threshold, at, reason. Returns {failures, 1 when this failure made it unhealthy}.
-const RECORD_FAILURE = new LuaScript(`
+const RECORD_FAILURE = new RedisScript('ckptScheduleRecordFailure', `
 local n = redis.call('HINCRBY', KEYS[1], 'consecutiveFailures', 1)
 redis.call('HSET', KEYS[1], 'lastFailureAt', ARGV[2], 'lastFailureReason', ARGV[3])
 if n >= tonumber(ARGV[1]) and redis.call('HGET', KEYS[1], 'unhealthy') ~= '1' then
@@ -88,7 +88,8 @@ return {n, 0}`);
 /**
  * Schedules in Redis, shared by every process. Layout under `<prefix>:schedules:`:
  * `defs` hash id -> JSON ScheduleRecord; `state:<id>` hash (ScheduleState); `deleted` set of config-origin ids
- * deleted through the API; and the pub/sub channel `changed` (JSON ScheduleChange) so other processes pick changes up.
+ * deleted through the API; `version`, moved on by every write; and the pub/sub channel `changed` (JSON ScheduleChange)
+ * so other processes pick changes up.
  *
  * Seeding from config (seedFromConfig): a schedule is created when absent, rewritten when it still has origin
  * `config` and the config says something else, and left alone once the API changed it (origin `api`) or deleted it.
@@ -97,14 +98,17 @@ export class ScheduleStore {
   readonly channel: string;
   private readonly defsKey: string;
   private readonly deletedKey: string;
+  private readonly versionKey: string;
 
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
   ) {
+    for (const script of [COMPARE_AND_SET, SET_MAX, RECORD_FAILURE]) script.defineOn(redis);
     this.defsKey = `${prefix}:schedules:defs`;
     this.deletedKey = `${prefix}:schedules:deleted`;
     this.channel = `${prefix}:schedules:changed`;
+    this.versionKey = `${prefix}:schedules:version`;
   }
 
   /** The same store over another connection (the scheduler's auto-pipelined one). */
@@ -272,8 +276,16 @@ export class ScheduleStore {
     return (await COMPARE_AND_SET.run(this.redis, [this.defsKey], [id, expected, JSON.stringify(record)])) === 1;
   }
 
+  /**
+   * A number that every write moves on: a scheduler re-reads all schedules only when it changed, so its periodic
+   * reload (for a lost change notification) costs one GET, not 10,000 records.
+   */
+  async version(): Promise<string> {
+    return (await this.redis.get(this.versionKey)) ?? '0';
+  }
+
   private async notify(change: ScheduleChange): Promise<void> {
-    await this.redis.publish(this.channel, JSON.stringify(change));
+    await this.redis.multi().incr(this.versionKey).publish(this.channel, JSON.stringify(change)).exec();
   }
 
   private stateKey(id: string): string {

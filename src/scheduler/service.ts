@@ -2,9 +2,10 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { EventLog } from '../events/event-log.js';
-import type { RetentionCatalog } from './pruner.js';
+import type { RetentionCatalog } from '../retention/pruner.js';
 import { ScheduleStore, type SeedReport } from './schedule-store.js';
-import { Scheduler, type DumpEnqueuer, type SchedulerOptions } from './scheduler.js';
+import { Scheduler, type SchedulerOptions } from './scheduler.js';
+import type { DumpEnqueuer } from './tick-runner.js';
 import { loadSchedulesFromConfig } from './schema.js';
 
 export interface SchedulerServiceOptions {
@@ -17,9 +18,8 @@ export interface SchedulerServiceOptions {
   enqueuer: DumpEnqueuer;
   /** src/catalog's Catalog (retention). */
   catalog?: RetentionCatalog;
-  targetPolicy?: SchedulerOptions['targetPolicy'];
-  /** Resolves a schedule's target at fire time (with the workload registry for `{workload}` targets). */
-  resolveTarget?: SchedulerOptions['resolveTarget'];
+  /** Checks a trigger-now's target (resolves it with the workload registry, applies the policy); see SchedulerOptions. */
+  checkTarget?: SchedulerOptions['checkTarget'];
   /** The nodes live workers serve: ticks of schedules of nodes nobody serves are reported failed here. */
   liveNodes?: SchedulerOptions['liveNodes'];
   logger: Logger;
@@ -53,8 +53,7 @@ export async function startSchedulerService(options: SchedulerServiceOptions): P
     config,
     logger,
     ...(options.catalog ? { catalog: options.catalog } : {}),
-    ...(options.targetPolicy ? { targetPolicy: options.targetPolicy } : {}),
-    ...(options.resolveTarget ? { resolveTarget: options.resolveTarget } : {}),
+    ...(options.checkTarget ? { checkTarget: options.checkTarget } : {}),
     ...(options.liveNodes ? { liveNodes: options.liveNodes } : {}),
   });
   if (config.scheduler.enabled) await scheduler.start();

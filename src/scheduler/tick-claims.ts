@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
-import { LuaScript } from './lua-script.js';
+import { LEASE_LUA } from '../queue/lease-semaphore.js';
+import { RedisScript } from '../queue/redis-script.js';
 
 /** claimed: someone is working on the tick; enqueued / skipped: the tick is done, whatever happens to its job later. */
 export type ClaimState = 'claimed' | 'enqueued' | 'skipped';
@@ -12,7 +13,7 @@ export interface TickClaim {
   owner: string;
   /** ms (Redis clock) when first claimed: events about the tick's job cannot be older. */
   claimedAt: number;
-  /** ms (owner's clock) until which the owner is presumed alive; after it, another scheduler takes over. */
+  /** ms (Redis clock) until which the owner is presumed alive; after it, another scheduler takes over. 0: finished. */
   leaseUntil: number;
   /** How many times the claim was taken over from an owner that did not finish. */
   takeovers: number;
@@ -27,38 +28,67 @@ export interface TickClaimsOptions {
   ttlMs: number;
 }
 
-// KEYS: claim, pending. ARGV: owner, leaseUntil, ttlMs, member, tickMs.
-const CLAIM = new LuaScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-redis.call('HSET', KEYS[1], 'state', 'claimed', 'owner', ARGV[1], 'leaseUntil', ARGV[2], 'claimedAt', string.format('%d', now), 'takeovers', '0')
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
-return 1`);
+// The claim's owner holds the tick's lease (a lease set of capacity 1, see LEASE_LUA); `pending` lists unfinished
+// claims by lease end, for recovery to find them.
 
-// KEYS: claim, pending. ARGV: owner, state, member, jobId or '', reason or ''.
-const FINISH = new LuaScript(`
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'state') ~= 'claimed' then return 0 end
+// Claims several ticks in one call (a second's ticks arrive together). KEYS: pending, then per tick its claim and
+// lease. ARGV: owner, ttlMs, then per tick its leaseMs and member. Returns per tick 1 (claimed) or 0 (someone's already).
+const CLAIM = new RedisScript(
+  'ckptTickClaim',
+  `${LEASE_LUA}
+local owner, ttl = ARGV[1], ARGV[2]
+local now = lease_now()
+local claimed = {}
+for i = 1, (#KEYS - 1) / 2 do
+  local claim, lease = KEYS[2 * i], KEYS[2 * i + 1]
+  local lease_ms, member = tonumber(ARGV[1 + 2 * i]), ARGV[2 + 2 * i]
+  if redis.call('EXISTS', claim) == 1 then
+    claimed[i] = 0
+  else
+    lease_take(lease, owner, 1, lease_ms, false)
+    redis.call('HSET', claim, 'state', 'claimed', 'owner', owner, 'claimedAt', string.format('%d', now), 'takeovers', '0')
+    redis.call('PEXPIRE', claim, ttl)
+    redis.call('ZADD', KEYS[1], now + lease_ms, member)
+    claimed[i] = 1
+  end
+end
+return claimed`,
+);
+
+// KEYS: claim, lease, pending. ARGV: owner, state, member, jobId or '', reason or ''.
+const FINISH = new RedisScript(
+  'ckptTickFinish',
+  `if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'state') ~= 'claimed' then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[2])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'jobId', ARGV[4]) end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'reason', ARGV[5]) end
-redis.call('ZREM', KEYS[2], ARGV[3])
-return 1`);
+redis.call('ZREM', KEYS[3], ARGV[3])
+redis.call('DEL', KEYS[2])
+return 1`,
+);
 
-// KEYS: claim, pending. ARGV: new owner, now, new leaseUntil, member. Takes over a claim whose owner's lease ran out;
+// KEYS: claim, lease, pending. ARGV: new owner, leaseMs, member. Takes over a claim whose owner's lease ran out;
 // returns the previous owner, or false.
-const TAKE_OVER = new LuaScript(`
+const TAKE_OVER = new RedisScript(
+  'ckptTickTakeOver',
+  `${LEASE_LUA}
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HGET', KEYS[1], 'state') ~= 'claimed' then
-  redis.call('ZREM', KEYS[2], ARGV[4])
+  redis.call('ZREM', KEYS[3], ARGV[3])
   return false
 end
-if tonumber(redis.call('HGET', KEYS[1], 'leaseUntil')) > tonumber(ARGV[2]) then return false end
+if not lease_take(KEYS[2], ARGV[1], 1, tonumber(ARGV[2]), false) then return false end
 local previous = redis.call('HGET', KEYS[1], 'owner')
-redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'leaseUntil', ARGV[3])
+redis.call('HSET', KEYS[1], 'owner', ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'takeovers', 1)
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-return previous`);
+redis.call('ZADD', KEYS[3], lease_now() + tonumber(ARGV[2]), ARGV[3])
+return previous`,
+);
+
+// KEYS: pending. ARGV: limit. Unfinished claims whose lease has ended (Redis time).
+const EXPIRED = new RedisScript(
+  'ckptTicksExpired',
+  `${LEASE_LUA}\nreturn redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', lease_now(), 'LIMIT', 0, tonumber(ARGV[1]))`,
+);
 
 /**
  * One claim per (schedule, tick) in Redis: whoever creates it handles the tick, every other scheduler leaves it.
@@ -75,16 +105,24 @@ export class TickClaims {
     private readonly options: TickClaimsOptions,
   ) {
     this.pendingKey = `${options.prefix}:ticks:pending`;
+    for (const script of [CLAIM, FINISH, TAKE_OVER, EXPIRED]) script.defineOn(redis);
   }
 
   /** True when this owner now holds the tick; false when someone else claimed it first. */
   async claim(scheduleId: string, tickMs: number, owner: string, leaseMs: number): Promise<boolean> {
-    const res = await CLAIM.run(
-      this.redis,
-      [this.key(scheduleId, tickMs), this.pendingKey],
-      [owner, Date.now() + leaseMs, this.options.ttlMs, member(scheduleId, tickMs), tickMs],
-    );
-    return res === 1;
+    return (await this.claimMany([{ scheduleId, tickMs, leaseMs }], owner))[0]!;
+  }
+
+  /** claim() for several ticks in one Redis call; per tick, whether this owner now holds it. */
+  async claimMany(ticks: { scheduleId: string; tickMs: number; leaseMs: number }[], owner: string): Promise<boolean[]> {
+    const keys = [this.pendingKey];
+    const args: (string | number)[] = [owner, this.options.ttlMs];
+    for (const { scheduleId, tickMs, leaseMs } of ticks) {
+      const [claim, lease] = this.keys(scheduleId, tickMs);
+      keys.push(claim, lease);
+      args.push(leaseMs, member(scheduleId, tickMs));
+    }
+    return ((await CLAIM.run(this.redis, keys, args)) as number[]).map((r) => r === 1);
   }
 
   /**
@@ -99,7 +137,7 @@ export class TickClaims {
   ): Promise<boolean> {
     const res = await FINISH.run(
       this.redis,
-      [this.key(scheduleId, tickMs), this.pendingKey],
+      this.keys(scheduleId, tickMs),
       [
         owner,
         outcome.state,
@@ -113,7 +151,7 @@ export class TickClaims {
 
   /** Up to `limit` unfinished claims whose owner's lease has run out (candidates for takeOver). */
   async expired(limit = 100): Promise<{ scheduleId: string; tickMs: number }[]> {
-    return (await this.redis.zrangebyscore(this.pendingKey, '-inf', Date.now(), 'LIMIT', 0, limit)).map(parseMember);
+    return ((await EXPIRED.run(this.redis, [this.pendingKey], [limit])) as string[]).map(parseMember);
   }
 
   /**
@@ -121,27 +159,24 @@ export class TickClaims {
    * `previousOwner` is who held it before.
    */
   async takeOver(scheduleId: string, tickMs: number, owner: string, leaseMs: number): Promise<(TickClaim & { previousOwner: string }) | null> {
-    const now = Date.now();
-    const previous = await TAKE_OVER.run(
-      this.redis,
-      [this.key(scheduleId, tickMs), this.pendingKey],
-      [owner, now, now + leaseMs, member(scheduleId, tickMs)],
-    );
+    const previous = await TAKE_OVER.run(this.redis, this.keys(scheduleId, tickMs), [owner, leaseMs, member(scheduleId, tickMs)]);
     if (typeof previous !== 'string') return null;
     const claim = await this.get(scheduleId, tickMs);
     return claim ? { ...claim, previousOwner: previous } : null;
   }
 
   async get(scheduleId: string, tickMs: number): Promise<TickClaim | null> {
-    const h = await this.redis.hgetall(this.key(scheduleId, tickMs));
+    const [claimKey, leaseKey] = this.keys(scheduleId, tickMs);
+    const h = await this.redis.hgetall(claimKey);
     if (!h.state) return null;
+    const leaseUntil = h.state === 'claimed' ? Number(await this.redis.zscore(leaseKey, h.owner ?? '')) : 0;
     const claim: TickClaim = {
       scheduleId,
       tickMs,
       state: h.state as ClaimState,
       owner: h.owner ?? '',
       claimedAt: Number(h.claimedAt),
-      leaseUntil: Number(h.leaseUntil),
+      leaseUntil,
       takeovers: Number(h.takeovers ?? 0),
     };
     if (h.jobId) claim.jobId = h.jobId;
@@ -149,8 +184,10 @@ export class TickClaims {
     return claim;
   }
 
-  private key(scheduleId: string, tickMs: number): string {
-    return `${this.options.prefix}:tick:${scheduleId}:${tickMs}`;
+  /** The claim (hash) and its lease (lease set). */
+  private keys(scheduleId: string, tickMs: number): [string, string, string] {
+    const claim = `${this.options.prefix}:tick:${scheduleId}:${tickMs}`;
+    return [claim, `${claim}:lease`, this.pendingKey];
   }
 }
 

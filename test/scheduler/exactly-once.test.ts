@@ -9,7 +9,7 @@ import { JobQueue } from '../../src/queue/job-queue.js';
 import { queueNameFor } from '../../src/queue/keys.js';
 import { nextRuns } from '../../src/scheduler/cron.js';
 import { ScheduleStore } from '../../src/scheduler/schedule-store.js';
-import { tickJobId } from '../../src/scheduler/scheduler.js';
+import { tickJobId } from '../../src/scheduler/tick-job.js';
 import { scheduleSchema } from '../../src/scheduler/schema.js';
 import { TickClaims } from '../../src/scheduler/tick-claims.js';
 import { TestRedis } from '../helpers/redis.js';

@@ -47,3 +47,28 @@ test('schedule health: a dump retried twice and then failed for good is one fail
   assert.match(state.lastFailure!.reason, new RegExp(`job ${jobId} failed`));
   assert.deepEqual(await allEvents(h.eventLog, 'schedule.unhealthy', 'flaky'), []);
 });
+
+test('a target that does not resolve: each tick\'s job fails for good in the worker (ETARGET_GONE), the schedule turns unhealthy after N and keeps running', async (t) => {
+  const h = await startHarness(t);
+  if (!h) return;
+  const config = { ...h.config, scheduler: { ...h.config.scheduler, unhealthyAfter: 2, eventsLeaseMs: 1000 } };
+  const store = new ScheduleStore(h.client, 'ckpt');
+  await store.create(scheduleSchema.parse({ id: 'ghost', cron: '* * * * * *', target: { pid: 999_999 }, overlap: 'queue' }));
+  await h.client.set('ckpt:scheduler:events:cursor', '0-0');
+  const scheduler = new Scheduler({ redis: h.client, store, enqueuer: h.queue, eventLog: h.eventLog, config, logger: pino({ level: 'silent' }) });
+  await scheduler.start();
+  h.defer(() => scheduler.stop());
+  await h.startWorker();
+
+  const unhealthy = await waitFor('the schedule to turn unhealthy', async () => (await allEvents(h.eventLog, 'schedule.unhealthy', 'ghost'))[0], 60_000);
+  assert.equal(unhealthy.data.consecutiveFailures, 2);
+  assert.match(String(unhealthy.data.reason), /^job sched-ghost-\d+ failed: .*pid 999999/);
+  const failed = (await allEvents(h.eventLog, 'job.failed')).filter((e) => e.jobId?.startsWith('sched-ghost-'));
+  assert.ok(failed.length >= 2);
+  assert.ok(failed.every((e) => e.data.code === 'ETARGET_GONE' && e.data.final === true), 'failed at once, not retried');
+  const state = await store.getState('ghost');
+  assert.equal(state.unhealthy, true);
+  assert.equal((await store.get('ghost'))!.schedule.enabled, true);
+  assert.deepEqual(scheduler.armedIds(), ['ghost'], 'still ticking');
+  assert.deepEqual(await allEvents(h.eventLog, 'schedule.skipped', 'ghost'), [], 'the ticks were not skipped: their jobs ran and failed');
+});

@@ -94,21 +94,22 @@ test('missed ticks after every scheduler was down: runOnce enqueues the latest o
   assert.deepEqual(skipIds.filter((x) => x > lastTick && x < restartedAt), [], 'skip: no job for missed ticks');
 });
 
-test('a target that does not resolve: schedule.skipped with the reason, unhealthy after N failures, never disabled', async (t) => {
-  const { eventLog, store, newScheduler, create } = env(t, { unhealthyAfter: 2 });
-  await create({ id: 'ghost', target: { pid: 999_999 } });
-  const scheduler = await newScheduler();
-  await waitFor('3 skipped ticks', async () => (await allEvents(eventLog, 'schedule.skipped', 'ghost')).length >= 3);
-  const skipped = await allEvents(eventLog, 'schedule.skipped', 'ghost');
-  assert.match(String(skipped[0]!.data.reason), /^target: pid 999999: no such process$/);
-  const unhealthy = await allEvents(eventLog, 'schedule.unhealthy', 'ghost');
-  assert.equal(unhealthy.length, 1, 'announced once');
-  assert.equal(unhealthy[0]!.data.consecutiveFailures, 2);
-  const state = await store.getState('ghost');
-  assert.equal(state.unhealthy, true);
-  assert.ok(state.consecutiveFailures >= 3);
-  assert.equal((await store.get('ghost'))!.schedule.enabled, true);
-  assert.deepEqual(scheduler.armedIds(), ['ghost'], 'still ticking');
+test('a tick enqueues the schedule\'s target spec as it is (a match stays a match): the worker resolves it, the scheduler never does', async (t) => {
+  const { eventLog, jobs, newScheduler, create } = env(t);
+  const match = `no-process-is-called-${randomUUID()}`;
+  await create({ id: 'by-match', target: { match } });
+  await create({ id: 'by-workload', target: { workload: 'trainer' } });
+  await newScheduler();
+  for (const id of ['by-match', 'by-workload']) {
+    const fired = await waitFor(`a tick of ${id}`, async () => (await allEvents(eventLog, 'schedule.fired', id))[0]);
+    const job = await jobs.getJob(fired.jobId!);
+    assert.deepEqual(job && 'target' in job.data ? job.data.target : undefined, id === 'by-match' ? { match } : { workload: 'trainer' }, 'the job carries the spec, not a pid');
+  }
+  assert.deepEqual(
+    [...(await allEvents(eventLog, 'schedule.skipped', 'by-match')), ...(await allEvents(eventLog, 'schedule.skipped', 'by-workload'))],
+    [],
+    'nothing matches the spec now, and the ticks still enqueued: resolving is the worker\'s',
+  );
 });
 
 test('overlap skip: a tick while the previous job still waits gives schedule.skipped, not a second job', async (t) => {

@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import { ValidationError } from '../../src/common/validation.js';
 import { loadConfig } from '../../src/config/load.js';
 import { repoRoot } from '../../src/common/paths.js';
-import { loadSchedulesFromConfig, parseDuration, scheduleSchema } from '../../src/scheduler/schema.js';
+import { parseDuration } from '../../src/retention/schema.js';
+import { loadSchedulesFromConfig, scheduleSchema } from '../../src/scheduler/schema.js';
 
 test('defaults: UTC, dst cron, leaveRunning, enabled, overlap skip, missed runOnce; durations become ms', () => {
   const s = scheduleSchema.parse({ id: 'a', cron: '*/5 * * * *', target: { pid: 42 }, retention: { keepLast: 3, maxAge: '7d' } });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { planRetention, type RetainedCheckpoint } from '../../src/scheduler/retention.js';
+import { planRetention, type RetainedCheckpoint } from '../../src/retention/plan.js';
 
 const NOW = Date.parse('2026-06-10T12:00:00Z');
 const HOUR = 3_600_000;

@@ -1,4 +1,4 @@
-import type { Schedule } from './schema.js';
+import type { Retention } from './schema.js';
 
 export type PruneReason = 'keepLast' | 'maxAge' | 'maxTotalBytes';
 
@@ -27,7 +27,7 @@ export interface PruneCandidate<C extends RetainedCheckpoint = RetainedCheckpoin
  */
 export function planRetention<C extends RetainedCheckpoint>(
   checkpoints: C[],
-  retention: NonNullable<Schedule['retention']>,
+  retention: Retention,
   busy: ReadonlySet<string>,
   now = Date.now(),
 ): PruneCandidate<C>[] {

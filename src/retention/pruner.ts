@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { EventLog } from '../events/event-log.js';
-import { RedisLease } from './redis-lease.js';
-import { planRetention, type PruneReason, type RetainedCheckpoint } from './retention.js';
-import type { ScheduleStore } from './schedule-store.js';
+import { LeaseSemaphore } from '../queue/lease-semaphore.js';
+import { planRetention, type PruneReason, type RetainedCheckpoint } from './plan.js';
+import type { Retention } from './schema.js';
 
 /** What the pruner needs from the catalog (src/catalog's Catalog provides it). */
 export interface RetentionCatalog {
@@ -20,7 +20,10 @@ export interface PrunerOptions {
   /** config redis.prefix; the lock is `<prefix>:pruner:lock`. */
   prefix: string;
   catalog: RetentionCatalog;
-  store: ScheduleStore;
+  /** The retention of a schedule (null when it has none or is gone): src/scheduler's ScheduleStore knows it. */
+  retentionOf(scheduleId: string): Promise<Retention | null>;
+  /** Every schedule id with a retention (for a catch-up after a start). */
+  schedulesWithRetention(): Promise<string[]>;
   eventLog: EventLog;
   logger: Logger;
   /** Identifies this process as the lock's holder. */
@@ -40,37 +43,35 @@ export interface PrunedCheckpoint {
  * (a Redis lease); each removal is a checkpoint.pruned event and a log line with what was removed and the bytes freed.
  */
 export class Pruner {
-  private readonly lock: RedisLease;
+  private readonly lock: LeaseSemaphore;
+  private readonly lockTtlMs: number;
 
   constructor(private readonly options: PrunerOptions) {
-    this.lock = new RedisLease(options.redis, `${options.prefix}:pruner:lock`, options.owner, options.lockTtlMs ?? 60_000);
+    this.lockTtlMs = options.lockTtlMs ?? 60_000;
+    this.lock = new LeaseSemaphore(options.redis, { key: `${options.prefix}:pruner:lock`, leaseMs: this.lockTtlMs });
   }
 
   /** Prunes one schedule (nothing when it has no retention or is gone). Waits for the lock up to its TTL. */
   async pruneSchedule(scheduleId: string): Promise<PrunedCheckpoint[]> {
-    const record = await this.options.store.get(scheduleId);
-    const retention = record?.schedule.retention;
+    const retention = await this.options.retentionOf(scheduleId);
     if (!retention) return [];
-    if (!(await this.lock.acquire(this.options.lockTtlMs ?? 60_000))) {
-      throw new Error(`pruner lock ${this.lock.key} not acquired: another process has held it too long`);
-    }
+    const { lease } = await this.lock.acquire(this.options.owner, { waitMs: this.lockTtlMs, pollMs: 50 });
+    if (!lease) throw new Error(`pruner lock ${this.lock.key} not acquired: another process has held it too long`);
     try {
       return await this.prune(scheduleId, retention);
     } finally {
-      await this.lock.release();
+      await lease.release();
     }
   }
 
   /** Prunes every schedule that has retention (after a start, to catch up on what happened meanwhile). */
   async pruneAll(): Promise<PrunedCheckpoint[]> {
     const removed: PrunedCheckpoint[] = [];
-    for (const record of await this.options.store.list()) {
-      if (record.schedule.retention) removed.push(...(await this.pruneSchedule(record.schedule.id)));
-    }
+    for (const id of await this.options.schedulesWithRetention()) removed.push(...(await this.pruneSchedule(id)));
     return removed;
   }
 
-  private async prune(scheduleId: string, retention: Parameters<typeof planRetention>[1]): Promise<PrunedCheckpoint[]> {
+  private async prune(scheduleId: string, retention: Retention): Promise<PrunedCheckpoint[]> {
     const { catalog, eventLog, logger } = this.options;
     const checkpoints = await catalog.list({ schedule: scheduleId, limit: Infinity });
     const busy = new Set<string>();
@@ -104,7 +105,7 @@ export class Pruner {
   }
 }
 
-function describe(reason: PruneReason, retention: Parameters<typeof planRetention>[1]): string {
+function describe(reason: PruneReason, retention: Retention): string {
   if (reason === 'keepLast') return `keepLast ${retention.keepLast}`;
   if (reason === 'maxAge') return `older than maxAge ${retention.maxAge} ms`;
   return `over maxTotalBytes ${retention.maxTotalBytes}`;
