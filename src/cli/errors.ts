@@ -1,4 +1,5 @@
 import { CommanderError } from 'commander';
+import { ValidationError } from '../common/validation.js';
 import { ApiError, ApiUnreachableError } from './api-client.js';
 import { FeedError } from './feed-client.js';
 
@@ -15,7 +16,7 @@ export class CliError extends Error {
 
 /**
  * Exit codes: 0 done, 1 failed (a job failed, the API said no, the server is unreachable), 2 bad usage (the CLI's own
- * checks, or the server's 400: the request itself was wrong), 130 interrupted.
+ * checks, a bad config file, or the server's 400: the request itself was wrong), 130 interrupted.
  */
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
@@ -46,6 +47,10 @@ export function reportError(err: unknown): ErrorReport {
   if (err instanceof CommanderError) {
     const message = err.message.replace(/^error: /, '');
     return { lines: [`ckpt: ${message}`], exitCode: EXIT.usage, json: { error: 'usage', message } };
+  }
+  if (err instanceof ValidationError) {
+    // A bad config file, CKPT_* variable or flag value: the invocation is wrong, as with a bad flag.
+    return { lines: [`ckpt: ${err.message}`], exitCode: EXIT.usage, json: { error: 'usage', message: err.message } };
   }
   if (err instanceof CliError) {
     return { lines: [`ckpt: ${err.message}`], exitCode: err.exitCode, json: { error: 'failed', message: err.message } };
