@@ -114,3 +114,11 @@ test('usage errors: one line, exit code 2; an unreachable server: exit code 1', 
   assert.equal(down.code, 1);
   assert.equal(down.stderr, `ckpt: cannot reach the API at http://127.0.0.1:${port}: ECONNREFUSED\n`);
 });
+
+test('ckpt worker offers no API bind flags (it serves no API); ckpt up does', async () => {
+  const [worker, up] = await Promise.all([runCli(['worker', '--help']), runCli(['up', '--help'])]);
+  assert.equal(worker.code, 0, worker.stderr);
+  assert.match(worker.stdout, /--redis-url <url>/);
+  assert.doesNotMatch(worker.stdout, /--host|--port/);
+  assert.match(up.stdout, /--host <host>[\s\S]*--port <port>/);
+});
