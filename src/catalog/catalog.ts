@@ -365,5 +365,5 @@ export class Catalog {
 }
 
 function notFound(id: string): CatalogError {
-  return new CatalogError('ENOTFOUND', `no checkpoint ${JSON.stringify(id)}`, isCheckpointId(id) ? id : undefined);
+  return new CatalogError('ENOTFOUND', `checkpoint ${id} not found`, isCheckpointId(id) ? id : undefined);
 }

@@ -253,10 +253,11 @@ export function checkpointDetails(cp: Checkpoint): string {
 
 export function schedulesTable(items: Schedule[], c: Colors): string {
   return table(
-    ['ID', 'CRON', 'TARGET', 'STATE', 'HEALTH', 'NEXT RUN', 'LAST JOB'],
+    ['ID', 'CRON', 'TIME ZONE', 'TARGET', 'STATE', 'HEALTH', 'NEXT RUN', 'LAST JOB'],
     items.map((s) => [
       s.id,
-      s.cron + (s.timezone && s.timezone !== 'UTC' ? ` (${s.timezone})` : ''),
+      s.cron,
+      s.timezone || 'UTC',
       describeTarget(s.target),
       scheduleState(s, c),
       scheduleHealth(s, c),

@@ -23,7 +23,7 @@ export interface ResolveOptions {
 
 /** A workload's current process, as the workload registry knows it. */
 export interface WorkloadLookup {
-  /** The host pid and start time of the workload's running process, or a reason why there is none. */
+  /** The host pid and start time of the workload's running process, or why there is none (a predicate: `workload NAME <reason>`). */
   processOf(name: string): Promise<{ pid: number; startTime: number; dir: string } | { reason: string }>;
 }
 
@@ -51,8 +51,8 @@ async function byPid(pid: number, what: string): Promise<ProcessInfo> {
 }
 
 async function byWorkload(name: string, workloads: WorkloadLookup | undefined): Promise<ProcessInfo> {
-  const found = workloads ? await workloads.processOf(name) : { reason: 'workloads are not known here' };
-  if ('reason' in found) throw new TargetError('ETARGET_GONE', `workload ${name}: ${found.reason}`);
+  const found = workloads ? await workloads.processOf(name) : { reason: 'is not known here (no workload registry)' };
+  if ('reason' in found) throw new TargetError('ETARGET_GONE', `workload ${name} ${found.reason}`);
   const info = await readProcessInfo(found.pid);
   // The registry's pid is only this workload while the start time matches: a reused pid is another process.
   if (!info || info.startTime !== found.startTime) throw new TargetError('ETARGET_GONE', `workload ${name}: not running`);

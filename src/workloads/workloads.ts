@@ -149,10 +149,10 @@ export class Workloads implements WorkloadLookup {
   /** WorkloadLookup: the running process of a workload, for `{workload}` targets. */
   async processOf(name: string): Promise<{ pid: number; startTime: number; dir: string } | { reason: string }> {
     const record = await this.registry.get(name);
-    if (!record) return { reason: 'no such workload' };
+    if (!record) return { reason: 'not found' };
     if (record.node !== this.options.node) return { reason: `runs on node ${record.node}, not ${this.options.node}` };
     if (!(await isSameProcess({ pid: record.hostPid, startTime: record.startTime }))) {
-      return { reason: record.ended ? `not running (ended ${record.ended.at})` : 'not running' };
+      return { reason: record.ended ? `is not running (ended ${record.ended.at})` : 'is not running' };
     }
     return { pid: record.hostPid, startTime: record.startTime, dir: record.dir };
   }

@@ -106,15 +106,15 @@ test('ckpt against a running ckpt up', async (t) => {
     assert.equal(reader.stderr, "ckpt: token 'reader' has role read; this needs role operate (403 forbidden)\n");
     assert.equal(nobody.code, 1);
     assert.match(nobody.stderr, /^ckpt: .+ \(401 unauthorized\)\n$/);
-    assert.equal(badPid.code, 1);
+    assert.equal(badPid.code, 2, 'a request the server refuses as malformed (400) is bad usage');
     assert.match(badPid.stderr, /^ckpt: invalid request \(400\):\n {2}body\.target\.pid: .+\n$/);
 
-    assert.equal(badSchedule.code, 1);
+    assert.equal(badSchedule.code, 2);
     assert.match(badSchedule.stderr, /^ckpt: invalid request \(400\):\n/);
     assert.match(badSchedule.stderr, /\n {2}body\.cron: .*minute/i);
     assert.match(badSchedule.stderr, /\n {2}body\.retention\.keepLast: /);
 
-    assert.equal(json.code, 1);
+    assert.equal(json.code, 2);
     const err = JSON.parse(json.stdout);
     assert.equal(err.status, 400);
     assert.deepEqual(
@@ -215,5 +215,25 @@ test('ckpt against a running ckpt up', async (t) => {
       '2027-11-07 01:30:00 America/New_York  (2027-11-07T06:30:00.000Z)  repeated: 2nd pass (DST)',
       '',
     ].join('\n'), fall.stderr);
+  });
+
+  await t.test('schedules ls shows each schedule\'s time zone; --max-total-bytes takes units', async () => {
+    const added = await ckpt('schedules', 'add', 'sized', '--cron', '0 3 * * *', '--pid', '1', '--disabled', '--max-total-bytes', '2G');
+    assert.equal(added.code, 0, added.stderr);
+    const [ls, shown, badSize] = await Promise.all([
+      ckpt('schedules', 'ls'),
+      ckpt('schedules', 'show', 'sized', '--json'),
+      ckpt('schedules', 'add', 'badsize', '--cron', '0 3 * * *', '--pid', '1', '--max-total-bytes', '2X'),
+    ]);
+    assert.equal(ls.code, 0, ls.stderr);
+    const header = ls.stdout.split('\n')[0]!;
+    assert.match(header, /^ID +CRON +TIME ZONE +TARGET /);
+    const column = header.indexOf('TIME ZONE');
+    const rowOf = (id: string) => ls.stdout.split('\n').find((l) => l.startsWith(id + ' '));
+    assert.equal(rowOf('ny-nightly')?.slice(column).split(/\s+/)[0], 'America/New_York', ls.stdout);
+    assert.equal(rowOf('sized')?.slice(column).split(/\s+/)[0], 'UTC', ls.stdout);
+    assert.equal(JSON.parse(shown.stdout).retention.maxTotalBytes, 2 * 1024 ** 3);
+    assert.equal(badSize.code, 2);
+    assert.match(badSize.stderr, /^ckpt: option '--max-total-bytes <size>' argument '2X' is invalid\. expected a size like 500M, 2G/);
   });
 });

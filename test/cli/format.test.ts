@@ -72,11 +72,14 @@ test('a finished dump tells its checkpoint, frozen time, pages, size, duration a
   assert.deepEqual(describeOutcome(failed), ['dump job j2 failed after 1 attempt: target pid 999999 is gone', '  last CRIU lines']);
 });
 
-test('a 400 from the API prints every field with its reason', () => {
+test('a 400 from the API prints every field with its reason and is bad usage (exit 2); other refusals exit 1', () => {
   const r = reportError(new ApiError(400, 'validation', 'body.target.pid: too small', [{ field: 'body.target.pid', reason: 'Too small: expected number to be >0' }]));
   assert.deepEqual(r.lines, ['ckpt: invalid request (400):', '  body.target.pid: Too small: expected number to be >0']);
-  assert.equal(r.exitCode, 1);
-  assert.equal(reportError(new ApiError(404, 'not_found', 'job nope not found')).lines[0], 'ckpt: job nope not found (404 not_found)');
+  assert.equal(r.exitCode, 2);
+  const missing = reportError(new ApiError(404, 'not_found', 'job nope not found'));
+  assert.equal(missing.lines[0], 'ckpt: job nope not found (404 not_found)');
+  assert.equal(missing.exitCode, 1);
+  assert.equal(reportError(new ApiError(400, 'bad_request', 'body is not valid JSON')).exitCode, 2, 'a 400 without field issues too');
 });
 
 test('feed events become one readable line each', () => {
@@ -110,4 +113,12 @@ test('usage errors: one line, exit code 2; an unreachable server: exit code 1', 
   const down = await runCli(['jobs', '--url', `http://127.0.0.1:${port}`]);
   assert.equal(down.code, 1);
   assert.equal(down.stderr, `ckpt: cannot reach the API at http://127.0.0.1:${port}: ECONNREFUSED\n`);
+});
+
+test('ckpt worker offers no API bind flags (it serves no API); ckpt up does', async () => {
+  const [worker, up] = await Promise.all([runCli(['worker', '--help']), runCli(['up', '--help'])]);
+  assert.equal(worker.code, 0, worker.stderr);
+  assert.match(worker.stdout, /--redis-url <url>/);
+  assert.doesNotMatch(worker.stdout, /--host|--port/);
+  assert.match(up.stdout, /--host <host>[\s\S]*--port <port>/);
 });

@@ -9,7 +9,6 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { SeqpacketServer } from 'node-unix-socket';
-import { repoRoot } from '../../src/common/paths.js';
 import {
   CriuClient,
   CriuConnectionError,
@@ -19,6 +18,7 @@ import {
   readDumpStats,
 } from '../../src/criu/index.js';
 import { requireCriu, skipForKernelFeature } from '../helpers/criu.js';
+import { readableCopy } from '../helpers/readable-copy.js';
 import { waitGone } from '../helpers/targets.js';
 import { counterFor, tempDir, useCriuService, waitUntil } from './support.js';
 
@@ -108,12 +108,18 @@ test('no permission on the socket: ECRIU_ACCESS (as an unprivileged user)', asyn
   t.after(() => server.close());
   chmodSync(closedSocket, 0o600);
 
+  // The script runs as nobody, who may not be able to enter the checkout (a clone in /root): it runs from a copy.
   const here = fileURLToPath(import.meta.url);
-  const fixture = path.join(path.dirname(here), '..', 'fixtures', 'criu-version' + path.extname(here));
+  const copy = await tempDir(t, 'ckpt-criu-nobody-');
+  const fixture = readableCopy(copy, path.join(path.dirname(here), '..', 'fixtures', 'criu-version' + path.extname(here)), [
+    'protobufjs',
+    'node-unix-socket',
+    'zod',
+  ]);
   const { stdout } = await promisify(execFile)(process.execPath, [...process.execArgv, fixture, socketPath, closedSocket], {
     uid: 65534,
     gid: 65534,
-    cwd: repoRoot(),
+    cwd: copy,
     env: { ...process.env, HOME: '/' },
   });
   const [inPrivateFolder, rootOnly] = JSON.parse(stdout) as { ok: boolean; code?: string; message?: string }[];

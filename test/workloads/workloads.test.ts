@@ -216,7 +216,7 @@ test('bad workload requests name the field; replicas of a plain process are refu
   assert.equal((await api(url, 'GET', '/api/v1/workloads/nothing')).status, 404, 'a failed start leaves no workload');
   const unknown = await api(url, 'POST', '/api/v1/dumps', { target: { workload: 'nope' } });
   assert.equal(unknown.status, 422);
-  assert.match(unknown.json.message, /workload nope: no such workload/);
+  assert.match(unknown.json.message, /workload nope not found/);
 
   // A plain process's checkpoint needs its own pids: one copy at a time.
   const plain = await startCounter();

@@ -14,6 +14,18 @@ export function intArg(min = 0): (value: string) => number {
   };
 }
 
+const BYTE_UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+
+/** commander argument parser for a size in bytes: a whole number, or with a unit K, M, G, T (powers of 1024; `2G`, `512MiB`, `1.5G`). */
+export function byteSizeArg(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(value.trim());
+  const bytes = m ? Math.round(Number(m[1]) * BYTE_UNITS[m[2]!.toUpperCase()]!) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1) {
+    throw new InvalidArgumentError(`expected a size like 500M, 2G or a number of bytes, got "${value}"`);
+  }
+  return bytes;
+}
+
 export interface TargetFlags {
   pid?: number;
   pidFile?: string;

@@ -4,7 +4,7 @@ import type { RunTime, ScheduleRequest } from '../api-client.js';
 import { contextOf, type CliContext } from '../context.js';
 import { enqueue } from '../enqueue.js';
 import { describeTarget, formatTime, schedulesTable, scheduleHealth, scheduleState } from '../format.js';
-import { addCriuOptions, addTargetOptions, criuFrom, intArg, targetFrom, type CriuFlags, type TargetFlags } from './options.js';
+import { addCriuOptions, addTargetOptions, byteSizeArg, criuFrom, intArg, targetFrom, type CriuFlags, type TargetFlags } from './options.js';
 
 interface AddFlags extends TargetFlags, CriuFlags {
   cron: string;
@@ -69,7 +69,7 @@ export function registerScheduleCommands(program: Command): void {
         .addOption(new Option('--dst <policy>', 'runs in an hour DST skips or repeats: cron(8) rules, or skip').choices(['cron', 'skip']))
         .option('--keep-last <n>', 'retention: keep the newest N checkpoints', intArg(Number.MIN_SAFE_INTEGER))
         .option('--max-age <duration>', 'retention: remove checkpoints older than this (7d, 12h, 30m)')
-        .option('--max-total-bytes <n>', 'retention: keep the total size under this', intArg(Number.MIN_SAFE_INTEGER))
+        .option('--max-total-bytes <size>', 'retention: keep the total size under this (bytes, or 500M, 2G, 1T)', byteSizeArg)
         .option('--jitter-ms <ms>', 'delay each dump by a random 0..ms', intArg(Number.MIN_SAFE_INTEGER)),
     ),
   ).action(async function (this: Command, id: string, flags: AddFlags) {

@@ -24,11 +24,13 @@ export function registerServiceCommands(program: Command): void {
       .option('--no-scheduler', 'do not run the scheduler in this process'),
   ).action((flags: ServiceFlags) => run(flags, 'up'));
 
-  withConfigFlags(
+  // A worker serves no API: no --host / --port.
+  withLocalFlags(
     program.command('worker').description("run a worker: takes this node's dump and restore jobs and runs them against CRIU"),
   ).action((flags: ServiceFlags) => run(flags, 'worker'));
 }
 
+/** `ckpt up`'s flags: where the API binds, and the local ones. */
 function withConfigFlags(cmd: Command): Command {
   return withLocalFlags(
     cmd
