@@ -24,7 +24,8 @@ import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { Authenticator } from '../src/api/auth.js';
 import { configSchema } from '../src/config/schema.js';
-import { compareEventIds, EventLog } from '../src/events/event-log.js';
+import { EventId } from '../src/events/event-id.js';
+import { EventLog } from '../src/events/event-log.js';
 import type { FeedEvent } from '../src/events/types.js';
 import { FeedServer } from '../src/feed/server.js';
 import { TestRedis } from '../test/helpers/redis.js';
@@ -281,7 +282,7 @@ async function main(): Promise<void> {
     const serverCpuBefore = (await nextMessage<{ cpu: NodeJS.CpuUsage }>(server, 'rss')).cpu;
     const done = [...clientProcs, baseline].map((c) => nextMessage<{ done: Measured; cpu: NodeJS.CpuUsage }>(c, 'done'));
     const { published, seconds } = await publishJobs(log);
-    const endId = published.map((e) => e.id).sort(compareEventIds).at(-1)!;
+    const endId = published.map((e) => e.id).sort(EventId.compare).at(-1)!;
     for (const c of [...clientProcs, baseline]) c.send({ endId });
     const results = await Promise.all(done);
     server.send({ cmd: 'rss' });

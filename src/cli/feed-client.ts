@@ -1,7 +1,7 @@
 import WebSocket from 'ws';
 import type { Channel, EventName, JobType } from '../events/types.js';
 import { CHANNELS } from '../events/types.js';
-import { compareEventIds } from '../events/event-log.js';
+import { EventId } from '../events/event-id.js';
 
 /** What the feed sends for each event (see the feed protocol in the README). */
 export interface FeedEventMessage {
@@ -182,7 +182,7 @@ export class FeedClient {
             resolve();
             break;
           case 'event':
-            if (!resetting && this.cursor && compareEventIds(msg.id, this.cursor) <= 0) return;
+            if (!resetting && this.cursor && EventId.compare(msg.id, this.cursor) <= 0) return;
             this.cursor = msg.id;
             this.options.onEvent(msg as FeedEventMessage);
             break;

@@ -5,7 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import WebSocket, { type ClientOptions } from 'ws';
 import { Authenticator, type AuthenticatorOptions } from '../../src/api/auth.js';
-import { compareEventIds, EventLog } from '../../src/events/event-log.js';
+import { EventId } from '../../src/events/event-id.js';
+import { EventLog } from '../../src/events/event-log.js';
 import type { EventInput } from '../../src/events/types.js';
 import { FeedServer, type FeedOptions } from '../../src/feed/server.js';
 import { TestRedis } from '../helpers/redis.js';
@@ -164,7 +165,7 @@ export function jobEvent(jobId: string, event: EventInput['event'], data: Record
  */
 export async function tailedTo(feed: FeedServer, id: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (compareEventIds(feed.tailer.head, id) < 0) {
+  while (EventId.compare(feed.tailer.head, id) < 0) {
     if (Date.now() > deadline) throw new Error(`the feed's tailer did not reach ${id} within ${timeoutMs} ms (at ${feed.tailer.head})`);
     await sleep(5);
   }
