@@ -68,6 +68,19 @@ export class FeedHarness {
     return { feed, url: `ws://127.0.0.1:${port}/api/v1/feed`, server };
   }
 
+  /**
+   * Appends the events in one MULTI, as EventLog.publish stores them: Redis serves a blocked XREAD only after the EXEC,
+   * so a feed's tailer reads them in one go (several events ready at once, the case `events` frames are for).
+   */
+  async publishTogether(log: EventLog, inputs: EventInput[]): Promise<string[]> {
+    const multi = this.redis.multi();
+    for (const input of inputs) multi.xadd(log.key, '*', 'e', JSON.stringify({ ...input, ts: Date.now() }));
+    return (await multi.exec())!.map(([err, id]) => {
+      if (err) throw err;
+      return String(id);
+    });
+  }
+
   async client(url: string, options?: ClientOptions): Promise<FeedClient> {
     const c = await FeedClient.connect(url, options);
     this.cleanups.push(() => c.ws.terminate());
@@ -136,19 +149,23 @@ export class FeedClient {
     return m;
   }
 
-  /** Takes messages until an event with id `lastId` arrives; returns every event taken (other types are kept aside). */
+  /**
+   * Takes messages until an event with id `lastId` arrives; returns every event taken, those of `events` frames
+   * (batch: true) one by one (other types are kept aside).
+   */
   async eventsUntil(lastId: string, timeoutMs?: number): Promise<EventMsg[]> {
     const events: EventMsg[] = [];
     for (;;) {
       const m = await this.next(timeoutMs);
-      if (m.type !== 'event') continue;
-      events.push(m as EventMsg);
-      if (m.id === lastId) return events;
+      if (m.type === 'event') events.push(m as EventMsg);
+      else if (m.type === 'events') events.push(...(m.events as EventMsg[]));
+      else continue;
+      if (events.at(-1)!.id === lastId) return events;
     }
   }
 
   /** Subscribes and waits for the ack (and, with since, for the replay to end: 'live' or a reset). */
-  async subscribe(sub: { channels: string[]; filter?: object; since?: string }): Promise<Msg> {
+  async subscribe(sub: { channels: string[]; filter?: object; since?: string; batch?: boolean }): Promise<Msg> {
     this.send({ op: 'subscribe', ...sub });
     return this.expect('subscribed');
   }
