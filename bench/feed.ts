@@ -419,21 +419,23 @@ async function main(): Promise<void> {
       `feed bench: ${CLIENTS} ws clients (${CLIENT_PROCS} client processes), ${JOBS} jobs x ${STEPS} steps every ${INTERVAL_MS} ms; ` +
         `${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`,
     );
-    const results: PhaseResult[] = [];
-    for (const name of CHOSEN) results.push(await runPhase(PHASES[name]!, redisServer.url, log, children));
-
-    const bare = results.find((r) => r.phase.server === 'bare');
     const f = (n: number) => n.toFixed(1).padStart(7);
     console.log(`latency publish -> client (ms), ratio of p99 to the bare ws broadcast's p99 in this run:`);
-    console.log(`  ${'way'.padEnd(34)}    p50     p99  ratio | delivered   frames  closed  deliveries/s  server CPU s  peak RSS | XREAD p50/p99`);
-    for (const r of results) {
+    console.log(`  ${'way'.padEnd(34)}    p50     p99  ratio | delivered   frames  closed  deliveries/s  server CPU s  peak RSS | XREAD p50/p99 | load`);
+    const results: PhaseResult[] = [];
+    let bare: PhaseResult | undefined;
+    // Each row is printed as soon as its phase ends: on a loaded machine a whole run takes long.
+    for (const name of CHOSEN) {
+      const r = await runPhase(PHASES[name]!, redisServer.url, log, children);
+      results.push(r);
+      if (r.phase.server === 'bare') bare ??= r;
       const p99 = r.latency.percentile(0.99);
       const ratio = bare ? (p99 / Math.max(0.1, bare.latency.percentile(0.99))).toFixed(2) + 'x' : '-';
       console.log(
         `  ${r.phase.name.padEnd(34)} ${f(r.latency.percentile(0.5))} ${f(p99)} ${ratio.padStart(6)} | ` +
           `${String(r.delivered).padStart(9)} ${String(r.frames).padStart(8)} ${String(r.closed).padStart(7)} ${f(r.delivered / r.seconds).padStart(13)} ` +
           `${f(r.serverCpuSeconds).padStart(13)} ${(r.serverPeakRss / 1024 / 1024).toFixed(0).padStart(5)} MiB | ` +
-          `${r.xread.percentile(0.5).toFixed(1)}/${r.xread.percentile(0.99).toFixed(1)}`,
+          `${r.xread.percentile(0.5).toFixed(1)}/${r.xread.percentile(0.99).toFixed(1)} | ${os.loadavg()[0]!.toFixed(1)}`,
       );
     }
     console.log(`published ${results.map((r) => r.publishedPerSecond.toFixed(0)).join(', ')} events/s; expected deliveries ${results[0]?.expected} each`);
