@@ -36,6 +36,7 @@ import type { FeedEvent } from '../src/events/types.js';
 import { encodeEvent } from '../src/feed/protocol.js';
 import { FeedServer } from '../src/feed/server.js';
 import { TestRedis } from '../test/helpers/redis.js';
+import { record } from './lib/report.js';
 
 const QUICK = process.argv.includes('--quick');
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 1000);
@@ -430,7 +431,19 @@ async function main(): Promise<void> {
       results.push(r);
       if (r.phase.server === 'bare') bare ??= r;
       const p99 = r.latency.percentile(0.99);
-      const ratio = bare ? (p99 / Math.max(0.1, bare.latency.percentile(0.99))).toFixed(2) + 'x' : '-';
+      const bareP99 = bare?.latency.percentile(0.99);
+      const ratio = bareP99 === undefined ? '-' : (p99 / Math.max(0.1, bareP99)).toFixed(2) + 'x';
+      // Issue 12's goals: p99 <= 50 ms, and <= 1.5x the bare ws broadcast's p99 in the same run.
+      record('feed', { name: `${r.phase.name}: p99 publish -> client`, value: p99, unit: 'ms', goal: { atMost: 50 } });
+      if (bareP99 !== undefined && r !== bare) {
+        record('feed', {
+          name: `${r.phase.name}: p99 against the bare ws broadcast`,
+          value: p99,
+          unit: 'ms',
+          baseline: { name: 'bare ws broadcast p99', value: bareP99 },
+          goal: { atMost: 1.5 },
+        });
+      }
       console.log(
         `  ${r.phase.name.padEnd(34)} ${f(r.latency.percentile(0.5))} ${f(p99)} ${ratio.padStart(6)} | ` +
           `${String(r.delivered).padStart(9)} ${String(r.frames).padStart(8)} ${String(r.closed).padStart(7)} ${f(r.delivered / r.seconds).padStart(13)} ` +
