@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { EventId } from '../../src/events/event-id.js';
 import { MAX_BATCH_FRAME_BYTES } from '../../src/feed/protocol.js';
-import { FeedHarness, jobEvent, tailedTo, type EventMsg, type Msg } from './harness.js';
+import { FeedHarness, ids, jobEvent, tailedTo, type EventMsg, type Msg } from './harness.js';
 
 let h: FeedHarness;
 before(async () => {
@@ -12,8 +12,6 @@ before(async () => {
 after(async () => {
   await h?.stop();
 });
-
-const ids = (events: { id: string }[]) => events.map((e) => e.id);
 
 /** Every frame after `subscribed` up to the one that carries event `lastId`. */
 async function framesUntil(c: Awaited<ReturnType<FeedHarness['client']>>, lastId: string): Promise<Msg[]> {

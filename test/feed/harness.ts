@@ -171,6 +171,9 @@ export class FeedClient {
   }
 }
 
+/** The ids of events or event messages, in their order. */
+export const ids = (events: readonly { id: string }[]): string[] => events.map((e) => e.id);
+
 export function jobEvent(jobId: string, event: EventInput['event'], data: Record<string, unknown> = {}, jobType: EventInput['jobType'] = 'dump'): EventInput {
   return { event, jobId, jobType, target: `pid:${jobId}`, data };
 }
