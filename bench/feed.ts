@@ -434,7 +434,8 @@ async function main(): Promise<void> {
       const bareP99 = bare?.latency.percentile(0.99);
       const ratio = bareP99 === undefined ? '-' : (p99 / Math.max(0.1, bareP99)).toFixed(2) + 'x';
       // Issue 12's goals: p99 <= 50 ms, and <= 1.5x the bare ws broadcast's p99 in the same run.
-      record('feed', { name: `${r.phase.name}: p99 publish -> client`, value: p99, unit: 'ms', goal: { atMost: 50 } });
+      if (r === bare) record('feed', { name: `${r.phase.name}: p99 publish -> client`, value: p99, unit: 'ms' });
+      else record('feed', { name: `${r.phase.name}: p99 publish -> client`, value: p99, unit: 'ms', goal: { atMost: 50 } });
       if (bareP99 !== undefined && r !== bare) {
         record('feed', {
           name: `${r.phase.name}: p99 against the bare ws broadcast`,
