@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { EventLog } from '../../src/events/event-log.js';
 import type { FeedEvent } from '../../src/events/types.js';
-import { FeedHarness, jobEvent, tailedTo, type EventMsg } from './harness.js';
+import { FeedHarness, ids, jobEvent, tailedTo, type EventMsg } from './harness.js';
 
 let h: FeedHarness;
 before(async () => {
@@ -11,8 +11,6 @@ before(async () => {
 after(async () => {
   await h?.stop();
 });
-
-const ids = (events: { id: string }[]) => events.map((e) => e.id);
 
 test('hello, then subscribed events arrive in order, exactly once, and filters select', async () => {
   const log = h.eventLog();

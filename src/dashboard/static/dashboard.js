@@ -790,7 +790,7 @@ function setConn(kind, text) {
 }
 
 function subscribe() {
-  ws.send(JSON.stringify({ op: 'subscribe', channels: ['job', 'schedule', 'checkpoint', 'workload', 'restore'], since: state.lastEventId }));
+  ws.send(JSON.stringify({ op: 'subscribe', channels: ['job', 'schedule', 'checkpoint', 'workload', 'restore'], since: state.lastEventId, batch: true }));
 }
 
 function connect() {
@@ -818,6 +818,13 @@ function connect() {
       case 'event':
         if (held) held.push(msg);
         else applyEvent(msg);
+        break;
+      case 'events':
+        // Several events in one frame (we subscribe with batch: true), oldest first.
+        for (const e of msg.events) {
+          if (held) held.push(e);
+          else applyEvent(e);
+        }
         break;
       case 'reset':
         // The events since our last one are no longer kept: load the current state again.
