@@ -1,6 +1,6 @@
 // Benchmark: what storage.remote costs and saves, per compression, on real process memory.
 //
-//   npm run bench -- storage [--mib 256] [--rounds 2]
+//   npm run bench -- storage [--mib 256] [--rounds 2] [--quick]
 //
 // A Python process holds --mib MiB of realistic data (a third numbers, a third text, a third zero pages, all touched);
 // the criu CLI dumps it once (left running). Then, in the same run and on the same files: RemoteStore upload and
@@ -20,10 +20,14 @@ import { loadSigner } from '../src/security/key-file.js';
 import { RemoteStore } from '../src/storage/remote-store.js';
 import { TestS3 } from '../test/helpers/s3.js';
 import { median, msSince } from './lib/figures.js';
+import { record } from './lib/report.js';
 
-const { values } = parseArgs({ options: { mib: { type: 'string', default: '256' }, rounds: { type: 'string', default: '2' } } });
-const mib = Number(values.mib);
-const rounds = Number(values.rounds);
+const { values } = parseArgs({
+  options: { mib: { type: 'string' }, rounds: { type: 'string' }, quick: { type: 'boolean', default: false } },
+});
+const mib = Number(values.mib ?? (values.quick ? 48 : 256));
+const rounds = Number(values.rounds ?? (values.quick ? 1 : 2));
+if (!(mib >= 3 && rounds >= 1)) throw new Error('usage: storage.ts [--mib MiB >= 3] [--rounds N] [--quick]');
 const exec = promisify(execFile);
 const work = await mkdtemp(path.join(os.tmpdir(), 'ckpt-bench-storage-'));
 
@@ -129,6 +133,7 @@ try {
         await rm(into, { recursive: true });
         remote.close();
       }
+      console.log(`... ${compression} ${level}: up ${median(upMs).toFixed(0)} ms, down ${median(downMs).toFixed(0)} ms, stored ${stored}`);
       rows.push({ way: `RemoteStore ${compression}${compression === 'zstd' ? ` -${level}` : ''} -> s3rver`, stored, up: mb / (median(upMs) / 1000), down: mb / (median(downMs) / 1000) });
     }
   } finally {
@@ -139,6 +144,12 @@ try {
     console.log(
       `${row.way.padEnd(30)} ${(row.stored / 1e6).toFixed(1).padStart(10)} ${(row.stored / manifest.bytes).toFixed(3).padStart(6)} ${row.up.toFixed(0).padStart(9)} ${row.down.toFixed(0).padStart(10)}`,
     );
+  }
+  const copy = rows[0]!;
+  for (const row of rows.slice(1)) {
+    record('storage', { name: `${row.way}: bytes stored`, value: row.stored, unit: 'B', baseline: { name: 'checkpoint bytes', value: manifest.bytes } });
+    record('storage', { name: `${row.way}: upload`, value: row.up, unit: 'MB/s', baseline: { name: 'plain copy', value: copy.up } });
+    record('storage', { name: `${row.way}: download`, value: row.down, unit: 'MB/s', baseline: { name: 'plain copy', value: copy.down } });
   }
   console.log(`load average after: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 } finally {
