@@ -61,7 +61,7 @@ test('the chunk cipher: a round trip of any size, and every kind of damage refus
   for (const size of [0, 1, CHUNK_BYTES - 1, CHUNK_BYTES, CHUNK_BYTES + 1, 3 * CHUNK_BYTES + 17]) {
     const plain = randomBytes(size);
     const sealed = await seal(plain);
-    assert.ok(!sealed.includes(plain.subarray(0, Math.min(size, 64))) || size === 0);
+    if (size >= 16) assert.ok(!sealed.includes(plain.subarray(0, 16)), 'the plaintext is not in the sealed bytes');
     assert.deepEqual(await open(sealed), plain, `size ${size}`);
   }
   const plain = randomBytes(3 * CHUNK_BYTES);
