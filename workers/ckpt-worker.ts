@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Catalog } from '../src/catalog/catalog.js';
 import type { CheckpointStore } from '../src/catalog/checkpoint-store.js';
+import type { RemoteStore } from '../src/storage/remote-store.js';
 import type { Config } from '../src/config/schema.js';
 import { CriuClient } from '../src/criu/client.js';
 import { locateCriu } from '../src/criu/locate.js';
@@ -37,6 +38,8 @@ export interface CkptWorkerOptions {
   criuSocket: string;
   catalog: Catalog;
   store: CheckpointStore;
+  /** The bucket (config storage.remote), when there is one. Default: none (checkpoints stay on this node's disk). */
+  remote?: RemoteStore;
   policy: TargetPolicy;
   /** The deployment's key (security.jobKeyFile): a job whose signature does not verify with it is refused. */
   signer: Signer;
@@ -104,6 +107,7 @@ export class CkptWorker {
       criuBin: () => (this.criuBinPath ??= locateCriu(config.criu.bin, config.criu.env).then((c) => c.bin)),
       catalog: options.catalog,
       store: options.store,
+      ...(options.remote && { remote: options.remote }),
       policy: options.policy,
       workloads: new Workloads({
         registry: workloadRegistry,

@@ -15,6 +15,7 @@ import type { DumpJobData, ResolvedTarget } from '../src/queue/schemas.js';
 import { TargetError } from '../src/targets/errors.js';
 import { readProcStat } from '../src/targets/process-info.js';
 import { resolveTarget } from '../src/targets/resolve.js';
+import { uploadStage } from './remote-copy.js';
 import { CriuLogTailer } from './criu-log-tailer.js';
 import { networkLockFor } from './network-lock.js';
 import { reasonOf, RetryableJobError } from './failure.js';
@@ -212,10 +213,12 @@ async function adoptEarlierAttempt(
   options: { discardUnfinished: boolean },
 ): Promise<JobResult | null> {
   const id = job.data.checkpointId;
-  const committed = await ctx.store.readManifest(target.key, id);
+  // In the bucket only: an earlier attempt uploaded it and dropped the local copy (storage.keepLocal false).
+  const committed = (await ctx.store.readManifest(target.key, id)) ?? (await uploadedOnly(id, ctx));
   if (committed) {
     await run.reporter.note(`checkpoint ${id} was committed by an earlier attempt: adopting it`);
     await catalogue(committed, run, ctx, { mayBeKnown: true });
+    await uploadStage(committed, run, ctx);
     return resultOf(committed, true);
   }
   const found = await ctx.store.findAttempt(target.key, id, { jobId: job.id! });
@@ -229,6 +232,17 @@ async function adoptEarlierAttempt(
   await run.reporter.note(`an earlier attempt of checkpoint ${id} did not finish: discarding it`);
   await ctx.store.discard(found.dir);
   return null;
+}
+
+/** The checkpoint as the catalog lists it when the bucket holds its only copy, else null. */
+async function uploadedOnly(id: string, ctx: WorkerContext): Promise<Manifest | null> {
+  const listed = await ctx.catalog.get(id).catch((err: unknown) => {
+    if (err instanceof CatalogError && err.code === 'ENOTFOUND') return null;
+    throw err;
+  });
+  if (listed?.location !== 'remote') return null;
+  const { pinned: _p, location: _l, verified: _v, ...manifest } = listed;
+  return manifest;
 }
 
 /** CRIU writes stats-dump only after a successful dump; at log level >= 3 its log also says so. */
@@ -270,6 +284,7 @@ async function commit(
     ...(job.data.scheduleId !== undefined && { scheduleId: job.data.scheduleId }),
   });
   await catalogue(manifest, run, ctx, { mayBeKnown: options.adopted, announceAfter: options.announceAfter });
+  await uploadStage(manifest, run, ctx);
   run.reporter.progress({ stage: 'done', bytesWritten: manifest.bytes, percent: 100 });
   return resultOf(manifest, options.adopted);
 }

@@ -11,6 +11,7 @@ import { serviceRoutes } from '../api/routes/service.js';
 import { createApiServer } from '../api/server.js';
 import { Catalog } from '../catalog/catalog.js';
 import { CheckpointStore } from '../catalog/checkpoint-store.js';
+import { RemoteStore } from '../storage/remote-store.js';
 import type { Config } from '../config/schema.js';
 import { registerDashboard } from '../dashboard/register.js';
 import { FeedServer } from '../feed/server.js';
@@ -84,6 +85,9 @@ export async function startService({ config, configFile, roles, log, version }: 
     const onError = (err: Error) => log.error({ err }, err.message);
 
     const store = new CheckpointStore({ root: config.storage.root, sync: config.storage.sync, signer });
+    // Credentials and the encryption key are checked here: a bad file stops the start, naming it.
+    const remote = config.storage.remote && new RemoteStore({ config: config.storage.remote, signer });
+    if (remote) stops.push(async () => remote.close());
     // The catalog drops in-use marks of restores whose job is gone (a worker died): it asks the queue, which needs the catalog.
     let queue: JobQueue | undefined;
     const catalogOn = (connection: typeof redis) =>
@@ -93,6 +97,7 @@ export async function startService({ config, configFile, roles, log, version }: 
         node: config.node,
         sharedStorage: config.storage.shared,
         isRefLive: (jobId) => queue!.isJobLive(jobId),
+        ...(remote && { remote }),
       });
     const catalog = catalogOn(redis);
     const policy = new TargetPolicy({
@@ -143,6 +148,7 @@ export async function startService({ config, configFile, roles, log, version }: 
         criuSocket: foundation.criuSocket,
         catalog: workerCatalog,
         store,
+        ...(remote && { remote }),
         policy,
         signer,
         log,

@@ -167,7 +167,36 @@ export class CheckpointStore {
    * disk, a full disk, a failing disk, someone's hands). Reads every hashed file once. Empty when intact.
    */
   async verify(manifest: Manifest): Promise<string[]> {
-    const dir = this.pathOf(manifest);
+    return this.verifyFolder(this.pathOf(manifest), manifest);
+  }
+
+  /**
+   * Makes an attempt folder that holds a copy of a checkpoint made elsewhere (downloaded from the bucket) a checkpoint
+   * folder: its manifest must be signed with the deployment's key and name this attempt's target key and id (else
+   * EMANIFEST_UNTRUSTED), and every file must have the manifest's size and SHA-256 (else EDAMAGED naming each file;
+   * the attempt is removed either way). Secured (0700 / 0600), manifest written, renamed into place like commit().
+   */
+  async adoptCopy(attemptDir: string, manifest: Manifest): Promise<Manifest> {
+    const attempt = this.parseAttemptDir(attemptDir);
+    try {
+      const problem = this.untrustedBecause(manifest, attempt.targetKey, attempt.checkpointId);
+      if (problem) throw new CatalogError('EMANIFEST_UNTRUSTED', `not trusting the copy of ${attempt.targetKey}/${attempt.checkpointId}: ${problem}`, manifest.id);
+      await rm(path.join(attempt.dir, OWNER_FILE), { force: true });
+      await this.walkFiles(attempt.dir, { sync: this.sync, hash: false });
+      const damage = await this.verifyFolder(attempt.dir, manifest);
+      if (damage.length) throw new CatalogError('EDAMAGED', `checkpoint ${manifest.id} is damaged: ${damage.join('; ')}`, manifest.id);
+      await writeDurably(path.join(attempt.dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+      await fsyncDir(attempt.dir);
+      await rename(attempt.dir, this.pathOf(manifest));
+      await fsyncDir(path.dirname(attempt.dir));
+      return manifest;
+    } catch (err) {
+      await rm(attempt.dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  private async verifyFolder(dir: string, manifest: Manifest): Promise<string[]> {
     const problems = await Promise.all(
       Object.entries(manifest.files).map(async ([name, size]) => {
         const expected = manifest.sha256?.[name];
@@ -217,17 +246,18 @@ export class CheckpointStore {
     const manifest = await this.readManifest(targetKey, checkpointId);
     if (!manifest) return null;
     const where = path.join(this.targetDir(targetKey), checkpointId);
-    const { signature, ...signed } = manifest;
-    const problem =
-      signature === undefined
-        ? 'it is not signed'
-        : !this.signer.verify('manifest', signed, signature)
-          ? 'its signature does not verify (altered, or signed with another key)'
-          : manifest.id !== checkpointId || manifest.target.key !== targetKey
-            ? `it is the manifest of ${manifest.target.key}/${manifest.id}`
-            : undefined;
+    const problem = this.untrustedBecause(manifest, targetKey, checkpointId);
     if (problem) throw new CatalogError('EMANIFEST_UNTRUSTED', `not trusting checkpoint folder ${where}: ${problem}`, checkpointId);
     return manifest;
+  }
+
+  /** Why a manifest cannot vouch for the checkpoint `<targetKey>/<checkpointId>`, or undefined when it can. */
+  private untrustedBecause(manifest: Manifest, targetKey: string, checkpointId: string): string | undefined {
+    const { signature, ...signed } = manifest;
+    if (signature === undefined) return 'it is not signed';
+    if (!this.signer.verify('manifest', signed, signature)) return 'its signature does not verify (altered, or signed with another key)';
+    if (manifest.id !== checkpointId || manifest.target.key !== targetKey) return `it is the manifest of ${manifest.target.key}/${manifest.id}`;
+    return undefined;
   }
 
   /** Removes a checkpoint's folder (missing is fine), and its target folder when that is left empty. */

@@ -12,7 +12,9 @@ export type CatalogErrorCode =
   /** commit onto a checkpoint folder that already exists. */
   | 'ECOMMITTED'
   /** A checkpoint folder whose manifest is unsigned, does not verify, or names another folder: never restored. */
-  | 'EMANIFEST_UNTRUSTED';
+  | 'EMANIFEST_UNTRUSTED'
+  /** A copy of a checkpoint (downloaded) whose files do not match its manifest: never listed or restored. */
+  | 'EDAMAGED';
 
 /** Errors of the checkpoint store and the catalog, with a code callers map to HTTP statuses (ENOTFOUND -> 404, ...). */
 export class CatalogError extends Error {

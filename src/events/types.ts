@@ -14,6 +14,7 @@ export const EVENT_NAMES = [
   'schedule.skipped',
   'schedule.unhealthy',
   'checkpoint.created',
+  'checkpoint.uploaded',
   'checkpoint.pruned',
   'workload.started',
   'workload.restored',

@@ -459,6 +459,7 @@ function renderCheckpoints() {
           cp.verified ? badge(cp.verified.ok ? 'restores' : 'drill failed', cp.verified.ok ? 'completed' : 'failed') : null,
         ),
         el('td', {}, cp.pinned ? badge('pinned', 'active') : null),
+        el('td', { 'data-location': cp.location || 'local' }, badge(cp.location || 'local', cp.location === 'uploading' ? 'active' : 'completed')),
         actionsCell(() => [
           actionButton('Restore', 'restore', () => restore(cp), false),
           actionButton(cp.pinned ? 'Unpin' : 'Pin', cp.pinned ? 'unpin' : 'pin', () =>
