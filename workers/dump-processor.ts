@@ -46,7 +46,7 @@ export async function processDump(job: Job<DumpJobData>, run: JobRun, ctx: Worke
   }
 
   reporter.progress({ stage: 'resolving' });
-  const info = await resolveTarget(job.data.target, { workloads: ctx.workloads });
+  const info = await resolveTarget(job.data.target, { workloads: ctx.workloads, exclude: ctx.policy.ownPids() });
   const resolved: ResolvedTarget = {
     key: info.key,
     pid: info.pid,
