@@ -254,7 +254,7 @@ export class CkptWorker {
         await job.moveToWait(token);
         throw new WaitingError();
       }
-      const failure = toAttemptError(err);
+      const failure = toAttemptError(err, job.id!);
       await reporter.note(`attempt ${attempt} failed: ${failure.message}`);
       throw failure;
     } finally {
@@ -306,7 +306,8 @@ export class CkptWorker {
       this.emit(job, jobEvent(job, 'job.cancelled', { node: this.node, state: 'active', attemptsMade: job.attemptsMade, durationMs }));
       return;
     }
-    this.emit(job, jobEvent(job, 'job.failed', { reason, code: codeOf(err), attemptsMade: job.attemptsMade, final, node: this.node, durationMs }));
+    const details = (err as { details?: string[] }).details;
+    this.emit(job, jobEvent(job, 'job.failed', { reason, code: codeOf(err), attemptsMade: job.attemptsMade, final, node: this.node, durationMs, ...(details && { details }) }));
     if (!final) {
       this.emit(job, jobEvent(job, 'job.retrying', { attempt: job.attemptsMade + 1, delayMs: job.delay, reason }));
     }

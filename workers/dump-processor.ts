@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Job } from 'bullmq';
@@ -18,7 +18,7 @@ import { resolveTarget } from '../src/targets/resolve.js';
 import { uploadStage } from './remote-copy.js';
 import { CriuLogTailer } from './criu-log-tailer.js';
 import { networkLockFor } from './network-lock.js';
-import { reasonOf, RetryableJobError } from './failure.js';
+import { FinalJobError, reasonOf, RetryableJobError } from './failure.js';
 import { waitUntraced } from './proc-wait.js';
 import { dumpPercent, PageBytesSampler, treeDumpBytes } from './progress-sampler.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
@@ -47,7 +47,7 @@ export async function processDump(job: Job<DumpJobData>, run: JobRun, ctx: Worke
   }
 
   reporter.progress({ stage: 'resolving' });
-  const info = await resolveTarget(job.data.target, { workloads: ctx.workloads });
+  const info = await resolveTarget(job.data.target, { workloads: ctx.workloads, exclude: ctx.policy.ownPids() });
   const resolved: ResolvedTarget = {
     key: info.key,
     pid: info.pid,
@@ -137,6 +137,10 @@ async function dumpOnce(
   ctx: WorkerContext,
 ): Promise<JobResult> {
   const { reporter } = run;
+  await ensureRoom(bytesExpected, target, ctx).catch(async (err: unknown) => {
+    await ctx.store.discard(attempt.dir);
+    throw err;
+  });
   reporter.progress({ stage: 'dumping', bytesExpected });
   const tailer = new CriuLogTailer({ file: path.join(attempt.dir, DUMP_LOG), onLines: (lines) => reporter.logLines(lines) });
   const sampler = new PageBytesSampler({
@@ -174,6 +178,22 @@ async function dumpOnce(
   reporter.progress({ stage: 'committing', percent: 99 });
   const result = await commit(job, target, attempt.dir, dumpMs, run, ctx, { adopted: false, announceAfter: logDelivered });
   return { ...result, commitMs: Date.now() - replied };
+}
+
+/**
+ * Refuses (FinalJobError ESTORAGE_FULL, before CRIU runs) a dump whose expected size, the target's memory, would leave
+ * less free space in the storage root than `storage.minFreeBytes`: a full disk fails the dump late and starves the rest.
+ */
+async function ensureRoom(bytesExpected: number, target: ResolvedTarget, ctx: WorkerContext): Promise<void> {
+  const { minFreeBytes, root } = ctx.config.storage;
+  const fs = await statfs(root);
+  const freeBytes = fs.bavail * fs.bsize;
+  if (freeBytes - bytesExpected >= minFreeBytes) return;
+  throw new FinalJobError(
+    `not enough free space for a dump of ${target.key}: it needs about ${bytesExpected} bytes, ${root} has ${freeBytes} free, ` +
+      `which would leave less than storage.minFreeBytes (${minFreeBytes})`,
+    'ESTORAGE_FULL',
+  );
 }
 
 /**

@@ -1,7 +1,7 @@
 import { UnrecoverableError } from 'bullmq';
 import { CatalogError } from '../src/catalog/errors.js';
 import { ValidationError } from '../src/common/validation.js';
-import { CriuError, isRetryableCriuError } from '../src/criu/errors.js';
+import { CriuError, isRetryableCriuError, UNINFORMATIVE } from '../src/criu/errors.js';
 import { PolicyError, TargetError } from '../src/targets/errors.js';
 
 /** Worth another attempt: the target is busy (another dump, or a CRIU still holding it). */
@@ -38,25 +38,31 @@ function isUnrecoverable(err: unknown): boolean {
 
 /**
  * The error a failed attempt hands to BullMQ: FinalJobError (an UnrecoverableError) when retrying cannot help,
- * else an Error with a message that explains it. CRIU failures carry cr_errmsg (in the message) and CRIU's last
- * error lines from the log.
+ * else an Error with a message that explains it. The message is one line; CRIU's error lines that it does not already
+ * say go into `details` (job.failed carries them), and a CRIU failure points at the job's log, which the API serves.
  */
-export function toAttemptError(err: unknown): Error {
+export function toAttemptError(err: unknown, jobId: string): Error {
   if (err instanceof FinalJobError) return err;
-  const message = reasonOf(err);
+  const pointer = err instanceof CriuError ? `; CRIU's log: GET /api/v1/jobs/${jobId}/log` : '';
+  const message = reasonOf(err) + pointer;
   const code = (err as { code?: string }).code ?? 'EFAILED';
-  if (isUnrecoverable(err)) return new FinalJobError(message, code);
-  const retry = new Error(message);
-  (retry as Error & { code: string }).code = code;
-  return retry;
+  const failure = isUnrecoverable(err) ? new FinalJobError(message, code) : Object.assign(new Error(message), { code });
+  const details = detailsOf(err);
+  return details.length ? Object.assign(failure, { details }) : failure;
 }
 
-/** One text a user can act on: the error's message, then CRIU's error lines that the message does not already say. */
+/** One line a user can act on: the error's message (a CRIU error's without the path of a log file that is gone). */
 export function reasonOf(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
-  if (!(err instanceof CriuError)) return err.message;
-  const errorLines = err.logTail.filter((l) => l.includes('Error (') && !err.message.includes(l.trim())).slice(-5);
-  return [err.message, ...errorLines].join('\n');
+  return (err instanceof CriuError ? err.summary : err.message).split('\n')[0]!;
+}
+
+/** CRIU's error lines that the reason does not already say, the harmless ones left out (at most 5, the last). */
+export function detailsOf(err: unknown): string[] {
+  if (!(err instanceof CriuError)) return [];
+  return err.logTail
+    .filter((l) => l.includes('Error (') && !err.summary.includes(l.trim()) && !UNINFORMATIVE.some((re) => re.test(l)))
+    .slice(-5);
 }
 
 /** The code of an attempt error, for events. */

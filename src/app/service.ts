@@ -18,6 +18,7 @@ import { FeedServer } from '../feed/server.js';
 import { runHealthChecks } from '../observability/health.js';
 import { summarize } from '../observability/inventory.js';
 import { createMetrics } from '../observability/metrics.js';
+import { withoutCommandLine } from '../queue/job-view.js';
 import { JobQueue } from '../queue/job-queue.js';
 import { startSchedulerService } from '../scheduler/service.js';
 import { jobKeyFileOf, loadSigner } from '../security/key-file.js';
@@ -113,7 +114,7 @@ export async function startService({ config, configFile, roles, log, version }: 
       stopGraceMs: config.workloads.stopGraceMs,
       policy,
     });
-    const resolve = (spec: TargetSpec) => resolveTarget(spec, { workloads });
+    const resolve = (spec: TargetSpec) => resolveTarget(spec, { workloads, exclude: policy.ownPids() });
     // A dump asked for through the API (POST /dumps, trigger-now) is checked at the edge, so a refused or
     // unresolvable target answers 4xx at once instead of becoming a failed job; the worker checks again when it runs.
     const checkTarget = async (spec: TargetSpec) => policy.check(await resolve(spec));
@@ -185,8 +186,8 @@ export async function startService({ config, configFile, roles, log, version }: 
       auth,
       options: config.feed,
       onError,
-      snapshot: async () => ({
-        jobs: await queue.listJobs({ limit: 100 }),
+      snapshot: async (who) => ({
+        jobs: (await queue.listJobs({ limit: 100 })).map((job) => (who.role === 'operate' ? job : withoutCommandLine(job))),
         checkpoints: await catalog.list({ limit: 100 }),
         schedules: (await scheduleStore.list()).map((r) => r.schedule),
       }),
@@ -207,7 +208,7 @@ export async function startService({ config, configFile, roles, log, version }: 
     });
     metrics.follow(feed.tailer);
 
-    await app.register(serviceRoutes, { probes, metricsText: () => metrics.metricsText(), version });
+    await app.register(serviceRoutes, { probes, metricsText: () => metrics.metricsText(), version, auth });
     await app.register(jobRoutes, {
       jobs: {
         ...bind(queue, 'enqueueRestore', 'enqueueBatchRestore', 'enqueueVerify', 'getJob', 'listJobs', 'getJobLog', 'cancelJob', 'retryJob'),

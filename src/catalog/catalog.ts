@@ -179,13 +179,16 @@ export class Catalog {
 
   /**
    * Unlists the checkpoint and removes its files (at once when they are on this node). Refuses with EPINNED a pinned
-   * checkpoint unless `force`, and always with EINUSE one that a restore holds a ref on. ENOTFOUND for unknown ids.
+   * checkpoint unless `force`, and always with EINUSE one that a restore holds a ref on. ENOTFOUND for unknown ids;
+   * EUNSAFE_PATH (nothing changed) when its folder on this node leads out of the storage root.
    * If file removal fails the error is thrown, and the checkpoint stays unlisted and pending (finishPendingDeletes).
    */
   async delete(id: string, options: { force?: boolean } = {}): Promise<DeleteResult> {
     const found = isCheckpointId(id) ? await this.read(id) : null;
     if (!found) throw notFound(id);
     const m = found.checkpoint;
+    // A folder that leads out of the storage root is refused before the checkpoint is unlisted: it stays as it was.
+    if (m.node === this.options.node) await this.options.store.assertContained(m.target.key, m.id);
     await this.pruneRefs(id);
     const keys = [this.hashKey(id), this.refsKey(id), this.pendingKey(m.node), ...this.indexKeys(m)];
     const [verdict, ...refs] = (await this.redis.eval(

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseOrThrow } from '../common/validation.js';
 import type { Signer } from '../security/signer.js';
@@ -115,6 +115,7 @@ export class CheckpointStore {
     options: { jobId?: string } = {},
   ): Promise<FoundAttempt | null> {
     const attempt = this.attemptOf(targetKey, checkpointId);
+    await this.assertContained(targetKey, path.basename(attempt.dir));
     if (!(await isRealDir(attempt.dir))) return null;
     const previousOwner = await readOwner(attempt.dir);
     await this.writeOwner(attempt.dir, options.jobId);
@@ -139,7 +140,8 @@ export class CheckpointStore {
         checked.id,
       );
     }
-    const finalDir = this.pathOf(checked);
+    await this.assertContained(attempt.targetKey, path.basename(attempt.dir));
+    const finalDir = await this.containedPathOf(checked);
     // The owner file goes either way: the folder is committed now, or (ECOMMITTED) left to whoever adopts or sweeps it.
     const [committedAlready] = await Promise.all([exists(finalDir), rm(path.join(attempt.dir, OWNER_FILE), { force: true })]);
     if (committedAlready) {
@@ -167,7 +169,7 @@ export class CheckpointStore {
    * disk, a full disk, a failing disk, someone's hands). Reads every hashed file once. Empty when intact.
    */
   async verify(manifest: Manifest): Promise<string[]> {
-    return this.verifyFolder(this.pathOf(manifest), manifest);
+    return this.verifyFolder(await this.containedPathOf(manifest), manifest);
   }
 
   /**
@@ -178,6 +180,7 @@ export class CheckpointStore {
    */
   async adoptCopy(attemptDir: string, manifest: Manifest): Promise<Manifest> {
     const attempt = this.parseAttemptDir(attemptDir);
+    await this.assertContained(attempt.targetKey, path.basename(attempt.dir));
     try {
       const problem = this.untrustedBecause(manifest, attempt.targetKey, attempt.checkpointId);
       if (problem) throw new CatalogError('EMANIFEST_UNTRUSTED', `not trusting the copy of ${attempt.targetKey}/${attempt.checkpointId}: ${problem}`, manifest.id);
@@ -187,7 +190,7 @@ export class CheckpointStore {
       if (damage.length) throw new CatalogError('EDAMAGED', `checkpoint ${manifest.id} is damaged: ${damage.join('; ')}`, manifest.id);
       await writeDurably(path.join(attempt.dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
       await fsyncDir(attempt.dir);
-      await rename(attempt.dir, this.pathOf(manifest));
+      await rename(attempt.dir, await this.containedPathOf(manifest));
       await fsyncDir(path.dirname(attempt.dir));
       return manifest;
     } catch (err) {
@@ -221,17 +224,21 @@ export class CheckpointStore {
   /** Removes an attempt folder (a failed or abandoned attempt). Missing is fine. */
   async discard(attemptDir: string): Promise<void> {
     const attempt = this.parseAttemptDir(attemptDir);
+    await this.assertContained(attempt.targetKey, path.basename(attempt.dir));
     await rm(attempt.dir, { recursive: true, force: true });
+    await this.removeTargetDirIfEmpty(attempt.targetKey);
   }
 
   /** The committed manifest of `<targetKey>/<checkpointId>`, or null when there is no such checkpoint folder. */
   async readManifest(targetKey: string, checkpointId: string): Promise<Manifest | null> {
     const dir = path.join(this.targetDir(targetKey), this.checkedId(checkpointId));
+    await this.assertContained(targetKey, checkpointId);
     let text: string;
     try {
-      text = await readFile(path.join(dir, MANIFEST_FILE), 'utf8');
+      text = await readFile(path.join(dir, MANIFEST_FILE), { encoding: 'utf8', flag: constants.O_RDONLY | constants.O_NOFOLLOW });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw unsafe(path.join(dir, MANIFEST_FILE), 'is a symbolic link');
       throw e;
     }
     return parseOrThrow(manifestSchema, JSON.parse(text), path.join(dir, MANIFEST_FILE));
@@ -260,16 +267,49 @@ export class CheckpointStore {
     return undefined;
   }
 
-  /** Removes a checkpoint's folder (missing is fine), and its target folder when that is left empty. */
+  /**
+   * Removes a checkpoint's folder (missing is fine), and its target folder when that is left empty. EUNSAFE_PATH,
+   * removing nothing, when the way there leaves the root (see assertContained).
+   */
   async remove(manifest: Pick<Manifest, 'id' | 'target'>): Promise<void> {
-    const dir = this.pathOf(manifest);
+    const dir = await this.containedPathOf(manifest);
     await rm(dir, { recursive: true, force: true });
-    await rmdir(path.dirname(dir)).catch(() => undefined);
+    await this.removeTargetDirIfEmpty(manifest.target.key);
   }
 
-  /** `<root>/<targetKey>/<id>` of a checkpoint (key and id checked: EBADNAME). */
+  /** `<root>/<targetKey>/<id>` of a checkpoint (key and id checked: EBADNAME). Nothing on disk is looked at: see containedPathOf. */
   pathOf(manifest: Pick<Manifest, 'id' | 'target'>): string {
     return path.join(this.targetDir(manifest.target.key), this.checkedId(manifest.id));
+  }
+
+  /** pathOf, once assertContained has found that the folder (if it exists) is a real folder inside the root. */
+  async containedPathOf(manifest: Pick<Manifest, 'id' | 'target'>): Promise<string> {
+    const dir = this.pathOf(manifest);
+    await this.assertContained(manifest.target.key, manifest.id);
+    return dir;
+  }
+
+  /**
+   * Refuses (CatalogError EUNSAFE_PATH) a way from the root to `<root>/<targetKey>[/<name>]` that leaves the root:
+   * each part that exists must be a real folder, looked at with lstat (a symbolic link is refused, never followed).
+   * The root itself is checked at start (src/security). Parts that do not exist are fine: there is nothing to follow.
+   */
+  async assertContained(targetKey: string, name?: string): Promise<void> {
+    const targetDir = this.targetDir(targetKey);
+    for (const part of name === undefined ? [targetDir] : [targetDir, path.join(targetDir, name)]) {
+      const st = await lstat(part).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return null;
+        throw e;
+      });
+      if (!st) return;
+      if (st.isSymbolicLink()) throw unsafe(part, `is a symbolic link (to ${await readlink(part).catch(() => '?')})`);
+      if (!st.isDirectory()) throw unsafe(part, 'is not a folder');
+    }
+  }
+
+  /** rmdir of a target folder left empty (a real folder only: rmdir never follows a symlink). */
+  private async removeTargetDirIfEmpty(targetKey: string): Promise<void> {
+    await rmdir(this.targetDir(targetKey)).catch(() => undefined);
   }
 
   /** Folders 0700, regular files 0600, recursively (CRIU creates its images 0644 unless its umask says otherwise). */
@@ -402,7 +442,9 @@ export class CheckpointStore {
   private async ensureDir(dir: string): Promise<void> {
     const made = await mkdir(dir, { recursive: true, mode: DIR_MODE });
     if (made !== undefined) await chmod(dir, DIR_MODE);
-    if (!(await isRealDir(dir))) throw new CatalogError('EBADNAME', `${dir} is not a folder`);
+    const st = await lstat(dir);
+    if (st.isSymbolicLink()) throw unsafe(dir, 'is a symbolic link');
+    if (!st.isDirectory()) throw unsafe(dir, 'is not a folder');
   }
 
   private async writeOwner(dir: string, jobId: string | undefined): Promise<void> {
@@ -434,6 +476,10 @@ async function readOwner(dir: string): Promise<AttemptOwner | null> {
 async function isOwnerAlive(owner: AttemptOwner): Promise<boolean> {
   const stat = await readProcStat(owner.pid);
   return !!stat && stat.state !== 'Z' && stat.startTime === owner.startTime;
+}
+
+function unsafe(where: string, why: string): CatalogError {
+  return new CatalogError('EUNSAFE_PATH', `refusing ${where}: it ${why}; nothing outside the storage root is followed`);
 }
 
 async function isRealDir(dir: string): Promise<boolean> {

@@ -105,7 +105,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Checkpoints live under <root>/<target>/<checkpointId>/ (folders 0700). */
       root: z.string().default('/var/lib/ckpt/checkpoints'),
-      /** /healthz reports unhealthy below this much free space. */
+      /**
+       * /healthz reports unhealthy below this much free space, and a dump whose expected size (the target's memory)
+       * would leave less is refused before CRIU runs (ESTORAGE_FULL, with both figures).
+       */
       minFreeBytes: z.number().int().nonnegative().default(1024 * 1024 * 1024),
       /**
        * Flush a checkpoint's files to disk before it is listed, so it survives a crash or power loss whole.

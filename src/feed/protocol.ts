@@ -20,7 +20,8 @@ import { CHANNELS, type Channel, type FeedEvent } from '../events/types.js';
  *   {type: 'unsubscribed'}
  *   {type: 'pong'}
  *   {type: 'error', code, message, field?}              the connection stays open (except replay_failed: closed
- *                                                        with 1011, reconnect with the same since)
+ *                                                        with 1011, reconnect with the same since); a since that
+ *                                                        Redis cannot hold is invalid_message (field since)
  *
  * Client -> server:
  *   {op: 'subscribe', channels: ('job'|'schedule'|'checkpoint')[], filter?: {jobId?, scheduleId?, target?, type?}, since?,
@@ -53,7 +54,16 @@ export const CLOSE = {
   internalError: 1011,
 } as const;
 
-const eventId = z.string().regex(/^\d+(-\d+)?$/, 'must be an event id like 1700000000000-0');
+const MAX_U64 = 2n ** 64n - 1n;
+/** A Redis stream id both of whose parts fit in 64 bits, and not the very last id (nothing can come after it). */
+const eventId = z
+  .string()
+  .regex(/^\d+(-\d+)?$/, 'must be an event id like 1700000000000-0')
+  .refine((id) => {
+    // zod runs this after a failed regex too: only digits reach BigInt.
+    const [ms, seq] = /^(\d+)(?:-(\d+))?$/.exec(id)?.slice(1).map((part) => BigInt(part ?? 0)) ?? [0n, 0n];
+    return ms! <= MAX_U64 && seq! <= MAX_U64 && !(ms === MAX_U64 && seq === MAX_U64);
+  }, 'not an event id Redis can hold (each part at most 18446744073709551615)');
 
 export const filterSchema = z.strictObject({
   jobId: z.string().min(1).optional(),

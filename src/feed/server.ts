@@ -32,8 +32,11 @@ export interface FeedServerOptions {
   redis: Redis;
   auth: Authenticator;
   options: FeedOptions;
-  /** The current state, sent after a `reset` (jobs, schedules, checkpoints: whatever the API's snapshot is). */
-  snapshot: () => Promise<unknown>;
+  /**
+   * The current state, sent after a `reset` (jobs, schedules, checkpoints: whatever the API's snapshot is), as the
+   * connected principal may see it (read tokens get no command lines).
+   */
+  snapshot: (principal: Principal) => Promise<unknown>;
   /** Where unexpected errors go (Redis read failures, snapshot bugs). Default: ignored. */
   onError?: (err: Error) => void;
   /** Default /api/v1/feed. */

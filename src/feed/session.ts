@@ -30,7 +30,7 @@ export interface SessionContext {
   head(): string;
   /** Reason to reset when the stream no longer holds every event after `afterId`, else null. */
   historyGapAfter(afterId: string): Promise<string | null>;
-  snapshot(): Promise<unknown>;
+  snapshot(principal: Principal): Promise<unknown>;
   onError(err: Error): void;
 }
 
@@ -212,7 +212,7 @@ export class FeedSession {
     if (!replayedSome || from.isAfter(this.lastDelivered)) this.lastDelivered = from;
     this.sendMessage({ type: 'reset', reason });
     try {
-      const data = await this.context.snapshot();
+      const data = await this.context.snapshot(this.principal);
       if (this.stale(state)) return;
       this.sendMessage({ type: 'snapshot', data });
     } catch (err) {

@@ -83,7 +83,8 @@ export class Pruner {
       } catch (err) {
         const code = (err as { code?: string }).code;
         // Pinned or taken by a restore since we listed, or deleted by someone else: not ours to remove now.
-        if (code === 'EPINNED' || code === 'EINUSE' || code === 'ENOTFOUND') {
+        // EUNSAFE_PATH: its folder leads out of the storage root; kept, and said so, until someone looks at it.
+        if (code === 'EPINNED' || code === 'EINUSE' || code === 'ENOTFOUND' || code === 'EUNSAFE_PATH') {
           logger.info({ scheduleId, checkpointId: c.id, code }, `retention kept checkpoint ${c.id} of schedule ${scheduleId}: ${(err as Error).message}`);
           continue;
         }

@@ -131,10 +131,8 @@ test('a process tree with an established TCP connection is dumped and restored t
   if (!svc) return;
   const pair = await startTcpPair();
   t.after(() => pair.kill());
-  const feed = await FeedRecorder.open(svc.url);
+  const feed = await FeedRecorder.subscribed(svc.url, ['job']);
   t.after(() => feed.close());
-  feed.send({ op: 'subscribe', channels: ['job'] });
-  await feed.waitFor((m) => m.type === 'subscribed');
   // The outcome: completed, or failed for good (a failed attempt that will be retried is not the end).
   const finished = (jobId: string) =>
     feed.waitFor((m) => m.type === 'event' && m.jobId === jobId && (m.event === 'job.completed' || (m.event === 'job.failed' && m.data.final)));

@@ -47,6 +47,13 @@ test('malformed, invalid and unknown messages get an error and the connection st
 
   c.send({ op: 'subscribe', channels: ['job'], since: 'yesterday' });
   assert.equal((await c.expect('error')).field, 'since');
+  // Shaped like ids, but Redis refuses them (a part past 64 bits; the last possible id as an exclusive start):
+  // the client's mistake, answered as such, never a 1011 close that tells the client to come back with the same since.
+  for (const since of ['99999999999999999999-0', '1-18446744073709551616', '18446744073709551615-18446744073709551615']) {
+    c.send({ op: 'subscribe', channels: ['job'], since });
+    const refused = await c.expect('error');
+    assert.deepEqual([refused.code, refused.field], ['invalid_message', 'since'], JSON.stringify(refused));
+  }
 
   c.send({ channels: ['job'] });
   assert.equal((await c.expect('error')).code, 'invalid_message');

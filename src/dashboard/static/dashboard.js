@@ -649,7 +649,8 @@ async function loadOverview() {
 
 /** Redis, CRIU and storage as /healthz sees them. */
 async function loadHealth() {
-  const res = await fetch('/healthz');
+  // With tokens configured the checks need one (without, /healthz answers only {status}).
+  const res = await fetch('/healthz', { headers: token ? { authorization: `Bearer ${token}` } : {} });
   const { checks } = await res.json();
   for (const name of ['redis', 'criu', 'storage']) {
     const c = checks[name] || { ok: false, error: 'not checked' };
