@@ -1,6 +1,8 @@
 import os from 'node:os';
 import { z } from 'zod';
+import { byteSizeSchema } from '../common/byte-size.js';
 import { isValidRegex } from '../common/validation.js';
+import { retentionSchema } from '../retention/schema.js';
 
 /**
  * The one schema for ckpt's configuration (config/*.yaml, CKPT_* variables and CLI flags are merged, then parsed here).
@@ -85,7 +87,7 @@ export const remoteStorageSchema = z.strictObject({
    */
   encryptionKeyFile: z.string().default(''),
   /** Parts of a multipart upload (S3's minimum is 5 MiB). */
-  partBytes: z.number().int().min(5 * 1024 * 1024).default(8 * 1024 * 1024),
+  partBytes: byteSizeSchema(5 * 1024 * 1024).default(8 * 1024 * 1024),
 });
 
 export const configSchema = z.strictObject({
@@ -98,7 +100,7 @@ export const configSchema = z.strictObject({
       port: z.number().int().min(0).max(65535).default(7070),
       /** Required when host is not loopback; on loopback they are optional (no token needed when empty). */
       tokens: z.array(tokenSchema).default([]),
-      bodyLimitBytes: z.number().int().positive().default(1024 * 1024),
+      bodyLimitBytes: byteSizeSchema(1).default(1024 * 1024),
     })
     .prefault({}),
   storage: z
@@ -109,7 +111,13 @@ export const configSchema = z.strictObject({
        * /healthz reports unhealthy below this much free space, and a dump whose expected size (the target's memory)
        * would leave less is refused before CRIU runs (ESTORAGE_FULL, with both figures).
        */
-      minFreeBytes: z.number().int().nonnegative().default(1024 * 1024 * 1024),
+      minFreeBytes: byteSizeSchema().default(1024 * 1024 * 1024),
+      /**
+       * Retention for the checkpoints no schedule made (manual dumps, `ckpt dump`), applied per target after each
+       * such checkpoint and at start: `{keepLast, maxAge, maxTotalBytes}` as a schedule's retention. Pinned and
+       * in-use checkpoints are never removed, nor a target's newest. Unset: such checkpoints are kept until deleted.
+       */
+      retention: retentionSchema.optional(),
       /**
        * Flush a checkpoint's files to disk before it is listed, so it survives a crash or power loss whole.
        * false trades that for speed (measured here: ~5 ms for a small process, ~30 ms per 64 MiB).
@@ -131,7 +139,7 @@ export const configSchema = z.strictObject({
        * With `remote`: local copies of uploaded checkpoints (made here or downloaded for a restore) are dropped, oldest
        * first, while together they exceed this many bytes; never one in use. 0: no bound.
        */
-      localCacheBytes: z.number().int().nonnegative().default(0),
+      localCacheBytes: byteSizeSchema().default(0),
     })
     .prefault({}),
   workloads: z
@@ -227,12 +235,12 @@ export const configSchema = z.strictObject({
   feed: z
     .strictObject({
       heartbeatMs: durationMs.default(30_000),
-      maxPayloadBytes: z.number().int().positive().default(64 * 1024),
+      maxPayloadBytes: byteSizeSchema(1).default(64 * 1024),
       /**
        * A client whose unsent data exceeds this is closed (1008); progress is coalesced before that.
        * The feed's worst-case memory is clients x this, so it is kept small.
        */
-      maxBufferedBytes: z.number().int().positive().default(1024 * 1024),
+      maxBufferedBytes: byteSizeSchema(1).default(1024 * 1024),
     })
     .prefault({}),
   scheduler: z
