@@ -75,10 +75,22 @@ export class FeedSession {
     private readonly limits: SessionLimits,
   ) {
     this.outbox = new Outbox(ws, limits, () => this.close(CLOSE.tooSlow, 'too slow', 'too-slow'));
-    ws.on('message', (data) => this.onMessage(String(data)));
+    const greeted = this.greet();
+    // Messages wait for the hello, in the order they came.
+    ws.on('message', (data) => void greeted.then(() => this.onMessage(String(data))).catch((err: Error) => context.onError(err)));
     ws.on('pong', () => (this.alive = true));
     ws.on('close', () => this.markClosed());
-    this.sendMessage({ type: 'hello', version: PROTOCOL_VERSION, lastEventId: context.head() });
+  }
+
+  /**
+   * `hello` tells the client where "now" is: the stream's newest event, which this process's tailer may not have read
+   * yet (a client that took the tailer's head as its `since` got an event from before it connected). Redis down: the
+   * tailer's head, as far as anyone here knows.
+   */
+  private async greet(): Promise<void> {
+    const head = EventId.parse(this.context.head());
+    const newest = await this.context.eventLog.lastId().then((id) => EventId.parse(id), () => head);
+    this.sendMessage({ type: 'hello', version: PROTOCOL_VERSION, lastEventId: (newest.isAfter(head) ? newest : head).text });
   }
 
   /** Most unsent bytes (socket + queue) ever seen, for tests and stats. */
