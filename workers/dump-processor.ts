@@ -287,7 +287,7 @@ async function catalogue(
   const known = options.mayBeKnown && (await ctx.catalog.get(manifest.id).then(
     () => true,
     (err: unknown) => {
-      if (err instanceof CatalogError && err.code === 'ENOTFOUND') return false;
+      if (err instanceof CatalogError && err.code === 'ECHECKPOINT_NOT_FOUND') return false;
       throw err;
     },
   ));

@@ -16,7 +16,8 @@ export interface ApiServerOptions {
 /** Maps errors with well-known codes (from the queue, catalog, targets, policy) to HTTP statuses. */
 const STATUS_BY_CODE: Record<string, [number, string]> = {
   EVALIDATION: [400, 'validation'],
-  ENOTFOUND: [404, 'not_found'],
+  ECHECKPOINT_NOT_FOUND: [404, 'not_found'],
+  ESCHEDULE_NOT_FOUND: [404, 'not_found'],
   EPINNED: [409, 'pinned'],
   EINUSE: [409, 'in_use'],
   EPOLICY: [403, 'policy'],

@@ -571,7 +571,7 @@ export class JobQueue {
   private async lookupCheckpoint(checkpointId: string): Promise<{ node: string; target: { key: string; workload?: unknown } }> {
     if (!this.options.checkpoints) throw new Error('JobQueue: restores need options.checkpoints (the catalog)');
     const checkpoint = await this.options.checkpoints.get(checkpointId);
-    if (!checkpoint) throw new CatalogError('ENOTFOUND', `checkpoint ${checkpointId} not found`, checkpointId);
+    if (!checkpoint) throw new CatalogError('ECHECKPOINT_NOT_FOUND', `checkpoint ${checkpointId} not found`, checkpointId);
     return checkpoint;
   }
 

@@ -44,7 +44,7 @@ export const dumpJobSchema = z.strictObject({
 export const MAX_REPLICAS = 32;
 
 export const restoreJobSchema = z.strictObject({
-  /** Shape checked here; existence by JobQueue (an unknown id is a CatalogError ENOTFOUND). */
+  /** Shape checked here; existence by JobQueue (an unknown id is a CatalogError ECHECKPOINT_NOT_FOUND). */
   checkpointId: checkpointIdSchema,
   criu: criuRestoreOptionsSchema.optional(),
   /** Where to restore. Default: the node that made the checkpoint. */

@@ -11,7 +11,7 @@ export interface RetentionCatalog {
   list(filter: { schedule: string; limit: number }): Promise<(RetainedCheckpoint & { target?: { key: string } })[]>;
   /** Whether a waiting or active restore refers to it. */
   isInUse(id: string): Promise<boolean>;
-  /** Removes it from the catalog and its files; throws (code EPINNED / EINUSE / ENOTFOUND) when it may not or is gone. */
+  /** Removes it from the catalog and its files; throws (code EPINNED / EINUSE / ECHECKPOINT_NOT_FOUND) when it may not or is gone. */
   delete(id: string): Promise<unknown>;
 }
 
@@ -83,7 +83,7 @@ export class Pruner {
       } catch (err) {
         const code = (err as { code?: string }).code;
         // Pinned or taken by a restore since we listed, or deleted by someone else: not ours to remove now.
-        if (code === 'EPINNED' || code === 'EINUSE' || code === 'ENOTFOUND') {
+        if (code === 'EPINNED' || code === 'EINUSE' || code === 'ECHECKPOINT_NOT_FOUND') {
           logger.info({ scheduleId, checkpointId: c.id, code }, `retention kept checkpoint ${c.id} of schedule ${scheduleId}: ${(err as Error).message}`);
           continue;
         }

@@ -91,7 +91,7 @@ test('a deterministic job id enqueues once: the second enqueue returns the exist
   await assert.rejects(queue.enqueueDump({ target: { pid: 7 } }, { jobId: 'a:b' }), ValidationError);
 });
 
-test('restores go to the checkpoint node unless told otherwise; unknown checkpoints are ENOTFOUND', async (t) => {
+test('restores go to the checkpoint node unless told otherwise; unknown checkpoints are ECHECKPOINT_NOT_FOUND', async (t) => {
   const { queue, eventLog, refs } = await setup(t);
   const r = await queue.enqueueRestore({ checkpointId: CP2 });
   assert.equal(r.node, 'node-b');
@@ -102,7 +102,7 @@ test('restores go to the checkpoint node unless told otherwise; unknown checkpoi
   assert.equal((await eventLog.readAfter('0'))[0]!.target, 'python3-200');
   await assert.rejects(queue.enqueueRestore({ checkpointId: '20261127T000000Z-ffffffff' }), (err: unknown) => {
     assert.ok(err instanceof CatalogError);
-    assert.equal(err.code, 'ENOTFOUND');
+    assert.equal(err.code, 'ECHECKPOINT_NOT_FOUND');
     return true;
   });
 });
