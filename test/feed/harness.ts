@@ -153,8 +153,9 @@ export class FeedClient {
   }
 }
 
+/** An event of job `jobId` with any data: the feed passes data through unread, so tests send only what they check. */
 export function jobEvent(jobId: string, event: EventInput['event'], data: Record<string, unknown> = {}, jobType: EventInput['jobType'] = 'dump'): EventInput {
-  return { event, jobId, jobType, target: `pid:${jobId}`, data };
+  return { event, jobId, jobType, target: `pid:${jobId}`, data } as EventInput;
 }
 
 /**
