@@ -22,7 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import WebSocket from 'ws';
-import { Authenticator } from '../src/api/auth.js';
+import { Authenticator } from '../src/security/auth.js';
 import { configSchema } from '../src/config/schema.js';
 import { compareEventIds, EventLog } from '../src/events/event-log.js';
 import type { EventInput, FeedEvent } from '../src/events/types.js';

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { ValidationError } from '../common/validation.js';
 import { NodeUnservedError } from '../queue/errors.js';
 import { isRedisUnavailable } from '../queue/redis.js';
-import type { Authenticator, Principal, Role } from './auth.js';
+import type { Authenticator, Principal, Role } from '../security/auth.js';
 
 export interface ApiServerOptions {
   logger: Logger;

@@ -2,7 +2,8 @@ import type { Redis } from 'ioredis';
 import { parseOrThrow } from '../common/validation.js';
 import type { CheckpointStore } from './checkpoint-store.js';
 import { CatalogError } from './errors.js';
-import { isCheckpointId, manifestSchema, type Manifest } from './manifest.js';
+import { isCheckpointId } from '../common/checkpoint-id.js';
+import { manifestSchema, type Manifest } from './manifest.js';
 
 export interface CatalogOptions {
   /** Redis key prefix (config `redis.prefix`); the catalog's keys are `<prefix>:catalog:*`. */

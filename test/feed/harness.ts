@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import WebSocket, { type ClientOptions } from 'ws';
-import { Authenticator, type AuthenticatorOptions } from '../../src/api/auth.js';
+import { Authenticator, type AuthenticatorOptions } from '../../src/security/auth.js';
 import { compareEventIds, EventLog } from '../../src/events/event-log.js';
 import type { EventInput } from '../../src/events/types.js';
 import { FeedServer, type FeedOptions } from '../../src/feed/server.js';

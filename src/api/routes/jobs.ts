@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { CancelResult, ListJobsFilter } from '../../queue/job-queue.js';
-import { isCheckpointId } from '../../catalog/manifest.js';
+import { isCheckpointId } from '../../common/checkpoint-id.js';
 import { batchRestoreJobSchema, dumpJobSchema, JOB_TYPES, restoreJobSchema, type DumpJob } from '../../queue/schemas.js';
 import { batchEnqueuedResponse, cancelResponse, enqueuedResponse, jobListResponse, jobResponse, textResponse } from '../responses.js';
 import { defineRoute, NotFoundError } from '../route.js';
