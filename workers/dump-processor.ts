@@ -13,12 +13,12 @@ import type { JobResult } from '../src/queue/job-view.js';
 import { LeaseSemaphore } from '../src/queue/lease-semaphore.js';
 import type { DumpJobData, ResolvedTarget } from '../src/queue/schemas.js';
 import { TargetError } from '../src/targets/errors.js';
-import { readProcStat } from '../src/targets/process-info.js';
+import { readProcStat } from '../src/common/proc.js';
 import { resolveTarget } from '../src/targets/resolve.js';
 import { CriuLogTailer } from './criu-log-tailer.js';
 import { networkLockFor } from './network-lock.js';
 import { reasonOf, RetryableJobError } from './failure.js';
-import { waitUntraced } from './proc-wait.js';
+import { waitUntraced } from '../src/common/proc.js';
 import { dumpPercent, PageBytesSampler, treeDumpBytes } from './progress-sampler.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
 

@@ -6,7 +6,7 @@ import type { NotifyScript } from '../src/criu/connection.js';
 import type { JobResult } from '../src/queue/job-view.js';
 import { LeaseSemaphore, type Lease } from '../src/queue/lease-semaphore.js';
 import type { RestoreJobData } from '../src/queue/schemas.js';
-import { readProcStat } from '../src/targets/process-info.js';
+import { readProcStat } from '../src/common/proc.js';
 import { CriuLogTailer } from './criu-log-tailer.js';
 import { networkLockFor } from './network-lock.js';
 import { checkpointImages } from './checkpoint-images.js';

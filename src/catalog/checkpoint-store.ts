@@ -4,7 +4,7 @@ import path from 'node:path';
 import { parseOrThrow } from '../common/validation.js';
 import type { Signer } from '../security/signer.js';
 import { isSafeTargetKey } from '../targets/key.js';
-import { readProcStat } from '../targets/process-info.js';
+import { readProcStat } from '../common/proc.js';
 import { CatalogError } from './errors.js';
 import { sha256Of } from './file-digest.js';
 import { isCheckpointId } from '../common/checkpoint-id.js';

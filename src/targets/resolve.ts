@@ -2,7 +2,8 @@ import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { TargetError, type TargetMatch } from './errors.js';
 import { matchingPids } from './match.js';
-import { ancestorsOf, listPids, readCmdline, readProcessInfo, type ProcessInfo } from './process-info.js';
+import { ancestorsOf, listPids, readCmdline } from '../common/proc.js';
+import { readProcessInfo, type ProcessInfo } from './process-info.js';
 import type { TargetSpec } from './spec.js';
 import { workloadTargetKey } from './key.js';
 
