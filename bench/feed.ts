@@ -3,15 +3,21 @@
  * stream (waiting, active, progress steps each followed by a log line, completed), published with EventLog exactly as
  * workers do.
  *
- * Measures, per delivered event: latency = receive time - publish time (the event's `ts`, and a sub-millisecond clock
- * the publisher puts in data.sentAt), events per second (published, and delivered to all clients), and the feed server's
- * RSS. Baseline in the same run: one raw XREAD BLOCK reader of the same stream (what any consumer pays without the feed).
+ * The same workload runs once per way of fanning out, each with fresh clients (same number, same client processes):
+ * - `bare ws`: the baseline. A bare `ws` server reads the same stream with XREAD BLOCK and broadcasts each event's JSON
+ *   (the feed's own `event` message) to every client with `ws.send`: what the fan-out costs without anything else.
+ * - `feed`: the FeedServer, one frame per event (clients subscribe without `batch`).
+ * - `feed batched`: clients subscribe with `batch: true` (several events per `events` frame when several are ready).
+ * - `feed batched, early coalescing`: as above with coalesceAboveBytes 16 KiB (progress coalesced sooner for a client
+ *   that falls behind).
+ * - `feed batched, N processes`: N feed server processes on the same stream, the clients split among them.
+ * Measures, per delivered event: latency = receive time - publish time (a sub-millisecond clock the publisher puts in
+ * data.sentAt), deliveries per second, the server's CPU and peak RSS; a raw XREAD reader of the same stream runs in
+ * every phase too (what any consumer pays without a fan-out).
  *
- * Processes: this one (Redis, publisher, report), the feed server, the baseline reader, and client processes (clients
- * split among them), so the server's RSS is its own.
- *
- * Run: node --import tsx bench/feed.ts  (env: BENCH_CLIENTS=1000 BENCH_JOBS=20 BENCH_STEPS=50 BENCH_INTERVAL_MS=100
- * BENCH_CLIENT_PROCS=2; BENCH_SERVER_NODE_OPTIONS="--cpu-prof" profiles the feed server)
+ * Run: node dist/bench/feed.js [--quick]  (--quick: 20 steps a job, under ~30 s on a quiet machine; env: BENCH_CLIENTS=1000
+ * BENCH_JOBS=20 BENCH_STEPS=50 BENCH_INTERVAL_MS=100 BENCH_CLIENT_PROCS=2 BENCH_FEED_PROCS=2 BENCH_PHASES=bare,feed,...;
+ * BENCH_SERVER_NODE_OPTIONS="--cpu-prof" profiles the servers)
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
@@ -21,20 +27,42 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import { Authenticator } from '../src/security/auth.js';
 import { configSchema } from '../src/config/schema.js';
-import { compareEventIds, EventLog } from '../src/events/event-log.js';
+import { EventId } from '../src/events/event-id.js';
+import { EventLog } from '../src/events/event-log.js';
 import type { EventInput, FeedEvent } from '../src/events/types.js';
+import { encodeEvent } from '../src/feed/protocol.js';
 import { FeedServer } from '../src/feed/server.js';
 import { TestRedis } from '../test/helpers/redis.js';
+import { record } from './lib/report.js';
 
+const QUICK = process.argv.includes('--quick');
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 1000);
 const JOBS = Number(process.env.BENCH_JOBS ?? 20);
-const STEPS = Number(process.env.BENCH_STEPS ?? 50);
+const STEPS = Number(process.env.BENCH_STEPS ?? (QUICK ? 20 : 50));
 const INTERVAL_MS = Number(process.env.BENCH_INTERVAL_MS ?? 100);
 const CLIENT_PROCS = Math.min(CLIENTS, Number(process.env.BENCH_CLIENT_PROCS ?? 2));
+const FEED_PROCS = Number(process.env.BENCH_FEED_PROCS ?? 2);
 const STREAM_KEY = 'bench:events';
+
+interface Phase {
+  name: string;
+  server: 'bare' | 'feed';
+  procs: number;
+  batch: boolean;
+  coalesceAboveBytes?: number;
+}
+
+const PHASES: Record<string, Phase> = {
+  bare: { name: 'bare ws broadcast', server: 'bare', procs: 1, batch: false },
+  feed: { name: 'feed, a frame per event', server: 'feed', procs: 1, batch: false },
+  batched: { name: 'feed, batched frames', server: 'feed', procs: 1, batch: true },
+  coalesce: { name: 'feed, batched, coalesce >16 KiB', server: 'feed', procs: 1, batch: true, coalesceAboveBytes: 16 * 1024 },
+  procs: { name: `feed, batched, ${FEED_PROCS} processes`, server: 'feed', procs: FEED_PROCS, batch: true },
+};
+const CHOSEN = (process.env.BENCH_PHASES ?? (QUICK ? 'bare,feed,batched' : Object.keys(PHASES).join(','))).split(',');
 
 /** Latencies in 0.1 ms buckets: bounded memory whatever the number of samples. */
 class LatencyHistogram {
@@ -64,80 +92,110 @@ class LatencyHistogram {
 }
 
 interface Measured {
-  /** ts-based (ms resolution) and sentAt-based latencies. */
-  ts: [number, number][];
-  hires: [number, number][];
+  latency: [number, number][];
   received: number;
+  /** Frames that carried them (fewer than `received` when batched). */
+  frames: number;
+  /** Clients the server closed (too slow) before the end. */
+  closed: number;
   firstAt: number;
   lastAt: number;
 }
 
 const now = () => performance.timeOrigin + performance.now();
-const TS = /"ts":(\d+)/;
 const SENT_AT = /"sentAt":([\d.]+)/;
 const ID = /"id":"([^"]+)"/;
 
-/** Records one delivered frame; returns its id when it is the end marker. */
+/** Records delivered frames (one `event` or an `events` batch); returns the id of the last event in it. */
 function recorder() {
-  const ts = new LatencyHistogram();
-  const hires = new LatencyHistogram();
+  const latency = new LatencyHistogram();
   let received = 0;
+  let frames = 0;
+  let closed = 0;
   let firstAt = 0;
   let lastAt = 0;
+  const one = (at: number, sentAt: number) => {
+    received++;
+    latency.add(at - sentAt);
+  };
   return {
-    record(text: string): void {
+    record(text: string): string {
       const at = now();
-      const wall = Date.now();
-      received++;
+      frames++;
       if (!firstAt) firstAt = at;
       lastAt = at;
-      ts.add(wall - Number(TS.exec(text)![1]));
-      hires.add(at - Number(SENT_AT.exec(text)![1]));
+      if (text.startsWith('{"type":"events"')) {
+        const { events } = JSON.parse(text) as { events: { id: string; data: { sentAt: number } }[] };
+        for (const e of events) one(at, e.data.sentAt);
+        return events.at(-1)!.id;
+      }
+      one(at, Number(SENT_AT.exec(text)![1]));
+      return ID.exec(text)![1]!;
+    },
+    closed(): void {
+      closed++;
     },
     result(): Measured {
-      return { ts: [...ts.counts], hires: [...hires.counts], received, firstAt, lastAt };
+      return { latency: [...latency.counts], received, frames, closed, firstAt, lastAt };
     },
   };
 }
 
+function reportUsage(extra: () => Record<string, unknown>): void {
+  let peakRss = 0;
+  setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50).unref();
+  process.on('message', (m: { cmd: string }) => {
+    if (m.cmd === 'usage') process.send!({ usage: { rss: process.memoryUsage().rss, peakRss, cpu: process.cpuUsage(), ...extra() } });
+    if (m.cmd === 'resetPeak') peakRss = 0;
+    if (m.cmd === 'exit') process.exit(0);
+  });
+}
+
 // ---- child roles ----
 
-async function runServer(redisUrl: string): Promise<void> {
-  const redis = new Redis(redisUrl);
-  const config = configSchema.parse({});
+async function listen(): Promise<http.Server> {
   const server = http.createServer((_req, res) => res.writeHead(404).end());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+async function runFeedServer(redisUrl: string, coalesceAboveBytes: number | undefined): Promise<void> {
+  const redis = new Redis(redisUrl);
+  const config = configSchema.parse({});
+  const server = await listen();
   const feed = new FeedServer({
     server,
     eventLog: new EventLog(redis, { key: STREAM_KEY }),
     redis,
     auth: new Authenticator({ host: '127.0.0.1', tokens: [] }),
-    options: config.feed,
+    options: { ...config.feed, coalesceAboveBytes },
     snapshot: async () => ({}),
   });
-  // Time spent handing each batch to every client (serialize once, filter, write): listeners run in order, so one
-  // registered before start() and one after bracket the feed's own.
-  let fanOutNs = 0n;
-  let fanOutEvents = 0;
-  let batchStart = 0n;
-  feed.tailer.onEvents(() => (batchStart = process.hrtime.bigint()));
   await feed.start();
-  feed.tailer.onEvents((events) => {
-    fanOutNs += process.hrtime.bigint() - batchStart;
-    fanOutEvents += events.length;
-  });
-  let peakRss = 0;
-  setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50).unref();
-  process.on('message', (m: { cmd: string }) => {
-    if (m.cmd === 'rss') process.send!({ rss: process.memoryUsage().rss, peakRss, clients: feed.clientCount, stats: feed.stats(), cpu: process.cpuUsage(), fanOutMs: Number(fanOutNs) / 1e6, fanOutEvents });
-    if (m.cmd === 'exit') process.exit(0);
-    if (m.cmd === 'resetPeak') peakRss = 0;
-  });
+  reportUsage(() => ({ clients: feed.clientCount, stats: feed.stats() }));
   process.send!({ port: (server.address() as AddressInfo).port, rss: process.memoryUsage().rss });
 }
 
+/** The baseline: a bare ws server broadcasting every event of the stream, as the feed's `event` message, to every client. */
+async function runBareServer(redisUrl: string): Promise<void> {
+  const redis = new Redis(redisUrl);
+  const log = new EventLog(redis, { key: STREAM_KEY });
+  const server = await listen();
+  const wss = new WebSocketServer({ server });
+  let cursor = await log.lastId();
+  reportUsage(() => ({ clients: wss.clients.size }));
+  process.send!({ port: (server.address() as AddressInfo).port, rss: process.memoryUsage().rss });
+  for (;;) {
+    for (const e of await log.waitAfter(redis, cursor, 5000)) {
+      cursor = e.id;
+      const { frame } = encodeEvent(e);
+      for (const ws of wss.clients) ws.send(frame, { binary: false });
+    }
+  }
+}
+
 /** Connects `count` ws clients; each subscribes to everything and records every event it receives. */
-async function runClients(url: string, count: number): Promise<void> {
+async function runClients(url: string, count: number, batch: boolean): Promise<void> {
   const rec = recorder();
   const lastIds: string[] = [];
   let endId = '';
@@ -150,11 +208,15 @@ async function runClients(url: string, count: number): Promise<void> {
       Array.from({ length: Math.min(50, count - i) }, (_, k) => {
         const index = i + k;
         lastIds[index] = '';
-        return connect(url, (text) => {
-          rec.record(text);
-          lastIds[index] = ID.exec(text)![1]!;
+        const onEvents = (text: string) => {
+          lastIds[index] = rec.record(text);
           if (lastIds[index] === endId) finish();
-        });
+        };
+        const onClose = () => {
+          rec.closed();
+          if (lastIds[index] !== endId) finish();
+        };
+        return connect(url, batch, onEvents, onClose);
       }),
     );
   }
@@ -165,22 +227,24 @@ async function runClients(url: string, count: number): Promise<void> {
   process.send!({ ready: count });
 }
 
-/** Resolves once subscribed; then calls onEvent with the text of every event message. */
-function connect(url: string, onEvent: (text: string) => void): Promise<void> {
+/** Resolves once subscribed (or, to the bare server, connected); then calls onEvents with the text of every event frame. */
+function connect(url: string, batch: boolean, onEvents: (text: string) => void, onClose: () => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { perMessageDeflate: false });
     ws.on('message', (data) => {
       const text = String(data);
-      if (text.startsWith('{"type":"event"')) return onEvent(text);
+      if (text.startsWith('{"type":"event')) return onEvents(text);
       const m = JSON.parse(text) as { type: string };
-      if (m.type === 'hello') ws.send(JSON.stringify({ op: 'subscribe', channels: ['job', 'schedule', 'checkpoint'] }));
+      if (m.type === 'hello') ws.send(JSON.stringify({ op: 'subscribe', channels: ['job', 'schedule', 'checkpoint'], batch }));
       if (m.type === 'subscribed') resolve();
     });
     ws.once('error', reject);
+    ws.once('close', onClose);
+    if (url.endsWith('/bare')) ws.once('open', () => resolve());
   });
 }
 
-async function runBaseline(redisUrl: string): Promise<void> {
+async function runXreadReader(redisUrl: string): Promise<void> {
   const redis = new Redis(redisUrl);
   const log = new EventLog(redis, { key: STREAM_KEY });
   const rec = recorder();
@@ -188,17 +252,17 @@ async function runBaseline(redisUrl: string): Promise<void> {
   let endId = '';
   process.on('message', (m: { endId: string }) => (endId = m.endId));
   process.send!({ ready: 1 });
-  const finish = () => {
-    process.send!({ done: rec.result(), cpu: process.cpuUsage() });
-    redis.disconnect();
-  };
   for (;;) {
     const res = (await redis.xread('COUNT', 1000, 'BLOCK', 200, 'STREAMS', STREAM_KEY, cursor)) as [string, [string, string[]][]][] | null;
     for (const [id, fields] of res?.[0]?.[1] ?? []) {
-      rec.record(fields[1]!);
+      rec.record(`{"type":"event","id":"${id}",${fields[1]!.slice(1)}`);
       cursor = id;
     }
-    if (endId && cursor === endId) return finish();
+    if (endId && cursor === endId) {
+      process.send!({ done: rec.result(), cpu: process.cpuUsage() });
+      redis.disconnect();
+      return;
+    }
   }
 }
 
@@ -218,6 +282,103 @@ function nextMessage<T>(c: ChildProcess, key: string): Promise<T> {
     };
     c.on('message', on);
   });
+}
+
+interface Usage {
+  rss: number;
+  peakRss: number;
+  cpu: NodeJS.CpuUsage;
+  stats?: unknown;
+}
+
+async function usage(c: ChildProcess): Promise<Usage> {
+  c.send({ cmd: 'usage' });
+  return (await nextMessage<{ usage: Usage }>(c, 'usage')).usage;
+}
+
+const cpuSeconds = (after: NodeJS.CpuUsage, before: NodeJS.CpuUsage) => (after.user + after.system - before.user - before.system) / 1e6;
+
+interface PhaseResult {
+  phase: Phase;
+  latency: LatencyHistogram;
+  xread: LatencyHistogram;
+  delivered: number;
+  frames: number;
+  closed: number;
+  expected: number;
+  seconds: number;
+  publishedPerSecond: number;
+  serverCpuSeconds: number;
+  serverPeakRss: number;
+  stats: unknown[];
+}
+
+/** One way of fanning out: fresh servers, clients and XREAD reader; the workload published; everything measured. */
+async function runPhase(phase: Phase, redisUrl: string, log: EventLog, children: ChildProcess[]): Promise<PhaseResult> {
+  const serverExecArgv = (process.env.BENCH_SERVER_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
+  const servers = Array.from({ length: phase.procs }, () =>
+    child([phase.server === 'bare' ? 'bare' : 'server', redisUrl, String(phase.coalesceAboveBytes ?? '')], serverExecArgv),
+  );
+  const phaseChildren: ChildProcess[] = [...servers];
+  children.push(...servers);
+  const ports = await Promise.all(servers.map(async (c) => (await nextMessage<{ port: number }>(c, 'port')).port));
+  const urls = ports.map((port) => `ws://127.0.0.1:${port}/${phase.server === 'bare' ? 'bare' : 'api/v1/feed'}`);
+
+  const reader = child(['xread', redisUrl]);
+  phaseChildren.push(reader);
+  children.push(reader);
+  await nextMessage(reader, 'ready');
+
+  const clientProcs: ChildProcess[] = [];
+  for (let p = 0; p < CLIENT_PROCS; p++) {
+    const n = Math.floor(CLIENTS / CLIENT_PROCS) + (p < CLIENTS % CLIENT_PROCS ? 1 : 0);
+    const c = child(['clients', urls[p % urls.length]!, String(n), String(phase.batch)]);
+    clientProcs.push(c);
+    phaseChildren.push(c);
+    children.push(c);
+  }
+  await Promise.all(clientProcs.map((c) => nextMessage(c, 'ready')));
+  for (const s of servers) s.send({ cmd: 'resetPeak' });
+  const before = await Promise.all(servers.map(usage));
+
+  const done = [...clientProcs, reader].map((c) => nextMessage<{ done: Measured }>(c, 'done'));
+  const { published, seconds } = await publishJobs(log);
+  const endId = published.map((e) => e.id).sort(EventId.compare).at(-1)!;
+  for (const c of [...clientProcs, reader]) c.send({ endId });
+  const results = (await Promise.all(done)).map((r) => r.done);
+  const after = await Promise.all(servers.map(usage));
+
+  const latency = new LatencyHistogram();
+  let delivered = 0;
+  let frames = 0;
+  let closed = 0;
+  let firstAt = Infinity;
+  let lastAt = 0;
+  for (const r of results.slice(0, -1)) {
+    latency.merge(r.latency);
+    delivered += r.received;
+    frames += r.frames;
+    closed += r.closed;
+    firstAt = Math.min(firstAt, r.firstAt);
+    lastAt = Math.max(lastAt, r.lastAt);
+  }
+  const xread = new LatencyHistogram();
+  xread.merge(results.at(-1)!.latency);
+  for (const c of phaseChildren) c.kill('SIGKILL');
+  return {
+    phase,
+    latency,
+    xread,
+    delivered,
+    frames,
+    closed,
+    expected: published.length * CLIENTS,
+    seconds: (lastAt - firstAt) / 1000,
+    publishedPerSecond: published.length / seconds,
+    serverCpuSeconds: after.reduce((sum, u, i) => sum + cpuSeconds(u.cpu, before[i]!.cpu), 0),
+    serverPeakRss: Math.max(...after.map((u) => u.peakRss)),
+    stats: after.map((u) => u.stats).filter(Boolean),
+  };
 }
 
 async function publishJobs(log: EventLog): Promise<{ published: FeedEvent[]; seconds: number }> {
@@ -244,6 +405,8 @@ async function publishJobs(log: EventLog): Promise<{ published: FeedEvent[]; sec
 }
 
 async function main(): Promise<void> {
+  const unknown = CHOSEN.filter((name) => !(name in PHASES));
+  if (unknown.length) throw new Error(`BENCH_PHASES: no phase ${unknown.join(', ')} (have ${Object.keys(PHASES).join(', ')})`);
   const redisServer = await TestRedis.start();
   const children: ChildProcess[] = [];
   const abort = () => {
@@ -254,98 +417,56 @@ async function main(): Promise<void> {
   try {
     const redis = new Redis(redisServer.url);
     const log = new EventLog(redis, { key: STREAM_KEY });
-
-    const server = child(['server', redisServer.url], (process.env.BENCH_SERVER_NODE_OPTIONS ?? '').split(' ').filter(Boolean));
-    children.push(server);
-    const { port, rss: idleRss } = await nextMessage<{ port: number; rss: number }>(server, 'port');
-    const url = `ws://127.0.0.1:${port}/api/v1/feed`;
-
-    const baseline = child(['baseline', redisServer.url]);
-    children.push(baseline);
-    await nextMessage(baseline, 'ready');
-
-    const clientProcs: ChildProcess[] = [];
-    const connectStarted = now();
-    for (let p = 0; p < CLIENT_PROCS; p++) {
-      const n = Math.floor(CLIENTS / CLIENT_PROCS) + (p < CLIENTS % CLIENT_PROCS ? 1 : 0);
-      const c = child(['clients', url, String(n)]);
-      children.push(c);
-      clientProcs.push(c);
-    }
-    await Promise.all(clientProcs.map((c) => nextMessage(c, 'ready')));
-    const connectSeconds = (now() - connectStarted) / 1000;
-    server.send({ cmd: 'rss' });
-    const connected = await nextMessage<{ rss: number; clients: number }>(server, 'rss');
-    server.send({ cmd: 'resetPeak' });
-
-    server.send({ cmd: 'rss' });
-    const serverCpuBefore = (await nextMessage<{ cpu: NodeJS.CpuUsage }>(server, 'rss')).cpu;
-    const done = [...clientProcs, baseline].map((c) => nextMessage<{ done: Measured; cpu: NodeJS.CpuUsage }>(c, 'done'));
-    const { published, seconds } = await publishJobs(log);
-    const endId = published.map((e) => e.id).sort(compareEventIds).at(-1)!;
-    for (const c of [...clientProcs, baseline]) c.send({ endId });
-    const results = await Promise.all(done);
-    server.send({ cmd: 'rss' });
-    const after = await nextMessage<{ rss: number; peakRss: number; stats: unknown; cpu: NodeJS.CpuUsage; fanOutMs: number; fanOutEvents: number }>(server, 'rss');
-
-    const feedTs = new LatencyHistogram();
-    const feedHires = new LatencyHistogram();
-    let delivered = 0;
-    let firstAt = Infinity;
-    let lastAt = 0;
-    for (const r of results.slice(0, -1)) {
-      feedTs.merge(r.done.ts);
-      feedHires.merge(r.done.hires);
-      delivered += r.done.received;
-      firstAt = Math.min(firstAt, r.done.firstAt);
-      lastAt = Math.max(lastAt, r.done.lastAt);
-    }
-    const base = results.at(-1)!.done;
-    const baseTs = new LatencyHistogram();
-    const baseHires = new LatencyHistogram();
-    baseTs.merge(base.ts);
-    baseHires.merge(base.hires);
-
-    const mib = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MiB`;
-    const f = (n: number) => n.toFixed(1);
-    const row = (name: string, feed: LatencyHistogram, baseline: LatencyHistogram) =>
-      `  ${name.padEnd(26)} feed p50 ${f(feed.percentile(0.5)).padStart(6)} ms  p99 ${f(feed.percentile(0.99)).padStart(6)} ms | ` +
-      `XREAD p50 ${f(baseline.percentile(0.5)).padStart(5)} ms  p99 ${f(baseline.percentile(0.99)).padStart(5)} ms | ` +
-      `ratio p50 ${(feed.percentile(0.5) / Math.max(0.1, baseline.percentile(0.5))).toFixed(1)}x  p99 ${(feed.percentile(0.99) / Math.max(0.1, baseline.percentile(0.99))).toFixed(1)}x`;
-
-    console.log(`feed bench: ${CLIENTS} ws clients (${CLIENT_PROCS} client processes), ${JOBS} jobs x ${STEPS} steps every ${INTERVAL_MS} ms`);
-    console.log(`  published                  ${published.length} events in ${seconds.toFixed(2)} s = ${f(published.length / seconds)} events/s`);
-    console.log(`  delivered                  ${delivered} messages (expected ${published.length * CLIENTS}) in ${((lastAt - firstAt) / 1000).toFixed(2)} s = ${f(delivered / ((lastAt - firstAt) / 1000))} messages/s`);
-    console.log('latency (receive - publish):');
-    console.log(row('event ts (1 ms resolution)', feedTs, baseTs));
-    console.log(row('hi-res clock', feedHires, baseHires));
-    console.log(`server RSS: idle ${mib(idleRss)}, ${connected.clients} clients connected ${mib(connected.rss)}, peak during run ${mib(after.peakRss)}, after ${mib(after.rss)}`);
-    const cpuS = (u: NodeJS.CpuUsage, from?: NodeJS.CpuUsage) => ((u.user + u.system - (from ? from.user + from.system : 0)) / 1e6).toFixed(1);
-    const runSeconds = (lastAt - firstAt) / 1000;
     console.log(
-      `CPU seconds during the run (${runSeconds.toFixed(1)} s, ${os.cpus().length} CPUs): feed server ${cpuS(after.cpu, serverCpuBefore)}, ` +
-        `client processes ${results.slice(0, -1).map((r) => cpuS(r.cpu)).join(' + ')} (incl. connect)`,
+      `feed bench: ${CLIENTS} ws clients (${CLIENT_PROCS} client processes), ${JOBS} jobs x ${STEPS} steps every ${INTERVAL_MS} ms; ` +
+        `${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`,
     );
-    const serverCpuUs = (after.cpu.user + after.cpu.system - serverCpuBefore.user - serverCpuBefore.system);
-    console.log(
-      `server: ${(serverCpuUs / delivered).toFixed(2)} us CPU per delivered message; fan-out wall time ` +
-        `${(after.fanOutMs / after.fanOutEvents).toFixed(2)} ms per event to ${CLIENTS} clients`,
-    );
-    console.log(`connect+subscribe ${CLIENTS} clients: ${connectSeconds.toFixed(2)} s; server stats ${JSON.stringify(after.stats)}`);
-    if (delivered !== published.length * CLIENTS) process.exitCode = 1;
+    const f = (n: number) => n.toFixed(1).padStart(7);
+    console.log(`latency publish -> client (ms), ratio of p99 to the bare ws broadcast's p99 in this run:`);
+    console.log(`  ${'way'.padEnd(34)}    p50     p99  ratio | delivered   frames  closed  deliveries/s  server CPU s  peak RSS | XREAD p50/p99 | load`);
+    const results: PhaseResult[] = [];
+    let bare: PhaseResult | undefined;
+    // Each row is printed as soon as its phase ends: on a loaded machine a whole run takes long.
+    for (const name of CHOSEN) {
+      const r = await runPhase(PHASES[name]!, redisServer.url, log, children);
+      results.push(r);
+      if (r.phase.server === 'bare') bare ??= r;
+      const p99 = r.latency.percentile(0.99);
+      const bareP99 = bare?.latency.percentile(0.99);
+      const ratio = bareP99 === undefined ? '-' : (p99 / Math.max(0.1, bareP99)).toFixed(2) + 'x';
+      // Issue 12's goals: p99 <= 50 ms, and <= 1.5x the bare ws broadcast's p99 in the same run.
+      if (r === bare) record('feed', { name: `${r.phase.name}: p99 publish -> client`, value: p99, unit: 'ms' });
+      else record('feed', { name: `${r.phase.name}: p99 publish -> client`, value: p99, unit: 'ms', goal: { atMost: 50 } });
+      if (bareP99 !== undefined && r !== bare) {
+        record('feed', {
+          name: `${r.phase.name}: p99 against the bare ws broadcast`,
+          value: p99,
+          unit: 'ms',
+          baseline: { name: 'bare ws broadcast p99', value: bareP99 },
+          goal: { atMost: 1.5 },
+        });
+      }
+      console.log(
+        `  ${r.phase.name.padEnd(34)} ${f(r.latency.percentile(0.5))} ${f(p99)} ${ratio.padStart(6)} | ` +
+          `${String(r.delivered).padStart(9)} ${String(r.frames).padStart(8)} ${String(r.closed).padStart(7)} ${f(r.delivered / r.seconds).padStart(13)} ` +
+          `${f(r.serverCpuSeconds).padStart(13)} ${(r.serverPeakRss / 1024 / 1024).toFixed(0).padStart(5)} MiB | ` +
+          `${r.xread.percentile(0.5).toFixed(1)}/${r.xread.percentile(0.99).toFixed(1)} | ${os.loadavg()[0]!.toFixed(1)}`,
+      );
+    }
+    console.log(`published ${results.map((r) => r.publishedPerSecond.toFixed(0)).join(', ')} events/s; expected deliveries ${results[0]?.expected} each`);
+    console.log(`load average after: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    // Every way must deliver every event to every client, except where coalescing progress is the point.
+    if (results.some((r) => r.closed > 0 || (r.phase.coalesceAboveBytes === undefined && r.delivered !== r.expected))) process.exitCode = 1;
     redis.disconnect();
-    // A clean exit lets the server write a profile when BENCH_SERVER_NODE_OPTIONS=--cpu-prof.
-    const exited = new Promise((resolve) => server.once('exit', resolve));
-    server.send({ cmd: 'exit' });
-    await Promise.race([exited, sleep(5000)]);
   } finally {
     for (const c of children) c.kill('SIGKILL');
     await redisServer.stop();
   }
 }
 
-const [role, a, b] = process.argv.slice(2);
-if (role === 'server') await runServer(a!);
-else if (role === 'clients') await runClients(a!, Number(b));
-else if (role === 'baseline') await runBaseline(a!);
+const [role, a, b, c] = process.argv.slice(2);
+if (role === 'server') await runFeedServer(a!, b ? Number(b) : undefined);
+else if (role === 'bare') await runBareServer(a!);
+else if (role === 'clients') await runClients(a!, Number(b), c === 'true');
+else if (role === 'xread') await runXreadReader(a!);
 else await main();

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what ckpt needs and is missing: node modules, redis-server, a working CRIU (>= 4.2).
+# Installs what ckpt needs and is missing: node modules, redis-server, zstd and lz4, a working CRIU (>= 4.2).
 # Idempotent: a second run checks and changes nothing. Every step says what it does.
 #
 # Environment:
@@ -91,6 +91,15 @@ if command -v redis-server >/dev/null; then
 else
   apt_install redis-server
 fi
+
+# ---- zstd and lz4 (storage.remote packs checkpoints with them; Node 20's zlib has neither) --------
+for tool in zstd lz4; do
+  if command -v "$tool" >/dev/null; then
+    say "$tool: present"
+  else
+    apt_install "$tool"
+  fi
+done
 
 # ---- Chromium (tests only) ----------------------------------------------------------------------
 if [[ $with_browser == 1 ]]; then

@@ -1,6 +1,10 @@
+import type { Checkpoint } from '../src/catalog/catalog.js';
+import { CatalogError } from '../src/catalog/errors.js';
 import type { Manifest } from '../src/catalog/manifest.js';
+import { StorageError } from '../src/storage/errors.js';
 import { FinalJobError } from './failure.js';
-import type { WorkerContext } from './worker-context.js';
+import { downloadStage } from './remote-copy.js';
+import type { JobRun, WorkerContext } from './worker-context.js';
 
 /**
  * A checkpoint whose images a job on this node may hand to CRIU (a restore, a drill). The folder comes from the signed
@@ -11,6 +15,8 @@ import type { WorkerContext } from './worker-context.js';
 export async function checkpointImages(
   ctx: WorkerContext,
   job: { checkpointId: string; target: string },
+  run: JobRun,
+  jobId: string,
 ): Promise<{ checkpoint: Manifest; imagesDir: string }> {
   const { checkpointId, target } = job;
   const listed = await ctx.catalog.get(checkpointId);
@@ -21,10 +27,13 @@ export async function checkpointImages(
       'EMANIFEST_UNTRUSTED',
     );
   if (listed.id !== checkpointId || listed.target.key !== target) throw untrusted();
-  const checkpoint = await ctx.store.readSigned(target, checkpointId);
+  // Not on this node (made elsewhere, or its local copy dropped): the bucket's copy, downloaded and checked.
+  const inBucket = ctx.remote && listed.location !== 'local' && listed.location !== 'uploading';
+  const checkpoint = (await ctx.store.readSigned(target, checkpointId)) ?? (inBucket ? await fetchCopy(ctx, listed, run, jobId) : null);
   if (!checkpoint) {
     throw new FinalJobError(
-      `checkpoint ${checkpointId}'s images are not on this node (${ctx.node}); it was made on node ${listed.node}`,
+      `checkpoint ${checkpointId}'s images are not on this node (${ctx.node}); it was made on node ${listed.node}` +
+        (ctx.remote ? ' and is not in the bucket' : ' (no storage.remote to fetch it from)'),
       'EIMAGES_MISSING',
     );
   }
@@ -34,4 +43,16 @@ export async function checkpointImages(
     throw new FinalJobError(`checkpoint ${checkpoint.id} is damaged, not using it: ${damage.join('; ')}`, 'ECHECKPOINT_DAMAGED');
   }
   return { checkpoint, imagesDir: ctx.store.pathOf(checkpoint) };
+}
+
+/** downloadStage, with a damaged or untrusted copy made final (another attempt would download the same bytes). */
+async function fetchCopy(ctx: WorkerContext, listed: Checkpoint, run: JobRun, jobId: string): Promise<Manifest> {
+  try {
+    return await downloadStage(listed, run, jobId, ctx);
+  } catch (err) {
+    if ((err instanceof StorageError || err instanceof CatalogError) && err.code !== 'ECHECKPOINT_NOT_FOUND') {
+      throw new FinalJobError(`checkpoint ${listed.id} from bucket ${ctx.remote!.where} is refused: ${err.message}`, err.code);
+    }
+    throw err;
+  }
 }

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Catalog } from '../src/catalog/catalog.js';
 import type { CheckpointStore } from '../src/catalog/checkpoint-store.js';
+import type { RemoteStore } from '../src/storage/remote-store.js';
 import type { Config } from '../src/config/schema.js';
 import { CriuClient } from '../src/criu/client.js';
 import { locateCriu } from '../src/criu/locate.js';
@@ -25,7 +26,7 @@ import { processBatch } from './batch-processor.js';
 import { processDrill } from './drill-processor.js';
 import { processDump } from './dump-processor.js';
 import { ExitWatcher } from './exit-watcher.js';
-import { classifyFailure, codeOf, FinalJobError, isLastFailure } from './failure.js';
+import { classifyFailure, codeOf, FinalJobError, isLastFailure, withDetails } from './failure.js';
 import { jobEvent, JobReporter, targetText } from './job-reporter.js';
 import { processRestore } from './restore-processor.js';
 import { CancelAbort, ShutdownAbort, type JobRun, type WorkerContext } from './worker-context.js';
@@ -37,6 +38,8 @@ export interface CkptWorkerOptions {
   criuSocket: string;
   catalog: Catalog;
   store: CheckpointStore;
+  /** The bucket (config storage.remote), when there is one. Default: none (checkpoints stay on this node's disk). */
+  remote?: RemoteStore;
   policy: TargetPolicy;
   /** The deployment's key (security.jobKeyFile): a job whose signature does not verify with it is refused. */
   signer: Signer;
@@ -104,6 +107,7 @@ export class CkptWorker {
       criuBin: () => (this.criuBinPath ??= locateCriu(config.criu.bin, config.criu.env).then((c) => c.bin)),
       catalog: options.catalog,
       store: options.store,
+      ...(options.remote && { remote: options.remote }),
       policy: options.policy,
       workloads: new Workloads({
         registry: workloadRegistry,
@@ -239,7 +243,7 @@ export class CkptWorker {
       await announced;
       return result;
     } catch (err) {
-      const failure = classifyFailure(err, controller.signal.reason);
+      const failure = classifyFailure(err, controller.signal.reason, job.id!);
       switch (failure.fate) {
         case 'moved':
           throw err;
@@ -250,10 +254,10 @@ export class CkptWorker {
           throw new WaitingError();
         case 'final':
           await reporter.note(failure.code === 'ECANCELLED' ? `attempt ${attempt} cancelled by an operator` : `attempt ${attempt} failed: ${failure.reason}`);
-          throw new FinalJobError(failure.reason, failure.code);
+          throw withDetails(new FinalJobError(failure.reason, failure.code), failure.details);
         case 'retry':
           await reporter.note(`attempt ${attempt} failed: ${failure.reason}`);
-          throw Object.assign(new Error(failure.reason), { code: failure.code });
+          throw withDetails(Object.assign(new Error(failure.reason), { code: failure.code }), failure.details);
       }
     } finally {
       await reporter.flush();
@@ -303,7 +307,8 @@ export class CkptWorker {
       this.emit(job, jobEvent(job, 'job.cancelled', { node: this.node, state: 'active', attemptsMade: job.attemptsMade, durationMs }));
       return;
     }
-    this.emit(job, jobEvent(job, 'job.failed', { reason, code: codeOf(err), attemptsMade: job.attemptsMade, final, node: this.node, durationMs }));
+    const details = (err as { details?: string[] }).details;
+    this.emit(job, jobEvent(job, 'job.failed', { reason, code: codeOf(err), attemptsMade: job.attemptsMade, final, node: this.node, durationMs, ...(details && { details }) }));
     if (!final) {
       this.emit(job, jobEvent(job, 'job.retrying', { attempt: job.attemptsMade + 1, delayMs: job.delay, reason }));
     }

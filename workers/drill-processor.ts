@@ -41,7 +41,7 @@ const ORPHAN_DRILL_S = 600;
 export async function processDrill(job: Job<VerifyJobData>, run: JobRun, ctx: WorkerContext): Promise<JobResult> {
   const { reporter } = run;
   const started = Date.now();
-  const { checkpoint, imagesDir } = await checkpointImages(ctx, job.data);
+  const { checkpoint, imagesDir } = await checkpointImages(ctx, job.data, run, job.id!);
   const refused = Object.keys(UNDRILLABLE).find((opt) => checkpoint.options[opt] === true);
   if (refused) {
     throw new FinalJobError(`checkpoint ${checkpoint.id} cannot be drilled: it was dumped with ${refused}: ${UNDRILLABLE[refused]}`, 'EDRILL_UNSUPPORTED');

@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Job } from 'bullmq';
@@ -15,9 +15,10 @@ import type { DumpJobData, ResolvedTarget } from '../src/queue/schemas.js';
 import { TargetError } from '../src/targets/errors.js';
 import { readProcStat } from '../src/common/proc.js';
 import { resolveTarget } from '../src/targets/resolve.js';
+import { uploadStage } from './remote-copy.js';
 import { CriuLogTailer } from './criu-log-tailer.js';
 import { networkLockFor } from './network-lock.js';
-import { reasonOf, RetryableJobError } from './failure.js';
+import { FinalJobError, reasonOf, RetryableJobError } from './failure.js';
 import { waitUntraced } from '../src/common/proc.js';
 import { dumpPercent, PageBytesSampler, treeDumpBytes } from './progress-sampler.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
@@ -33,9 +34,10 @@ export const DUMP_LOG = 'dump.log';
  * 3. withTargetLock: one dump of a target at a time (skip or wait, per ifBusy), and no CRIU of a dead worker still
  *    holding it;
  * 4. prepareAttempt: a fresh attempt folder (CheckpointStore), disposable: removed unless a dump is committed from it;
+ *    a dump that would leave less than storage.minFreeBytes free fails here (ESTORAGE_FULL), before CRIU runs;
  * 5. dumpInto: CRIU dumps into it, its log and the bytes written followed live;
  * 6. commitAndAnnounce: the folder committed (manifest, 0700/0600, atomic rename), added to the catalog,
- *    checkpoint.created announced.
+ *    checkpoint.created announced, then uploaded to the bucket when one is configured (remote-copy.ts' uploadStage).
  * A failure of any step ends the attempt; its fate (retry, final, hand back) is failure.ts' classifyFailure.
  */
 export async function processDump(job: Job<DumpJobData>, run: JobRun, ctx: WorkerContext): Promise<JobResult> {
@@ -64,10 +66,12 @@ async function recoverEarlierAttempt(job: Job<DumpJobData>, run: JobRun, ctx: Wo
   const earlier = job.data.resolved;
   if (!earlier) return null;
   const id = job.data.checkpointId;
-  const committed = await ctx.store.readManifest(earlier.key, id);
+  // In the bucket only: an earlier attempt uploaded it and dropped the local copy (storage.keepLocal false).
+  const committed = (await ctx.store.readManifest(earlier.key, id)) ?? (await uploadedOnly(id, ctx));
   if (committed) {
     await run.reporter.note(`checkpoint ${id} was committed by an earlier attempt: adopting it`);
     await catalogue(committed, run, ctx, { mayBeKnown: true });
+    await uploadStage(committed, run, ctx);
     return resultOf(committed, true);
   }
   const found = await ctx.store.findAttempt(earlier.key, id, { jobId: job.id! });
@@ -90,7 +94,7 @@ async function recoverEarlierAttempt(job: Job<DumpJobData>, run: JobRun, ctx: Wo
  */
 async function resolveAndRecord(job: Job<DumpJobData>, run: JobRun, ctx: WorkerContext, attemptStartedAt: number): Promise<ResolvedTarget> {
   run.reporter.progress({ stage: 'resolving' });
-  const info = await resolveTarget(job.data.target, { workloads: ctx.workloads });
+  const info = await resolveTarget(job.data.target, { workloads: ctx.workloads, exclude: ctx.policy.ownPids() });
   const resolved: ResolvedTarget = {
     key: info.key,
     pid: info.pid,
@@ -155,7 +159,10 @@ interface PreparedAttempt {
   bytesExpected: number;
 }
 
-/** Step 4. The attempt folder on disk, and the target's memory from /proc (independent). */
+/**
+ * Step 4. The attempt folder on disk, and the target's memory from /proc (independent); then room for the dump checked
+ * (ESTORAGE_FULL, the folder removed again) before CRIU runs.
+ */
 async function prepareAttempt(job: Job<DumpJobData>, target: ResolvedTarget, ctx: WorkerContext): Promise<PreparedAttempt> {
   const { checkpointId } = job.data;
   const begin = async () => {
@@ -171,6 +178,10 @@ async function prepareAttempt(job: Job<DumpJobData>, target: ResolvedTarget, ctx
     }
   };
   const [attempt, bytesExpected] = await Promise.all([begin(), treeDumpBytes(target.pid)]);
+  await ensureRoom(bytesExpected, target, ctx).catch(async (err: unknown) => {
+    await ctx.store.discard(attempt.dir);
+    throw err;
+  });
   return { dir: attempt.dir, bytesExpected };
 }
 
@@ -231,6 +242,22 @@ async function dumpInto(
 }
 
 /**
+ * Refuses (FinalJobError ESTORAGE_FULL, before CRIU runs) a dump whose expected size, the target's memory, would leave
+ * less free space in the storage root than `storage.minFreeBytes`: a full disk fails the dump late and starves the rest.
+ */
+async function ensureRoom(bytesExpected: number, target: ResolvedTarget, ctx: WorkerContext): Promise<void> {
+  const { minFreeBytes, root } = ctx.config.storage;
+  const fs = await statfs(root);
+  const freeBytes = fs.bavail * fs.bsize;
+  if (freeBytes - bytesExpected >= minFreeBytes) return;
+  throw new FinalJobError(
+    `not enough free space for a dump of ${target.key}: it needs about ${bytesExpected} bytes, ${root} has ${freeBytes} free, ` +
+      `which would leave less than storage.minFreeBytes (${minFreeBytes})`,
+    'ESTORAGE_FULL',
+  );
+}
+
+/**
  * CRIU says ESRCH both when the target died during the dump and when something else (a debugger, another CRIU)
  * got in its way: only the first is final. The target is the same process if its pid has the same start time.
  */
@@ -252,6 +279,17 @@ function criuDumpOptions(data: DumpJobData, ctx: WorkerContext) {
     logFile: DUMP_LOG,
     leaveRunning: data.leaveRunning,
   };
+}
+
+/** The checkpoint as the catalog lists it when the bucket holds its only copy, else null. */
+async function uploadedOnly(id: string, ctx: WorkerContext): Promise<Manifest | null> {
+  const listed = await ctx.catalog.get(id).catch((err: unknown) => {
+    if (err instanceof CatalogError && err.code === 'ECHECKPOINT_NOT_FOUND') return null;
+    throw err;
+  });
+  if (listed?.location !== 'remote') return null;
+  const { pinned: _p, location: _l, verified: _v, ...manifest } = listed;
+  return manifest;
 }
 
 /** CRIU writes stats-dump only after a successful dump; at log level >= 3 its log also says so. */
@@ -293,6 +331,7 @@ async function commitAndAnnounce(
     ...(job.data.scheduleId !== undefined && { scheduleId: job.data.scheduleId }),
   });
   await catalogue(manifest, run, ctx, { mayBeKnown: options.adopted, announceAfter: options.announceAfter });
+  await uploadStage(manifest, run, ctx);
   run.reporter.progress({ stage: 'done', bytesWritten: manifest.bytes, percent: 100 });
   return resultOf(manifest, options.adopted);
 }

@@ -1,7 +1,7 @@
 import { DelayedError, UnrecoverableError, WaitingError } from 'bullmq';
 import { CatalogError } from '../src/catalog/errors.js';
 import { ValidationError } from '../src/common/validation.js';
-import { CriuConnectionError, CriuError, CriuUnsupportedError, isRetryableCriuError } from '../src/criu/errors.js';
+import { CriuConnectionError, CriuError, CriuUnsupportedError, isRetryableCriuError, UNINFORMATIVE } from '../src/criu/errors.js';
 import { CriuStatsError } from '../src/criu/stats.js';
 import { PolicyError, TargetError } from '../src/targets/errors.js';
 import { CancelAbort, ShutdownAbort } from './worker-context.js';
@@ -37,8 +37,8 @@ export class FinalJobError extends UnrecoverableError {
 export type AttemptFate =
   | { fate: 'moved' }
   | { fate: 'hand-back' }
-  | { fate: 'final'; code: string; reason: string }
-  | { fate: 'retry'; code: string; reason: string };
+  | { fate: 'final'; code: string; reason: string; details: string[] }
+  | { fate: 'retry'; code: string; reason: string; details: string[] };
 
 /** Where an attempt's error came from, as far as its fate goes. */
 type FailureSource =
@@ -55,10 +55,14 @@ type FailureSource =
 /**
  * The one place that decides the fate of a failed attempt. `abortReason` is the attempt's abort signal's reason (an
  * operator's cancel or the worker's shutdown), which wins over whatever error the abort made the processor throw.
+ * The reason is one line; CRIU's error lines that it does not already say are the `details` (job.failed carries them),
+ * and with `jobId` a CRIU failure's reason points at the job's log, which the API serves.
  */
-export function classifyFailure(err: unknown, abortReason?: unknown): AttemptFate {
+export function classifyFailure(err: unknown, abortReason?: unknown, jobId?: string): AttemptFate {
   const source = sourceOf(err, abortReason);
-  const reason = reasonOf(err);
+  const pointer = err instanceof CriuError && jobId !== undefined ? `; CRIU's log: GET /api/v1/jobs/${jobId}/log` : '';
+  const reason = reasonOf(err) + pointer;
+  const details = detailsOf(err);
   const code = codeOf(err) ?? 'EFAILED';
   switch (source) {
     case 'moved':
@@ -66,16 +70,18 @@ export function classifyFailure(err: unknown, abortReason?: unknown): AttemptFat
     case 'shutdown':
       return { fate: 'hand-back' };
     case 'cancelled':
-      return { fate: 'final', code: 'ECANCELLED', reason: 'cancelled by an operator' };
+      return { fate: 'final', code: 'ECANCELLED', reason: 'cancelled by an operator', details: [] };
     case 'final':
+      // A processor's own verdict: its message is written for the user, in full (a drill's says what CRIU said).
+      return { fate: 'final', code, reason: (err as Error).message, details };
     case 'request':
     case 'catalog':
-      return { fate: 'final', code, reason };
+      return { fate: 'final', code, reason, details };
     case 'criu':
-      return isRetryableCriuError(err) ? { fate: 'retry', code, reason } : { fate: 'final', code, reason };
+      return { fate: isRetryableCriuError(err) ? 'retry' : 'final', code, reason, details };
     case 'target-busy':
     case 'unknown':
-      return { fate: 'retry', code, reason };
+      return { fate: 'retry', code, reason, details };
     default:
       return unreachable(source);
   }
@@ -107,16 +113,27 @@ export function isLastFailure(err: Error, job: { finishedOn?: number; attemptsMa
   return unrecoverable || job.finishedOn !== undefined || job.attemptsMade >= (job.opts.attempts ?? 1);
 }
 
-/** One text a user can act on: the error's message, then CRIU's error lines that the message does not already say. */
+/** One line a user can act on: the error's message (a CRIU error's without the path of a log file that is gone). */
 export function reasonOf(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
-  if (!(err instanceof CriuError)) return err.message;
-  const errorLines = err.logTail.filter((l) => l.includes('Error (') && !err.message.includes(l.trim())).slice(-5);
-  return [err.message, ...errorLines].join('\n');
+  return (err instanceof CriuError ? err.summary : err.message).split('\n')[0]!;
+}
+
+/** CRIU's error lines that the reason does not already say, the harmless ones left out (at most 5, the last). */
+export function detailsOf(err: unknown): string[] {
+  if (!(err instanceof CriuError)) return [];
+  return err.logTail
+    .filter((l) => l.includes('Error (') && !err.summary.includes(l.trim()) && !UNINFORMATIVE.some((re) => re.test(l)))
+    .slice(-5);
 }
 
 /** The code of an attempt error, for events. */
 export function codeOf(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
+}
+
+/** The attempt's error as BullMQ gets it, with CRIU's details (when any) for job.failed. */
+export function withDetails<E extends Error>(err: E, details: string[]): E {
+  return details.length ? Object.assign(err, { details }) : err;
 }

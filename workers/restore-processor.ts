@@ -40,7 +40,7 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
   const { reporter } = run;
   const cfg = ctx.config.worker;
   const started = Date.now();
-  const { checkpoint, imagesDir } = await checkpointImages(ctx, job.data);
+  const { checkpoint, imagesDir } = await checkpointImages(ctx, job.data, run, job.id!);
   // The in-use mark was taken at enqueue; taking it again fails (ECHECKPOINT_NOT_FOUND) if the checkpoint is being deleted.
   // Released on success; a failed attempt keeps it for the retry, and the catalog drops it once the job has failed
   // for good (isRefLive).

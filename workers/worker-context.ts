@@ -5,6 +5,7 @@ import type { Config } from '../src/config/schema.js';
 import type { CriuClient } from '../src/criu/client.js';
 import type { queueKeys } from '../src/queue/keys.js';
 import type { Signer } from '../src/security/signer.js';
+import type { RemoteStore } from '../src/storage/remote-store.js';
 import type { TargetPolicy } from '../src/targets/policy.js';
 import type { Workloads } from '../src/workloads/workloads.js';
 import type { ExitWatcher } from './exit-watcher.js';
@@ -22,6 +23,8 @@ export interface WorkerContext {
   criuBin(): Promise<string>;
   catalog: Catalog;
   store: CheckpointStore;
+  /** The bucket (config storage.remote): dumps are uploaded to it, restores of checkpoints not on this node download from it. */
+  remote?: RemoteStore;
   policy: TargetPolicy;
   /** Workloads: `{workload}` targets, and the workloads a restore of a workload checkpoint brings back. */
   workloads: Workloads;

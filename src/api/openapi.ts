@@ -71,22 +71,26 @@ const SERVICE_PATHS: Record<string, Record<string, unknown>> = {
   '/healthz': {
     get: {
       operationId: 'getHealth',
-      summary: 'Health of Redis, the CRIU service and the storage root (no token needed)',
+      summary:
+        'Health of Redis, the CRIU service and the storage root. Open to every caller as bare liveness ({status}); ' +
+        'the checks (paths, free bytes, errors) only with a read token when tokens are configured',
       tags: ['service'],
-      security: [],
+      security: [{ bearer: [] }, {}],
       responses: {
-        200: { description: '{status: "ok", checks}', content: { 'application/json': { schema: { type: 'object' } } } },
-        503: { description: '{status: "unhealthy", checks}', content: { 'application/json': { schema: { type: 'object' } } } },
+        200: { description: '{status: "ok", checks?}', content: { 'application/json': { schema: { type: 'object' } } } },
+        503: { description: '{status: "unhealthy", checks?}', content: { 'application/json': { schema: { type: 'object' } } } },
       },
     },
   },
   '/metrics': {
     get: {
       operationId: 'getMetrics',
-      summary: 'Prometheus metrics (no token needed)',
+      summary: 'Prometheus metrics (a read token when tokens are configured)',
       tags: ['service'],
-      security: [],
-      responses: { 200: { description: 'text exposition format', content: { 'text/plain': { schema: { type: 'string' } } } } },
+      responses: {
+        200: { description: 'text exposition format', content: { 'text/plain': { schema: { type: 'string' } } } },
+        401: { description: 'no valid token', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+      },
     },
   },
   '/api/v1/openapi.json': {

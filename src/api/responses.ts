@@ -52,6 +52,8 @@ export const cancelResponse = z.object({ id: z.string(), outcome: z.enum(['remov
 
 export const checkpointResponse = manifestSchema.extend({
   pinned: z.boolean(),
+  /** Where its files are: its node's disk, being uploaded, the bucket (storage.remote), or both. */
+  location: z.enum(['local', 'uploading', 'remote', 'local+remote']),
   /** The latest restore drill of it. */
   verified: z.object({ at: z.string(), ok: z.boolean(), reason: z.string().optional() }).optional(),
 });

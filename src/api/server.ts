@@ -20,6 +20,8 @@ const STATUS_BY_CODE: Record<string, [number, string]> = {
   ESCHEDULE_NOT_FOUND: [404, 'not_found'],
   EPINNED: [409, 'pinned'],
   EINUSE: [409, 'in_use'],
+  /** A checkpoint folder that leads out of the storage root (a planted symlink): refused, nothing removed. */
+  EUNSAFE_PATH: [409, 'unsafe_path'],
   EPOLICY: [403, 'policy'],
   ETARGET_NONE: [422, 'target'],
   ETARGET_AMBIGUOUS: [422, 'target'],

@@ -11,12 +11,14 @@ import { serviceRoutes } from '../api/routes/service.js';
 import { createApiServer } from '../api/server.js';
 import { Catalog } from '../catalog/catalog.js';
 import { CheckpointStore } from '../catalog/checkpoint-store.js';
+import { RemoteStore } from '../storage/remote-store.js';
 import type { Config } from '../config/schema.js';
 import { registerDashboard } from '../dashboard/register.js';
 import { FeedServer } from '../feed/server.js';
 import { runHealthChecks } from '../observability/health.js';
 import { summarize } from '../observability/inventory.js';
 import { createMetrics } from '../observability/metrics.js';
+import { withoutCommandLine } from '../queue/job-view.js';
 import { JobQueue } from '../queue/job-queue.js';
 import { startSchedulerService } from '../scheduler/service.js';
 import { jobKeyFileOf, loadSigner } from '../security/key-file.js';
@@ -84,6 +86,9 @@ export async function startService({ config, configFile, roles, log, version }: 
     const onError = (err: Error) => log.error({ err }, err.message);
 
     const store = new CheckpointStore({ root: config.storage.root, sync: config.storage.sync, signer });
+    // Credentials and the encryption key are checked here: a bad file stops the start, naming it.
+    const remote = config.storage.remote && new RemoteStore({ config: config.storage.remote, signer });
+    if (remote) stops.push(async () => remote.close());
     // The catalog drops in-use marks of restores whose job is gone (a worker died): it asks the queue, which needs the catalog.
     let queue: JobQueue | undefined;
     const catalogOn = (connection: typeof redis) =>
@@ -93,6 +98,7 @@ export async function startService({ config, configFile, roles, log, version }: 
         node: config.node,
         sharedStorage: config.storage.shared,
         isRefLive: (jobId) => queue!.isJobLive(jobId),
+        ...(remote && { remote }),
       });
     const catalog = catalogOn(redis);
     const policy = new TargetPolicy({
@@ -108,7 +114,7 @@ export async function startService({ config, configFile, roles, log, version }: 
       stopGraceMs: config.workloads.stopGraceMs,
       policy,
     });
-    const resolve = (spec: TargetSpec) => resolveTarget(spec, { workloads });
+    const resolve = (spec: TargetSpec) => resolveTarget(spec, { workloads, exclude: policy.ownPids() });
     // A dump asked for through the API (POST /dumps, trigger-now) is checked at the edge, so a refused or
     // unresolvable target answers 4xx at once instead of becoming a failed job; the worker checks again when it runs.
     const checkTarget = async (spec: TargetSpec) => policy.check(await resolve(spec));
@@ -143,6 +149,7 @@ export async function startService({ config, configFile, roles, log, version }: 
         criuSocket: foundation.criuSocket,
         catalog: workerCatalog,
         store,
+        ...(remote && { remote }),
         policy,
         signer,
         log,
@@ -179,8 +186,8 @@ export async function startService({ config, configFile, roles, log, version }: 
       auth,
       options: config.feed,
       onError,
-      snapshot: async () => ({
-        jobs: await queue.listJobs({ limit: 100 }),
+      snapshot: async (who) => ({
+        jobs: (await queue.listJobs({ limit: 100 })).map((job) => (who.role === 'operate' ? job : withoutCommandLine(job))),
         checkpoints: await catalog.list({ limit: 100 }),
         schedules: (await scheduleStore.list()).map((r) => r.schedule),
       }),
@@ -201,7 +208,7 @@ export async function startService({ config, configFile, roles, log, version }: 
     });
     metrics.follow(feed.tailer);
 
-    await app.register(serviceRoutes, { probes, metricsText: () => metrics.metricsText(), version });
+    await app.register(serviceRoutes, { probes, metricsText: () => metrics.metricsText(), version, auth });
     await app.register(jobRoutes, {
       jobs: {
         ...bind(queue, 'enqueueRestore', 'enqueueBatchRestore', 'enqueueVerify', 'getJob', 'listJobs', 'getJobLog', 'cancelJob', 'retryJob'),

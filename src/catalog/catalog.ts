@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { parseOrThrow } from '../common/validation.js';
+import type { RemoteStore } from '../storage/remote-store.js';
 import type { CheckpointStore } from './checkpoint-store.js';
 import { CatalogError } from './errors.js';
 import { isCheckpointId } from '../common/checkpoint-id.js';
@@ -25,12 +26,24 @@ export interface CatalogOptions {
    * vanished jobs (a worker that died before releaseRef) are dropped before in-use checks. Default: every ref counts.
    */
   isRefLive?: (jobId: string) => Promise<boolean>;
+  /**
+   * The bucket (config `storage.remote`), when there is one: delete() removes a checkpoint's objects too, and rebuild()
+   * lists the checkpoints the bucket holds. Default: none.
+   */
+  remote?: RemoteStore;
 }
+
+/**
+ * Where a checkpoint's files are: on its node's disk only, being uploaded (still on the disk), in the bucket only
+ * (the local copy was dropped), or both.
+ */
+export type CheckpointLocation = 'local' | 'uploading' | 'remote' | 'local+remote';
 
 /** A catalogued checkpoint: its manifest plus catalog state. */
 export type Checkpoint = Manifest & {
   /** Pinned checkpoints are kept by retention and refused by delete() without force. */
   pinned: boolean;
+  location: CheckpointLocation;
   /** The latest restore drill of it (workers/drill-processor.ts), if any. */
   verified?: Verification;
 };
@@ -80,11 +93,11 @@ export interface RebuildResult {
 }
 
 // Every script treats a checkpoint hash with a `deleting` field as gone: it is unlisted and its files are going.
-// ARGV[4] 'if-missing' (rebuild): a checkpoint the catalog has already is left as it is.
+// ARGV[4] 'if-missing' (rebuild): a checkpoint the catalog has already is left as it is. ARGV[5]: its location.
 const ADD = `
 if redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return 'EDELETING' end
 if ARGV[4] == 'if-missing' and redis.call('EXISTS', KEYS[1]) == 1 then return 'PRESENT' end
-redis.call('HSET', KEYS[1], 'manifest', ARGV[3])
+redis.call('HSET', KEYS[1], 'manifest', ARGV[3], 'location', ARGV[5])
 redis.call('HSETNX', KEYS[1], 'pinned', '0')
 for i = 2, #KEYS do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1]) end
 return 'OK'`;
@@ -137,7 +150,7 @@ export class Catalog {
   async add(manifest: Manifest): Promise<Checkpoint> {
     const m = parseOrThrow(manifestSchema, manifest, 'checkpoint manifest');
     const keys = [this.hashKey(m.id), ...this.indexKeys(m)];
-    const res = await this.redis.eval(ADD, keys.length, ...keys, m.id, Date.parse(m.created), JSON.stringify(m));
+    const res = await this.redis.eval(ADD, keys.length, ...keys, m.id, Date.parse(m.created), JSON.stringify(m), '', 'local');
     if (res !== 'OK') throw new CatalogError('ECHECKPOINT_NOT_FOUND', `checkpoint ${m.id} is being deleted`, m.id);
     return this.get(m.id);
   }
@@ -167,13 +180,16 @@ export class Catalog {
 
   /**
    * Unlists the checkpoint and removes its files (at once when they are on this node). Refuses with EPINNED a pinned
-   * checkpoint unless `force`, and always with EINUSE one that a restore holds a ref on. ECHECKPOINT_NOT_FOUND for unknown ids.
+   * checkpoint unless `force`, and always with EINUSE one that a restore holds a ref on. ECHECKPOINT_NOT_FOUND for unknown ids;
+   * EUNSAFE_PATH (nothing changed) when its folder on this node leads out of the storage root.
    * If file removal fails the error is thrown, and the checkpoint stays unlisted and pending (finishPendingDeletes).
    */
   async delete(id: string, options: { force?: boolean } = {}): Promise<DeleteResult> {
     const found = isCheckpointId(id) ? await this.read(id) : null;
     if (!found) throw notFound(id);
     const m = found.checkpoint;
+    // A folder that leads out of the storage root is refused before the checkpoint is unlisted: it stays as it was.
+    if (m.node === this.options.node) await this.options.store.assertContained(m.target.key, m.id);
     await this.pruneRefs(id);
     const keys = [this.hashKey(id), this.refsKey(id), this.pendingKey(m.node), ...this.indexKeys(m)];
     const [verdict, ...refs] = (await this.redis.eval(
@@ -191,7 +207,7 @@ export class Catalog {
     if (verdict === 'EINUSE') {
       throw new CatalogError('EINUSE', `checkpoint ${id} is in use by restore job(s) ${refs.join(', ')}`, id);
     }
-    if (m.node !== this.options.node && !this.options.sharedStorage) return { id, filesRemoved: false };
+    if (!this.holdsFilesOf(m)) return { id, filesRemoved: false };
     await this.removeFiles(m);
     return { id, filesRemoved: true };
   }
@@ -225,20 +241,31 @@ export class Catalog {
    * or being deleted, are left alone; attempt folders never count.
    */
   async rebuild(): Promise<RebuildResult> {
-    const { store, node } = this.options;
+    const { store, node, remote } = this.options;
     const { manifests, skipped } = await store.listCommitted();
     const result: RebuildResult = { added: [], present: [], skipped };
+    const bucket = remote ? await remote.list() : { manifests: [], skipped: [] };
+    const inBucket = new Set(bucket.manifests.map((m) => m.id));
+    const local = new Set<string>();
+    const relist = async (m: Manifest, where: string, location: CheckpointLocation) => {
+      const keys = [this.hashKey(m.id), ...this.indexKeys(m)];
+      const res = await this.redis.eval(ADD, keys.length, ...keys, m.id, Date.parse(m.created), JSON.stringify(m), 'if-missing', location);
+      if (res === 'OK') result.added.push(m.id);
+      else if (res === 'PRESENT') result.present.push(m.id);
+      else skipped.push({ dir: where, reason: 'being deleted' });
+    };
     for (const m of manifests) {
       if (m.node !== node && !this.options.sharedStorage) {
         skipped.push({ dir: store.pathOf(m), reason: `made on node ${m.node}, not ${node}` });
         continue;
       }
-      const keys = [this.hashKey(m.id), ...this.indexKeys(m)];
-      const res = await this.redis.eval(ADD, keys.length, ...keys, m.id, Date.parse(m.created), JSON.stringify(m), 'if-missing');
-      if (res === 'OK') result.added.push(m.id);
-      else if (res === 'PRESENT') result.present.push(m.id);
-      else skipped.push({ dir: store.pathOf(m), reason: 'being deleted' });
+      local.add(m.id);
+      await relist(m, store.pathOf(m), inBucket.has(m.id) ? 'local+remote' : 'local');
     }
+    for (const m of bucket.manifests) {
+      if (!local.has(m.id)) await relist(m, `bucket ${remote!.where}: ${m.target.key}/${m.id}`, 'remote');
+    }
+    for (const s of bucket.skipped) skipped.push({ dir: `bucket ${remote!.where}: ${s.key}`, reason: s.reason });
     return result;
   }
 
@@ -254,6 +281,11 @@ export class Catalog {
 
   async unpin(id: string): Promise<Checkpoint> {
     return this.setPinned(id, false);
+  }
+
+  /** Records where the checkpoint's files are now (the upload stage). ECHECKPOINT_NOT_FOUND when it is unknown or being deleted. */
+  async setLocation(id: string, location: CheckpointLocation): Promise<Checkpoint> {
+    return this.setField(id, 'location', location);
   }
 
   /** Records the outcome of a restore drill. ECHECKPOINT_NOT_FOUND when it is unknown or being deleted. */
@@ -295,19 +327,33 @@ export class Catalog {
     return this.setField(id, 'pinned', pinned ? '1' : '0');
   }
 
-  private async setField(id: string, field: 'pinned' | 'verified', value: string): Promise<Checkpoint> {
+  private async setField(id: string, field: 'pinned' | 'verified' | 'location', value: string): Promise<Checkpoint> {
     if (!isCheckpointId(id)) throw notFound(id);
     const res = await this.redis.eval(SET_FIELD, 1, this.hashKey(id), field, value);
     if (res !== 'OK') throw notFound(id);
     return this.get(id);
   }
 
-  private async removeFiles(m: Manifest): Promise<void> {
-    await this.options.store.remove(m);
+  /**
+   * Whether this node removes the checkpoint's files itself: those on its own disk, and those only in the bucket (any
+   * node with the bucket can). The bucket's objects go first: a crash half-way leaves the checkpoint pending, not lost.
+   */
+  private holdsFilesOf(c: Checkpoint): boolean {
+    return this.onOurDisk(c) || (c.location === 'remote' && this.options.remote !== undefined);
+  }
+
+  /** Its folder is on this node's disk: made here, or on the root every node shares (storage.shared). */
+  private onOurDisk(c: Checkpoint): boolean {
+    return c.node === this.options.node || this.options.sharedStorage === true;
+  }
+
+  private async removeFiles(c: Checkpoint): Promise<void> {
+    if (c.location !== 'local') await this.options.remote?.remove(c);
+    if (this.onOurDisk(c)) await this.options.store.remove(c);
     await this.redis
       .multi()
-      .del(this.hashKey(m.id), this.refsKey(m.id))
-      .zrem(this.pendingKey(m.node), m.id)
+      .del(this.hashKey(c.id), this.refsKey(c.id))
+      .zrem(this.pendingKey(c.node), c.id)
       .exec();
   }
 
@@ -335,9 +381,20 @@ export class Catalog {
   }
 
   private async read(id: string): Promise<{ checkpoint: Checkpoint; deleting: boolean } | null> {
-    const [manifest, pinned, verified, deleting] = await this.redis.hmget(this.hashKey(id), 'manifest', 'pinned', 'verified', 'deleting');
+    const [manifest, pinned, verified, deleting, location] = await this.redis.hmget(
+      this.hashKey(id),
+      'manifest',
+      'pinned',
+      'verified',
+      'deleting',
+      'location',
+    );
     if (manifest == null) return null;
-    const checkpoint: Checkpoint = { ...(JSON.parse(manifest) as Manifest), pinned: pinned === '1' };
+    const checkpoint: Checkpoint = {
+      ...(JSON.parse(manifest) as Manifest),
+      pinned: pinned === '1',
+      location: (location as CheckpointLocation | null) ?? 'local',
+    };
     if (verified != null) checkpoint.verified = JSON.parse(verified) as Verification;
     return { checkpoint, deleting: deleting != null };
   }

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseOrThrow } from '../common/validation.js';
 import type { Signer } from '../security/signer.js';
@@ -116,6 +116,7 @@ export class CheckpointStore {
     options: { jobId?: string } = {},
   ): Promise<FoundAttempt | null> {
     const attempt = this.attemptOf(targetKey, checkpointId);
+    await this.assertContained(targetKey, path.basename(attempt.dir));
     if (!(await isRealDir(attempt.dir))) return null;
     const previousOwner = await readOwner(attempt.dir);
     await this.writeOwner(attempt.dir, options.jobId);
@@ -140,7 +141,8 @@ export class CheckpointStore {
         checked.id,
       );
     }
-    const finalDir = this.pathOf(checked);
+    await this.assertContained(attempt.targetKey, path.basename(attempt.dir));
+    const finalDir = await this.containedPathOf(checked);
     // The owner file goes either way: the folder is committed now, or (ECOMMITTED) left to whoever adopts or sweeps it.
     const [committedAlready] = await Promise.all([exists(finalDir), rm(path.join(attempt.dir, OWNER_FILE), { force: true })]);
     if (committedAlready) {
@@ -168,7 +170,37 @@ export class CheckpointStore {
    * disk, a full disk, a failing disk, someone's hands). Reads every hashed file once. Empty when intact.
    */
   async verify(manifest: Manifest): Promise<string[]> {
-    const dir = this.pathOf(manifest);
+    return this.verifyFolder(await this.containedPathOf(manifest), manifest);
+  }
+
+  /**
+   * Makes an attempt folder that holds a copy of a checkpoint made elsewhere (downloaded from the bucket) a checkpoint
+   * folder: its manifest must be signed with the deployment's key and name this attempt's target key and id (else
+   * EMANIFEST_UNTRUSTED), and every file must have the manifest's size and SHA-256 (else EDAMAGED naming each file;
+   * the attempt is removed either way). Secured (0700 / 0600), manifest written, renamed into place like commit().
+   */
+  async adoptCopy(attemptDir: string, manifest: Manifest): Promise<Manifest> {
+    const attempt = this.parseAttemptDir(attemptDir);
+    await this.assertContained(attempt.targetKey, path.basename(attempt.dir));
+    try {
+      const problem = this.untrustedBecause(manifest, attempt.targetKey, attempt.checkpointId);
+      if (problem) throw new CatalogError('EMANIFEST_UNTRUSTED', `not trusting the copy of ${attempt.targetKey}/${attempt.checkpointId}: ${problem}`, manifest.id);
+      await rm(path.join(attempt.dir, OWNER_FILE), { force: true });
+      await this.walkFiles(attempt.dir, { sync: this.sync, hash: false });
+      const damage = await this.verifyFolder(attempt.dir, manifest);
+      if (damage.length) throw new CatalogError('EDAMAGED', `checkpoint ${manifest.id} is damaged: ${damage.join('; ')}`, manifest.id);
+      await writeDurably(path.join(attempt.dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+      await fsyncDir(attempt.dir);
+      await rename(attempt.dir, await this.containedPathOf(manifest));
+      await fsyncDir(path.dirname(attempt.dir));
+      return manifest;
+    } catch (err) {
+      await rm(attempt.dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  private async verifyFolder(dir: string, manifest: Manifest): Promise<string[]> {
     const problems = await Promise.all(
       Object.entries(manifest.files).map(async ([name, size]) => {
         const expected = manifest.sha256?.[name];
@@ -193,17 +225,21 @@ export class CheckpointStore {
   /** Removes an attempt folder (a failed or abandoned attempt). Missing is fine. */
   async discard(attemptDir: string): Promise<void> {
     const attempt = this.parseAttemptDir(attemptDir);
+    await this.assertContained(attempt.targetKey, path.basename(attempt.dir));
     await rm(attempt.dir, { recursive: true, force: true });
+    await this.removeTargetDirIfEmpty(attempt.targetKey);
   }
 
   /** The committed manifest of `<targetKey>/<checkpointId>`, or null when there is no such checkpoint folder. */
   async readManifest(targetKey: string, checkpointId: string): Promise<Manifest | null> {
     const dir = path.join(this.targetDir(targetKey), this.checkedId(checkpointId));
+    await this.assertContained(targetKey, checkpointId);
     let text: string;
     try {
-      text = await readFile(path.join(dir, MANIFEST_FILE), 'utf8');
+      text = await readFile(path.join(dir, MANIFEST_FILE), { encoding: 'utf8', flag: constants.O_RDONLY | constants.O_NOFOLLOW });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw unsafe(path.join(dir, MANIFEST_FILE), 'is a symbolic link');
       throw e;
     }
     return parseOrThrow(manifestSchema, JSON.parse(text), path.join(dir, MANIFEST_FILE));
@@ -218,29 +254,63 @@ export class CheckpointStore {
     const manifest = await this.readManifest(targetKey, checkpointId);
     if (!manifest) return null;
     const where = path.join(this.targetDir(targetKey), checkpointId);
-    const { signature, ...signed } = manifest;
-    const problem =
-      signature === undefined
-        ? 'it is not signed'
-        : !this.signer.verify('manifest', signed, signature)
-          ? 'its signature does not verify (altered, or signed with another key)'
-          : manifest.id !== checkpointId || manifest.target.key !== targetKey
-            ? `it is the manifest of ${manifest.target.key}/${manifest.id}`
-            : undefined;
+    const problem = this.untrustedBecause(manifest, targetKey, checkpointId);
     if (problem) throw new CatalogError('EMANIFEST_UNTRUSTED', `not trusting checkpoint folder ${where}: ${problem}`, checkpointId);
     return manifest;
   }
 
-  /** Removes a checkpoint's folder (missing is fine), and its target folder when that is left empty. */
-  async remove(manifest: Pick<Manifest, 'id' | 'target'>): Promise<void> {
-    const dir = this.pathOf(manifest);
-    await rm(dir, { recursive: true, force: true });
-    await rmdir(path.dirname(dir)).catch(() => undefined);
+  /** Why a manifest cannot vouch for the checkpoint `<targetKey>/<checkpointId>`, or undefined when it can. */
+  private untrustedBecause(manifest: Manifest, targetKey: string, checkpointId: string): string | undefined {
+    const { signature, ...signed } = manifest;
+    if (signature === undefined) return 'it is not signed';
+    if (!this.signer.verify('manifest', signed, signature)) return 'its signature does not verify (altered, or signed with another key)';
+    if (manifest.id !== checkpointId || manifest.target.key !== targetKey) return `it is the manifest of ${manifest.target.key}/${manifest.id}`;
+    return undefined;
   }
 
-  /** `<root>/<targetKey>/<id>` of a checkpoint (key and id checked: EBADNAME). */
+  /**
+   * Removes a checkpoint's folder (missing is fine), and its target folder when that is left empty. EUNSAFE_PATH,
+   * removing nothing, when the way there leaves the root (see assertContained).
+   */
+  async remove(manifest: Pick<Manifest, 'id' | 'target'>): Promise<void> {
+    const dir = await this.containedPathOf(manifest);
+    await rm(dir, { recursive: true, force: true });
+    await this.removeTargetDirIfEmpty(manifest.target.key);
+  }
+
+  /** `<root>/<targetKey>/<id>` of a checkpoint (key and id checked: EBADNAME). Nothing on disk is looked at: see containedPathOf. */
   pathOf(manifest: Pick<Manifest, 'id' | 'target'>): string {
     return path.join(this.targetDir(manifest.target.key), this.checkedId(manifest.id));
+  }
+
+  /** pathOf, once assertContained has found that the folder (if it exists) is a real folder inside the root. */
+  async containedPathOf(manifest: Pick<Manifest, 'id' | 'target'>): Promise<string> {
+    const dir = this.pathOf(manifest);
+    await this.assertContained(manifest.target.key, manifest.id);
+    return dir;
+  }
+
+  /**
+   * Refuses (CatalogError EUNSAFE_PATH) a way from the root to `<root>/<targetKey>[/<name>]` that leaves the root:
+   * each part that exists must be a real folder, looked at with lstat (a symbolic link is refused, never followed).
+   * The root itself is checked at start (src/security). Parts that do not exist are fine: there is nothing to follow.
+   */
+  async assertContained(targetKey: string, name?: string): Promise<void> {
+    const targetDir = this.targetDir(targetKey);
+    for (const part of name === undefined ? [targetDir] : [targetDir, path.join(targetDir, name)]) {
+      const st = await lstat(part).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return null;
+        throw e;
+      });
+      if (!st) return;
+      if (st.isSymbolicLink()) throw unsafe(part, `is a symbolic link (to ${await readlink(part).catch(() => '?')})`);
+      if (!st.isDirectory()) throw unsafe(part, 'is not a folder');
+    }
+  }
+
+  /** rmdir of a target folder left empty (a real folder only: rmdir never follows a symlink). */
+  private async removeTargetDirIfEmpty(targetKey: string): Promise<void> {
+    await rmdir(this.targetDir(targetKey)).catch(() => undefined);
   }
 
   /** Folders 0700, regular files 0600, recursively (CRIU creates its images 0644 unless its umask says otherwise). */
@@ -373,7 +443,9 @@ export class CheckpointStore {
   private async ensureDir(dir: string): Promise<void> {
     const made = await mkdir(dir, { recursive: true, mode: DIR_MODE });
     if (made !== undefined) await chmod(dir, DIR_MODE);
-    if (!(await isRealDir(dir))) throw new CatalogError('EBADNAME', `${dir} is not a folder`);
+    const st = await lstat(dir);
+    if (st.isSymbolicLink()) throw unsafe(dir, 'is a symbolic link');
+    if (!st.isDirectory()) throw unsafe(dir, 'is not a folder');
   }
 
   private async writeOwner(dir: string, jobId: string | undefined): Promise<void> {
@@ -405,6 +477,10 @@ async function readOwner(dir: string): Promise<AttemptOwner | null> {
 async function isOwnerAlive(owner: AttemptOwner): Promise<boolean> {
   const stat = await readProcStat(owner.pid);
   return !!stat && stat.state !== 'Z' && stat.startTime === owner.startTime;
+}
+
+function unsafe(where: string, why: string): CatalogError {
+  return new CatalogError('EUNSAFE_PATH', `refusing ${where}: it ${why}; nothing outside the storage root is followed`);
 }
 
 async function isRealDir(dir: string): Promise<boolean> {

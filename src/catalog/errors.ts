@@ -11,8 +11,12 @@ export type CatalogErrorCode =
   | 'EATTEMPT_EXISTS'
   /** commit onto a checkpoint folder that already exists. */
   | 'ECOMMITTED'
+  /** A path of the store that leads out of the storage root (a symbolic link, or not a folder): refused, never followed. */
+  | 'EUNSAFE_PATH'
   /** A checkpoint folder whose manifest is unsigned, does not verify, or names another folder: never restored. */
-  | 'EMANIFEST_UNTRUSTED';
+  | 'EMANIFEST_UNTRUSTED'
+  /** A copy of a checkpoint (downloaded) whose files do not match its manifest: never listed or restored. */
+  | 'EDAMAGED';
 
 /** Errors of the checkpoint store and the catalog, with a code callers map to HTTP statuses (ECHECKPOINT_NOT_FOUND -> 404, ...). */
 export class CatalogError extends Error {

@@ -3,6 +3,7 @@ export {
   type CatalogOptions,
   type Checkpoint,
   type CheckpointFilter,
+  type CheckpointLocation,
   type DeleteResult,
   type ListOptions,
   type PendingDeletesResult,

@@ -1,7 +1,7 @@
 import WebSocket from 'ws';
 import type { Channel, EventName, JobType } from '../events/types.js';
 import { CHANNELS } from '../events/types.js';
-import { compareEventIds } from '../events/event-log.js';
+import { EventId } from '../events/event-id.js';
 
 /** What the feed sends for each event (see the feed protocol in the README). */
 export interface FeedEventMessage {
@@ -154,6 +154,11 @@ export class FeedClient {
       ws.on('pong', () => {
         (ws as WebSocket & { alive?: boolean }).alive = true;
       });
+      const deliver = (e: FeedEventMessage) => {
+        if (!resetting && this.cursor && EventId.compare(e.id, this.cursor) <= 0) return;
+        this.cursor = e.id;
+        this.options.onEvent(e);
+      };
       ws.on('message', (raw) => {
         let msg: Record<string, any>;
         try {
@@ -170,6 +175,7 @@ export class FeedClient {
                 channels: this.options.channels ?? CHANNELS,
                 ...(this.options.filter ? { filter: this.options.filter } : {}),
                 ...(this.cursor ? { since: this.cursor } : {}),
+                batch: true,
               }),
             );
             break;
@@ -182,9 +188,11 @@ export class FeedClient {
             resolve();
             break;
           case 'event':
-            if (!resetting && this.cursor && compareEventIds(msg.id, this.cursor) <= 0) return;
-            this.cursor = msg.id;
-            this.options.onEvent(msg as FeedEventMessage);
+            deliver(msg as FeedEventMessage);
+            break;
+          case 'events':
+            // Several events in one frame (we subscribe with batch: true), oldest first.
+            for (const e of msg.events as FeedEventMessage[]) deliver(e);
             break;
           case 'live':
             // After a reset the snapshot stands for everything up to lastEventId: resume after it.

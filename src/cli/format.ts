@@ -214,7 +214,7 @@ export function jobDetails(j: Job, c: Colors): string {
 
 export function checkpointsTable(items: Checkpoint[]): string {
   return table(
-    ['ID', 'TARGET', 'PID', 'CREATED', 'SIZE', 'PINNED', 'VERIFIED', 'SCHEDULE', 'NODE'],
+    ['ID', 'TARGET', 'PID', 'CREATED', 'SIZE', 'PINNED', 'VERIFIED', 'SCHEDULE', 'NODE', 'WHERE'],
     items.map((cp) => [
       cp.id,
       cp.target.key,
@@ -225,6 +225,7 @@ export function checkpointsTable(items: Checkpoint[]): string {
       cp.verified ? `${cp.verified.ok ? 'ok' : 'FAILED'} ${formatTime(cp.verified.at)}` : '',
       cp.scheduleId ?? '',
       cp.node,
+      cp.location,
     ]),
   );
 }
@@ -238,6 +239,7 @@ export function checkpointDetails(cp: Checkpoint): string {
     ['created', formatTime(cp.created)],
     ['node', cp.node],
     ['size', formatBytes(cp.bytes)],
+    ['where', cp.location],
     ['pinned', cp.pinned ? 'yes' : 'no'],
     ['verified', cp.verified ? `${cp.verified.ok ? 'ok' : `FAILED: ${cp.verified.reason ?? ''}`} (drill at ${formatTime(cp.verified.at)})` : 'never drilled'],
     ['stopped', cp.leaveRunning ? 'no (left running)' : 'yes'],

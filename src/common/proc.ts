@@ -65,6 +65,11 @@ export function readExe(pid: number): Promise<string> {
   return readlink(`/proc/${pid}/exe`).catch(() => '');
 }
 
+/** The working folder of `pid`; '/' when it cannot be read (gone, or a kernel thread). */
+export function readCwd(pid: number): Promise<string> {
+  return readlink(`/proc/${pid}/cwd`).catch(() => '/');
+}
+
 /** The arguments of `pid`; none for kernel threads, zombies and gone processes. */
 export async function readCmdlineArgs(pid: number): Promise<string[]> {
   return splitCmdline((await readProcText(`/proc/${pid}/cmdline`)) ?? '');

@@ -1,6 +1,8 @@
 import os from 'node:os';
 import { z } from 'zod';
+import { byteSizeSchema } from '../common/byte-size.js';
 import { isValidRegex } from '../common/validation.js';
+import { retentionSchema } from '../retention/schema.js';
 
 /**
  * The one schema for ckpt's configuration (config/*.yaml, CKPT_* variables and CLI flags are merged, then parsed here).
@@ -59,6 +61,35 @@ export const redisConfigSchema = z
     path: ['url'],
   });
 
+/** `storage.remote`: where checkpoints go besides the local disk, and how they are packed on the way. */
+export const remoteStorageSchema = z.strictObject({
+  /** The S3 endpoint, e.g. `https://s3.eu-west-1.amazonaws.com` or `http://127.0.0.1:9000` (MinIO). */
+  endpoint: z.string().refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'must be an http(s):// URL'),
+  /** The bucket (3-63 characters, S3's rule); it must exist. */
+  bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'not a bucket name (3-63 of a-z 0-9 . -)'),
+  /** Key prefix inside the bucket: objects are `<prefix>/<targetKey>/<checkpointId>/...`. */
+  prefix: z.string().regex(/^[A-Za-z0-9_.\/-]*$/, 'letters, digits, _ . - / only').default('ckpt'),
+  region: z.string().min(1).default('us-east-1'),
+  /** Path-style URLs (`endpoint/bucket/key`): what MinIO, Ceph and most self-hosted stores want. */
+  forcePathStyle: z.boolean().default(true),
+  /**
+   * A JSON file `{accessKeyId, secretAccessKey, sessionToken?}`, owned by root (or ckpt's user) and mode 0600, else
+   * refused. Empty: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) from the environment.
+   */
+  credentialsFile: z.string().default(''),
+  /** How each file is compressed on the way out (see bench/storage.ts for the figures behind the default). */
+  compression: z.enum(['none', 'lz4', 'zstd']).default('zstd'),
+  /** zstd's level (1 fastest, 19 smallest); 1 was as small as 3 and faster on checkpoints (README, bench/storage). */
+  zstdLevel: z.number().int().min(1).max(19).default(1),
+  /**
+   * Encrypt every object (AES-256-GCM, authenticated per 64 KiB chunk) with the 32-byte key in this file (64 hex
+   * digits; owned by root, mode 0600). Empty: objects are not encrypted. Every node needs the same file.
+   */
+  encryptionKeyFile: z.string().default(''),
+  /** Parts of a multipart upload (S3's minimum is 5 MiB). */
+  partBytes: byteSizeSchema(5 * 1024 * 1024).default(8 * 1024 * 1024),
+});
+
 export const configSchema = z.strictObject({
   /** This host's name in a multi-host setup: jobs carry the node they must run on. */
   node: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - only (1-64)').default(os.hostname()),
@@ -69,15 +100,24 @@ export const configSchema = z.strictObject({
       port: z.number().int().min(0).max(65535).default(7070),
       /** Required when host is not loopback; on loopback they are optional (no token needed when empty). */
       tokens: z.array(tokenSchema).default([]),
-      bodyLimitBytes: z.number().int().positive().default(1024 * 1024),
+      bodyLimitBytes: byteSizeSchema(1).default(1024 * 1024),
     })
     .prefault({}),
   storage: z
     .strictObject({
       /** Checkpoints live under <root>/<target>/<checkpointId>/ (folders 0700). */
       root: z.string().default('/var/lib/ckpt/checkpoints'),
-      /** /healthz reports unhealthy below this much free space. */
-      minFreeBytes: z.number().int().nonnegative().default(1024 * 1024 * 1024),
+      /**
+       * /healthz reports unhealthy below this much free space, and a dump whose expected size (the target's memory)
+       * would leave less is refused before CRIU runs (ESTORAGE_FULL, with both figures).
+       */
+      minFreeBytes: byteSizeSchema().default(1024 * 1024 * 1024),
+      /**
+       * Retention for the checkpoints no schedule made (manual dumps, `ckpt dump`), applied per target after each
+       * such checkpoint and at start: `{keepLast, maxAge, maxTotalBytes}` as a schedule's retention. Pinned and
+       * in-use checkpoints are never removed, nor a target's newest. Unset: such checkpoints are kept until deleted.
+       */
+      retention: retentionSchema.optional(),
       /**
        * Flush a checkpoint's files to disk before it is listed, so it survives a crash or power loss whole.
        * false trades that for speed (measured here: ~5 ms for a small process, ~30 ms per 64 MiB).
@@ -88,6 +128,18 @@ export const configSchema = z.strictObject({
        * restores any checkpoint in place, without copying. Every node of the deployment must say the same.
        */
       shared: z.boolean().default(false),
+      /**
+       * An S3-compatible bucket (AWS S3, MinIO, Ceph RGW) every checkpoint is uploaded to after its local commit, so it
+       * outlives its node and restores on any node. Absent: checkpoints stay on the local disk only.
+       */
+      remote: remoteStorageSchema.optional(),
+      /** With `remote`: keep the local copy after the upload (false: the bucket holds the only copy once uploaded). */
+      keepLocal: z.boolean().default(true),
+      /**
+       * With `remote`: local copies of uploaded checkpoints (made here or downloaded for a restore) are dropped, oldest
+       * first, while together they exceed this many bytes; never one in use. 0: no bound.
+       */
+      localCacheBytes: byteSizeSchema().default(0),
     })
     .prefault({}),
   workloads: z
@@ -183,12 +235,12 @@ export const configSchema = z.strictObject({
   feed: z
     .strictObject({
       heartbeatMs: durationMs.default(30_000),
-      maxPayloadBytes: z.number().int().positive().default(64 * 1024),
+      maxPayloadBytes: byteSizeSchema(1).default(64 * 1024),
       /**
        * A client whose unsent data exceeds this is closed (1008); progress is coalesced before that.
        * The feed's worst-case memory is clients x this, so it is kept small.
        */
-      maxBufferedBytes: z.number().int().positive().default(1024 * 1024),
+      maxBufferedBytes: byteSizeSchema(1).default(1024 * 1024),
     })
     .prefault({}),
   scheduler: z

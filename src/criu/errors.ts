@@ -52,6 +52,8 @@ export class CriuError extends Error {
   /** The "Error (" lines and the last lines of CRIU's log file, when a log file was requested. */
   readonly logTail: string[];
   readonly logFile?: string;
+  /** The message without where the log file is (a job's attempt folder is gone once the job has failed). */
+  readonly summary: string;
 
   constructor(details: CriuErrorDetails) {
     const name = details.errno ? errnoName(details.errno) : undefined;
@@ -59,8 +61,9 @@ export class CriuError extends Error {
     const errnoPart = name ? `${name}${hint ? ` (${hint})` : ''}` : undefined;
     const reason = failureReason(details.criuMessage, details.logTail ?? []);
     const parts = [errnoPart, reason].filter(Boolean);
-    const where = details.logFile ? `; see ${details.logFile}` : '';
-    super(`CRIU ${details.requestType} failed: ${parts.length ? parts.join(': ') : 'no reason given'}${where}`);
+    const summary = `CRIU ${details.requestType} failed: ${parts.length ? parts.join(': ') : 'no reason given'}`;
+    super(`${summary}${details.logFile ? `; see ${details.logFile}` : ''}`);
+    this.summary = summary;
     this.name = 'CriuError';
     this.requestType = details.requestType;
     this.errno = details.errno;
@@ -76,7 +79,7 @@ export class CriuError extends Error {
  * RLIMIT_NOFILE complaint that CRIU logs first on every request where it may not raise its own limit (then it is
  * cr_errmsg of every reply, success or not).
  */
-const UNINFORMATIVE = [/\b(Dumping|Restoring|Pre-dumping) FAILED\.?$/, /rlimit: Can't setup RLIMIT_NOFILE for self/];
+export const UNINFORMATIVE = [/\b(Dumping|Restoring|Pre-dumping) FAILED\.?$/, /rlimit: Can't setup RLIMIT_NOFILE for self/];
 
 /**
  * The line that best explains a failure: the log's first informative "Error (" line, else cr_errmsg (CRIU's first

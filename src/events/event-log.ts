@@ -96,13 +96,3 @@ function decode(id: string, fields: string[]): FeedEvent {
   const body = JSON.parse(fields[1] ?? '{}') as Omit<FeedEvent, 'id'>;
   return { ...body, id };
 }
-
-/** Compares two stream ids ("ms-seq"): negative when a is older than b. */
-export function compareEventIds(a: string, b: string): number {
-  const [am, as = '0'] = a.split('-');
-  const [bm, bs = '0'] = b.split('-');
-  const d = BigInt(am!) - BigInt(bm!);
-  if (d !== 0n) return d < 0n ? -1 : 1;
-  const s = BigInt(as) - BigInt(bs);
-  return s === 0n ? 0 : s < 0n ? -1 : 1;
-}

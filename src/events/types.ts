@@ -14,6 +14,7 @@ export const EVENT_NAMES = [
   'schedule.skipped',
   'schedule.unhealthy',
   'checkpoint.created',
+  'checkpoint.uploaded',
   'checkpoint.pruned',
   'workload.started',
   'workload.restored',
@@ -62,6 +63,8 @@ export interface EventData {
     node: string;
     /** The failed attempt's run time. */
     durationMs: number;
+    /** CRIU's error lines that the one-line reason does not already say (at most 5). */
+    details?: string[];
   };
   'job.retrying': { attempt: number; delayMs: number; reason: string };
   'job.stalled': { node: string; attemptsMade: number };
@@ -71,6 +74,7 @@ export interface EventData {
   'schedule.skipped': { tickAt: number; reason: string; [detail: string]: unknown };
   'schedule.unhealthy': { consecutiveFailures: number; reason: string };
   'checkpoint.created': { checkpointId: string; node: string; host: string; pid: number; bytes: number; durationMs: number };
+  'checkpoint.uploaded': { checkpointId: string; node: string; location: 'local' | 'uploading' | 'remote' | 'local+remote'; bucket: string; bytes: number };
   'checkpoint.pruned': { checkpointId: string; bytes: number; reason: 'keepLast' | 'maxAge' | 'maxTotalBytes' };
   'checkpoint.verified': { checkpointId: string; at: string; ok: boolean; reason?: string };
   'workload.started': { name: string; node: string; hostPid: number; command: string[] };

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { compareEventIds } from '../events/event-log.js';
+import { EventId } from '../events/event-id.js';
 
 /**
  * Whether the stream still holds every event after `afterId`; if not, why (the reason goes into the feed's `reset`).
@@ -14,18 +14,19 @@ export async function historyGapAfter(redis: Redis, streamKey: string, afterId: 
     info = toMap((await redis.xinfo('STREAM', streamKey)) as unknown[]);
   } catch (err) {
     if (!/no such key/i.test((err as Error).message)) throw err;
-    return compareEventIds(afterId, '0-0') === 0 ? null : `there is no event history (since ${afterId})`;
+    return EventId.compare(afterId, '0-0') === 0 ? null : `there is no event history (since ${afterId})`;
   }
-  const lastGenerated = String(info.get('last-generated-id'));
-  if (compareEventIds(afterId, lastGenerated) > 0) {
+  const after = EventId.parse(afterId);
+  const lastGenerated = EventId.parse(String(info.get('last-generated-id')));
+  if (after.isAfter(lastGenerated)) {
     return `since ${afterId} is newer than the newest event ${lastGenerated} (history was replaced)`;
   }
   const added = info.get('entries-added');
   const neverTrimmed = added !== undefined && Number(added) === Number(info.get('length'));
   if (neverTrimmed) return null;
   const firstEntry = info.get('first-entry');
-  const oldestKept = Array.isArray(firstEntry) ? String(firstEntry[0]) : null;
-  if (oldestKept === null ? compareEventIds(afterId, lastGenerated) < 0 : compareEventIds(afterId, predecessor(oldestKept)) < 0) {
+  const oldestKept = Array.isArray(firstEntry) ? EventId.parse(String(firstEntry[0])) : null;
+  if ((oldestKept === null ? lastGenerated : oldestKept.predecessor()).isAfter(after)) {
     return `events after ${afterId} are no longer retained`;
   }
   return null;
@@ -37,9 +38,3 @@ function toMap(flat: unknown[]): Map<string, unknown> {
   return map;
 }
 
-/** The greatest id below `id`: nothing can sit between the two. */
-function predecessor(id: string): string {
-  const [ms, seq = '0'] = id.split('-');
-  const s = BigInt(seq);
-  return s > 0n ? `${ms}-${s - 1n}` : `${BigInt(ms!) - 1n}-18446744073709551615`;
-}

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { issuesOf } from '../common/validation.js';
+import { EventId } from '../events/event-id.js';
 import { CHANNELS, type Channel, type FeedEvent } from '../events/types.js';
 
 /**
@@ -10,18 +11,22 @@ import { CHANNELS, type Channel, type FeedEvent } from '../events/types.js';
  *
  * Server -> client:
  *   {type: 'hello', version: 1, lastEventId}           on connect; lastEventId is the newest event id the server knows
- *   {type: 'subscribed', channels, filter, since?}      acknowledges a subscribe (replay, if any, follows)
+ *   {type: 'subscribed', channels, filter, since?, batch}  acknowledges a subscribe (replay, if any, follows)
  *   {type: 'event', id, event, ts, jobId?, jobType?, scheduleId?, target?, data}
+ *   {type: 'events', events: [<event message>, ...]}   only to a subscribe with batch: true: several events, in order
  *   {type: 'live', lastEventId}                         after a subscribe with `since`: replay done, live from here
  *   {type: 'reset', reason}                             `since` is older than the retained history (or unknown):
  *   {type: 'snapshot', data}                              drop local state, here is the current state, live follows
  *   {type: 'unsubscribed'}
  *   {type: 'pong'}
  *   {type: 'error', code, message, field?}              the connection stays open (except replay_failed: closed
- *                                                        with 1011, reconnect with the same since)
+ *                                                        with 1011, reconnect with the same since); a since that
+ *                                                        Redis cannot hold is invalid_message (field since)
  *
  * Client -> server:
- *   {op: 'subscribe', channels: ('job'|'schedule'|'checkpoint')[], filter?: {jobId?, scheduleId?, target?, type?}, since?}
+ *   {op: 'subscribe', channels: ('job'|'schedule'|'checkpoint')[], filter?: {jobId?, scheduleId?, target?, type?}, since?,
+ *    batch?: boolean}  batch (default false): the client also reads `events` frames, which the server sends when
+ *                      several events are ready at once (fewer frames for the same events: cheaper on both ends)
  *   {op: 'unsubscribe'}
  *   {op: 'ping'}
  *
@@ -49,7 +54,16 @@ export const CLOSE = {
   internalError: 1011,
 } as const;
 
-const eventId = z.string().regex(/^\d+(-\d+)?$/, 'must be an event id like 1700000000000-0');
+const MAX_U64 = 2n ** 64n - 1n;
+/** A Redis stream id both of whose parts fit in 64 bits, and not the very last id (nothing can come after it). */
+const eventId = z
+  .string()
+  .regex(/^\d+(-\d+)?$/, 'must be an event id like 1700000000000-0')
+  .refine((id) => {
+    // zod runs this after a failed regex too: only digits reach BigInt.
+    const [ms, seq] = /^(\d+)(?:-(\d+))?$/.exec(id)?.slice(1).map((part) => BigInt(part ?? 0)) ?? [0n, 0n];
+    return ms! <= MAX_U64 && seq! <= MAX_U64 && !(ms === MAX_U64 && seq === MAX_U64);
+  }, 'not an event id Redis can hold (each part at most 18446744073709551615)');
 
 export const filterSchema = z.strictObject({
   jobId: z.string().min(1).optional(),
@@ -65,6 +79,7 @@ export const clientMessageSchema = z.discriminatedUnion('op', [
     channels: z.array(z.enum(CHANNELS)).min(1, 'pick at least one channel'),
     filter: filterSchema.default({}),
     since: eventId.optional(),
+    batch: z.boolean().default(false),
   }),
   z.strictObject({ op: z.literal('unsubscribe') }),
   z.strictObject({ op: z.literal('ping') }),
@@ -85,7 +100,7 @@ export interface ErrorMessage {
 
 export type ServerMessage =
   | { type: 'hello'; version: typeof PROTOCOL_VERSION; lastEventId: string }
-  | { type: 'subscribed'; channels: Channel[]; filter: FeedFilter; since?: string }
+  | { type: 'subscribed'; channels: Channel[]; filter: FeedFilter; since?: string; batch: boolean }
   | { type: 'live'; lastEventId: string }
   | { type: 'reset'; reason: string }
   | { type: 'snapshot'; data: unknown }
@@ -129,25 +144,10 @@ export function matches(sub: Subscription, e: FeedEvent): boolean {
   );
 }
 
-/** A stream id as numbers, so the per-client "already delivered?" check is two number comparisons. */
-export interface EventOrder {
-  ms: number;
-  seq: number;
-}
-
-export function eventOrder(id: string): EventOrder {
-  const dash = id.indexOf('-');
-  return dash < 0 ? { ms: Number(id), seq: 0 } : { ms: Number(id.slice(0, dash)), seq: Number(id.slice(dash + 1)) };
-}
-
-export function isAfter(a: EventOrder, b: EventOrder): boolean {
-  return a.ms > b.ms || (a.ms === b.ms && a.seq > b.seq);
-}
-
 /** An event together with its wire form, serialized once and shared by every client that gets it. */
 export interface EncodedEvent {
   event: FeedEvent;
-  order: EventOrder;
+  id: EventId;
   frame: Buffer;
 }
 
@@ -163,9 +163,56 @@ export function encodeEvent(e: FeedEvent): EncodedEvent {
     target: e.target,
     data: e.data,
   };
-  return { event: e, order: eventOrder(e.id), frame: Buffer.from(JSON.stringify(message)) };
+  return { event: e, id: EventId.parse(e.id), frame: Buffer.from(JSON.stringify(message)) };
 }
 
 export function encodeMessage(m: ServerMessage): Buffer {
   return Buffer.from(JSON.stringify(m));
+}
+
+/** An `events` frame is cut here, so one frame stays far below any client's payload limit and the socket's buffer. */
+export const MAX_BATCH_FRAME_BYTES = 64 * 1024;
+
+const BATCH_HEAD = Buffer.from('{"type":"events","events":[');
+const BATCH_SEPARATOR = Buffer.from(',');
+const BATCH_TAIL = Buffer.from(']}');
+
+/**
+ * The frames that carry these event frames, in order, to a client that reads `events`: consecutive events share an
+ * `events` frame up to MAX_BATCH_FRAME_BYTES; an event alone stays a plain `event` frame. Built by concatenating the
+ * already serialized events, never by serializing again.
+ */
+export function batchFrames(eventFrames: readonly Buffer[]): Buffer[] {
+  const frames: Buffer[] = [];
+  let start = 0;
+  while (start < eventFrames.length) {
+    let end = start + 1;
+    let bytes = BATCH_HEAD.length + eventFrames[start]!.length + BATCH_TAIL.length;
+    while (end < eventFrames.length && bytes + 1 + eventFrames[end]!.length <= MAX_BATCH_FRAME_BYTES) bytes += 1 + eventFrames[end++]!.length;
+    if (end - start === 1) frames.push(eventFrames[start]!);
+    else {
+      const parts: Buffer[] = [BATCH_HEAD];
+      for (let i = start; i < end; i++) {
+        if (i > start) parts.push(BATCH_SEPARATOR);
+        parts.push(eventFrames[i]!);
+      }
+      parts.push(BATCH_TAIL);
+      frames.push(Buffer.concat(parts, bytes));
+    }
+    start = end;
+  }
+  return frames;
+}
+
+/** One read of the tailer, encoded once for every client: the events, and their batched frames built on first use. */
+export interface EncodedBatch {
+  events: readonly EncodedEvent[];
+  /** batchFrames of all the events, computed once and shared by every batching client that gets all of them. */
+  frames(): readonly Buffer[];
+}
+
+export function encodeBatch(events: readonly FeedEvent[]): EncodedBatch {
+  const encoded = events.map(encodeEvent);
+  let frames: Buffer[] | undefined;
+  return { events: encoded, frames: () => (frames ??= batchFrames(encoded.map((e) => e.frame))) };
 }

@@ -8,7 +8,7 @@ import type { Config } from '../config/schema.js';
 import type { EventLog } from '../events/event-log.js';
 import { waitingDuplicate } from '../queue/redis.js';
 import { historyGapAfter } from './history.js';
-import { CLOSE, encodeEvent, FEED_PATH } from './protocol.js';
+import { CLOSE, encodeBatch, FEED_PATH } from './protocol.js';
 import { FeedSession, type SessionContext, type SessionLimits } from './session.js';
 import { EventTailer } from './tailer.js';
 
@@ -32,8 +32,11 @@ export interface FeedServerOptions {
   redis: Redis;
   auth: Authenticator;
   options: FeedOptions;
-  /** The current state, sent after a `reset` (jobs, schedules, checkpoints: whatever the API's snapshot is). */
-  snapshot: () => Promise<unknown>;
+  /**
+   * The current state, sent after a `reset` (jobs, schedules, checkpoints: whatever the API's snapshot is), as the
+   * connected principal may see it (read tokens get no command lines).
+   */
+  snapshot: (principal: Principal) => Promise<unknown>;
   /** Where unexpected errors go (Redis read failures, snapshot bugs). Default: ignored. */
   onError?: (err: Error) => void;
   /** Default /api/v1/feed. */
@@ -53,7 +56,8 @@ const SHUTDOWN_GRACE_MS = 1000;
 
 /**
  * The live feed on the API's HTTP server (protocol: src/feed/protocol.ts). Authenticates upgrades before the handshake,
- * reads the event stream once through an EventTailer and fans each event, serialized once, out to every session.
+ * reads the event stream once through an EventTailer and fans each read out to every session: each event serialized
+ * once, and once more batched (`events` frames) for the clients that take batches.
  */
 export class FeedServer {
   /** The process's single reader of the event stream; other consumers (metrics) may listen to it too. */
@@ -110,8 +114,8 @@ export class FeedServer {
     await this.tailer.start();
     this.stopTail = this.tailer.onEvents((events) => {
       if (this.clients.size === 0) return;
-      const encoded = events.map(encodeEvent);
-      for (const client of this.clients) client.offerLive(encoded);
+      const batch = encodeBatch(events);
+      for (const client of this.clients) client.offerLive(batch);
     });
     this.o.server.on('upgrade', this.onUpgrade);
     this.heartbeat = setInterval(() => {

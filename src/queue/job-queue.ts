@@ -544,10 +544,12 @@ export class JobQueue {
    * shared storage, when that node is gone, a live one (this one first). Refused when that node has no live worker,
    * or when the checkpoint's only copy is on a node that is gone (storage not shared), naming that node.
    */
-  private async placeRestore(checkpointId: string, checkpoint: { node: string }, requested?: string): Promise<string> {
+  private async placeRestore(checkpointId: string, checkpoint: { node: string; location?: string }, requested?: string): Promise<string> {
     const live = await this.liveNodesIfRequired();
     if (!live) return requested ?? checkpoint.node;
-    const shared = this.options.sharedStorage ?? false;
+    // A checkpoint in the bucket (storage.remote) is downloaded by whichever node restores it.
+    const inBucket = checkpoint.location === 'remote' || checkpoint.location === 'local+remote';
+    const shared = (this.options.sharedStorage ?? false) || inBucket;
     const home = checkpoint.node;
     if (!shared && !live.includes(home)) {
       throw new NodeUnservedError(

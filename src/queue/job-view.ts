@@ -91,6 +91,17 @@ export function toJobView(job: Job, state: string, node: string): JobView {
   return view;
 }
 
+/**
+ * The view a caller without the operate role gets: no command line of the resolved target (command lines hold
+ * secrets: passwords, tokens given as arguments). The key (`python3-4242`) and pid stay.
+ */
+export function withoutCommandLine(view: JobView): JobView {
+  const data = view.data as DumpJobData;
+  if (view.type !== 'dump' || !data.resolved) return view;
+  const { cmdline: _, ...resolved } = data.resolved;
+  return { ...view, data: { ...data, resolved } as unknown as JobData };
+}
+
 /** The job's target key: a restore's from enqueue time, a dump's once a worker has resolved it; none for a batch. */
 export function targetKeyOf(job: Pick<Job, 'name' | 'data'>): string | undefined {
   if (job.name === 'dump') return (job.data as DumpJobData).resolved?.key;

@@ -24,6 +24,8 @@ export function queueKeys(prefix: string) {
      * Hash pid -> {startTime, target, checkpointId} of the processes a node's restores started: a later restore of
      * the same target recognises such a process as the checkpointed process (a restored one has a new start time).
      */
+    /** Lease lock: one download of a checkpoint from the bucket at a time on a node (others wait and use its copy). */
+    downloadLock: (node: string, checkpointId: string) => `${prefix}:jobs:lock:download:${node}:${checkpointId}`,
     restoredProcesses: (node: string) => `${prefix}:jobs:restored:${node}`,
     /** Pub/sub channel: ids of active jobs an operator cancelled; the worker running one aborts it. */
     cancelChannel: `${prefix}:jobs:cancel`,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { byteSizeSchema } from '../common/byte-size.js';
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
@@ -28,8 +29,8 @@ export const retentionSchema = z
     keepLast: z.number().int().min(1).optional(),
     /** Remove checkpoints older than this ("7d", "12h", or ms). */
     maxAge: durationSchema.optional(),
-    /** Remove the oldest while the schedule's checkpoints (pinned ones included) take more than this many bytes. */
-    maxTotalBytes: z.number().int().positive().optional(),
+    /** Remove the oldest while the checkpoints (pinned ones included) take more than this many bytes ("20G" too). */
+    maxTotalBytes: byteSizeSchema(1).optional(),
   })
   .refine((r) => r.keepLast !== undefined || r.maxAge !== undefined || r.maxTotalBytes !== undefined, {
     message: 'give at least one of keepLast, maxAge, maxTotalBytes (or leave retention out)',

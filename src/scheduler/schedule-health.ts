@@ -46,6 +46,10 @@ export class ScheduleHealth {
   async onEvent(e: FeedEvent): Promise<void> {
     if (e.event !== 'checkpoint.created' && e.event !== 'job.failed') return;
     const scheduleId = e.scheduleId ?? (e.data.scheduleId as string | undefined) ?? scheduleIdOfJob(e.jobId);
+    if (e.event === 'checkpoint.created' && !scheduleId && e.target) {
+      await this.options.pruner?.pruneUnscheduled(e.target);
+      return;
+    }
     const record = scheduleId ? await this.options.store.get(scheduleId) : null;
     if (!scheduleId || !record) return;
     if (e.event === 'checkpoint.created') {

@@ -5,6 +5,7 @@ import { pino, type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { EventLog } from '../events/event-log.js';
 import { Pruner, type RetentionCatalog } from '../retention/pruner.js';
+import type { Retention } from '../retention/schema.js';
 import { PolicyError, TargetError } from '../targets/errors.js';
 import { resolveTarget } from '../targets/resolve.js';
 import type { TargetSpec } from '../targets/spec.js';
@@ -26,6 +27,8 @@ export interface SchedulerOptions {
   eventLog: EventLog;
   /** For retention; without it nothing is pruned. */
   catalog?: RetentionCatalog;
+  /** config storage.retention: for each target's checkpoints that no schedule made. Default: none (kept). */
+  unscheduledRetention?: Retention;
   config: SchedulerConfig;
   /**
    * Checks a trigger-now's target before its job is enqueued, so the caller hears at once of a target that does not
@@ -93,6 +96,7 @@ export class Scheduler {
           catalog: options.catalog,
           retentionOf: async (id) => (await store.get(id))?.schedule.retention ?? null,
           schedulesWithRetention: async () => (await store.list()).filter((r) => r.schedule.retention).map((r) => r.schedule.id),
+          ...(options.unscheduledRetention && { unscheduled: options.unscheduledRetention }),
           eventLog: options.eventLog,
           logger: this.log,
           owner: this.instanceId,

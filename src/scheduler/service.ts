@@ -53,6 +53,7 @@ export async function startSchedulerService(options: SchedulerServiceOptions): P
     config,
     logger,
     ...(options.catalog ? { catalog: options.catalog } : {}),
+    ...(config.storage.retention ? { unscheduledRetention: config.storage.retention } : {}),
     ...(options.checkTarget ? { checkTarget: options.checkTarget } : {}),
     ...(options.liveNodes ? { liveNodes: options.liveNodes } : {}),
   });

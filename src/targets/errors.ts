@@ -1,7 +1,7 @@
 export type TargetErrorCode =
   /** `{match}` matched no process. */
   | 'ETARGET_NONE'
-  /** `{match}` matched more than one process; `matches` lists them. */
+  /** `{match}` matched more than one process; `matches` shows the first few (command lines cut short). */
   | 'ETARGET_AMBIGUOUS'
   /** `{match}` ran past its time limit over the process list (a regex that backtracks without end). */
   | 'ETARGET_MATCH_TIMEOUT'
@@ -21,7 +21,7 @@ export class TargetError extends Error {
   constructor(
     readonly code: TargetErrorCode,
     message: string,
-    /** For ETARGET_AMBIGUOUS: every process that matched. */
+    /** For ETARGET_AMBIGUOUS: the first few processes that matched, command lines cut short. */
     readonly matches: TargetMatch[] = [],
   ) {
     super(message);

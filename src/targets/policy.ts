@@ -70,6 +70,11 @@ export class TargetPolicy {
     if (!this.commandAllowed(info.cmdline)) refuse(`command line "${info.cmdline}" matches none of policy.allowCommands`);
   }
 
+  /** ckpt's own processes besides the current one (API, workers, Redis, the CRIU service): never a `{match}`. */
+  ownPids(): number[] {
+    return this.protectedPids();
+  }
+
   /** Whether a command line may run as a workload or be a target (policy.allowCommands; empty = any). */
   commandAllowed(cmdline: string): boolean {
     return !this.allowCommands.length || this.allowCommands.some((r) => r.test(cmdline));

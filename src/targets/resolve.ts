@@ -1,21 +1,28 @@
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, realpath } from 'node:fs/promises';
+import path from 'node:path';
+import { repoRoot } from '../common/paths.js';
 import { TargetError, type TargetMatch } from './errors.js';
 import { matchingPids } from './match.js';
-import { ancestorsOf, listPids, readCmdline } from '../common/proc.js';
+import { ancestorsOf, listPids, readCmdline, readCmdlineArgs, readCwd } from '../common/proc.js';
 import { readProcessInfo, type ProcessInfo } from './process-info.js';
 import type { TargetSpec } from './spec.js';
 import { workloadTargetKey } from './key.js';
 
 /** A pid file holds a pid and a newline; anything longer is not a pid file. */
 const PID_FILE_MAX_BYTES = 64;
-/** At most this many matches are spelled out in an ETARGET_AMBIGUOUS message (all are in `matches`). */
-const MESSAGE_MATCHES = 10;
+/**
+ * At most this many matches are spelled out in an ETARGET_AMBIGUOUS error, each command line cut to
+ * MATCH_CMDLINE_CHARS: command lines hold secrets, and a regex like "." matches every process on the host.
+ */
+const MESSAGE_MATCHES = 3;
+const MATCH_CMDLINE_CHARS = 40;
 
 export interface ResolveOptions {
   /**
-   * Pids `{match}` never resolves to. The current process and its ancestors are always excluded
-   * (a `--match node` must not find the worker itself or the shell that started it).
+   * Pids `{match}` never resolves to (ckpt's own: its Redis, its CRIU service). Always excluded besides: the current
+   * process and its ancestors (a `--match node` must not find the worker itself or the shell that started it) and
+   * every process running ckpt's CLI (`ckpt dump --match RE` has RE in its own command line).
    */
   exclude?: number[];
   /** Where `{workload}` names are looked up (src/workloads' registry); without it a workload target is ETARGET_GONE. */
@@ -71,51 +78,67 @@ async function byMatch(source: string, exclude: number[]): Promise<ProcessInfo> 
   }
   const found: ProcessInfo[] = [];
   for (const pid of await matchingPids(source, candidates)) {
+    // `ckpt dump --match RE` holds RE in its own command line, as does any other ckpt command (a worker, a watch).
+    if (await runsCkpt(pid)) continue;
     const info = await readProcessInfo(pid);
     if (info) found.push(info);
   }
   const [only, ...others] = found;
   if (!only) throw new TargetError('ETARGET_NONE', `no process's command line matches /${source}/`);
   if (others.length) {
-    const matches: TargetMatch[] = found.map(({ pid, cmdline }) => ({ pid, cmdline }));
-    const listed = matches
-      .slice(0, MESSAGE_MATCHES)
-      .map((m) => `${m.pid} (${m.cmdline})`)
-      .join(', ');
-    const more = matches.length > MESSAGE_MATCHES ? `, and ${matches.length - MESSAGE_MATCHES} more` : '';
+    const shown: TargetMatch[] = found.slice(0, MESSAGE_MATCHES).map(({ pid, cmdline }) => ({ pid, cmdline: cutShort(cmdline) }));
+    const listed = shown.map((m) => `${m.pid} (${m.cmdline})`).join(', ');
+    const more = found.length > shown.length ? `, and ${found.length - shown.length} more` : '';
     throw new TargetError(
       'ETARGET_AMBIGUOUS',
-      `/${source}/ matches ${matches.length} processes, it must match exactly one: ${listed}${more}`,
-      matches,
+      `/${source}/ matches ${found.length} processes, it must match exactly one: ${listed}${more}`,
+      shown,
     );
   }
   return only;
 }
 
+/** ckpt's command-line entry point, as a real path (resolved once). */
+let ckptEntry: Promise<string> | undefined;
+
+/** Whether `pid` runs ckpt's CLI (`node [node options] <this checkout>/bin/ckpt.js ...`, also through a symlink such as `npm link`'s). */
+async function runsCkpt(pid: number): Promise<boolean> {
+  ckptEntry ??= realpath(path.join(repoRoot(), 'bin', 'ckpt.js')).catch(() => '');
+  const argv = await readCmdlineArgs(pid);
+  const script = argv.slice(1).find((arg) => !arg.startsWith('-'));
+  if (!script) return false;
+  const cwd = await readCwd(pid);
+  const real = await realpath(path.resolve(cwd, script)).catch(() => '');
+  return real !== '' && real === (await ckptEntry);
+}
+
+function cutShort(cmdline: string): string {
+  return cmdline.length > MATCH_CMDLINE_CHARS ? `${cmdline.slice(0, MATCH_CMDLINE_CHARS - 1)}…` : cmdline;
+}
+
 /**
  * Reads a user-supplied pid file: opened read-only and non-blocking (a FIFO must not hang us), must be a regular file
- * of at most 64 bytes holding one positive integer. Its contents never appear in errors, only whether they were a pid.
+ * of at most 64 bytes holding one positive integer. ckpt runs as root and could read any file, so every failure
+ * gives the same answer: whether the file is missing, root-only, too long or holds something else is not told.
  */
 export async function readPidFile(file: string): Promise<number> {
-  let handle;
-  try {
-    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
-  } catch (e) {
-    throw new TargetError('ETARGET_PIDFILE', `pid file ${file}: cannot open (${(e as NodeJS.ErrnoException).code})`);
+  const pid = await readPidIn(file).catch(() => null);
+  if (pid === null) {
+    throw new TargetError('ETARGET_PIDFILE', `pid file ${file}: not a readable pid file (a regular file holding one pid)`);
   }
+  return pid;
+}
+
+/** The pid in `file`, or null / a rejection for anything that is not a pid file. */
+async function readPidIn(file: string): Promise<number | null> {
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   try {
-    const st = await handle.stat();
-    if (!st.isFile()) throw new TargetError('ETARGET_PIDFILE', `pid file ${file}: not a regular file`);
+    if (!(await handle.stat()).isFile()) return null;
     const buf = Buffer.alloc(PID_FILE_MAX_BYTES + 1);
     const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
-    if (bytesRead > PID_FILE_MAX_BYTES) {
-      throw new TargetError('ETARGET_PIDFILE', `pid file ${file}: longer than ${PID_FILE_MAX_BYTES} bytes`);
-    }
+    if (bytesRead > PID_FILE_MAX_BYTES) return null;
     const text = buf.subarray(0, bytesRead).toString('latin1').trim();
-    if (!/^[1-9][0-9]{0,9}$/.test(text) || Number(text) > 2 ** 31 - 1) {
-      throw new TargetError('ETARGET_PIDFILE', `pid file ${file}: does not hold a pid`);
-    }
-    return Number(text);
+    return /^[1-9][0-9]{0,9}$/.test(text) && Number(text) <= 2 ** 31 - 1 ? Number(text) : null;
   } finally {
     await handle.close();
   }

@@ -1,7 +1,7 @@
 // The feed carrying real jobs end to end: HTTP enqueue -> worker -> CRIU -> events -> WebSocket.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { compareEventIds } from '../../src/events/event-log.js';
+import { EventId } from '../../src/events/event-id.js';
 import { startCounter, startTcpPair, waitGone } from '../helpers/targets.js';
 import { countsOn } from '../helpers/wait.js';
 import { api, FeedRecorder, startServiceUnderTest } from './harness.js';
@@ -11,7 +11,7 @@ const ALL = ['job', 'schedule', 'checkpoint'];
 function assertOrderedOnce(events: { id: string }[]): void {
   const ids = events.map((e) => e.id);
   assert.equal(new Set(ids).size, ids.length, 'no event twice');
-  for (let i = 1; i < ids.length; i++) assert.ok(compareEventIds(ids[i - 1]!, ids[i]!) < 0, `ids in order: ${ids[i - 1]} < ${ids[i]}`);
+  for (let i = 1; i < ids.length; i++) assert.ok(EventId.compare(ids[i - 1]!, ids[i]!) < 0, `ids in order: ${ids[i - 1]} < ${ids[i]}`);
 }
 
 test('a dump enqueued over HTTP streams waiting -> active -> progress -> completed, in order, once, with stats; the restore brings the process back', async (t) => {
@@ -111,7 +111,7 @@ test('a client that disconnects mid-job and reconnects with since gets exactly t
   t.after(() => back.close());
   back.send({ op: 'subscribe', channels: ['job'], since: lastSeen });
   await back.waitFor((m) => m.type === 'live');
-  const missed = steady.events().filter((e) => compareEventIds(e.id, lastSeen) > 0);
+  const missed = steady.events().filter((e) => EventId.compare(e.id, lastSeen) > 0);
   assert.deepEqual(
     back.events().map((e) => e.id),
     missed.map((e) => e.id),
@@ -131,10 +131,8 @@ test('a process tree with an established TCP connection is dumped and restored t
   if (!svc) return;
   const pair = await startTcpPair();
   t.after(() => pair.kill());
-  const feed = await FeedRecorder.open(svc.url);
+  const feed = await FeedRecorder.subscribed(svc.url, ['job']);
   t.after(() => feed.close());
-  feed.send({ op: 'subscribe', channels: ['job'] });
-  await feed.waitFor((m) => m.type === 'subscribed');
   // The outcome: completed, or failed for good (a failed attempt that will be retried is not the end).
   const finished = (jobId: string) =>
     feed.waitFor((m) => m.type === 'event' && m.jobId === jobId && (m.event === 'job.completed' || (m.event === 'job.failed' && m.data.final)));

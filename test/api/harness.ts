@@ -100,6 +100,14 @@ export class FeedRecorder {
     return rec;
   }
 
+  /** open(), then subscribed to `channels` (once the feed acknowledged it). */
+  static async subscribed(url: string, channels: string[]): Promise<FeedRecorder> {
+    const rec = await FeedRecorder.open(url);
+    rec.send({ op: 'subscribe', channels });
+    await rec.waitFor((m) => m.type === 'subscribed');
+    return rec;
+  }
+
   send(msg: unknown): void {
     this.ws.send(JSON.stringify(msg));
   }

@@ -60,8 +60,8 @@ describe('Catalog', () => {
   it('add then get returns the manifest, unpinned; unknown and malformed ids are ECHECKPOINT_NOT_FOUND', async () => {
     const m = await makeCheckpoint(store);
     const added = await catalog.add(m);
-    assert.deepEqual(added, { ...m, pinned: false });
-    assert.deepEqual(await catalog.get(m.id), { ...m, pinned: false });
+    assert.deepEqual(added, { ...m, pinned: false, location: 'local' });
+    assert.deepEqual(await catalog.get(m.id), { ...m, pinned: false, location: 'local' });
     await rejectsCode(catalog.get(newCheckpointId()), 'ECHECKPOINT_NOT_FOUND');
     await rejectsCode(catalog.get('../../etc/passwd'), 'ECHECKPOINT_NOT_FOUND');
     await assert.rejects(catalog.add({ ...m, bytes: -5 }), /invalid checkpoint manifest: bytes:/);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -164,8 +164,50 @@ describe('CheckpointStore', () => {
     await mkdir(outside);
     await mkdir(store.root, { recursive: true });
     await symlink(outside, path.join(store.root, 'evil-1'));
-    await rejectsCode(store.beginAttempt('evil-1', newCheckpointId()), 'EBADNAME');
+    await rejectsCode(store.beginAttempt('evil-1', newCheckpointId()), 'EUNSAFE_PATH');
     assert.deepEqual(await readdir(outside), []);
+  });
+
+  it('follows no symlink out of the root: a target folder or a checkpoint folder swapped for one is refused by every operation, and nothing outside is touched', async () => {
+    // <root>/<key> moved elsewhere and replaced by a symlink to it: the paths still "work" through the link.
+    const viaKey = await makeCheckpoint(store, { key: 'python3-31' });
+    const elsewhere = path.join(tmp, 'elsewhere-31');
+    await rename(path.join(store.root, 'python3-31'), elsewhere);
+    await symlink(elsewhere, path.join(store.root, 'python3-31'));
+    await writeFile(path.join(elsewhere, 'precious.txt'), 'not ckpt\'s');
+    // <root>/<key>/<id> replaced by a symlink to a copy of itself elsewhere.
+    const viaId = await makeCheckpoint(store, { key: 'python3-32' });
+    const copy = path.join(tmp, 'elsewhere-32');
+    await rename(store.pathOf(viaId), copy);
+    await symlink(copy, store.pathOf(viaId));
+    for (const m of [viaKey, viaId]) {
+      await rejectsCode(store.remove(m), 'EUNSAFE_PATH');
+      await rejectsCode(store.verify(m), 'EUNSAFE_PATH');
+      await rejectsCode(store.readSigned(m.target.key, m.id), 'EUNSAFE_PATH');
+      await rejectsCode(store.readManifest(m.target.key, m.id), 'EUNSAFE_PATH');
+    }
+    await rejectsCode(store.beginAttempt('python3-31', newCheckpointId()), 'EUNSAFE_PATH');
+    await rejectsCode(store.findAttempt('python3-31', newCheckpointId()), 'EUNSAFE_PATH');
+    await rejectsCode(store.discard(path.join(store.root, 'python3-31', `.tmp-${newCheckpointId()}`)), 'EUNSAFE_PATH');
+    assert.deepEqual((await readdir(elsewhere)).sort(), [viaKey.id, 'precious.txt'].sort());
+    assert.ok((await readdir(path.join(elsewhere, viaKey.id))).includes('pages-1.img'));
+    assert.ok((await readdir(copy)).includes('pages-1.img'));
+    // Rebuild lists neither (symlinks are not folders of the store).
+    const listed = (await store.listCommitted()).manifests.map((m) => m.id);
+    assert.ok(!listed.includes(viaKey.id) && !listed.includes(viaId.id), listed.join(', '));
+    // A manifest.json that is a symlink is not read through.
+    const linked = await makeCheckpoint(store, { key: 'python3-33' });
+    const manifestPath = path.join(store.pathOf(linked), MANIFEST_FILE);
+    await rename(manifestPath, path.join(tmp, 'manifest-33.json'));
+    await symlink(path.join(tmp, 'manifest-33.json'), manifestPath);
+    await rejectsCode(store.readSigned(linked.target.key, linked.id), 'EUNSAFE_PATH');
+    for (const key of ['python3-31', 'python3-32', 'python3-33']) await rm(path.join(store.root, key), { recursive: true });
+  });
+
+  it('a discarded attempt leaves no empty target folder behind', async () => {
+    const attempt = await store.beginAttempt('python3-34', newCheckpointId());
+    await store.discard(attempt.dir);
+    assert.equal(existsSync(path.join(store.root, 'python3-34')), false);
   });
 
   it('a retry finds the previous attempt and takes it over; beginning it again is refused', async () => {

@@ -79,7 +79,9 @@ test('after FLUSHALL, `ckpt catalog rebuild` lists every checkpoint again with t
   let logged = '';
   const log = pino({ level: 'info' }, new Writable({ write: (c, _e, done) => ((logged += c.toString()), done()) }));
   admin.disconnect();
-  const worker = await startService({ config: svc.config, roles: { api: false, worker: true, scheduler: false }, log, version: 'test' });
+  // Its own criu.runtimeDir: the running service holds the first one (one instance per runtime folder).
+  const config = { ...svc.config, criu: { ...svc.config.criu, runtimeDir: `${svc.config.criu.runtimeDir}-worker` } };
+  const worker = await startService({ config, roles: { api: false, worker: true, scheduler: false }, log, version: 'test' });
   await worker.close();
   assert.deepEqual((await api(svc.url, 'GET', '/api/v1/checkpoints')).json.items, before);
   const line = logged.split('\n').map((l) => (l ? JSON.parse(l) : {})).find((l) => /catalog rebuilt/.test(l.msg));

@@ -41,6 +41,20 @@ function collector() {
   };
 }
 
+test('events that arrive batched in one frame are delivered one by one, in order', async (t) => {
+  const log = h.eventLog();
+  const { url, feed } = await h.feed({ eventLog: log });
+  const got = collector();
+  const client = new FeedClient({ url: baseUrl(url), channels: ['job'], onEvent: got.onEvent });
+  t.after(() => client.close());
+  await client.start();
+  assert.equal([...feed.sessions][0]!.outbox.batching, true, 'the CLI asks for events frames');
+  const published = await h.publishTogether(log, Array.from({ length: 10 }, (_, i) => jobEvent('A', 'job.progress', { percent: i * 10 })));
+  await got.until(published.at(-1)!);
+  assert.deepEqual(got.events.map((e) => e.id), published);
+  assert.equal(client.lastEventId, published.at(-1));
+});
+
 test('starts from the moment it connects, then resumes after a dropped connection with exactly the missed events', async (t) => {
   const log = h.eventLog();
   const { url, feed } = await h.feed({ eventLog: log });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { EventLog } from '../../src/events/event-log.js';
 import type { EventData, FeedEvent } from '../../src/events/types.js';
-import { FeedHarness, jobEvent, tailedTo, type EventMsg } from './harness.js';
+import { FeedHarness, ids, jobEvent, tailedTo, type EventMsg } from './harness.js';
 
 let h: FeedHarness;
 before(async () => {
@@ -12,7 +12,6 @@ after(async () => {
   await h?.stop();
 });
 
-const ids = (events: { id: string }[]) => events.map((e) => e.id);
 const CREATED: EventData['checkpoint.created'] = { checkpointId: 'c1', node: 'n', host: 'h', pid: 1, bytes: 1, durationMs: 1 };
 
 test('hello, then subscribed events arrive in order, exactly once, and filters select', async () => {

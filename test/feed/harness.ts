@@ -5,7 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import WebSocket, { type ClientOptions } from 'ws';
 import { Authenticator, type AuthenticatorOptions } from '../../src/security/auth.js';
-import { compareEventIds, EventLog } from '../../src/events/event-log.js';
+import { EventId } from '../../src/events/event-id.js';
+import { EventLog } from '../../src/events/event-log.js';
 import type { EventInput } from '../../src/events/types.js';
 import { FeedServer, type FeedOptions } from '../../src/feed/server.js';
 import { TestRedis } from '../helpers/redis.js';
@@ -65,6 +66,19 @@ export class FeedHarness {
     });
     const { port } = server.address() as AddressInfo;
     return { feed, url: `ws://127.0.0.1:${port}/api/v1/feed`, server };
+  }
+
+  /**
+   * Appends the events in one MULTI, as EventLog.publish stores them: Redis serves a blocked XREAD only after the EXEC,
+   * so a feed's tailer reads them in one go (several events ready at once, the case `events` frames are for).
+   */
+  async publishTogether(log: EventLog, inputs: EventInput[]): Promise<string[]> {
+    const multi = this.redis.multi();
+    for (const input of inputs) multi.xadd(log.key, '*', 'e', JSON.stringify({ ...input, ts: Date.now() }));
+    return (await multi.exec())!.map(([err, id]) => {
+      if (err) throw err;
+      return String(id);
+    });
   }
 
   async client(url: string, options?: ClientOptions): Promise<FeedClient> {
@@ -135,25 +149,32 @@ export class FeedClient {
     return m;
   }
 
-  /** Takes messages until an event with id `lastId` arrives; returns every event taken (other types are kept aside). */
+  /**
+   * Takes messages until an event with id `lastId` arrives; returns every event taken, those of `events` frames
+   * (batch: true) one by one (other types are kept aside).
+   */
   async eventsUntil(lastId: string, timeoutMs?: number): Promise<EventMsg[]> {
     const events: EventMsg[] = [];
     for (;;) {
       const m = await this.next(timeoutMs);
-      if (m.type !== 'event') continue;
-      events.push(m as EventMsg);
-      if (m.id === lastId) return events;
+      if (m.type === 'event') events.push(m as EventMsg);
+      else if (m.type === 'events') events.push(...(m.events as EventMsg[]));
+      else continue;
+      if (events.at(-1)!.id === lastId) return events;
     }
   }
 
   /** Subscribes and waits for the ack (and, with since, for the replay to end: 'live' or a reset). */
-  async subscribe(sub: { channels: string[]; filter?: object; since?: string }): Promise<Msg> {
+  async subscribe(sub: { channels: string[]; filter?: object; since?: string; batch?: boolean }): Promise<Msg> {
     this.send({ op: 'subscribe', ...sub });
     return this.expect('subscribed');
   }
 }
 
 /** An event of job `jobId` with any data: the feed passes data through unread, so tests send only what they check. */
+/** The ids of events or event messages, in their order. */
+export const ids = (events: readonly { id: string }[]): string[] => events.map((e) => e.id);
+
 export function jobEvent(jobId: string, event: EventInput['event'], data: Record<string, unknown> = {}, jobType: EventInput['jobType'] = 'dump'): EventInput {
   return { event, jobId, jobType, target: `pid:${jobId}`, data } as EventInput;
 }
@@ -165,7 +186,7 @@ export function jobEvent(jobId: string, event: EventInput['event'], data: Record
  */
 export async function tailedTo(feed: FeedServer, id: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (compareEventIds(feed.tailer.head, id) < 0) {
+  while (EventId.compare(feed.tailer.head, id) < 0) {
     if (Date.now() > deadline) throw new Error(`the feed's tailer did not reach ${id} within ${timeoutMs} ms (at ${feed.tailer.head})`);
     await sleep(5);
   }

@@ -28,6 +28,11 @@ export function startCounter(ballastMiB = 0, options: { ignoreTerm?: boolean } =
   return startPythonTarget('counter.py', [String(ballastMiB), ...(options.ignoreTerm ? ['ignore-term'] : [])], 60_000 + ballastMiB * 60);
 }
 
+/** A counter that holds `marker` in memory (not in its command line), to look for in images and buckets. */
+export function startMarkerCounter(marker: string): Promise<Counter> {
+  return startPythonTarget('marker-counter.py', [[...marker].reverse().join('')]);
+}
+
 /** A parent and child talking over an established loopback TCP connection; read() is the last number the parent got. */
 export function startTcpPair(): Promise<Counter> {
   return startPythonTarget('tcp-pair.py', []);

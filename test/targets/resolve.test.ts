@@ -129,19 +129,21 @@ describe('resolveTarget', () => {
     assert.equal((await resolveTarget({ pidFile: file })).pid, a.pid);
   });
 
-  it('pid file problems are ETARGET_PIDFILE (missing, junk, too long, a FIFO), or ETARGET_GONE for a dead pid', async () => {
-    await rejectsWith(resolveTarget({ pidFile: path.join(tmp, 'missing.pid') }), 'ETARGET_PIDFILE');
+  it('pid file problems are ETARGET_PIDFILE with one answer whatever was found (missing, junk, too long, a FIFO, a folder), or ETARGET_GONE for a dead pid', async () => {
     const junk = path.join(tmp, 'junk.pid');
     await writeFile(junk, 'root:x:0:0\n');
-    const err = await rejectsWith(resolveTarget({ pidFile: junk }), 'ETARGET_PIDFILE');
-    assert.doesNotMatch(err.message, /root:x/, 'the file contents never show up in the error');
     const long = path.join(tmp, 'long.pid');
     await writeFile(long, `${a.pid}${' '.repeat(100)}\n`);
-    await rejectsWith(resolveTarget({ pidFile: long }), 'ETARGET_PIDFILE');
     const fifo = path.join(tmp, 'fifo.pid');
     assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
-    await rejectsWith(resolveTarget({ pidFile: fifo }), 'ETARGET_PIDFILE');
-    await rejectsWith(resolveTarget({ pidFile: tmp }), 'ETARGET_PIDFILE');
+    const answers = new Set<string>();
+    for (const file of [path.join(tmp, 'missing.pid'), junk, long, fifo, tmp]) {
+      const err = await rejectsWith(resolveTarget({ pidFile: file }), 'ETARGET_PIDFILE');
+      assert.doesNotMatch(err.message, /root:x/, 'the file contents never show up in the error');
+      answers.add(err.message.replace(file, 'FILE'));
+    }
+    // An operate caller must not learn whether a file it cannot read exists, or how long it is.
+    assert.deepEqual([...answers], ['pid file FILE: not a readable pid file (a regular file holding one pid)']);
     const dead = path.join(tmp, 'dead.pid');
     await writeFile(dead, String(exitedPid()));
     await rejectsWith(resolveTarget({ pidFile: dead }), 'ETARGET_GONE');
@@ -158,10 +160,19 @@ describe('resolveTarget', () => {
       'ETARGET_AMBIGUOUS',
     );
     assert.deepEqual(err.matches.map((m) => m.pid).sort(), [a.pid, b.pid].sort());
-    for (const c of [a, b]) {
-      assert.ok(err.message.includes(`${c.pid} (`), err.message);
-      assert.ok(err.message.includes(c.dir), err.message);
-    }
+    assert.match(err.message, /matches 2 processes/);
+    for (const c of [a, b]) assert.ok(err.message.includes(`${c.pid} (`), err.message);
+  });
+
+  it('by match: "." gives a count and at most 3 pids, each command line cut short, never the host\'s command lines', async () => {
+    const err = await rejectsWith(resolveTarget({ match: '.' }), 'ETARGET_AMBIGUOUS');
+    const count = Number(/matches (\d+) processes/.exec(err.message)?.[1]);
+    assert.ok(count > 3, err.message);
+    assert.equal(err.matches.length, 3);
+    assert.match(err.message, new RegExp(`, and ${count - 3} more$`));
+    for (const m of err.matches) assert.ok(m.cmdline.length <= 40, m.cmdline);
+    // The counters' command lines hold their folder (a stand-in for a secret argument): cut off before it.
+    for (const c of [a, b]) assert.ok(!err.message.includes(c.dir), err.message);
   });
 
   it('by match: nothing matching is ETARGET_NONE', async () => {

@@ -49,7 +49,7 @@ export async function checkpointRoutes(app: FastifyInstance, opts: { catalog: Ch
       response: checkpointDeletedResponse,
       errors: [409],
       role: 'operate',
-      summary: 'Delete a checkpoint and its files (409 when pinned or in use by a restore, unless force)',
+      summary: 'Delete a checkpoint and its files (409 when pinned or in use by a restore, unless force; 409 unsafe_path when its folder leads out of the storage root)',
       params: checkpointId,
       query: z.object({ force: z.enum(['true', 'false']).default('false') }),
     },

@@ -2,6 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { CancelResult, ListJobsFilter } from '../../queue/job-queue.js';
 import { isCheckpointId } from '../../common/checkpoint-id.js';
+import { withoutCommandLine, type JobView } from '../../queue/job-view.js';
+import type { Principal } from '../../security/auth.js';
 import { batchRestoreJobSchema, dumpJobSchema, JOB_TYPES, restoreJobSchema, type DumpJob } from '../../queue/schemas.js';
 import { batchEnqueuedResponse, cancelResponse, enqueuedResponse, jobListResponse, jobResponse, textResponse } from '../responses.js';
 import { defineRoute, NotFoundError } from '../route.js';
@@ -13,8 +15,8 @@ export interface JobsBackend {
   enqueueRestore(input: unknown): Promise<{ jobId: string; node: string }>;
   enqueueBatchRestore(input: unknown): Promise<{ batchId: string; jobIds: string[] }>;
   enqueueVerify(input: unknown): Promise<{ jobId: string; node: string }>;
-  getJob(id: string): Promise<unknown | null>;
-  listJobs(filter: ListJobsFilter): Promise<unknown[]>;
+  getJob(id: string): Promise<JobView | null>;
+  listJobs(filter: ListJobsFilter): Promise<JobView[]>;
   getJobLog(id: string): Promise<string | null>;
   cancelJob(id: string): Promise<CancelResult | null>;
   retryJob(id: string): Promise<{ jobId: string; node: string } | null>;
@@ -77,13 +79,16 @@ export async function jobRoutes(app: FastifyInstance, opts: { jobs: JobsBackend 
         limit: z.coerce.number().int().min(1).max(5000).default(100),
       }),
     },
-    async ({ query }) => ({ items: await jobs.listJobs({ state: query.state, type: query.type, scheduleId: query.schedule, limit: query.limit }) }),
+    async ({ query, raw }) => {
+      const items = await jobs.listJobs({ state: query.state, type: query.type, scheduleId: query.schedule, limit: query.limit });
+      return { items: items.map((job) => forCaller(raw, job)) };
+    },
   );
 
-  defineRoute(app, { method: 'GET', url: '/api/v1/jobs/:id', operationId: 'getJob', response: jobResponse, role: 'read', summary: 'One job: state, progress, result or failure reason', params: jobId }, async ({ params }) => {
+  defineRoute(app, { method: 'GET', url: '/api/v1/jobs/:id', operationId: 'getJob', response: jobResponse, role: 'read', summary: 'One job: state, progress, result or failure reason', params: jobId }, async ({ params, raw }) => {
     const job = await jobs.getJob(params.id);
     if (!job) throw new NotFoundError('job', params.id);
-    return job;
+    return forCaller(raw, job);
   });
 
   defineRoute(app, { method: 'GET', url: '/api/v1/jobs/:id/log', operationId: 'getJobLog', response: textResponse, role: 'read', summary: "CRIU's log of a job, as text", params: jobId }, async ({ params }, reply) => {
@@ -121,4 +126,9 @@ export async function jobRoutes(app: FastifyInstance, opts: { jobs: JobsBackend 
       return result;
     },
   );
+}
+
+/** A job as the caller may see it: the target's command line only for the operate role. */
+function forCaller(raw: unknown, job: JobView): JobView {
+  return (raw as { principal: Principal }).principal.role === 'operate' ? job : withoutCommandLine(job);
 }

@@ -1,5 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { CriuOptions, TargetSpec } from '../api-client.js';
+import { parseByteSize } from '../../common/byte-size.js';
 import { CliError, EXIT } from '../errors.js';
 
 /** Flags shared by the commands that name a process (dump, schedules add) or pass CRIU options (dump, restore). */
@@ -14,13 +15,10 @@ export function intArg(min = 0): (value: string) => number {
   };
 }
 
-const BYTE_UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
-
 /** commander argument parser for a size in bytes: a whole number, or with a unit K, M, G, T (powers of 1024; `2G`, `512MiB`, `1.5G`). */
 export function byteSizeArg(value: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(value.trim());
-  const bytes = m ? Math.round(Number(m[1]) * BYTE_UNITS[m[2]!.toUpperCase()]!) : NaN;
-  if (!Number.isSafeInteger(bytes) || bytes < 1) {
+  const bytes = parseByteSize(value);
+  if (bytes === null || bytes < 1) {
     throw new InvalidArgumentError(`expected a size like 500M, 2G or a number of bytes, got "${value}"`);
   }
   return bytes;

@@ -459,6 +459,7 @@ function renderCheckpoints() {
           cp.verified ? badge(cp.verified.ok ? 'restores' : 'drill failed', cp.verified.ok ? 'completed' : 'failed') : null,
         ),
         el('td', {}, cp.pinned ? badge('pinned', 'active') : null),
+        el('td', { 'data-location': cp.location || 'local' }, badge(cp.location || 'local', cp.location === 'uploading' ? 'active' : 'completed')),
         actionsCell(() => [
           actionButton('Restore', 'restore', () => restore(cp), false),
           actionButton(cp.pinned ? 'Unpin' : 'Pin', cp.pinned ? 'unpin' : 'pin', () =>
@@ -648,7 +649,8 @@ async function loadOverview() {
 
 /** Redis, CRIU and storage as /healthz sees them. */
 async function loadHealth() {
-  const res = await fetch('/healthz');
+  // With tokens configured the checks need one (without, /healthz answers only {status}).
+  const res = await fetch('/healthz', { headers: token ? { authorization: `Bearer ${token}` } : {} });
   const { checks } = await res.json();
   for (const name of ['redis', 'criu', 'storage']) {
     const c = checks[name] || { ok: false, error: 'not checked' };
@@ -790,7 +792,7 @@ function setConn(kind, text) {
 }
 
 function subscribe() {
-  ws.send(JSON.stringify({ op: 'subscribe', channels: ['job', 'schedule', 'checkpoint', 'workload', 'restore'], since: state.lastEventId }));
+  ws.send(JSON.stringify({ op: 'subscribe', channels: ['job', 'schedule', 'checkpoint', 'workload', 'restore'], since: state.lastEventId, batch: true }));
 }
 
 function connect() {
@@ -818,6 +820,13 @@ function connect() {
       case 'event':
         if (held) held.push(msg);
         else applyEvent(msg);
+        break;
+      case 'events':
+        // Several events in one frame (we subscribe with batch: true), oldest first.
+        for (const e of msg.events) {
+          if (held) held.push(e);
+          else applyEvent(e);
+        }
         break;
       case 'reset':
         // The events since our last one are no longer kept: load the current state again.
