@@ -145,16 +145,26 @@ export class FeedSession {
     this.subscription = { channels: new Set(msg.channels), filter: msg.filter };
     this.outbox.batching = msg.batch;
     this.sendMessage({ type: 'subscribed', channels: msg.channels, filter: msg.filter, ...(msg.since ? { since: msg.since } : {}), batch: msg.batch });
-    if (msg.since === undefined) {
-      const head = EventId.parse(this.context.head());
-      if (head.isAfter(this.lastDelivered)) this.lastDelivered = head;
-      this.replay = { phase: 'live' };
-      return;
-    }
     const state: CatchingUp = { phase: 'catching-up', held: [], overflowed: false, bufferedFrom: EventId.parse(this.context.head()) };
+    if (msg.since === undefined) return this.startFromNow(state);
     this.replay = state;
     this.lastDelivered = EventId.parse(msg.since);
     await this.replayAfter(state, msg.since);
+  }
+
+  /**
+   * A subscribe without `since` starts after the stream's newest event, which this process's tailer may not have read
+   * yet (it would then hand it out as new): live events are held while the newest id is asked for (Redis down: the
+   * tailer's head, as far as anyone here knows).
+   */
+  private async startFromNow(state: CatchingUp): Promise<void> {
+    this.replay = state;
+    const newest = EventId.parse(await this.context.eventLog.lastId().catch(() => state.bufferedFrom.text));
+    if (this.stale(state)) return;
+    for (const from of [state.bufferedFrom, newest]) if (from.isAfter(this.lastDelivered)) this.lastDelivered = from;
+    if (state.overflowed) return this.replayAfter(state, this.lastDelivered.text);
+    this.replay = { phase: 'live' };
+    this.deliver(state.held);
   }
 
   private stale(state: CatchingUp): boolean {

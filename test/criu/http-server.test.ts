@@ -1,4 +1,5 @@
 // A Node.js HTTP server (a listening TCP socket, no open connections) is dumped, killed, restored, and answers again.
+// On Node >= 22 (an io_uring CRIU 4.2.1 cannot dump) the dump is refused and the server runs on.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { isAlive, killAndReap, waitGone } from '../helpers/targets.js';
 import { tempDir, useCriuService, waitUntil } from './support.js';
 
 const criuService = useCriuService();
+const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
 
 /** GET / on a fresh connection that the server closes (no established socket left behind). */
 function get(port: number): Promise<{ pid: number; hits: number }> {
@@ -49,6 +51,14 @@ test('a Node.js HTTP server is dumped and restored and answers HTTP again, with 
   assert.deepEqual(await get(port), { pid, hits: 1 });
   assert.deepEqual(await get(port), { pid, hits: 2 });
 
+  if (NODE_MAJOR >= 22) {
+    // libuv in Node >= 22 holds an io_uring, which CRIU 4.2.1 cannot dump: the dump fails saying so (its log names the
+    // io_uring), and the server is left running and answering, not frozen or killed. The README says so.
+    await assert.rejects(client.dump({ pid, imagesDir: images, logFile: 'dump.log', logLevel: 4 }));
+    assert.match(readFileSync(path.join(images, 'dump.log'), 'utf8'), /io_uring/);
+    assert.deepEqual(await get(port), { pid, hits: 3 }, 'the server runs on');
+    return;
+  }
   await client.dump({ pid, imagesDir: images, logFile: 'dump.log', logLevel: 4 });
   await waitGone(pid);
   await assert.rejects(get(port), /ECONNREFUSED/);

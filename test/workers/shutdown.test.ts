@@ -64,9 +64,8 @@ test('SIGTERM past the grace period: the dump is aborted, the job handed back un
   assert.equal(handedBack.state, 'waiting');
   assert.equal(handedBack.attemptsMade, 0, 'a shutdown does not use up an attempt');
   assert.match((await h.queue.getJobLog(jobId))!, /handed back: the worker is shutting down/);
-  // A discarded attempt takes the target folder it emptied along.
   const targetDir = path.join(h.root, `python3-${target.pid}`);
-  assert.equal(await readdir(targetDir).catch((err: NodeJS.ErrnoException) => err.code), 'ENOENT', 'the aborted attempt folder is gone');
+  assert.equal(await readdir(targetDir).catch((err: NodeJS.ErrnoException) => err.code), 'ENOENT', 'the aborted attempt folder is gone, with the target folder it emptied');
 
   await h.startWorker();
   const job = await h.waitFinished(jobId);
