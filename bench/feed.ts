@@ -28,11 +28,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import WebSocket, { WebSocketServer } from 'ws';
-import { Authenticator } from '../src/api/auth.js';
+import { Authenticator } from '../src/security/auth.js';
 import { configSchema } from '../src/config/schema.js';
 import { EventId } from '../src/events/event-id.js';
 import { EventLog } from '../src/events/event-log.js';
-import type { FeedEvent } from '../src/events/types.js';
+import type { EventInput, FeedEvent } from '../src/events/types.js';
 import { encodeEvent } from '../src/feed/protocol.js';
 import { FeedServer } from '../src/feed/server.js';
 import { TestRedis } from '../test/helpers/redis.js';
@@ -383,21 +383,22 @@ async function runPhase(phase: Phase, redisUrl: string, log: EventLog, children:
 
 async function publishJobs(log: EventLog): Promise<{ published: FeedEvent[]; seconds: number }> {
   const published: FeedEvent[] = [];
-  const pub = async (e: Parameters<EventLog['publish']>[0]) => published.push(await log.publish({ ...e, data: { ...e.data, sentAt: now() } }));
+  // The data of a real job's events, plus when it was sent (the feed passes data through unread).
+  const pub = async (e: EventInput) => published.push(await log.publish({ ...e, data: { ...e.data, sentAt: now() } } as EventInput));
   const started = now();
   await Promise.all(
     Array.from({ length: JOBS }, async (_, j) => {
       const jobId = `bench-${j}`;
       const base = { jobId, jobType: 'dump' as const, target: `pid:${1000 + j}` };
       await sleep((INTERVAL_MS * j) / JOBS); // stagger, like jobs that started at different times
-      await pub({ ...base, event: 'job.waiting', data: {} });
-      await pub({ ...base, event: 'job.active', data: { attempt: 1 } });
+      await pub({ ...base, event: 'job.waiting', data: { node: 'bench' } });
+      await pub({ ...base, event: 'job.active', data: { node: 'bench', attempt: 1, workerPid: process.pid } });
       for (let s = 1; s <= STEPS; s++) {
         await sleep(INTERVAL_MS);
         await pub({ ...base, event: 'job.progress', data: { stage: 'dumping', percent: Math.round((100 * s) / STEPS), bytesWritten: s * 4_194_304, bytesExpected: STEPS * 4_194_304 } });
-        await pub({ ...base, event: 'job.log', data: { lines: [`(00.${String(s).padStart(6, '0')}) Dumping pages (type: 1 long: ${s} nr: 512)`] } });
+        await pub({ ...base, event: 'job.log', data: { lines: [`(00.${String(s).padStart(6, '0')}) Dumping pages (type: 1 long: ${s} nr: 512)`], dropped: 0 } });
       }
-      await pub({ ...base, event: 'job.completed', data: { result: { checkpointId: `cp-${j}`, bytes: STEPS * 4_194_304, durationMs: STEPS * INTERVAL_MS, stats: { frozenTimeUs: 41_000 } } } });
+      await pub({ ...base, event: 'job.completed', data: { result: { checkpointId: `cp-${j}`, bytes: STEPS * 4_194_304, durationMs: STEPS * INTERVAL_MS, stats: { frozenTimeUs: 41_000 } }, attemptsMade: 1, node: 'bench' } });
     }),
   );
   return { published, seconds: (now() - started) / 1000 };

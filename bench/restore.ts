@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { repoRoot } from '../src/common/paths.js';
 import type { JobResult } from '../src/queue/job-view.js';
-import { isSameProcess, readProcStat } from '../src/targets/process-info.js';
+import { isSameProcess, readProcStat } from '../src/common/proc.js';
 import { WorkloadRegistry } from '../src/workloads/registry.js';
 import { Workloads } from '../src/workloads/workloads.js';
 import { startBenchService } from './lib/bench-service.js';

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { CheckpointStore } from '../src/catalog/checkpoint-store.js';
-import { newCheckpointId } from '../src/catalog/manifest.js';
+import { newCheckpointId } from '../src/common/checkpoint-id.js';
 import { remoteStorageSchema } from '../src/config/schema.js';
 import { locateCriu } from '../src/criu/locate.js';
 import { loadSigner } from '../src/security/key-file.js';

@@ -50,7 +50,7 @@ async function fetchCopy(ctx: WorkerContext, listed: Checkpoint, run: JobRun, jo
   try {
     return await downloadStage(listed, run, jobId, ctx);
   } catch (err) {
-    if ((err instanceof StorageError || err instanceof CatalogError) && err.code !== 'ENOTFOUND') {
+    if ((err instanceof StorageError || err instanceof CatalogError) && err.code !== 'ECHECKPOINT_NOT_FOUND') {
       throw new FinalJobError(`checkpoint ${listed.id} from bucket ${ctx.remote!.where} is refused: ${err.message}`, err.code);
     }
     throw err;

@@ -1,4 +1,4 @@
-import { DelayedError, Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { Job, WaitingError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Catalog } from '../src/catalog/catalog.js';
@@ -26,7 +26,7 @@ import { processBatch } from './batch-processor.js';
 import { processDrill } from './drill-processor.js';
 import { processDump } from './dump-processor.js';
 import { ExitWatcher } from './exit-watcher.js';
-import { codeOf, FinalJobError, toAttemptError } from './failure.js';
+import { classifyFailure, codeOf, FinalJobError, isLastFailure, withDetails } from './failure.js';
 import { jobEvent, JobReporter, targetText } from './job-reporter.js';
 import { processRestore } from './restore-processor.js';
 import { CancelAbort, ShutdownAbort, type JobRun, type WorkerContext } from './worker-context.js';
@@ -243,20 +243,22 @@ export class CkptWorker {
       await announced;
       return result;
     } catch (err) {
-      if (err instanceof DelayedError || err instanceof WaitingError) throw err;
-      if (controller.signal.reason instanceof CancelAbort) {
-        await reporter.note(`attempt ${attempt} cancelled by an operator`);
-        throw new FinalJobError('cancelled by an operator', 'ECANCELLED');
+      const failure = classifyFailure(err, controller.signal.reason, job.id!);
+      switch (failure.fate) {
+        case 'moved':
+          throw err;
+        case 'hand-back':
+          // Shutdown: not the job's fault. Back to wait without using an attempt; another worker (or this one, restarted) runs it.
+          await reporter.note(`attempt ${attempt} handed back: the worker is shutting down`);
+          await job.moveToWait(token);
+          throw new WaitingError();
+        case 'final':
+          await reporter.note(failure.code === 'ECANCELLED' ? `attempt ${attempt} cancelled by an operator` : `attempt ${attempt} failed: ${failure.reason}`);
+          throw withDetails(new FinalJobError(failure.reason, failure.code), failure.details);
+        case 'retry':
+          await reporter.note(`attempt ${attempt} failed: ${failure.reason}`);
+          throw withDetails(Object.assign(new Error(failure.reason), { code: failure.code }), failure.details);
       }
-      if (controller.signal.aborted) {
-        // Shutdown: not the job's fault. Back to wait without using an attempt; another worker (or this one, restarted) runs it.
-        await reporter.note(`attempt ${attempt} handed back: the worker is shutting down`);
-        await job.moveToWait(token);
-        throw new WaitingError();
-      }
-      const failure = toAttemptError(err, job.id!);
-      await reporter.note(`attempt ${attempt} failed: ${failure.message}`);
-      throw failure;
     } finally {
       await reporter.flush();
       this.active.delete(job.id!);
@@ -297,8 +299,7 @@ export class CkptWorker {
   }
 
   private emitFailed(job: Job, err: Error): void {
-    const unrecoverable = err instanceof UnrecoverableError || err.name === 'UnrecoverableError';
-    const final = unrecoverable || job.finishedOn !== undefined || job.attemptsMade >= (job.opts.attempts ?? 1);
+    const final = isLastFailure(err, job);
     const reason = err.message;
     // The failed attempt's run time (a completed dump's durationMs is CRIU's dump alone; a failure has no such part).
     const durationMs = Math.max(0, (job.finishedOn ?? Date.now()) - (job.processedOn ?? Date.now()));

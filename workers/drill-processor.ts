@@ -8,7 +8,7 @@ import type { Verification } from '../src/catalog/catalog.js';
 import { ImageFileError, readProcessTree, type TreeTask } from '../src/criu/image-file.js';
 import type { JobResult } from '../src/queue/job-view.js';
 import type { VerifyJobData } from '../src/queue/schemas.js';
-import { listPids } from '../src/targets/process-info.js';
+import { listPids } from '../src/common/proc.js';
 import { checkpointImages } from './checkpoint-images.js';
 import { CriuLogTailer } from './criu-log-tailer.js';
 import { FinalJobError } from './failure.js';

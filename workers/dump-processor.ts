@@ -13,40 +13,87 @@ import type { JobResult } from '../src/queue/job-view.js';
 import { LeaseSemaphore } from '../src/queue/lease-semaphore.js';
 import type { DumpJobData, ResolvedTarget } from '../src/queue/schemas.js';
 import { TargetError } from '../src/targets/errors.js';
-import { readProcStat } from '../src/targets/process-info.js';
+import { readProcStat } from '../src/common/proc.js';
 import { resolveTarget } from '../src/targets/resolve.js';
 import { uploadStage } from './remote-copy.js';
 import { CriuLogTailer } from './criu-log-tailer.js';
 import { networkLockFor } from './network-lock.js';
 import { FinalJobError, reasonOf, RetryableJobError } from './failure.js';
-import { waitUntraced } from './proc-wait.js';
+import { waitUntraced } from '../src/common/proc.js';
 import { dumpPercent, PageBytesSampler, treeDumpBytes } from './progress-sampler.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
 
 export const DUMP_LOG = 'dump.log';
 
 /**
- * One attempt of a dump job:
- * 1. if an earlier attempt of this job got as far as a finished CRIU dump (its worker died after), adopt it;
- * 2. resolve the target, check the policy, take the target's lock (or skip / wait, per ifBusy), meanwhile making a
- *    fresh attempt folder (CheckpointStore; removed again when no dump follows);
- * 3. dump into it, following CRIU's log and the bytes written;
- * 4. commit the folder (manifest, 0700/0600, atomic rename), add it to the catalog, announce checkpoint.created.
- * A failed attempt's folder is removed; its log lines are in the job's log.
+ * One attempt of a dump job, as a pipeline of steps (each below, in this order):
+ * 1. recoverEarlierAttempt: what an earlier attempt of this job left (its worker died) is adopted when CRIU had
+ *    finished it, else removed;
+ * 2. resolveAndRecord: the target resolved and checked against the policy, and recorded in the job before CRIU
+ *    writes anything (so step 1 of a later attempt knows where to look);
+ * 3. withTargetLock: one dump of a target at a time (skip or wait, per ifBusy), and no CRIU of a dead worker still
+ *    holding it;
+ * 4. prepareAttempt: a fresh attempt folder (CheckpointStore), disposable: removed unless a dump is committed from it;
+ *    a dump that would leave less than storage.minFreeBytes free fails here (ESTORAGE_FULL), before CRIU runs;
+ * 5. dumpInto: CRIU dumps into it, its log and the bytes written followed live;
+ * 6. commitAndAnnounce: the folder committed (manifest, 0700/0600, atomic rename), added to the catalog,
+ *    checkpoint.created announced, then uploaded to the bucket when one is configured (remote-copy.ts' uploadStage).
+ * A failure of any step ends the attempt; its fate (retry, final, hand back) is failure.ts' classifyFailure.
  */
 export async function processDump(job: Job<DumpJobData>, run: JobRun, ctx: WorkerContext): Promise<JobResult> {
-  const { reporter } = run;
-  const cfg = ctx.config.worker;
   const started = Date.now();
-  // Only an attempt that got as far as resolving its target can have left a folder behind.
+  const recovered = await recoverEarlierAttempt(job, run, ctx);
+  if (recovered) return recovered;
+  const target = await resolveAndRecord(job, run, ctx, started);
+  return withTargetLock(job, target, run, ctx, async () => {
+    const attempt = await prepareAttempt(job, target, ctx);
+    const dumped = await dumpInto(attempt, job, target, run, ctx);
+    const result = await commitAndAnnounce(job, target, attempt.dir, dumped.dumpMs, run, ctx, {
+      adopted: false,
+      announceAfter: dumped.logDelivered,
+    });
+    return { ...result, commitMs: Date.now() - dumped.repliedAt };
+  });
+}
+
+/**
+ * Step 1. Finishes what an earlier attempt of this job left (only one that got as far as recording its target can
+ * have left a folder): a committed checkpoint missing from the catalog is added; an attempt folder CRIU finished
+ * (stats-dump written, which CRIU does only after a successful dump) is committed; an unfinished one is removed, once
+ * no CRIU (the dead worker's) holds the target any more.
+ */
+async function recoverEarlierAttempt(job: Job<DumpJobData>, run: JobRun, ctx: WorkerContext): Promise<JobResult | null> {
   const earlier = job.data.resolved;
-
-  if (earlier) {
-    const adopted = await adoptEarlierAttempt(job, earlier, run, ctx, { discardUnfinished: false });
-    if (adopted) return adopted;
+  if (!earlier) return null;
+  const id = job.data.checkpointId;
+  // In the bucket only: an earlier attempt uploaded it and dropped the local copy (storage.keepLocal false).
+  const committed = (await ctx.store.readManifest(earlier.key, id)) ?? (await uploadedOnly(id, ctx));
+  if (committed) {
+    await run.reporter.note(`checkpoint ${id} was committed by an earlier attempt: adopting it`);
+    await catalogue(committed, run, ctx, { mayBeKnown: true });
+    await uploadStage(committed, run, ctx);
+    return resultOf(committed, true);
   }
+  const found = await ctx.store.findAttempt(earlier.key, id, { jobId: job.id! });
+  if (!found) return null;
+  // The dead worker's CRIU may still be writing into the folder: it finishes or gives up (and thaws the target) first.
+  await untracedOrBusy(earlier.pid, run, ctx);
+  if (await criuFinished(found.dir, job.data, ctx)) {
+    await run.reporter.note(`an earlier attempt's dump of checkpoint ${id} had finished: adopting it`);
+    const finishedAt = (await stat(path.join(found.dir, 'stats-dump'))).mtimeMs;
+    return commitAndAnnounce(job, earlier, found.dir, Math.max(0, finishedAt - earlier.attemptStartedAt), run, ctx, { adopted: true });
+  }
+  await run.reporter.note(`an earlier attempt of checkpoint ${id} did not finish: discarding it`);
+  await ctx.store.discard(found.dir);
+  return null;
+}
 
-  reporter.progress({ stage: 'resolving' });
+/**
+ * Step 2. The target as it is now, checked against the policy and recorded in the job (signed like the rest of the
+ * data, or the next attempt would refuse its own job). Harmless when the policy refuses it: the job then fails for good.
+ */
+async function resolveAndRecord(job: Job<DumpJobData>, run: JobRun, ctx: WorkerContext, attemptStartedAt: number): Promise<ResolvedTarget> {
+  run.reporter.progress({ stage: 'resolving' });
   const info = await resolveTarget(job.data.target, { workloads: ctx.workloads, exclude: ctx.policy.ownPids() });
   const resolved: ResolvedTarget = {
     key: info.key,
@@ -56,61 +103,66 @@ export async function processDump(job: Job<DumpJobData>, run: JobRun, ctx: Worke
     uid: info.uid,
     startTime: info.startTime,
     ...(info.workload && { workload: info.workload }),
-    attemptStartedAt: started,
+    attemptStartedAt,
   };
-  // A first attempt makes its folder and measures the target while the target is checked and locked (independent
-  // work); if no dump follows, the folder goes again. A retry first looks at what the earlier attempt left.
-  const preparing = earlier ? undefined : prepareAttempt(job, resolved, ctx);
-  preparing?.catch(() => undefined);
-  let handedOver = false;
-  try {
-    // Recorded before CRIU writes anything, so a retry after a crash knows where this attempt worked (harmless when
-    // the policy refuses the target: the job then fails for good).
-    // Signed like the rest of the data, or the retry would refuse its own job.
-    const data = signJobData(ctx.signer, { type: 'dump', jobId: job.id!, node: ctx.node }, { ...job.data, resolved });
-    await Promise.all([ctx.policy.check(info), job.updateData(data)]);
+  const data = signJobData(ctx.signer, { type: 'dump', jobId: job.id!, node: ctx.node }, { ...job.data, resolved });
+  await Promise.all([ctx.policy.check(info), job.updateData(data)]);
+  return resolved;
+}
 
-    const lock = new LeaseSemaphore(ctx.redis, { key: ctx.keys.targetLock(ctx.node, info.key), leaseMs: cfg.targetLeaseMs });
-    const skip = job.data.ifBusy === 'skip';
-    let got = await lock.acquire(job.id!, { signal: run.signal });
-    if (!got.lease && !skip) {
-      reporter.progress({ stage: 'waiting-target' });
-      got = await lock.acquire(job.id!, { waitMs: cfg.busyWaitMs, signal: run.signal });
-    }
-    if (!got.lease) {
-      const reason = `another dump of ${info.key} is running (job ${got.holders.join(', ')})`;
-      if (skip) {
-        await reporter.note(`skipped: ${reason}`);
-        return { skipped: true, reason, durationMs: Date.now() - started };
-      }
-      throw new RetryableJobError('ETARGET_BUSY', `${reason}; waited ${cfg.busyWaitMs} ms`);
-    }
-    const lease = got.lease;
-    try {
-      // A CRIU of a worker that died may still hold the target: let it finish (it thaws the target when it does).
-      const tracer = await waitUntraced(info.pid, cfg.busyWaitMs, run.signal);
-      if (tracer) throw new RetryableJobError('ETARGET_BUSY', `pid ${info.pid} is traced by pid ${tracer}; waited ${cfg.busyWaitMs} ms`);
-      if (earlier) {
-        const adopted = await adoptEarlierAttempt(job, resolved, run, ctx, { discardUnfinished: true });
-        if (adopted) return adopted;
-      }
-      handedOver = true;
-      return await dumpOnce(job, resolved, await (preparing ?? prepareAttempt(job, resolved, ctx)), run, ctx);
-    } finally {
-      await lease.release();
-    }
+/**
+ * Step 3. Runs `work` holding the target's lock: one dump of a target at a time on a node. A busy target is skipped
+ * (ifBusy `skip`: a completed job with `skipped`) or waited for up to busyWaitMs, then retried (ETARGET_BUSY).
+ */
+async function withTargetLock(
+  job: Job<DumpJobData>,
+  target: ResolvedTarget,
+  run: JobRun,
+  ctx: WorkerContext,
+  work: () => Promise<JobResult>,
+): Promise<JobResult> {
+  const cfg = ctx.config.worker;
+  const lock = new LeaseSemaphore(ctx.redis, { key: ctx.keys.targetLock(ctx.node, target.key), leaseMs: cfg.targetLeaseMs });
+  const skip = job.data.ifBusy === 'skip';
+  let got = await lock.acquire(job.id!, { signal: run.signal });
+  if (!got.lease && !skip) {
+    run.reporter.progress({ stage: 'waiting-target' });
+    got = await lock.acquire(job.id!, { waitMs: cfg.busyWaitMs, signal: run.signal });
+  }
+  if (!got.lease) {
+    const reason = `another dump of ${target.key} is running (job ${got.holders.join(', ')})`;
+    if (!skip) throw new RetryableJobError('ETARGET_BUSY', `${reason}; waited ${cfg.busyWaitMs} ms`);
+    await run.reporter.note(`skipped: ${reason}`);
+    return { skipped: true, reason, durationMs: Date.now() - target.attemptStartedAt };
+  }
+  const lease = got.lease;
+  try {
+    // A CRIU of a worker that died may still hold the target: let it finish (it thaws the target when it does).
+    await untracedOrBusy(target.pid, run, ctx);
+    return await work();
   } finally {
-    if (preparing && !handedOver) await preparing.then((p) => ctx.store.discard(p.attempt.dir)).catch(() => undefined);
+    await lease.release();
   }
 }
 
+/** Waits until no tracer holds `pid`; a tracer still there after busyWaitMs makes the attempt retry (ETARGET_BUSY). */
+async function untracedOrBusy(pid: number, run: JobRun, ctx: WorkerContext): Promise<void> {
+  const waitMs = ctx.config.worker.busyWaitMs;
+  const tracer = await waitUntraced(pid, waitMs, run.signal);
+  if (tracer) throw new RetryableJobError('ETARGET_BUSY', `pid ${pid} is traced by pid ${tracer}; waited ${waitMs} ms`);
+}
+
 interface PreparedAttempt {
-  attempt: Attempt;
+  /** The attempt folder CRIU writes into. */
+  dir: string;
   /** What CRIU will write, for the progress percentage. */
   bytesExpected: number;
 }
 
-/** The attempt folder on disk, and the target's memory from /proc (independent). */
+/**
+ * Step 4. The attempt folder on disk, and the target's memory from /proc (independent); then room for the dump checked
+ * (ESTORAGE_FULL, the folder removed again) before CRIU runs.
+ */
 async function prepareAttempt(job: Job<DumpJobData>, target: ResolvedTarget, ctx: WorkerContext): Promise<PreparedAttempt> {
   const { checkpointId } = job.data;
   const begin = async () => {
@@ -126,35 +178,46 @@ async function prepareAttempt(job: Job<DumpJobData>, target: ResolvedTarget, ctx
     }
   };
   const [attempt, bytesExpected] = await Promise.all([begin(), treeDumpBytes(target.pid)]);
-  return { attempt, bytesExpected };
-}
-
-async function dumpOnce(
-  job: Job<DumpJobData>,
-  target: ResolvedTarget,
-  { attempt, bytesExpected }: PreparedAttempt,
-  run: JobRun,
-  ctx: WorkerContext,
-): Promise<JobResult> {
-  const { reporter } = run;
   await ensureRoom(bytesExpected, target, ctx).catch(async (err: unknown) => {
     await ctx.store.discard(attempt.dir);
     throw err;
   });
+  return { dir: attempt.dir, bytesExpected };
+}
+
+interface DumpOutcome {
+  /** CRIU's dump alone. */
+  dumpMs: number;
+  repliedAt: number;
+  /** Settles once CRIU's last log lines have gone out. */
+  logDelivered: Promise<unknown>;
+}
+
+/**
+ * Step 5. CRIU dumps the target into the attempt folder, its log lines and written bytes reported as they come. A
+ * failed dump removes the folder (after the aborted CRIU let the target go) and says why.
+ */
+async function dumpInto(
+  { dir, bytesExpected }: PreparedAttempt,
+  job: Job<DumpJobData>,
+  target: ResolvedTarget,
+  run: JobRun,
+  ctx: WorkerContext,
+): Promise<DumpOutcome> {
+  const { reporter } = run;
   reporter.progress({ stage: 'dumping', bytesExpected });
-  const tailer = new CriuLogTailer({ file: path.join(attempt.dir, DUMP_LOG), onLines: (lines) => reporter.logLines(lines) });
+  const tailer = new CriuLogTailer({ file: path.join(dir, DUMP_LOG), onLines: (lines) => reporter.logLines(lines) });
   const sampler = new PageBytesSampler({
-    imagesDir: attempt.dir,
+    imagesDir: dir,
     intervalMs: ctx.config.worker.progressIntervalMs,
     onSample: (bytesWritten) => reporter.progress({ bytesWritten, percent: dumpPercent(bytesWritten, bytesExpected) }),
   });
-  const options = criuDumpOptions(job.data, ctx);
   tailer.start();
   sampler.start();
   const dumpStarted = Date.now();
   try {
     const res = await ctx.criu.dump(
-      { pid: target.pid, imagesDir: attempt.dir, ...options },
+      { pid: target.pid, imagesDir: dir, ...criuDumpOptions(job.data, ctx) },
       {
         signal: run.signal,
         timeoutMs: ctx.config.criu.timeoutMs,
@@ -166,18 +229,16 @@ async function dumpOnce(
     await Promise.all([tailer.stop(), sampler.stop()]);
     // The aborted CRIU (shutdown) thaws the target when it notices; wait for that before handing the job on.
     await waitUntraced(target.pid, ctx.config.worker.busyWaitMs).catch(() => undefined);
-    await ctx.store.discard(attempt.dir);
+    await ctx.store.discard(dir);
     throw await explainDumpFailure(err, target);
   }
-  const replied = Date.now();
-  const dumpMs = replied - dumpStarted;
+  const repliedAt = Date.now();
   // CRIU has finished: its last log lines go out while the folder is committed (both only read it);
   // checkpoint.created waits for them, so the feed shows the whole log before the result.
   const logDelivered = Promise.all([tailer.stop(), sampler.stop()]);
   logDelivered.catch(() => undefined);
   reporter.progress({ stage: 'committing', percent: 99 });
-  const result = await commit(job, target, attempt.dir, dumpMs, run, ctx, { adopted: false, announceAfter: logDelivered });
-  return { ...result, commitMs: Date.now() - replied };
+  return { dumpMs: repliedAt - dumpStarted, repliedAt, logDelivered };
 }
 
 /**
@@ -220,44 +281,10 @@ function criuDumpOptions(data: DumpJobData, ctx: WorkerContext) {
   };
 }
 
-/**
- * Finishes what an earlier attempt of this job left: a committed checkpoint missing from the catalog is added;
- * an attempt folder CRIU finished (stats-dump written, which CRIU does only after a successful dump) is committed;
- * an unfinished one is removed when `discardUnfinished` (only safe once no CRIU holds the target any more).
- */
-async function adoptEarlierAttempt(
-  job: Job<DumpJobData>,
-  target: ResolvedTarget,
-  run: JobRun,
-  ctx: WorkerContext,
-  options: { discardUnfinished: boolean },
-): Promise<JobResult | null> {
-  const id = job.data.checkpointId;
-  // In the bucket only: an earlier attempt uploaded it and dropped the local copy (storage.keepLocal false).
-  const committed = (await ctx.store.readManifest(target.key, id)) ?? (await uploadedOnly(id, ctx));
-  if (committed) {
-    await run.reporter.note(`checkpoint ${id} was committed by an earlier attempt: adopting it`);
-    await catalogue(committed, run, ctx, { mayBeKnown: true });
-    await uploadStage(committed, run, ctx);
-    return resultOf(committed, true);
-  }
-  const found = await ctx.store.findAttempt(target.key, id, { jobId: job.id! });
-  if (!found) return null;
-  if (await criuFinished(found.dir, job.data, ctx)) {
-    await run.reporter.note(`an earlier attempt's dump of checkpoint ${id} had finished: adopting it`);
-    const finishedAt = (await stat(path.join(found.dir, 'stats-dump'))).mtimeMs;
-    return commit(job, target, found.dir, Math.max(0, finishedAt - target.attemptStartedAt), run, ctx, { adopted: true });
-  }
-  if (!options.discardUnfinished) return null;
-  await run.reporter.note(`an earlier attempt of checkpoint ${id} did not finish: discarding it`);
-  await ctx.store.discard(found.dir);
-  return null;
-}
-
 /** The checkpoint as the catalog lists it when the bucket holds its only copy, else null. */
 async function uploadedOnly(id: string, ctx: WorkerContext): Promise<Manifest | null> {
   const listed = await ctx.catalog.get(id).catch((err: unknown) => {
-    if (err instanceof CatalogError && err.code === 'ENOTFOUND') return null;
+    if (err instanceof CatalogError && err.code === 'ECHECKPOINT_NOT_FOUND') return null;
     throw err;
   });
   if (listed?.location !== 'remote') return null;
@@ -275,11 +302,11 @@ async function criuFinished(dir: string, data: DumpJobData, ctx: WorkerContext):
 }
 
 /**
- * Commits a finished dump folder (CheckpointStore.commit measures and secures it) and adds it to the catalog.
+ * Step 6. Commits a finished dump folder (CheckpointStore.commit measures and secures it) and adds it to the catalog.
  * checkpoint.created is published once `announceAfter` (the last log lines) has settled; if that failed, the job
  * fails with it and its retry adopts the committed checkpoint.
  */
-async function commit(
+async function commitAndAnnounce(
   job: Job<DumpJobData>,
   target: ResolvedTarget,
   dir: string,
@@ -322,7 +349,7 @@ async function catalogue(
   const known = options.mayBeKnown && (await ctx.catalog.get(manifest.id).then(
     () => true,
     (err: unknown) => {
-      if (err instanceof CatalogError && err.code === 'ENOTFOUND') return false;
+      if (err instanceof CatalogError && err.code === 'ECHECKPOINT_NOT_FOUND') return false;
       throw err;
     },
   ));

@@ -1,4 +1,4 @@
-import { readProcStat } from '../src/targets/process-info.js';
+import { readProcStat } from '../src/common/proc.js';
 
 /** A restored process: pid and start time (which tells it from a later process given the same pid). */
 export interface RestoredProcess {

@@ -1,8 +1,10 @@
-import { UnrecoverableError } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError } from 'bullmq';
 import { CatalogError } from '../src/catalog/errors.js';
 import { ValidationError } from '../src/common/validation.js';
-import { CriuError, isRetryableCriuError, UNINFORMATIVE } from '../src/criu/errors.js';
+import { CriuConnectionError, CriuError, CriuUnsupportedError, isRetryableCriuError, UNINFORMATIVE } from '../src/criu/errors.js';
+import { CriuStatsError } from '../src/criu/stats.js';
 import { PolicyError, TargetError } from '../src/targets/errors.js';
+import { CancelAbort, ShutdownAbort } from './worker-context.js';
 
 /** Worth another attempt: the target is busy (another dump, or a CRIU still holding it). */
 export class RetryableJobError extends Error {
@@ -25,30 +27,90 @@ export class FinalJobError extends UnrecoverableError {
   }
 }
 
-/** CRIU errors that more attempts cannot fix, and everything bad about the request itself. */
-function isUnrecoverable(err: unknown): boolean {
-  if (err instanceof TargetError || err instanceof PolicyError || err instanceof ValidationError) return true;
-  if (err instanceof CatalogError) return true;
-  if (err instanceof CriuError) return !isRetryableCriuError(err);
-  const code = (err as { code?: string }).code;
-  // CriuConnectionError: retryable ones (service gone, died, slow) are retried; an abort or a permission problem is not.
-  if (typeof code === 'string' && code.startsWith('ECRIU_')) return !isRetryableCriuError(err);
-  return false;
+/**
+ * What becomes of a failed attempt:
+ * - `moved`: the processor already moved the job (to delayed or back to wait) and BullMQ must be told so as is;
+ * - `hand-back`: the worker is shutting down; the job goes back to wait without using an attempt;
+ * - `final`: the job fails now, whatever attempts are left (the request is wrong, CRIU refused for good, cancelled);
+ * - `retry`: the job fails this attempt and BullMQ tries again (with ckpt's backoff) while attempts are left.
+ */
+export type AttemptFate =
+  | { fate: 'moved' }
+  | { fate: 'hand-back' }
+  | { fate: 'final'; code: string; reason: string; details: string[] }
+  | { fate: 'retry'; code: string; reason: string; details: string[] };
+
+/** Where an attempt's error came from, as far as its fate goes. */
+type FailureSource =
+  | 'moved'
+  | 'cancelled'
+  | 'shutdown'
+  | 'final'
+  | 'request'
+  | 'catalog'
+  | 'criu'
+  | 'target-busy'
+  | 'unknown';
+
+/**
+ * The one place that decides the fate of a failed attempt. `abortReason` is the attempt's abort signal's reason (an
+ * operator's cancel or the worker's shutdown), which wins over whatever error the abort made the processor throw.
+ * The reason is one line; CRIU's error lines that it does not already say are the `details` (job.failed carries them),
+ * and with `jobId` a CRIU failure's reason points at the job's log, which the API serves.
+ */
+export function classifyFailure(err: unknown, abortReason?: unknown, jobId?: string): AttemptFate {
+  const source = sourceOf(err, abortReason);
+  const pointer = err instanceof CriuError && jobId !== undefined ? `; CRIU's log: GET /api/v1/jobs/${jobId}/log` : '';
+  const reason = reasonOf(err) + pointer;
+  const details = detailsOf(err);
+  const code = codeOf(err) ?? 'EFAILED';
+  switch (source) {
+    case 'moved':
+      return { fate: 'moved' };
+    case 'shutdown':
+      return { fate: 'hand-back' };
+    case 'cancelled':
+      return { fate: 'final', code: 'ECANCELLED', reason: 'cancelled by an operator', details: [] };
+    case 'final':
+      // A processor's own verdict: its message is written for the user, in full (a drill's says what CRIU said).
+      return { fate: 'final', code, reason: (err as Error).message, details };
+    case 'request':
+    case 'catalog':
+      return { fate: 'final', code, reason, details };
+    case 'criu':
+      return { fate: isRetryableCriuError(err) ? 'retry' : 'final', code, reason, details };
+    case 'target-busy':
+    case 'unknown':
+      return { fate: 'retry', code, reason, details };
+    default:
+      return unreachable(source);
+  }
+}
+
+function sourceOf(err: unknown, abortReason: unknown): FailureSource {
+  if (err instanceof DelayedError || err instanceof WaitingError) return 'moved';
+  if (abortReason instanceof CancelAbort) return 'cancelled';
+  if (abortReason instanceof ShutdownAbort) return 'shutdown';
+  if (err instanceof UnrecoverableError) return 'final';
+  if (err instanceof TargetError || err instanceof PolicyError || err instanceof ValidationError) return 'request';
+  if (err instanceof CatalogError) return 'catalog';
+  const criu = err instanceof CriuError || err instanceof CriuConnectionError || err instanceof CriuUnsupportedError || err instanceof CriuStatsError;
+  if (criu) return 'criu';
+  if (err instanceof RetryableJobError) return 'target-busy';
+  return 'unknown';
+}
+
+function unreachable(source: never): never {
+  throw new Error(`unclassified failure source ${String(source)}`);
 }
 
 /**
- * The error a failed attempt hands to BullMQ: FinalJobError (an UnrecoverableError) when retrying cannot help,
- * else an Error with a message that explains it. The message is one line; CRIU's error lines that it does not already
- * say go into `details` (job.failed carries them), and a CRIU failure points at the job's log, which the API serves.
+ * Whether a job.failed BullMQ reported is the job's last: failed for good (a FinalJobError, or BullMQ finished it),
+ * or no attempts left.
  */
-export function toAttemptError(err: unknown, jobId: string): Error {
-  if (err instanceof FinalJobError) return err;
-  const pointer = err instanceof CriuError ? `; CRIU's log: GET /api/v1/jobs/${jobId}/log` : '';
-  const message = reasonOf(err) + pointer;
-  const code = (err as { code?: string }).code ?? 'EFAILED';
-  const failure = isUnrecoverable(err) ? new FinalJobError(message, code) : Object.assign(new Error(message), { code });
-  const details = detailsOf(err);
-  return details.length ? Object.assign(failure, { details }) : failure;
+export function isLastFailure(err: Error, job: { finishedOn?: number; attemptsMade: number; opts: { attempts?: number } }): boolean {
+  const unrecoverable = err instanceof UnrecoverableError || err.name === 'UnrecoverableError';
+  return unrecoverable || job.finishedOn !== undefined || job.attemptsMade >= (job.opts.attempts ?? 1);
 }
 
 /** One line a user can act on: the error's message (a CRIU error's without the path of a log file that is gone). */
@@ -67,5 +129,11 @@ export function detailsOf(err: unknown): string[] {
 
 /** The code of an attempt error, for events. */
 export function codeOf(err: unknown): string | undefined {
-  return (err as { code?: string }).code;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** The attempt's error as BullMQ gets it, with CRIU's details (when any) for job.failed. */
+export function withDetails<E extends Error>(err: E, details: string[]): E {
+  return details.length ? Object.assign(err, { details }) : err;
 }

@@ -1,6 +1,6 @@
 import type { Job } from 'bullmq';
 import type { EventLog } from '../src/events/event-log.js';
-import type { EventInput, EventName } from '../src/events/types.js';
+import type { EventData, EventInput, EventName } from '../src/events/types.js';
 import { targetKeyOf, type JobProgress } from '../src/queue/job-view.js';
 import type { JobType } from '../src/queue/schemas.js';
 
@@ -30,7 +30,7 @@ export class JobReporter {
     return this.current;
   }
 
-  async publish(event: EventName, data: Record<string, unknown>): Promise<void> {
+  async publish<E extends EventName>(event: E, data: EventData[E]): Promise<void> {
     await this.options.eventLog.publish(jobEvent(this.options.job, event, data));
   }
 
@@ -97,7 +97,7 @@ export class JobReporter {
  * An event about `job`, with jobId, jobType, scheduleId and target (the target key: a restore's from enqueue time,
  * a dump's once the worker has resolved it; the job's data holds both, so every event of the job agrees).
  */
-export function jobEvent(job: Job, event: EventName, data: Record<string, unknown>): EventInput {
+export function jobEvent<E extends EventName>(job: Job, event: E, data: EventData[E]): EventInput<E> {
   return {
     event,
     jobId: job.id!,
@@ -105,7 +105,7 @@ export function jobEvent(job: Job, event: EventName, data: Record<string, unknow
     scheduleId: (job.data as { scheduleId?: string }).scheduleId,
     target: targetKeyOf(job),
     data,
-  };
+  } as EventInput<E>;
 }
 
 /** The target for people: its key once resolved, else the spec as asked (`pid 4242`, `match train.py`). */

@@ -36,7 +36,7 @@ export async function uploadStage(manifest: Manifest, run: JobRun, ctx: WorkerCo
     }
   } catch (err) {
     // Deleted while it was uploaded: what was uploaded goes too.
-    if (err instanceof CatalogError && err.code === 'ENOTFOUND') await remote.remove(manifest);
+    if (err instanceof CatalogError && err.code === 'ECHECKPOINT_NOT_FOUND') await remote.remove(manifest);
     throw err;
   }
   await run.reporter.publish('checkpoint.uploaded', {

@@ -1,10 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { checkpointIdSchema, targetKeySchema, type Manifest } from '../src/catalog/manifest.js';
+import type { Manifest } from '../src/catalog/manifest.js';
+import { checkpointIdSchema } from '../src/common/checkpoint-id.js';
+import { targetKeySchema } from '../src/targets/snapshot.js';
 import type { Config } from '../src/config/schema.js';
 import { ImageFileError, readProcessTree } from '../src/criu/image-file.js';
-import { listPids, readProcStat, type ProcStat } from '../src/targets/process-info.js';
+import { listPids, readProcStat, type ProcStat } from '../src/common/proc.js';
 import { FinalJobError } from './failure.js';
 import type { WorkerContext } from './worker-context.js';
 

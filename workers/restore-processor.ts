@@ -6,7 +6,7 @@ import type { NotifyScript } from '../src/criu/connection.js';
 import type { JobResult } from '../src/queue/job-view.js';
 import { LeaseSemaphore, type Lease } from '../src/queue/lease-semaphore.js';
 import type { RestoreJobData } from '../src/queue/schemas.js';
-import { readProcStat } from '../src/targets/process-info.js';
+import { readProcStat } from '../src/common/proc.js';
 import { CriuLogTailer } from './criu-log-tailer.js';
 import { networkLockFor } from './network-lock.js';
 import { checkpointImages } from './checkpoint-images.js';
@@ -41,7 +41,7 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
   const cfg = ctx.config.worker;
   const started = Date.now();
   const { checkpoint, imagesDir } = await checkpointImages(ctx, job.data, run, job.id!);
-  // The in-use mark was taken at enqueue; taking it again fails (ENOTFOUND) if the checkpoint is being deleted.
+  // The in-use mark was taken at enqueue; taking it again fails (ECHECKPOINT_NOT_FOUND) if the checkpoint is being deleted.
   // Released on success; a failed attempt keeps it for the retry, and the catalog drops it once the job has failed
   // for good (isRefLive).
   await ctx.catalog.acquireRef(checkpoint.id, job.id!);

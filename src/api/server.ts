@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { ValidationError } from '../common/validation.js';
 import { NodeUnservedError } from '../queue/errors.js';
 import { isRedisUnavailable } from '../queue/redis.js';
-import type { Authenticator, Principal, Role } from './auth.js';
+import type { Authenticator, Principal, Role } from '../security/auth.js';
 
 export interface ApiServerOptions {
   logger: Logger;
@@ -16,7 +16,8 @@ export interface ApiServerOptions {
 /** Maps errors with well-known codes (from the queue, catalog, targets, policy) to HTTP statuses. */
 const STATUS_BY_CODE: Record<string, [number, string]> = {
   EVALIDATION: [400, 'validation'],
-  ENOTFOUND: [404, 'not_found'],
+  ECHECKPOINT_NOT_FOUND: [404, 'not_found'],
+  ESCHEDULE_NOT_FOUND: [404, 'not_found'],
   EPINNED: [409, 'pinned'],
   EINUSE: [409, 'in_use'],
   /** A checkpoint folder that leads out of the storage root (a planted symlink): refused, nothing removed. */

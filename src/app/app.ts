@@ -2,7 +2,7 @@ import { mkdir, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { isLoopbackHost } from '../api/auth.js';
+import { isLoopbackHost } from '../security/auth.js';
 import { dataDir } from '../common/paths.js';
 import type { Config } from '../config/schema.js';
 import { CriuClient } from '../criu/client.js';

@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { Authenticator } from '../api/auth.js';
+import { Authenticator } from '../security/auth.js';
 import { checkpointRoutes } from '../api/routes/checkpoints.js';
 import { consoleRoutes } from '../api/routes/console.js';
 import { jobRoutes } from '../api/routes/jobs.js';

@@ -3,7 +3,8 @@ import { parseOrThrow } from '../common/validation.js';
 import type { RemoteStore } from '../storage/remote-store.js';
 import type { CheckpointStore } from './checkpoint-store.js';
 import { CatalogError } from './errors.js';
-import { isCheckpointId, manifestSchema, type Manifest } from './manifest.js';
+import { isCheckpointId } from '../common/checkpoint-id.js';
+import { manifestSchema, type Manifest } from './manifest.js';
 
 export interface CatalogOptions {
   /** Redis key prefix (config `redis.prefix`); the catalog's keys are `<prefix>:catalog:*`. */
@@ -103,18 +104,18 @@ return 'OK'`;
 
 // A field of a listed checkpoint (pinned, verified); ARGV: field, value.
 const SET_FIELD = `
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return 'ENOTFOUND' end
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return 'ECHECKPOINT_NOT_FOUND' end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 'OK'`;
 
 const ACQUIRE_REF = `
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return 'ENOTFOUND' end
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return 'ECHECKPOINT_NOT_FOUND' end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return 'OK'`;
 
 // KEYS: hash, refs, pending-deletes of the checkpoint's node, then every index holding it. ARGV: id, force, now.
 const UNLIST = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'ENOTFOUND'} end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'ECHECKPOINT_NOT_FOUND'} end
 if redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return {'OK'} end
 if redis.call('HGET', KEYS[1], 'pinned') == '1' and ARGV[2] ~= '1' then return {'EPINNED'} end
 local refs = redis.call('ZRANGE', KEYS[2], 0, -1)
@@ -150,11 +151,11 @@ export class Catalog {
     const m = parseOrThrow(manifestSchema, manifest, 'checkpoint manifest');
     const keys = [this.hashKey(m.id), ...this.indexKeys(m)];
     const res = await this.redis.eval(ADD, keys.length, ...keys, m.id, Date.parse(m.created), JSON.stringify(m), '', 'local');
-    if (res !== 'OK') throw new CatalogError('ENOTFOUND', `checkpoint ${m.id} is being deleted`, m.id);
+    if (res !== 'OK') throw new CatalogError('ECHECKPOINT_NOT_FOUND', `checkpoint ${m.id} is being deleted`, m.id);
     return this.get(m.id);
   }
 
-  /** The checkpoint, or CatalogError ENOTFOUND (also for malformed ids). */
+  /** The checkpoint, or CatalogError ECHECKPOINT_NOT_FOUND (also for malformed ids). */
   async get(id: string): Promise<Checkpoint> {
     const found = isCheckpointId(id) ? await this.read(id) : null;
     if (!found || found.deleting) throw notFound(id);
@@ -179,7 +180,7 @@ export class Catalog {
 
   /**
    * Unlists the checkpoint and removes its files (at once when they are on this node). Refuses with EPINNED a pinned
-   * checkpoint unless `force`, and always with EINUSE one that a restore holds a ref on. ENOTFOUND for unknown ids;
+   * checkpoint unless `force`, and always with EINUSE one that a restore holds a ref on. ECHECKPOINT_NOT_FOUND for unknown ids;
    * EUNSAFE_PATH (nothing changed) when its folder on this node leads out of the storage root.
    * If file removal fails the error is thrown, and the checkpoint stays unlisted and pending (finishPendingDeletes).
    */
@@ -199,7 +200,7 @@ export class Catalog {
       options.force ? '1' : '0',
       Date.now(),
     )) as string[];
-    if (verdict === 'ENOTFOUND') throw notFound(id);
+    if (verdict === 'ECHECKPOINT_NOT_FOUND') throw notFound(id);
     if (verdict === 'EPINNED') {
       throw new CatalogError('EPINNED', `checkpoint ${id} is pinned: unpin it first, or delete with force`, id);
     }
@@ -282,17 +283,17 @@ export class Catalog {
     return this.setPinned(id, false);
   }
 
-  /** Records where the checkpoint's files are now (the upload stage). ENOTFOUND when it is unknown or being deleted. */
+  /** Records where the checkpoint's files are now (the upload stage). ECHECKPOINT_NOT_FOUND when it is unknown or being deleted. */
   async setLocation(id: string, location: CheckpointLocation): Promise<Checkpoint> {
     return this.setField(id, 'location', location);
   }
 
-  /** Records the outcome of a restore drill. ENOTFOUND when it is unknown or being deleted. */
+  /** Records the outcome of a restore drill. ECHECKPOINT_NOT_FOUND when it is unknown or being deleted. */
   async setVerified(id: string, verified: Verification): Promise<Checkpoint> {
     return this.setField(id, 'verified', JSON.stringify(verified));
   }
 
-  /** Marks the checkpoint in use by a restore job (idempotent). ENOTFOUND when it is unknown or being deleted. */
+  /** Marks the checkpoint in use by a restore job (idempotent). ECHECKPOINT_NOT_FOUND when it is unknown or being deleted. */
   async acquireRef(id: string, jobId: string): Promise<void> {
     if (!isCheckpointId(id)) throw notFound(id);
     const res = await this.redis.eval(ACQUIRE_REF, 2, this.hashKey(id), this.refsKey(id), jobId, Date.now());
@@ -422,5 +423,5 @@ export class Catalog {
 }
 
 function notFound(id: string): CatalogError {
-  return new CatalogError('ENOTFOUND', `checkpoint ${id} not found`, isCheckpointId(id) ? id : undefined);
+  return new CatalogError('ECHECKPOINT_NOT_FOUND', `checkpoint ${id} not found`, isCheckpointId(id) ? id : undefined);
 }

@@ -4,10 +4,11 @@ import path from 'node:path';
 import { parseOrThrow } from '../common/validation.js';
 import type { Signer } from '../security/signer.js';
 import { isSafeTargetKey } from '../targets/key.js';
-import { readProcStat } from '../targets/process-info.js';
+import { readProcStat } from '../common/proc.js';
 import { CatalogError } from './errors.js';
 import { sha256Of } from './file-digest.js';
-import { isCheckpointId, manifestSchema, type Manifest } from './manifest.js';
+import { isCheckpointId } from '../common/checkpoint-id.js';
+import { manifestSchema, type Manifest } from './manifest.js';
 
 export interface CheckpointStoreOptions {
   /** Storage root (config `storage.root`); created 0700 when missing. Checkpoints: `<root>/<targetKey>/<checkpointId>/`. */

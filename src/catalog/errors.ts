@@ -1,6 +1,6 @@
 export type CatalogErrorCode =
   /** No checkpoint with that id (or it is being deleted). */
-  | 'ENOTFOUND'
+  | 'ECHECKPOINT_NOT_FOUND'
   /** Delete of a pinned checkpoint without force. */
   | 'EPINNED'
   /** Delete of a checkpoint a waiting or active restore refers to. */
@@ -18,7 +18,7 @@ export type CatalogErrorCode =
   /** A copy of a checkpoint (downloaded) whose files do not match its manifest: never listed or restored. */
   | 'EDAMAGED';
 
-/** Errors of the checkpoint store and the catalog, with a code callers map to HTTP statuses (ENOTFOUND -> 404, ...). */
+/** Errors of the checkpoint store and the catalog, with a code callers map to HTTP statuses (ECHECKPOINT_NOT_FOUND -> 404, ...). */
 export class CatalogError extends Error {
   constructor(
     readonly code: CatalogErrorCode,

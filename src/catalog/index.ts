@@ -19,11 +19,4 @@ export {
   type ManifestDraft,
 } from './checkpoint-store.js';
 export { CatalogError, type CatalogErrorCode } from './errors.js';
-export {
-  checkpointIdSchema,
-  isCheckpointId,
-  manifestSchema,
-  newCheckpointId,
-  targetKeySchema,
-  type Manifest,
-} from './manifest.js';
+export { manifestSchema, type Manifest } from './manifest.js';

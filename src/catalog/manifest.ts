@@ -1,47 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
-import { isSafeTargetKey } from '../targets/key.js';
-import { workloadNameSchema } from '../targets/spec.js';
-
-/** `20261127T134501Z-1a2b3c4d`: UTC second, then 8 random hex digits. Sorts by time as a string; safe as a folder name. */
-const CHECKPOINT_ID = /^\d{8}T\d{6}Z-[0-9a-f]{8}$/;
-
-/** A fresh checkpoint id for `now` (only the store's callers make ids; never take one from a request unchecked). */
-export function newCheckpointId(now: Date = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
-  return `${stamp}-${randomBytes(4).toString('hex')}`;
-}
-
-export function isCheckpointId(id: unknown): id is string {
-  return typeof id === 'string' && CHECKPOINT_ID.test(id);
-}
-
-/** For route params and job data: a well-formed checkpoint id. */
-export const checkpointIdSchema = z.string().regex(CHECKPOINT_ID, 'not a checkpoint id (like 20261127T134501Z-1a2b3c4d)');
-
-export const targetKeySchema = z.string().refine(isSafeTargetKey, 'not a target key (like python3-4242)');
-
-/** The process a checkpoint is of. */
-export const checkpointTargetSchema = z.object({
-  key: targetKeySchema,
-  pid: z.number().int().positive(),
-  cmdline: z.string(),
-  exe: z.string(),
-  uid: z.number().int().nonnegative(),
-  /** /proc/pid/stat start time (clock ticks) of the dumped process. */
-  startTime: z.number().int().nonnegative(),
-  /**
-   * Set for a workload (`ckpt run`): the init of its own pid namespace, restorable any number of times side by side.
-   * `dir` is the folder its output files were in: a copy restored under another name gets them in its own folder.
-   */
-  workload: z
-    .strictObject({
-      name: workloadNameSchema,
-      dir: z.string().refine((p) => path.isAbsolute(p), 'must be an absolute path'),
-    })
-    .optional(),
-});
+import { checkpointIdSchema } from '../common/checkpoint-id.js';
+import { checkpointTargetSchema } from '../targets/snapshot.js';
 
 /** A file's path inside a checkpoint folder, as the manifest names it. */
 const fileNameSchema = z

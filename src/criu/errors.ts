@@ -1,27 +1,24 @@
+import os from 'node:os';
 import { ValidationError } from '../common/validation.js';
 import type { CriuReqType } from './wire.js';
 
-/** Linux errno names by number (x86-64 / asm-generic), for cr_errno. */
-const ERRNO_NAMES: readonly string[] = [
-  '', 'EPERM', 'ENOENT', 'ESRCH', 'EINTR', 'EIO', 'ENXIO', 'E2BIG', 'ENOEXEC', 'EBADF', 'ECHILD',
-  'EAGAIN', 'ENOMEM', 'EACCES', 'EFAULT', 'ENOTBLK', 'EBUSY', 'EEXIST', 'EXDEV', 'ENODEV', 'ENOTDIR',
-  'EISDIR', 'EINVAL', 'ENFILE', 'EMFILE', 'ENOTTY', 'ETXTBSY', 'EFBIG', 'ENOSPC', 'ESPIPE', 'EROFS',
-  'EMLINK', 'EPIPE', 'EDOM', 'ERANGE', 'EDEADLK', 'ENAMETOOLONG', 'ENOLCK', 'ENOSYS', 'ENOTEMPTY', 'ELOOP',
-  '', 'ENOMSG', 'EIDRM', 'ECHRNG', 'EL2NSYNC', 'EL3HLT', 'EL3RST', 'ELNRNG', 'EUNATCH', 'ENOCSI',
-  'EL2HLT', 'EBADE', 'EBADR', 'EXFULL', 'ENOANO', 'EBADRQC', 'EBADSLT', '', 'EBFONT', 'ENOSTR',
-  'ENODATA', 'ETIME', 'ENOSR', 'ENONET', 'ENOPKG', 'EREMOTE', 'ENOLINK', 'EADV', 'ESRMNT', 'ECOMM',
-  'EPROTO', 'EMULTIHOP', 'EDOTDOT', 'EBADMSG', 'EOVERFLOW', 'ENOTUNIQ', 'EBADFD', 'EREMCHG', 'ELIBACC', 'ELIBBAD',
-  'ELIBSCN', 'ELIBMAX', 'ELIBEXEC', 'EILSEQ', 'ERESTART', 'ESTRPIPE', 'EUSERS', 'ENOTSOCK', 'EDESTADDRREQ', 'EMSGSIZE',
-  'EPROTOTYPE', 'ENOPROTOOPT', 'EPROTONOSUPPORT', 'ESOCKTNOSUPPORT', 'EOPNOTSUPP', 'EPFNOSUPPORT', 'EAFNOSUPPORT', 'EADDRINUSE', 'EADDRNOTAVAIL', 'ENETDOWN',
-  'ENETUNREACH', 'ENETRESET', 'ECONNABORTED', 'ECONNRESET', 'ENOBUFS', 'EISCONN', 'ENOTCONN', 'ESHUTDOWN', 'ETOOMANYREFS', 'ETIMEDOUT',
-  'ECONNREFUSED', 'EHOSTDOWN', 'EHOSTUNREACH', 'EALREADY', 'EINPROGRESS', 'ESTALE', 'EUCLEAN', 'ENOTNAM', 'ENAVAIL', 'EISNAM',
-  'EREMOTEIO', 'EDQUOT', 'ENOMEDIUM', 'EMEDIUMTYPE', 'ECANCELED', 'ENOKEY', 'EKEYEXPIRED', 'EKEYREVOKED', 'EKEYREJECTED', 'EOWNERDEAD',
-  'ENOTRECOVERABLE', 'ERFKILL', 'EHWPOISON',
-];
+/** Second names of the same number, left out so that each number has the name strerror's table uses. */
+const ERRNO_ALIASES: ReadonlySet<string> = new Set(['EWOULDBLOCK', 'ENOTSUP']);
 
-/** 'ESRCH' for 3; 'E<n>' for numbers the table does not know. */
+/** Linux's "invalid request code", which CRIU answers rejected options with; Node's table (POSIX names only) lacks it. */
+const EBADRQC = 56;
+
+/** errno names by number, from Node's own table for this platform (os.constants.errno), for cr_errno. */
+const ERRNO_NAMES: ReadonlyMap<number, string> = new Map([
+  ...Object.entries(os.constants.errno)
+    .filter(([name]) => !ERRNO_ALIASES.has(name))
+    .map(([name, errno]): [number, string] => [errno, name]),
+  [EBADRQC, 'EBADRQC'],
+]);
+
+/** 'ESRCH' for 3; 'E<n>' for numbers the table does not know (Linux-only ones such as 133, EHWPOISON). */
 export function errnoName(errno: number): string {
-  return ERRNO_NAMES[errno] || `E${errno}`;
+  return ERRNO_NAMES.get(errno) ?? `E${errno}`;
 }
 
 /** What a few errnos mean coming from CRIU (it records the first errno of the failure). */

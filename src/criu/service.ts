@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readCmdlineArgs, readProcStat } from '../common/proc.js';
 
 export interface CriuServiceOptions {
   /** The criu binary (see locateCriu). */
@@ -155,7 +156,7 @@ export class CriuService extends EventEmitter<CriuServiceEvents> {
     if (owner !== undefined && owner !== process.pid && (await isRunning(owner))) {
       throw new Error(`criu service ${pid} in ${this.options.runtimeDir} belongs to ckpt pid ${owner}, which still runs`);
     }
-    const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    const cmdline = await readCmdlineArgs(pid);
     if (cmdline.includes('service') && cmdline.includes(this.socketPath)) {
       process.kill(pid, 'SIGKILL');
       for (let i = 0; i < 100 && (await isRunning(pid)); i++) await sleep(10);
@@ -164,8 +165,8 @@ export class CriuService extends EventEmitter<CriuServiceEvents> {
 }
 
 async function isRunning(pid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  return stat !== '' && stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  const stat = await readProcStat(pid);
+  return stat !== null && stat.state !== 'Z';
 }
 
 /** The inode of the socket at `p`, or undefined when there is none. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { EventInput, FeedEvent } from './types.js';
+import type { EventInput, EventName, FeedEvent } from './types.js';
 
 /**
  * How long a published event's token is kept: ioredis sends a command again after a reconnect when its reply was
@@ -43,13 +43,16 @@ export class EventLog {
     return this.options.key;
   }
 
-  /** Appends one event, exactly once even when the command is sent again after a failover (see PUBLISHED_TOKEN_TTL_MS). */
-  async publish(input: EventInput): Promise<FeedEvent> {
+  /**
+   * Appends one event (its data must be its name's EventData), exactly once even when the command is sent again after
+   * a failover (see PUBLISHED_TOKEN_TTL_MS).
+   */
+  async publish<E extends EventName>(input: EventInput<E>): Promise<FeedEvent> {
     const ts = Date.now();
     const body = JSON.stringify({ ...input, ts });
     const token = `${this.options.key}:published:${randomUUID()}`;
     const id = (await this.redis.eval(PUBLISH_ONCE, 2, this.options.key, token, this.maxLen, body, PUBLISHED_TOKEN_TTL_MS)) as string;
-    return { ...input, ts, id };
+    return { ...input, ts, id } as FeedEvent;
   }
 
   /** Events strictly after `afterId` ('0' for all), oldest first, at most `count`. */

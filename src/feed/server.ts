@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { authErrorBody, isAuthFailure, type Authenticator, type Principal } from '../api/auth.js';
+import { authErrorBody, isAuthFailure, type Authenticator, type Principal } from '../security/auth.js';
 import type { Config } from '../config/schema.js';
 import type { EventLog } from '../events/event-log.js';
 import { waitingDuplicate } from '../queue/redis.js';

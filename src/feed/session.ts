@@ -1,5 +1,5 @@
 import type { WebSocket } from 'ws';
-import type { Principal } from '../api/auth.js';
+import type { Principal } from '../security/auth.js';
 import { EventId } from '../events/event-id.js';
 import type { EventLog } from '../events/event-log.js';
 import { Outbox, type OutboxLimits } from './outbox.js';

@@ -16,33 +16,32 @@ export interface JobLogContext {
  * by each log tool. Other events (progress, log lines) are not transitions and are not logged.
  */
 export function logJobTransition(log: Logger, context: JobLogContext, event: EventInput): void {
-  const d = event.data;
   switch (event.event) {
     case 'job.active':
-      log.info({ ...context, attempt: d.attempt }, 'job started');
+      log.info({ ...context, attempt: event.data.attempt }, 'job started');
       return;
     case 'job.retrying':
-      log.warn({ ...context, attempt: d.attempt, delayMs: d.delayMs, reason: d.reason }, 'job retrying');
+      log.warn({ ...context, attempt: event.data.attempt, delayMs: event.data.delayMs, reason: event.data.reason }, 'job retrying');
       return;
     case 'job.failed':
       // A failure that will be retried is told by its 'job retrying' line (with the reason).
-      if (d.final !== true) return;
-      log.error({ ...context, attemptsMade: d.attemptsMade, code: d.code, reason: d.reason }, 'job failed');
+      if (!event.data.final) return;
+      log.error({ ...context, attemptsMade: event.data.attemptsMade, code: event.data.code, reason: event.data.reason }, 'job failed');
       return;
     case 'job.cancelled':
-      log.warn({ ...context, state: d.state }, 'job cancelled');
+      log.warn({ ...context, state: event.data.state }, 'job cancelled');
       return;
     case 'job.stalled':
-      log.warn({ ...context, attemptsMade: d.attemptsMade }, 'job stalled: its worker stopped answering');
+      log.warn({ ...context, attemptsMade: event.data.attemptsMade }, 'job stalled: its worker stopped answering');
       return;
     case 'job.completed': {
-      const result = (d.result ?? {}) as Record<string, unknown>;
+      const result = event.data.result;
       const stats = (result.stats ?? {}) as Record<string, unknown>;
       const frozenUs = typeof stats.frozenTimeUs === 'number' ? stats.frozenTimeUs : undefined;
       log.info(
         {
           ...context,
-          attemptsMade: d.attemptsMade,
+          attemptsMade: event.data.attemptsMade,
           checkpointId: result.checkpointId,
           restoredPid: result.restoredPid,
           bytes: result.bytes,

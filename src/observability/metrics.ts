@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { FeedEvent } from '../events/types.js';
+import { eventData, type EventData, type EventName, type FeedEvent } from '../events/types.js';
 import type { HealthChecks } from './health.js';
 import type { Inventory } from './inventory.js';
 
@@ -141,7 +141,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     const type = e.jobType ?? 'unknown';
     fleet.observe(e);
     if (e.event === 'job.completed') jobOutcomes.inc({ type, outcome: 'completed' });
-    if (e.event === 'job.failed') jobOutcomes.inc({ type, outcome: e.data.final === true ? 'failed' : 'retried' });
+    if (e.event === 'job.failed') jobOutcomes.inc({ type, outcome: isFinalFailure(e) ? 'failed' : 'retried' });
     if (e.event === 'job.stalled') jobOutcomes.inc({ type, outcome: 'stalled' });
     if (e.event === 'job.cancelled') jobOutcomes.inc({ type, outcome: 'cancelled' });
     switch (e.event) {
@@ -157,12 +157,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
         break;
       }
       case 'job.failed': {
-        const durationMs = numberAt(e.data, 'durationMs');
-        if (e.data.final === true && durationMs !== undefined) jobDuration.observe({ type, outcome: 'failed' }, durationMs / 1000);
+        const durationMs = numberIn(e, 'job.failed', 'durationMs');
+        if (isFinalFailure(e) && durationMs !== undefined) jobDuration.observe({ type, outcome: 'failed' }, durationMs / 1000);
         break;
       }
       case 'schedule.fired': {
-        const lagMs = numberAt(e.data, 'lagMs');
+        const lagMs = numberIn(e, 'schedule.fired', 'lagMs');
         if (lagMs !== undefined) scheduleLag.observe(lagMs / 1000);
         break;
       }
@@ -265,7 +265,7 @@ function createFleetMetrics(registers: Registry[], options: MetricsOptions) {
         framedSchedules.add(e.scheduleId);
         scheduleFrozen.observe({ schedule: e.scheduleId }, frozenUs / 1e6);
       }
-    } else if (e.event === 'job.failed' && e.data.final === true && e.target !== undefined) {
+    } else if (isFinalFailure(e) && e.target !== undefined) {
       const entry = touch(e.target);
       entry.failures++;
       targetFailures.set({ target: e.target }, entry.failures);
@@ -322,6 +322,20 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 }
 
 /** A finite, non-negative number at `key`, else undefined (bad producer data must not break metrics). */
+/**
+ * A number of a `name` event's data, by a key EventData names (so a renamed field fails to compile here); the value is
+ * checked all the same, since anything that can write to the stream can publish.
+ */
+function numberIn<E extends EventName>(e: FeedEvent, name: E, key: keyof EventData[E] & string): number | undefined {
+  const data = eventData(e, name);
+  return data ? numberAt(data as Record<string, unknown>, key) : undefined;
+}
+
+/** A job.failed that ends the job (not one followed by a retry). */
+function isFinalFailure(e: FeedEvent): boolean {
+  return eventData(e, 'job.failed')?.final === true;
+}
+
 function numberAt(obj: Record<string, unknown>, key: string): number | undefined {
   const v = obj[key];
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;

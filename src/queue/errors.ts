@@ -27,3 +27,12 @@ export class NodeUnservedError extends Error {
     this.name = 'NodeUnservedError';
   }
 }
+
+/** A restore or drill of a checkpoint the catalog does not list (the same code as the catalog's own "no such checkpoint"). */
+export class UnknownCheckpointError extends Error {
+  readonly code = 'ECHECKPOINT_NOT_FOUND';
+  constructor(readonly checkpointId: string) {
+    super(`checkpoint ${checkpointId} not found`);
+    this.name = 'UnknownCheckpointError';
+  }
+}

@@ -1,15 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { FlowProducer, Queue, type Job, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { CatalogError } from '../catalog/errors.js';
-import { newCheckpointId } from '../catalog/manifest.js';
+import { newCheckpointId } from '../common/checkpoint-id.js';
 import { parseOrThrow, ValidationError } from '../common/validation.js';
 import type { Config } from '../config/schema.js';
 import type { EventLog } from '../events/event-log.js';
 import type { EventInput } from '../events/types.js';
 import type { Signer } from '../security/signer.js';
 import { BACKOFF_TYPE } from './backoff.js';
-import { JobStateError, NodeUnservedError } from './errors.js';
+import { JobStateError, NodeUnservedError, UnknownCheckpointError } from './errors.js';
 import { targetKeyOf, toJobState, toJobView, type JobState, type JobView } from './job-view.js';
 import { queueKeys, queueNameFor } from './keys.js';
 import { signJobData } from './job-signature.js';
@@ -573,7 +572,7 @@ export class JobQueue {
   private async lookupCheckpoint(checkpointId: string): Promise<{ node: string; target: { key: string; workload?: unknown } }> {
     if (!this.options.checkpoints) throw new Error('JobQueue: restores need options.checkpoints (the catalog)');
     const checkpoint = await this.options.checkpoints.get(checkpointId);
-    if (!checkpoint) throw new CatalogError('ENOTFOUND', `checkpoint ${checkpointId} not found`, checkpointId);
+    if (!checkpoint) throw new UnknownCheckpointError(checkpointId);
     return checkpoint;
   }
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseOrThrow, ValidationError } from '../common/validation.js';
-import { checkpointIdSchema, checkpointTargetSchema, targetKeySchema } from '../catalog/manifest.js';
+import { checkpointIdSchema } from '../common/checkpoint-id.js';
+import { checkpointTargetSchema, targetKeySchema } from '../targets/snapshot.js';
 import { jobDumpOptionsSchema, jobRestoreOptionsSchema } from '../criu/options.js';
 import { targetSpecSchema } from '../targets/spec.js';
 
@@ -44,7 +45,7 @@ export const dumpJobSchema = z.strictObject({
 export const MAX_REPLICAS = 32;
 
 export const restoreJobSchema = z.strictObject({
-  /** Shape checked here; existence by JobQueue (an unknown id is a CatalogError ENOTFOUND). */
+  /** Shape checked here; existence by JobQueue (an unknown id is an UnknownCheckpointError, code ECHECKPOINT_NOT_FOUND). */
   checkpointId: checkpointIdSchema,
   criu: criuRestoreOptionsSchema.optional(),
   /** Where to restore. Default: the node that made the checkpoint. */

@@ -14,7 +14,7 @@ export interface RetentionCatalog {
   list(filter: { schedule?: string; target?: string; limit: number }): Promise<ListedCheckpoint[]>;
   /** Whether a waiting or active restore refers to it. */
   isInUse(id: string): Promise<boolean>;
-  /** Removes it from the catalog and its files; throws (code EPINNED / EINUSE / ENOTFOUND) when it may not or is gone. */
+  /** Removes it from the catalog and its files; throws (code EPINNED / EINUSE / ECHECKPOINT_NOT_FOUND) when it may not or is gone. */
   delete(id: string): Promise<unknown>;
 }
 
@@ -114,7 +114,7 @@ export class Pruner {
         const code = (err as { code?: string }).code;
         // Pinned or taken by a restore since we listed, or deleted by someone else: not ours to remove now.
         // EUNSAFE_PATH: its folder leads out of the storage root; kept, and said so, until someone looks at it.
-        if (code === 'EPINNED' || code === 'EINUSE' || code === 'ENOTFOUND' || code === 'EUNSAFE_PATH') {
+        if (code === 'EPINNED' || code === 'EINUSE' || code === 'ECHECKPOINT_NOT_FOUND' || code === 'EUNSAFE_PATH') {
           logger.info({ scheduleId, checkpointId: c.id, code }, `retention kept checkpoint ${c.id} of ${whose}: ${(err as Error).message}`);
           continue;
         }

@@ -31,7 +31,7 @@ export interface ScheduleState {
   lastSkip?: { at: number; reason: string };
 }
 
-export type ScheduleStoreErrorCode = 'ENOTFOUND' | 'EEXISTS';
+export type ScheduleStoreErrorCode = 'ESCHEDULE_NOT_FOUND' | 'EEXISTS';
 
 export class ScheduleStoreError extends Error {
   constructor(
@@ -140,7 +140,7 @@ export class ScheduleStore {
     return record;
   }
 
-  /** Replaces the definition (origin becomes `api`: config seeding no longer touches it). ENOTFOUND when absent. */
+  /** Replaces the definition (origin becomes `api`: config seeding no longer touches it). ESCHEDULE_NOT_FOUND when absent. */
   async update(schedule: Schedule): Promise<ScheduleRecord> {
     for (;;) {
       const current = await this.redis.hget(this.defsKey, schedule.id);
@@ -294,7 +294,7 @@ export class ScheduleStore {
 }
 
 function notFound(id: string): ScheduleStoreError {
-  return new ScheduleStoreError('ENOTFOUND', `schedule ${id} not found`, id);
+  return new ScheduleStoreError('ESCHEDULE_NOT_FOUND', `schedule ${id} not found`, id);
 }
 
 function toState(h: Record<string, string>): ScheduleState {

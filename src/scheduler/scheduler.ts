@@ -183,12 +183,12 @@ export class Scheduler {
 
   /**
    * Trigger-now: enqueues a dump at once (job id `sched-<id>-manual-<uuid>`), whatever the overlap policy (the
-   * worker still runs one dump of a target at a time). ENOTFOUND for an unknown schedule; TriggerError when the
+   * worker still runs one dump of a target at a time). ESCHEDULE_NOT_FOUND for an unknown schedule; TriggerError when the
    * target does not resolve here or is refused (also reported as schedule.skipped and counted as a failure).
    */
   async trigger(id: string): Promise<{ jobId: string }> {
     const record = await this.store.get(id);
-    if (!record) throw new ScheduleStoreError('ENOTFOUND', `schedule ${id} not found`, id);
+    if (!record) throw new ScheduleStoreError('ESCHEDULE_NOT_FOUND', `schedule ${id} not found`, id);
     const { schedule } = record;
     const now = Date.now();
     const jobId = manualJobId(id);

@@ -8,7 +8,7 @@ export type StorageErrorCode =
   /** The compressor (zstd / lz4 program) failed or is missing. */
   | 'ECOMPRESSOR'
   /** A checkpoint that the bucket does not hold (no manifest object). */
-  | 'ENOTFOUND';
+  | 'ECHECKPOINT_NOT_FOUND';
 
 /** Errors of the remote store (src/storage); the message names the object or file concerned. */
 export class StorageError extends Error {

@@ -13,7 +13,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { parseOrThrow } from '../common/validation.js';
-import { isCheckpointId, manifestSchema, type Manifest } from '../catalog/manifest.js';
+import { isCheckpointId } from '../common/checkpoint-id.js';
+import { manifestSchema, type Manifest } from '../catalog/manifest.js';
 import type { Config } from '../config/schema.js';
 import type { Signer } from '../security/signer.js';
 import { isSafeTargetKey } from '../targets/key.js';
@@ -125,7 +126,7 @@ export class RemoteStore {
     }
   }
 
-  /** The checkpoint's signed manifest as the bucket holds it; StorageError ENOTFOUND / EDAMAGED, CatalogError when untrusted. */
+  /** The checkpoint's signed manifest as the bucket holds it; StorageError ECHECKPOINT_NOT_FOUND / EDAMAGED, CatalogError when untrusted. */
   async readManifest(targetKey: string, checkpointId: string): Promise<Manifest> {
     return this.readManifestAt(this.manifestKey({ id: checkpointId, target: { key: targetKey } }));
   }
@@ -222,7 +223,7 @@ export class RemoteStore {
       res = await this.client.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: key }), { abortSignal: signal });
     } catch (err) {
       if (err instanceof NoSuchKey || (err as { name?: string }).name === 'NoSuchKey') {
-        throw new StorageError('ENOTFOUND', `${what}: not in bucket ${this.config.bucket}`);
+        throw new StorageError('ECHECKPOINT_NOT_FOUND', `${what}: not in bucket ${this.config.bucket}`);
       }
       throw err;
     }
@@ -269,7 +270,7 @@ export class RemoteStore {
   private checkpointPrefix(manifest: CheckpointName): string {
     // The same checks as a local path: a key or id from anywhere else never shapes an object name.
     if (!isSafeTargetKey(manifest.target.key) || !isCheckpointId(manifest.id)) {
-      throw new StorageError('ENOTFOUND', `not a checkpoint name: ${JSON.stringify(`${manifest.target.key}/${manifest.id}`)}`);
+      throw new StorageError('ECHECKPOINT_NOT_FOUND', `not a checkpoint name: ${JSON.stringify(`${manifest.target.key}/${manifest.id}`)}`);
     }
     return this.prefixed(`${manifest.target.key}/${manifest.id}/`);
   }

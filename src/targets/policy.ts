@@ -1,7 +1,8 @@
 import { isValidRegex, parseOrThrow } from '../common/validation.js';
 import { z } from 'zod';
 import { PolicyError } from './errors.js';
-import { ancestorsOf, ancestryOf, readProcStat, type ProcessInfo } from './process-info.js';
+import { ancestorsOf, ancestryOf, readProcStat } from '../common/proc.js';
+import type { ProcessInfo } from './process-info.js';
 
 export interface TargetPolicyOptions {
   /** Only processes of these real uids may be targets. Default [] = any uid (config `policy.allowUids`). */

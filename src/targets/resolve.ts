@@ -1,10 +1,11 @@
 import { constants } from 'node:fs';
-import { open, readFile, readlink, realpath } from 'node:fs/promises';
+import { open, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { repoRoot } from '../common/paths.js';
 import { TargetError, type TargetMatch } from './errors.js';
 import { matchingPids } from './match.js';
-import { ancestorsOf, listPids, readCmdline, readProcessInfo, type ProcessInfo } from './process-info.js';
+import { ancestorsOf, listPids, readCmdline, readCmdlineArgs, readCwd } from '../common/proc.js';
+import { readProcessInfo, type ProcessInfo } from './process-info.js';
 import type { TargetSpec } from './spec.js';
 import { workloadTargetKey } from './key.js';
 
@@ -103,10 +104,10 @@ let ckptEntry: Promise<string> | undefined;
 /** Whether `pid` runs ckpt's CLI (`node [node options] <this checkout>/bin/ckpt.js ...`, also through a symlink such as `npm link`'s). */
 async function runsCkpt(pid: number): Promise<boolean> {
   ckptEntry ??= realpath(path.join(repoRoot(), 'bin', 'ckpt.js')).catch(() => '');
-  const argv = (await readFile(`/proc/${pid}/cmdline`, 'latin1').catch(() => '')).split('\0');
+  const argv = await readCmdlineArgs(pid);
   const script = argv.slice(1).find((arg) => !arg.startsWith('-'));
   if (!script) return false;
-  const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => '/');
+  const cwd = await readCwd(pid);
   const real = await realpath(path.resolve(cwd, script)).catch(() => '');
   return real !== '' && real === (await ckptEntry);
 }

@@ -3,7 +3,7 @@ import { open, readFile, mkdir, chmod } from 'node:fs/promises';
 import { constants } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isSameProcess, listPids, readProcStat } from '../targets/process-info.js';
+import { isSameProcess, listPids, readProcStat } from '../common/proc.js';
 import { WorkloadError, type WorkloadEnd } from './registry.js';
 
 /** The files of a workload's folder. CRIU reopens them by path on restore, so a copy gets its own folder. */

@@ -1,5 +1,5 @@
 import type { EventLog } from '../events/event-log.js';
-import { isSameProcess } from '../targets/process-info.js';
+import { isSameProcess } from '../common/proc.js';
 import { readWorkloadEnd } from './launcher.js';
 import type { WorkloadRegistry } from './registry.js';
 

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { EventLog } from '../events/event-log.js';
 import { PolicyError } from '../targets/errors.js';
 import type { TargetPolicy } from '../targets/policy.js';
-import { isSameProcess } from '../targets/process-info.js';
+import { isSameProcess } from '../common/proc.js';
 import type { WorkloadLookup } from '../targets/resolve.js';
 import { workloadNameSchema } from '../targets/spec.js';
 import { launchWorkload, readWorkloadEnd, stopWorkloadProcess, type LaunchedProcess } from './launcher.js';

@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { Catalog, CatalogError, CheckpointStore, newCheckpointId, type Manifest } from '../../src/catalog/index.js';
+import { Catalog, CatalogError, CheckpointStore, type Manifest } from '../../src/catalog/index.js';
+import { newCheckpointId } from '../../src/common/checkpoint-id.js';
 import { TestRedis } from '../helpers/redis.js';
 import { throwawaySigner } from '../helpers/signer.js';
 import { makeCheckpoint, manifestFor } from './fixtures.js';
@@ -56,13 +57,13 @@ describe('Catalog', () => {
     catalog = new Catalog(redis, { prefix: 'test', store, node: 'node-a' });
   });
 
-  it('add then get returns the manifest, unpinned; unknown and malformed ids are ENOTFOUND', async () => {
+  it('add then get returns the manifest, unpinned; unknown and malformed ids are ECHECKPOINT_NOT_FOUND', async () => {
     const m = await makeCheckpoint(store);
     const added = await catalog.add(m);
     assert.deepEqual(added, { ...m, pinned: false, location: 'local' });
     assert.deepEqual(await catalog.get(m.id), { ...m, pinned: false, location: 'local' });
-    await rejectsCode(catalog.get(newCheckpointId()), 'ENOTFOUND');
-    await rejectsCode(catalog.get('../../etc/passwd'), 'ENOTFOUND');
+    await rejectsCode(catalog.get(newCheckpointId()), 'ECHECKPOINT_NOT_FOUND');
+    await rejectsCode(catalog.get('../../etc/passwd'), 'ECHECKPOINT_NOT_FOUND');
     await assert.rejects(catalog.add({ ...m, bytes: -5 }), /invalid checkpoint manifest: bytes:/);
   });
 
@@ -105,13 +106,13 @@ describe('Catalog', () => {
     assert.ok(existsSync(dir));
     assert.deepEqual(await catalog.delete(m.id), { id: m.id, filesRemoved: true });
     assert.equal(existsSync(dir), false);
-    await rejectsCode(catalog.get(m.id), 'ENOTFOUND');
+    await rejectsCode(catalog.get(m.id), 'ECHECKPOINT_NOT_FOUND');
     for (const filter of [{}, { target: m.target.key }, { schedule: 'hourly' }, { node: 'node-a' }]) {
       assert.deepEqual(await catalog.list(filter), []);
     }
     assert.deepEqual(await redis.keys('test:catalog:*'), [], 'no keys left behind');
-    await rejectsCode(catalog.delete(m.id), 'ENOTFOUND');
-    await rejectsCode(catalog.delete('nonsense'), 'ENOTFOUND');
+    await rejectsCode(catalog.delete(m.id), 'ECHECKPOINT_NOT_FOUND');
+    await rejectsCode(catalog.delete('nonsense'), 'ECHECKPOINT_NOT_FOUND');
   });
 
   it('a pinned checkpoint is refused (EPINNED) until unpinned or forced; adding it again keeps the pin', async () => {
@@ -130,8 +131,8 @@ describe('Catalog', () => {
     await catalog.pin(forced.id);
     await catalog.delete(forced.id, { force: true });
     assert.equal(existsSync(store.pathOf(forced)), false);
-    await rejectsCode(catalog.pin(forced.id), 'ENOTFOUND');
-    await rejectsCode(catalog.unpin(newCheckpointId()), 'ENOTFOUND');
+    await rejectsCode(catalog.pin(forced.id), 'ECHECKPOINT_NOT_FOUND');
+    await rejectsCode(catalog.unpin(newCheckpointId()), 'ECHECKPOINT_NOT_FOUND');
   });
 
   it('a checkpoint a restore holds a ref on is refused (EINUSE, naming the job), even with force', async () => {
@@ -147,7 +148,7 @@ describe('Catalog', () => {
     await catalog.releaseRef(m.id, 'restore-1');
     assert.equal(await catalog.isInUse(m.id), false);
     await catalog.delete(m.id);
-    await rejectsCode(catalog.acquireRef(m.id, 'restore-2'), 'ENOTFOUND');
+    await rejectsCode(catalog.acquireRef(m.id, 'restore-2'), 'ECHECKPOINT_NOT_FOUND');
     await catalog.releaseRef(m.id, 'restore-2');
   });
 
@@ -168,12 +169,12 @@ describe('Catalog', () => {
     store.failNext = true;
     await assert.rejects(catalog.delete(m.id), /EIO/);
     assert.ok(existsSync(store.pathOf(m)), 'the files are still there');
-    await rejectsCode(catalog.get(m.id), 'ENOTFOUND');
+    await rejectsCode(catalog.get(m.id), 'ECHECKPOINT_NOT_FOUND');
     assert.deepEqual(await catalog.list(), []);
     assert.deepEqual(await catalog.list({ schedule: 'hourly' }), []);
     assert.equal(await catalog.latest(m.target.key), null);
-    await rejectsCode(catalog.acquireRef(m.id, 'restore-1'), 'ENOTFOUND', undefined);
-    await rejectsCode(catalog.pin(m.id), 'ENOTFOUND');
+    await rejectsCode(catalog.acquireRef(m.id, 'restore-1'), 'ECHECKPOINT_NOT_FOUND', undefined);
+    await rejectsCode(catalog.pin(m.id), 'ECHECKPOINT_NOT_FOUND');
 
     const done = await catalog.finishPendingDeletes();
     assert.deepEqual(done, { removed: [m.id], failed: [] });
@@ -196,7 +197,7 @@ describe('Catalog', () => {
     const m = await catalog.add(await makeCheckpoint(store));
     const other = new Catalog(redis, { prefix: 'other', store, node: 'node-a' });
     assert.deepEqual(await other.list(), []);
-    await rejectsCode(other.get(m.id), 'ENOTFOUND');
+    await rejectsCode(other.get(m.id), 'ECHECKPOINT_NOT_FOUND');
   });
 
   it('validates manifests: ids and target keys must be safe', async () => {

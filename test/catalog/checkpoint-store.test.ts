@@ -8,12 +8,11 @@ import { after, before, describe, it } from 'node:test';
 import {
   CatalogError,
   CheckpointStore,
-  isCheckpointId,
   MANIFEST_FILE,
   manifestSchema,
-  newCheckpointId,
   type AttemptOwner,
 } from '../../src/catalog/index.js';
+import { isCheckpointId, newCheckpointId } from '../../src/common/checkpoint-id.js';
 import { throwawaySigner } from '../helpers/signer.js';
 import { makeCheckpoint, manifestFor } from './fixtures.js';
 

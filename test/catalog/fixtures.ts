@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { CheckpointStore, newCheckpointId, type Manifest } from '../../src/catalog/index.js';
+import { CheckpointStore, type Manifest } from '../../src/catalog/index.js';
+import { newCheckpointId } from '../../src/common/checkpoint-id.js';
 
 export interface ManifestFields {
   key?: string;

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { startService } from '../../src/app/service.js';
-import { newCheckpointId } from '../../src/catalog/manifest.js';
+import { newCheckpointId } from '../../src/common/checkpoint-id.js';
 import { api, FeedRecorder, startServiceUnderTest } from '../api/harness.js';
 import { runCli } from '../cli/run.js';
 import { startCounter } from '../helpers/targets.js';

@@ -136,10 +136,10 @@ test('a raw DUMP request without a pid is refused (CRIU would dump the caller)',
   assert.match(issues['opts.pid']!, /is required/);
 });
 
-test('errno names', () => {
+test('errno names: Node\'s table for this platform (one name per number), CRIU\'s EBADRQC, E<n> for the rest', () => {
   assert.deepEqual(
-    [1, 2, 3, 13, 17, 22, 56, 95, 133, 500].map(errnoName),
-    ['EPERM', 'ENOENT', 'ESRCH', 'EACCES', 'EEXIST', 'EINVAL', 'EBADRQC', 'EOPNOTSUPP', 'EHWPOISON', 'E500'],
+    [1, 2, 3, 11, 13, 17, 22, 56, 95, 133, 500].map(errnoName),
+    ['EPERM', 'ENOENT', 'ESRCH', 'EAGAIN', 'EACCES', 'EEXIST', 'EINVAL', 'EBADRQC', 'EOPNOTSUPP', 'E133', 'E500'],
   );
 });
 

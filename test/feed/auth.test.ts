@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, test } from 'node:test';
 import Fastify from 'fastify';
-import { AuthConfigError, Authenticator, authHook, isLoopbackHost } from '../../src/api/auth.js';
+import { AuthConfigError, Authenticator, authHook, isLoopbackHost } from '../../src/security/auth.js';
 import { FeedClient, FeedHarness } from './harness.js';
 
 const READ = { name: 'dashboard', token: 'r'.repeat(32), role: 'read' as const };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { EventLog } from '../../src/events/event-log.js';
-import type { FeedEvent } from '../../src/events/types.js';
+import type { EventData, FeedEvent } from '../../src/events/types.js';
 import { FeedHarness, ids, jobEvent, tailedTo, type EventMsg } from './harness.js';
 
 let h: FeedHarness;
@@ -11,6 +11,8 @@ before(async () => {
 after(async () => {
   await h?.stop();
 });
+
+const CREATED: EventData['checkpoint.created'] = { checkpointId: 'c1', node: 'n', host: 'h', pid: 1, bytes: 1, durationMs: 1 };
 
 test('hello, then subscribed events arrive in order, exactly once, and filters select', async () => {
   const log = h.eventLog();
@@ -33,9 +35,9 @@ test('hello, then subscribed events arrive in order, exactly once, and filters s
   for (let i = 0; i < 30; i++) {
     published.push(await log.publish(jobEvent('A', 'job.progress', { percent: i })));
     published.push(await log.publish(jobEvent('B', 'job.log', { lines: [`line ${i}`] }, 'restore')));
-    if (i % 10 === 0) published.push(await log.publish({ event: 'schedule.fired', scheduleId: 's1', data: { lagMs: 3 } }));
+    if (i % 10 === 0) published.push(await log.publish({ event: 'schedule.fired', scheduleId: 's1', data: { tickAt: 0, jobId: 'j', lagMs: 3 } }));
   }
-  const last = await log.publish({ event: 'checkpoint.created', target: 'pid:A', data: {} });
+  const last = await log.publish({ event: 'checkpoint.created', target: 'pid:A', data: CREATED });
   published.push(last);
 
   const got = await all.eventsUntil(last.id);
@@ -78,7 +80,7 @@ test('unsubscribe stops events; a new subscribe replaces the old one', async () 
   await log.publish(jobEvent('A', 'job.progress'));
   await c.subscribe({ channels: ['checkpoint'] });
   await log.publish(jobEvent('A', 'job.completed'));
-  const cp = await log.publish({ event: 'checkpoint.created', data: {} });
+  const cp = await log.publish({ event: 'checkpoint.created', data: CREATED });
   const m = await c.expect('event');
   assert.equal(m.id, cp.id);
 });

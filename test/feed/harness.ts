@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import WebSocket, { type ClientOptions } from 'ws';
-import { Authenticator, type AuthenticatorOptions } from '../../src/api/auth.js';
+import { Authenticator, type AuthenticatorOptions } from '../../src/security/auth.js';
 import { EventId } from '../../src/events/event-id.js';
 import { EventLog } from '../../src/events/event-log.js';
 import type { EventInput } from '../../src/events/types.js';
@@ -171,11 +171,12 @@ export class FeedClient {
   }
 }
 
+/** An event of job `jobId` with any data: the feed passes data through unread, so tests send only what they check. */
 /** The ids of events or event messages, in their order. */
 export const ids = (events: readonly { id: string }[]): string[] => events.map((e) => e.id);
 
 export function jobEvent(jobId: string, event: EventInput['event'], data: Record<string, unknown> = {}, jobType: EventInput['jobType'] = 'dump'): EventInput {
-  return { event, jobId, jobType, target: `pid:${jobId}`, data };
+  return { event, jobId, jobType, target: `pid:${jobId}`, data } as EventInput;
 }
 
 /**

@@ -29,7 +29,7 @@ test('metrics follow the event stream and read job counts and feed clients at sc
   await log.publish(jobEvent('d3', 'job.failed', { reason: 'boom', attemptsMade: 1, final: false, durationMs: 100 }));
   await log.publish(jobEvent('d3', 'job.failed', { reason: 'boom', attemptsMade: 5, final: true, durationMs: 200 }));
   await log.publish(jobEvent('d4', 'job.completed', { result: 'not an object', bytes: 'many' }));
-  const last = await log.publish({ event: 'schedule.fired', scheduleId: 's1', data: { lagMs: 40 } });
+  const last = await log.publish({ event: 'schedule.fired', scheduleId: 's1', data: { tickAt: 0, jobId: 'j', lagMs: 40 } });
   for (let i = 0; feed.tailer.head !== last.id; i++) {
     assert.ok(i < 500, 'tailer caught up');
     await sleep(10);

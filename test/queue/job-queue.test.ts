@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { CatalogError } from '../../src/catalog/errors.js';
+import { UnknownCheckpointError } from '../../src/queue/errors.js';
 import { ValidationError } from '../../src/common/validation.js';
 import { configSchema } from '../../src/config/schema.js';
 import { EventLog } from '../../src/events/event-log.js';
@@ -91,7 +91,7 @@ test('a deterministic job id enqueues once: the second enqueue returns the exist
   await assert.rejects(queue.enqueueDump({ target: { pid: 7 } }, { jobId: 'a:b' }), ValidationError);
 });
 
-test('restores go to the checkpoint node unless told otherwise; unknown checkpoints are ENOTFOUND', async (t) => {
+test('restores go to the checkpoint node unless told otherwise; unknown checkpoints are ECHECKPOINT_NOT_FOUND', async (t) => {
   const { queue, eventLog, refs } = await setup(t);
   const r = await queue.enqueueRestore({ checkpointId: CP2 });
   assert.equal(r.node, 'node-b');
@@ -101,15 +101,15 @@ test('restores go to the checkpoint node unless told otherwise; unknown checkpoi
   assert.deepEqual(view.data, { checkpointId: CP2, node: 'node-b', target: 'python3-200' });
   assert.equal((await eventLog.readAfter('0'))[0]!.target, 'python3-200');
   await assert.rejects(queue.enqueueRestore({ checkpointId: '20261127T000000Z-ffffffff' }), (err: unknown) => {
-    assert.ok(err instanceof CatalogError);
-    assert.equal(err.code, 'ENOTFOUND');
+    assert.ok(err instanceof UnknownCheckpointError);
+    assert.equal(err.code, 'ECHECKPOINT_NOT_FOUND');
     return true;
   });
 });
 
 test('a batch restore is a parent waiting for one child per checkpoint, each on its checkpoint node', async (t) => {
   const { queue, eventLog, refs } = await setup(t);
-  await assert.rejects(queue.enqueueBatchRestore({ checkpointIds: [CP1, '20261127T000000Z-ffffffff'] }), CatalogError);
+  await assert.rejects(queue.enqueueBatchRestore({ checkpointIds: [CP1, '20261127T000000Z-ffffffff'] }), UnknownCheckpointError);
   const { batchId, jobIds } = await queue.enqueueBatchRestore({ checkpointIds: [CP1, CP2, CP3], concurrency: 3 });
   assert.equal(jobIds.length, 3);
   assert.deepEqual(refs, [CP1, CP2, CP3].map((cp, i) => `${cp}:${jobIds[i]}`));

@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { Authenticator } from '../../src/api/auth.js';
+import { Authenticator } from '../../src/security/auth.js';
 import { scheduleRoutes } from '../../src/api/routes/schedules.js';
 import { createApiServer } from '../../src/api/server.js';
 import { configSchema } from '../../src/config/schema.js';

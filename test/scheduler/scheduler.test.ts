@@ -151,7 +151,7 @@ test('changes through the store in another process are picked up; pause, resume,
 
   await store.update(scheduleSchema.parse({ id: 'live', cron: '0 0 1 1 *', target: { pid: 999_999 } }));
   await assert.rejects(a.trigger('live'), (e: unknown) => e instanceof TriggerError && e.code === 'ETARGET_GONE');
-  await assert.rejects(a.trigger('nope'), (e: unknown) => (e as { code?: string }).code === 'ENOTFOUND');
+  await assert.rejects(a.trigger('nope'), (e: unknown) => (e as { code?: string }).code === 'ESCHEDULE_NOT_FOUND');
 
   await store.delete('live');
   await armed([]);

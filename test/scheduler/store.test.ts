@@ -49,12 +49,12 @@ test('config seeding: creates, updates config-owned ones, never overrides API ch
   assert.equal((await store.get('c'))!.origin, 'api');
 });
 
-test('CRUD errors have codes: EEXISTS on create, ENOTFOUND on update/delete/pause of an unknown id', async () => {
+test('CRUD errors have codes: EEXISTS on create, ESCHEDULE_NOT_FOUND on update/delete/pause of an unknown id', async () => {
   const store = freshStore();
   await store.create(schedule());
   await assert.rejects(store.create(schedule()), (e: unknown) => e instanceof ScheduleStoreError && e.code === 'EEXISTS');
   for (const op of [() => store.update(schedule({ id: 'nope' })), () => store.delete('nope'), () => store.pause('nope'), () => store.resume('nope')]) {
-    await assert.rejects(op(), (e: unknown) => e instanceof ScheduleStoreError && e.code === 'ENOTFOUND');
+    await assert.rejects(op(), (e: unknown) => e instanceof ScheduleStoreError && e.code === 'ESCHEDULE_NOT_FOUND');
   }
   assert.deepEqual((await store.list()).map((r) => r.schedule.id), ['one']);
 });

@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { parseOrThrow, ValidationError } from '../../src/common/validation.js';
-import { isSafeTargetKey, isSameProcess, resolveTarget, TargetError, targetKey, targetSpecSchema } from '../../src/targets/index.js';
+import { isSameProcess } from '../../src/common/proc.js';
+import { isSafeTargetKey, resolveTarget, TargetError, targetKey, targetSpecSchema } from '../../src/targets/index.js';
 import { startCounter, type Counter } from '../helpers/targets.js';
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

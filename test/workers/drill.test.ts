@@ -4,7 +4,7 @@ import { open, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { listPids, readCmdline, readProcStat } from '../../src/targets/process-info.js';
+import { listPids, readCmdline, readProcStat } from '../../src/common/proc.js';
 import { startCounter, type Counter } from '../helpers/targets.js';
 import { startHarness, type Harness } from './harness.js';
 

@@ -3,7 +3,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { procStatus } from '../../workers/proc-wait.js';
+import { readProcStatus } from '../../src/common/proc.js';
 import { startCounter } from '../helpers/targets.js';
 import { startHarness, type Harness } from './harness.js';
 import { spawnWorkerProcess, type WorkerProcess } from './worker-process.js';
@@ -58,7 +58,7 @@ test('SIGTERM past the grace period: the dump is aborted, the job handed back un
   worker.child.kill('SIGTERM');
   assert.equal(await worker.exited, 0, worker.output());
 
-  const st = await procStatus(target.pid);
+  const st = await readProcStatus(target.pid);
   assert.ok(st && st.state !== 'T' && st.state !== 't' && st.tracerPid === 0, `target ${JSON.stringify(st)}`);
   const handedBack = (await h.queue.getJob(jobId))!;
   assert.equal(handedBack.state, 'waiting');

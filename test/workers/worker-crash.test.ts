@@ -9,7 +9,7 @@ import { signJobData } from '../../src/queue/job-signature.js';
 import { queueNameFor } from '../../src/queue/keys.js';
 import type { DumpJobData } from '../../src/queue/schemas.js';
 import { readProcessInfo } from '../../src/targets/process-info.js';
-import { procStatus } from '../../workers/proc-wait.js';
+import { readProcStatus } from '../../src/common/proc.js';
 import { startCounter } from '../helpers/targets.js';
 import { countsOn, waitUntil } from '../helpers/wait.js';
 import { startHarness } from './harness.js';
@@ -37,7 +37,7 @@ test('a worker SIGKILLed mid-dump: the next worker finishes the job, one checkpo
 
   // Without its client, CRIU gives up (or finishes) and lets the target go: it runs on, not stopped, not traced.
   for (let i = 0; ; i++) {
-    const st = await procStatus(target.pid);
+    const st = await readProcStatus(target.pid);
     assert.ok(st, 'the target still exists');
     if (st.state !== 'T' && st.state !== 't' && st.tracerPid === 0) break;
     assert.ok(i < 200, `target still stopped/traced: ${JSON.stringify(st)}`);
@@ -66,7 +66,7 @@ test('a worker SIGKILLed mid-dump: the next worker finishes the job, one checkpo
   assert.deepEqual(await readdir(path.join(h.root, `python3-${target.pid}`)), [checkpointId]);
   assert.ok(listed[0]!.bytes > 384 * 1024 * 1024);
 
-  const st = await procStatus(target.pid);
+  const st = await readProcStatus(target.pid);
   assert.ok(st && st.state !== 'T' && st.state !== 't', `target state ${st?.state}`);
   await countsOn(target);
 });

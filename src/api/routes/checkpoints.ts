@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { checkpointDeletedResponse, checkpointListResponse, checkpointResponse } from '../responses.js';
 import { defineRoute } from '../route.js';
 
-/** What the checkpoint routes need from the catalog (src/catalog's Catalog provides it; unknown ids throw code ENOTFOUND). */
+/** What the checkpoint routes need from the catalog (src/catalog's Catalog provides it; unknown ids throw code ECHECKPOINT_NOT_FOUND). */
 export interface CheckpointsBackend {
   list(filter: { target?: string; schedule?: string; limit?: number; offset?: number }): Promise<unknown[]>;
   get(id: string): Promise<unknown>;

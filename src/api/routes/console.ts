@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { FeedEvent } from '../../events/types.js';
 import type { JobOverview } from '../../queue/job-queue.js';
-import type { Principal } from '../auth.js';
+import type { Principal } from '../../security/auth.js';
 import { eventListResponse, overviewResponse } from '../responses.js';
 import { defineRoute } from '../route.js';
 

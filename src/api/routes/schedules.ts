@@ -28,7 +28,7 @@ export async function scheduleRoutes(app: FastifyInstance, opts: SchedulesRoutes
 
   const view = async (id: string) => {
     const record = await store.get(id);
-    if (!record) throw new ScheduleStoreError('ENOTFOUND', `schedule ${id} not found`, id);
+    if (!record) throw new ScheduleStoreError('ESCHEDULE_NOT_FOUND', `schedule ${id} not found`, id);
     return toScheduleView(record, await store.getState(id));
   };
 
@@ -136,7 +136,7 @@ export async function scheduleRoutes(app: FastifyInstance, opts: SchedulesRoutes
     },
     async ({ params, query }) => {
       const record = await store.get(params.id);
-      if (!record) throw new ScheduleStoreError('ENOTFOUND', `schedule ${params.id} not found`, params.id);
+      if (!record) throw new ScheduleStoreError('ESCHEDULE_NOT_FOUND', `schedule ${params.id} not found`, params.id);
       const { cron, timezone, dst } = record.schedule;
       const runs = CronExpression.parse(cron).runs(query.from ? Date.parse(query.from) : Date.now(), query.n, timezone, dst);
       return { id: params.id, cron, timezone, dst: dst ?? 'cron', items: runs.map((run) => toRunTime(run, timezone)) };

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { runHealthChecks, type HealthProbe } from '../../observability/health.js';
-import type { Authenticator } from '../auth.js';
+import type { Authenticator } from '../../security/auth.js';
 import { openApiDocument } from '../openapi.js';
 
 export type { HealthProbe };
