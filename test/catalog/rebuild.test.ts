@@ -12,6 +12,7 @@ import { newCheckpointId } from '../../src/common/checkpoint-id.js';
 import { api, FeedRecorder, startServiceUnderTest } from '../api/harness.js';
 import { runCli } from '../cli/run.js';
 import { startCounter } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 
 test('after FLUSHALL, `ckpt catalog rebuild` lists every checkpoint again with the same manifest, partial attempts never; a restore works; a worker start rebuilds by itself', async (t) => {
   const svc = await startServiceUnderTest(t);
@@ -69,7 +70,11 @@ test('after FLUSHALL, `ckpt catalog rebuild` lists every checkpoint again with t
   const checkpoint = before.find((c: any) => c.target.pid === victim.pid);
   process.kill(victim.pid, 'SIGKILL');
   while (victim.alive()) await sleep(20);
-  const restore = await api(svc.url, 'POST', '/api/v1/restores', { checkpointId: checkpoint.id });
+  // FLUSHALL took the worker's presence too: restores are refused (422 ENODE_UNSERVED) until its next beat.
+  const restore = await waitUntil('the worker to announce its node again', async () => {
+    const res = await api(svc.url, 'POST', '/api/v1/restores', { checkpointId: checkpoint.id });
+    return !(res.status === 422 && res.json.code === 'ENODE_UNSERVED') && res;
+  }, { timeoutMs: 30_000, pollMs: 200 });
   assert.equal(restore.status, 202, restore.text);
   assert.equal((await finished(restore.json.jobId)).restoredPid, victim.pid);
   assert.ok(victim.alive());
