@@ -7,17 +7,14 @@ import { mkdtemp, rm, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { startCounter, startTcpPair } from '../helpers/targets.js';
+import { startCounter } from '../helpers/targets.js';
 import { waitUntil } from '../helpers/wait.js';
-import { api, FeedRecorder, startServiceUnderTest } from './harness.js';
+import { api, serviceWithTcpPair, startServiceUnderTest } from './harness.js';
 
 test('a failed dump: one-line reason pointing at GET /jobs/:id/log, details apart, no empty <comm>-<pid>/ folder left', async (t) => {
-  const svc = await startServiceUnderTest(t);
-  if (!svc) return;
-  const pair = await startTcpPair();
-  t.after(() => pair.kill());
-  const feed = await FeedRecorder.subscribed(svc.url, ['job']);
-  t.after(() => feed.close());
+  const scene = await serviceWithTcpPair(t);
+  if (!scene) return;
+  const { svc, pair, feed } = scene;
 
   const res = await api(svc.url, 'POST', '/api/v1/dumps', { target: { pid: pair.pid } });
   assert.equal(res.status, 202, res.text);

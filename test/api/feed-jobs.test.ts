@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { EventId } from '../../src/events/event-id.js';
-import { startCounter, startTcpPair, waitGone } from '../helpers/targets.js';
+import { startCounter, waitGone } from '../helpers/targets.js';
 import { countsOn } from '../helpers/wait.js';
-import { api, FeedRecorder, startServiceUnderTest } from './harness.js';
+import { api, FeedRecorder, serviceWithTcpPair, startServiceUnderTest } from './harness.js';
 
 const ALL = ['job', 'schedule', 'checkpoint'];
 
@@ -127,12 +127,9 @@ test('a client that disconnects mid-job and reconnects with since gets exactly t
 });
 
 test('a process tree with an established TCP connection is dumped and restored through the queue and keeps talking', async (t) => {
-  const svc = await startServiceUnderTest(t);
-  if (!svc) return;
-  const pair = await startTcpPair();
-  t.after(() => pair.kill());
-  const feed = await FeedRecorder.subscribed(svc.url, ['job']);
-  t.after(() => feed.close());
+  const scene = await serviceWithTcpPair(t);
+  if (!scene) return;
+  const { svc, pair, feed } = scene;
   // The outcome: completed, or failed for good (a failed attempt that will be retried is not the end).
   const finished = (jobId: string) =>
     feed.waitFor((m) => m.type === 'event' && m.jobId === jobId && (m.event === 'job.completed' || (m.event === 'job.failed' && m.data.final)));

@@ -8,6 +8,7 @@ import { startService, type RunningService } from '../../src/app/service.js';
 import { configSchema, type Config, type ConfigInput } from '../../src/config/schema.js';
 import { requireCriu } from '../helpers/criu.js';
 import { TestRedis, type TestRedisOptions } from '../helpers/redis.js';
+import { startTcpPair, type Counter } from '../helpers/targets.js';
 import { checkAnswer } from './openapi-check.js';
 
 /** A real ckpt service (API, feed, worker, scheduler, its own CRIU service) in this process, on a private Redis. */
@@ -158,4 +159,18 @@ export async function api(
   // Every answer is what the OpenAPI document says (status documented, body matching its schema).
   await checkAnswer(url, method, pathname, res.status, res.headers.get('content-type') ?? '', json);
   return { status: res.status, json, text };
+}
+
+/**
+ * A service, a process tree holding an established TCP connection (which CRIU refuses without tcpEstablished) and a
+ * feed recorder on the job channel; all stopped after the test. Undefined when CRIU is missing (the test is skipped).
+ */
+export async function serviceWithTcpPair(t: TestContext): Promise<{ svc: ServiceUnderTest; pair: Counter; feed: FeedRecorder } | undefined> {
+  const svc = await startServiceUnderTest(t);
+  if (!svc) return undefined;
+  const pair = await startTcpPair();
+  t.after(() => pair.kill());
+  const feed = await FeedRecorder.subscribed(svc.url, ['job']);
+  t.after(() => feed.close());
+  return { svc, pair, feed };
 }
