@@ -80,11 +80,10 @@ test('a CRIU service socket that disappears is noticed and the service brought b
   const first = await startCkptUp();
   t.after(() => first.stop());
   const before = servicePidOf(first);
-  const socket = socketInoOf(first);
   await unlink(path.join(first.runtimeDir, 'criu.sock'));
   await waitUntil('the socket loss to be logged', () => first.output().includes('criu service socket disappeared'));
   await waitUntil('a new CRIU service with a new socket', () => existsSync(path.join(first.runtimeDir, 'criu.sock')) && servicePidOf(first) !== before);
-  assert.notEqual(socketInoOf(first), socket);
+  // (Not the socket's inode: a file system may give the new socket the number the removed one had.)
   assert.ok(!isAlive(before), 'the service nobody could reach was ended');
   const health = await waitUntil('healthy again', async () => {
     const res = await fetch(`${first.url}/healthz`);
