@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { WebSocket } from 'ws';
 import type { Principal } from '../security/auth.js';
 import { EventId } from '../events/event-id.js';
@@ -16,6 +17,9 @@ import {
   type SubscribeMessage,
   type Subscription,
 } from './protocol.js';
+
+/** How long a new session waits for Redis to tell the stream's newest id before it goes by the tailer's head. */
+const HELLO_WAIT_MS = 1000;
 
 export interface SessionLimits extends OutboxLimits {
   /** Events read per replay batch. */
@@ -84,13 +88,21 @@ export class FeedSession {
 
   /**
    * `hello` tells the client where "now" is: the stream's newest event, which this process's tailer may not have read
-   * yet (a client that took the tailer's head as its `since` got an event from before it connected). Redis down: the
-   * tailer's head, as far as anyone here knows.
+   * yet (a client that took the tailer's head as its `since` got an event from before it connected). Redis down or
+   * not answering within HELLO_WAIT_MS: the tailer's head, as far as anyone here knows.
    */
   private async greet(): Promise<void> {
     const head = EventId.parse(this.context.head());
-    const newest = await this.context.eventLog.lastId().then((id) => EventId.parse(id), () => head);
+    const newest = await this.newestOr(head);
     this.sendMessage({ type: 'hello', version: PROTOCOL_VERSION, lastEventId: (newest.isAfter(head) ? newest : head).text });
+  }
+
+  /** The stream's newest event id; `fallback` when Redis fails or has not answered within HELLO_WAIT_MS. */
+  private newestOr(fallback: EventId): Promise<EventId> {
+    return Promise.race([
+      this.context.eventLog.lastId().then((id) => EventId.parse(id), () => fallback),
+      sleep(HELLO_WAIT_MS, fallback, { ref: false }),
+    ]);
   }
 
   /** Most unsent bytes (socket + queue) ever seen, for tests and stats. */
@@ -171,7 +183,7 @@ export class FeedSession {
    */
   private async startFromNow(state: CatchingUp): Promise<void> {
     this.replay = state;
-    const newest = EventId.parse(await this.context.eventLog.lastId().catch(() => state.bufferedFrom.text));
+    const newest = await this.newestOr(state.bufferedFrom);
     if (this.stale(state)) return;
     for (const from of [state.bufferedFrom, newest]) if (from.isAfter(this.lastDelivered)) this.lastDelivered = from;
     if (state.overflowed) return this.replayAfter(state, this.lastDelivered.text);
