@@ -1,8 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readCmdlineArgs } from '../../src/common/proc.js';
 import { freePort, TestRedis } from '../helpers/redis.js';
 import { spawnCli } from './run.js';
 
@@ -68,9 +69,14 @@ export async function startCkptUp(options: { tokens?: TestTokens } = {}): Promis
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (out += c));
   const url = `http://127.0.0.1:${port}`;
   const stop = async () => {
-    await stopChild(child);
+    const killed = await stopChild(child);
+    // A ckpt up SIGKILLed after its grace leaves its CRIU service behind (the next start in that folder would end it;
+    // this folder goes): end it here. One left by a clean stop is a bug.
+    const leftover = await criuServiceOf(path.join(dir, 'run'));
+    if (leftover) process.kill(leftover, 'SIGKILL');
     await redis.stop();
     await rm(dir, { recursive: true, force: true });
+    if (leftover && !killed) throw new Error(`ckpt up stopped cleanly but left its CRIU service (pid ${leftover}) running`);
   };
   try {
     await waitHealthy(url, child, () => out);
@@ -96,12 +102,22 @@ async function waitHealthy(url: string, child: ChildProcess, output: () => strin
   }
 }
 
-/** SIGTERM (a clean shutdown: workers hand back jobs, the CRIU service stops), SIGKILL if it hangs. */
-export async function stopChild(child: ChildProcess, graceMs = 15_000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
+/** SIGTERM (a clean shutdown: workers hand back jobs, the CRIU service stops), SIGKILL if it hangs: true then. */
+export async function stopChild(child: ChildProcess, graceMs = 15_000): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return false;
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  let killed = false;
+  const timer = setTimeout(() => (killed = child.kill('SIGKILL')), graceMs);
   await exited;
   clearTimeout(timer);
+  return killed;
+}
+
+/** The pid of the CRIU service a ckpt up started in `runtimeDir`, when it still runs. */
+async function criuServiceOf(runtimeDir: string): Promise<number | undefined> {
+  const pid = Number((await readFile(path.join(runtimeDir, 'criu-service.pid'), 'utf8').catch(() => '')).trim());
+  if (!(pid > 1)) return undefined;
+  const args = await readCmdlineArgs(pid);
+  return args.includes('service') && args.includes(path.join(runtimeDir, 'criu.sock')) ? pid : undefined;
 }
