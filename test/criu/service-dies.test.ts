@@ -1,20 +1,13 @@
 // The CRIU service's worker dying mid-request, for real: the fake service (fake-service.test.ts) shows the request
 // loop's answer; this shows a real `criu service` worker killed while it writes a big target's memory gives the same.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { CriuClient, CriuConnectionError, isRetryableCriuError } from '../../src/criu/index.js';
-import { requireCriu, startTestCriuService } from '../helpers/criu.js';
+import { criuWorkersOf, requireCriu, startTestCriuService } from '../helpers/criu.js';
 import { waitUntil } from '../helpers/wait.js';
 import { counterFor, tempDir } from './support.js';
-
-/** The service's forked workers (one per connection). */
-function workersOf(servicePid: number): number[] {
-  const children = readFileSync(`/proc/${servicePid}/task/${servicePid}/children`, 'utf8').trim();
-  return children ? children.split(/\s+/).map(Number) : [];
-}
 
 test('the CRIU worker killed while it writes a 256 MiB target: ECRIU_DIED for DUMP, retryable; the service serves the next request', async (t) => {
   const criu = await requireCriu(t);
@@ -31,7 +24,7 @@ test('the CRIU worker killed while it writes a 256 MiB target: ECRIU_DIED for DU
     timeoutMs: 60_000,
     pollMs: 2,
   });
-  const workers = workersOf(service.pid!);
+  const workers = criuWorkersOf(service.pid!);
   assert.equal(workers.length, 1, `one worker serves the one connection: ${workers.join(', ')}`);
   process.kill(workers[0]!, 'SIGKILL');
 

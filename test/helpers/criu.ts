@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,4 +40,31 @@ export async function startTestCriuService(criu: LocatedCriu): Promise<CriuServi
       await rm(dir, { recursive: true, force: true });
     },
   });
+}
+
+/** The workers a `criu service` forked, one per open connection. */
+export function criuWorkersOf(servicePid: number): number[] {
+  const children = readFileSync(`/proc/${servicePid}/task/${servicePid}/children`, 'utf8').trim();
+  return children ? children.split(/\s+/).map(Number) : [];
+}
+
+/**
+ * Stops processes with SIGSTOP until the returned function lets them go on (idempotent; call it in cleanups too).
+ * A CRIU service or worker held this way keeps its connections but answers nothing: a request to it is provably
+ * still in flight for as long as the test needs, however fast the machine.
+ */
+export function holdProcesses(pids: number[]): () => void {
+  for (const pid of pids) process.kill(pid, 'SIGSTOP');
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // already gone
+      }
+    }
+  };
 }
