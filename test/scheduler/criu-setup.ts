@@ -36,7 +36,7 @@ export interface Setup {
   defer(fn: () => unknown): void;
   target(ballastMiB?: number): Promise<Counter>;
   /** Holds the CRIU service (SIGSTOP) until the returned function is called: every request to it waits meanwhile. */
-  holdCriu(): () => void;
+  holdCriu(): Promise<() => void>;
   create(input: Partial<ScheduleInput> & { id: string }): Promise<void>;
   /** A Scheduler in this process; `logs` collects its log lines. */
   scheduler(logs?: string[]): Promise<Scheduler>;
@@ -95,8 +95,8 @@ export async function setup(t: TestContext): Promise<Setup | undefined> {
       defer(() => c.kill());
       return c;
     },
-    holdCriu() {
-      const release = holdProcesses([service.pid!]);
+    async holdCriu() {
+      const release = await holdProcesses([service.pid!]);
       defer(release);
       return release;
     },

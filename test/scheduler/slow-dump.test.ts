@@ -9,7 +9,7 @@ test('overlap skip: ticks during a slow dump give schedule.skipped, never a seco
   const target = await s.target();
   // A dump slower than the 1 s between ticks, whatever the machine: the CRIU service is held (SIGSTOP), so the first
   // tick's job connects and then waits for CRIU's reply until the test lets the service go on.
-  const releaseCriu = s.holdCriu();
+  const releaseCriu = await s.holdCriu();
   await s.create({
     id: 'slow',
     cron: '* * * * * *',
