@@ -107,6 +107,8 @@ interface Measured {
   frames: number;
   /** Clients the server closed (too slow) before the end. */
   closed: number;
+  /** Frames whose last event id was not after the previous frame's, per client (must stay 0). */
+  outOfOrder: number;
   firstAt: number;
   lastAt: number;
   /** CPU the process used from its clients' subscribe to the last event. */
@@ -127,6 +129,7 @@ function recorder() {
   let received = 0;
   let frames = 0;
   let closed = 0;
+  let outOfOrder = 0;
   let firstAt = 0;
   let lastAt = 0;
   const one = (at: number, sentAt: number) => {
@@ -147,8 +150,11 @@ function recorder() {
     closed(): void {
       closed++;
     },
+    outOfOrder(): void {
+      outOfOrder++;
+    },
     result(): Omit<Measured, 'cpuSeconds'> {
-      return { latency: [...latency.counts], received, frames, closed, firstAt, lastAt };
+      return { latency: [...latency.counts], received, frames, closed, outOfOrder, firstAt, lastAt };
     },
   };
 }
@@ -239,7 +245,9 @@ async function runClients(url: string, count: number, batch: boolean): Promise<v
         const index = i + k;
         lastIds[index] = '';
         const onEvents = (text: string) => {
-          lastIds[index] = rec.record(text);
+          const id = rec.record(text);
+          if (lastIds[index] && EventId.compare(lastIds[index], id) >= 0) rec.outOfOrder();
+          lastIds[index] = id;
           if (lastIds[index] === endId) finish();
         };
         const onClose = () => {
@@ -349,6 +357,7 @@ interface PhaseResult {
   delivered: number;
   frames: number;
   closed: number;
+  outOfOrder: number;
   expected: number;
   seconds: number;
   publishedPerSecond: number;
@@ -401,6 +410,7 @@ async function runPhase(phase: Phase, redisUrl: string, log: EventLog, children:
   let delivered = 0;
   let frames = 0;
   let closed = 0;
+  let outOfOrder = 0;
   let firstAt = Infinity;
   let lastAt = 0;
   let clientCpuSeconds = 0;
@@ -410,6 +420,7 @@ async function runPhase(phase: Phase, redisUrl: string, log: EventLog, children:
     delivered += r.received;
     frames += r.frames;
     closed += r.closed;
+    outOfOrder += r.outOfOrder;
     firstAt = Math.min(firstAt, r.firstAt);
     lastAt = Math.max(lastAt, r.lastAt);
   }
@@ -423,6 +434,7 @@ async function runPhase(phase: Phase, redisUrl: string, log: EventLog, children:
     delivered,
     frames,
     closed,
+    outOfOrder,
     expected: published.length * CLIENTS,
     seconds: (lastAt - firstAt) / 1000,
     publishedPerSecond: published.length / seconds,
@@ -523,7 +535,13 @@ async function main(): Promise<void> {
     console.log(`published ${[...results.values()].map((r) => r.publishedPerSecond.toFixed(0)).join(', ')} events/s; expected deliveries ${[...results.values()][0]?.expected} each`);
     console.log(`load average after: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
     // Every way must deliver every event to every client, except where coalescing progress is the point.
-    if ([...results.values()].some((r) => r.closed > 0 || (r.phase.coalesceAboveBytes === undefined && r.delivered !== r.expected))) process.exitCode = 1;
+    const failed = [...results.values()].filter(
+      (r) => r.closed > 0 || r.outOfOrder > 0 || (r.phase.coalesceAboveBytes === undefined && r.delivered !== r.expected),
+    );
+    for (const r of failed) {
+      console.error(`${r.phase.name}: ${r.delivered} of ${r.expected} delivered, ${r.closed} clients closed, ${r.outOfOrder} frames out of order`);
+    }
+    if (failed.length) process.exitCode = 1;
     redis.disconnect();
   } finally {
     for (const c of children) c.kill('SIGKILL');
