@@ -80,7 +80,7 @@ test('console: header counts match the API, a failed dump is shown folded until 
   const tcpJob = /dump job (\S+) queued/.exec((await page.textContent('#dump-message'))!)![1]!;
   await page.waitForSelector(`#jobs-body tr[data-job-id="${tcpJob}"][data-state="completed"]`, { timeout: 60_000 });
   assert.equal((await get(`/api/v1/jobs/${tcpJob}`)).data.criu.tcpEstablished, true);
-  await page.waitForSelector(`#targets [data-target="python3-${pair.pid}"] figure[data-plot="frozen"] polyline`, { state: 'attached' });
+  await page.waitForSelector(`#targets [data-target="python3-${pair.pid}"] figure[data-plot="frozen"][data-points="1"] canvas`, { state: 'attached' });
 
   const overview = () => get('/api/v1/overview');
   const counts = await headerMatchesApi(page, overview);
