@@ -12,8 +12,9 @@ import { startCounter } from '../helpers/targets.js';
 import { openBrowser, watchedPage } from './browser.js';
 
 // The target panel and the schedules panel in a real Chromium against a real `ckpt up`: a schedule's next runs and
-// last success as the API has them, uPlot plots with one point per checkpoint that a new dump extends live, pin and
-// unpin, pause and resume, run now; a read-only token sees the same figures and none of the buttons.
+// last success as the API has them, uPlot plots with one point per checkpoint that a new dump extends live, delete, pin
+// and unpin, pause and resume, run now; a read-only token sees the same figures, none of the buttons, and the events
+// from history.
 
 const PLOT_KINDS = ['size', 'frozen', 'dump', 'pages'];
 
@@ -34,7 +35,7 @@ async function plotPoints(page: Page, target: string): Promise<number[]> {
   return Promise.all(PLOT_KINDS.map(async (k) => Number(await page.getAttribute(`[data-target="${target}"] figure[data-plot="${k}"]`, 'data-points'))));
 }
 
-test('target panel: next runs and last success of its schedule as the API says, uPlot plots a new dump extends live, pin / pause / run now from the page; read-only sees no buttons', async (t) => {
+test('target panel: next runs and last success of its schedule as the API says, uPlot plots a new dump extends live, delete / pin / pause / run now from the page; read-only sees no buttons and events from history', async (t) => {
   if (!(await requireCriu(t))) return;
   const tokens = { operate: randomBytes(16).toString('hex'), read: randomBytes(16).toString('hex') };
   const srv = await startCkptUp({ tokens });
@@ -108,6 +109,16 @@ test('target panel: next runs and last success of its schedule as the API says, 
   assert.equal(await page.getAttribute(`${panel} .target-head .last-success time`, 'datetime'), new Date(ofTarget[0].created).toISOString());
   assert.equal(await page.getAttribute(`${line} .last-success time`, 'datetime'), created);
 
+  // Delete the newest from the page, confirmed: the API no longer has it, the plots are back to one point.
+  await page.click(`${panel} tr[data-checkpoint-id="${second}"] button[data-action="delete"]`);
+  await page.waitForSelector('#confirm[open]');
+  assert.match((await page.textContent('#confirm-text'))!, new RegExp(second));
+  await page.click('#confirm-ok');
+  await until('deleted in the API', async () => (await fetch(`${srv.url}/api/v1/checkpoints/${second}`, { headers: { authorization: `Bearer ${tokens.operate}` } })).status === 404);
+  await page.waitForSelector(`${panel} tr[data-checkpoint-id="${second}"]`, { state: 'detached' });
+  await until('one point in each plot again', async () => JSON.stringify(await plotPoints(page, key)) === '[1,1,1,1]' || JSON.stringify(await plotPoints(page, key)));
+  assert.equal(await page.getAttribute(`${panel} .target-head .last-success time`, 'datetime'), created);
+
   // Pin from the page: the API says pinned; unpin: it says not.
   const pinRow = `${panel} tr[data-checkpoint-id="${first.id}"]`;
   await page.click(`${pinRow} button[data-action="pin"]`);
@@ -136,7 +147,9 @@ test('target panel: next runs and last success of its schedule as the API says, 
   await reader.page.waitForSelector('body[data-role="read"]');
   await reader.page.waitForSelector(`${line} .next-runs li[data-at="${wantedRuns[2]}"]`);
   await reader.page.waitForSelector(`${panel} tr[data-checkpoint-id="${first.id}"] .badge:text("pinned")`);
-  assert.deepEqual(await plotPoints(reader.page, key), [2, 2, 2, 2]);
+  assert.deepEqual(await plotPoints(reader.page, key), [1, 1, 1, 1]);
+  // Its events panel is filled from history (everything happened before it loaded).
+  for (const id of [first.id, second]) await reader.page.waitForSelector(`#events li[data-event="checkpoint.created"]:has-text("${id}")`);
   assert.equal(await reader.page.locator('#targets button, #schedules button').count(), 0, 'no buttons in the target and schedules panels');
   assert.deepEqual(reader.pageErrors, []);
   await reader.page.close();
@@ -149,7 +162,7 @@ test('target panel: next runs and last success of its schedule as the API says, 
       const overflow = (await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth')) as number;
       return overflow <= 0 || `${overflow} px too wide`;
     }, 5_000);
-    await page.locator(panel).screenshot({ path: path.join(shots, `target-${width}.png`) });
+    await page.screenshot({ path: path.join(shots, `targets-${width}.png`), fullPage: true });
   }
   console.log(`# targets: screenshots in ${shots}`);
 

@@ -426,7 +426,8 @@ function makePlot(format) {
       height: PLOT_HEIGHT,
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true } },
+      // One checkpoint: a minute either side of it (uPlot would otherwise stretch a single instant over years).
+      scales: { x: { time: true, range: (_u, min, max) => (min === max ? [min - 60, max + 60] : [min, max]) } },
       axes: [
         // One line per tick (uPlot's default adds a second line with the date, which a small plot cuts off).
         { size: 22, space: 64, font: '10px system-ui', ticks: { size: 3 }, grid: { stroke: '#eef0f4' }, values: (_u, ticks) => ticks.map((t) => time(t * 1000)) },
@@ -567,7 +568,7 @@ function renderCheckpoints() {
         'div',
         { class: 'target-head' },
         el('h3', { class: 'mono', text: key }),
-        el('span', { class: 'muted small', text: `${cps.length} checkpoints · ${bytes(total)} · newest ${age(cps[0].created)} ago` }),
+        el('span', { class: 'muted small', text: `${cps.length} checkpoint${cps.length === 1 ? '' : 's'} · ${bytes(total)} · newest ${age(cps[0].created)} ago` }),
         el('span', { class: 'last-success small' }, el('span', { class: 'muted', text: 'last success ' }), lastGood ? when(lastGood.created) : el('span', { text: 'none' })),
       ),
       targetSchedules(cps),
