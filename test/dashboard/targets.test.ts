@@ -35,7 +35,7 @@ async function plotPoints(page: Page, target: string): Promise<number[]> {
   return Promise.all(PLOT_KINDS.map(async (k) => Number(await page.getAttribute(`[data-target="${target}"] figure[data-plot="${k}"]`, 'data-points'))));
 }
 
-test('target panel: next runs and last success of its schedule as the API says, uPlot plots a new dump extends live, delete / pin / pause / run now from the page; read-only sees no buttons and events from history', async (t) => {
+test('target panel: next runs and last success of its schedule as the API says, uPlot plots a new dump extends live, jobs found by checkpoint id, target, schedule and state; delete / pin / pause / run now from the page; read-only sees no buttons and events from history', async (t) => {
   if (!(await requireCriu(t))) return;
   const tokens = { operate: randomBytes(16).toString('hex'), read: randomBytes(16).toString('hex') };
   const srv = await startCkptUp({ tokens });
@@ -108,6 +108,22 @@ test('target panel: next runs and last success of its schedule as the API says, 
   // The target's last success moved to the new checkpoint; the schedule's did not (the dump was not the schedule's).
   assert.equal(await page.getAttribute(`${panel} .target-head .last-success time`, 'datetime'), new Date(ofTarget[0].created).toISOString());
   assert.equal(await page.getAttribute(`${line} .last-success time`, 'datetime'), created);
+
+  // The jobs list found by checkpoint id, by target, by schedule, by state.
+  const shownJobs = async (info: string) => page.waitForSelector(`#jobs-info >> text="${info}"`);
+  await page.fill('#search', first.id);
+  await shownJobs('1–1 of 1 jobs (2 loaded)');
+  assert.match((await page.getAttribute('#jobs-body tr', 'data-job-id'))!, new RegExp(`^sched-${scheduleId}-manual-`));
+  await page.fill('#search', key);
+  await shownJobs('1–2 of 2 jobs');
+  await page.fill('#search', '');
+  await page.selectOption('#filter-schedule', scheduleId);
+  await shownJobs('1–1 of 1 jobs (2 loaded)');
+  await page.selectOption('#filter-schedule', '');
+  await page.selectOption('#filter-state', 'failed');
+  await page.waitForSelector('#jobs-empty >> text="No job matches."');
+  await page.selectOption('#filter-state', '');
+  await shownJobs('1–2 of 2 jobs');
 
   // Delete the newest from the page, confirmed: the API no longer has it, the plots are back to one point.
   await page.click(`${panel} tr[data-checkpoint-id="${second}"] button[data-action="delete"]`);

@@ -427,7 +427,15 @@ function makePlot(format) {
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
       // One checkpoint: a minute either side of it (uPlot would otherwise stretch a single instant over years).
-      scales: { x: { time: true, range: (_u, min, max) => (min === max ? [min - 60, max + 60] : [min, max]) } },
+      scales: {
+        x: {
+          time: true,
+          range: (u) => {
+            const xs = u.data[0];
+            return xs.length > 1 ? [xs[0], xs[xs.length - 1]] : xs.length ? [xs[0] - 60, xs[0] + 60] : [0, 1];
+          },
+        },
+      },
       axes: [
         // One line per tick (uPlot's default adds a second line with the date, which a small plot cuts off).
         { size: 22, space: 64, font: '10px system-ui', ticks: { size: 3 }, grid: { stroke: '#eef0f4' }, values: (_u, ticks) => ticks.map((t) => time(t * 1000)) },
