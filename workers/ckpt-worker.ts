@@ -16,7 +16,7 @@ import type { JobResult } from '../src/queue/job-view.js';
 import { queueKeys, queueNameFor } from '../src/queue/keys.js';
 import { WorkerPresence } from '../src/queue/worker-presence.js';
 import { createRedis, type RedisConnection } from '../src/queue/redis.js';
-import type { BatchRestoreJobData, DumpJobData, RestoreJobData, VerifyJobData } from '../src/queue/schemas.js';
+import type { BatchRestoreJobData, DumpJobData, MigrateJobData, RestoreJobData, VerifyJobData } from '../src/queue/schemas.js';
 import type { Signer } from '../src/security/signer.js';
 import type { TargetPolicy } from '../src/targets/policy.js';
 import { WorkloadRegistry } from '../src/workloads/registry.js';
@@ -25,6 +25,7 @@ import { Workloads } from '../src/workloads/workloads.js';
 import { processBatch } from './batch-processor.js';
 import { processDrill } from './drill-processor.js';
 import { processDump } from './dump-processor.js';
+import { processMigration } from './migrate-processor.js';
 import { ExitWatcher } from './exit-watcher.js';
 import { classifyFailure, codeOf, FinalJobError, isLastFailure, withDetails } from './failure.js';
 import { jobEvent, JobReporter, targetText } from './job-reporter.js';
@@ -293,6 +294,8 @@ export class CkptWorker {
         return processBatch(job as Job<BatchRestoreJobData>, run);
       case 'verify':
         return processDrill(job as Job<VerifyJobData>, run, this.ctx);
+      case 'migrate':
+        return processMigration(job as Job<MigrateJobData>, run, this.ctx);
       default:
         throw new FinalJobError(`unknown job type ${JSON.stringify(job.name)}`, 'EJOBTYPE');
     }
