@@ -302,14 +302,14 @@ export class JobQueue {
     const fromNode = spec.fromNode ?? this.node;
     const { toNode } = spec;
     if (toNode === fromNode) throw new MigrationRefusedError(`toNode ${toNode} is the node the process runs on (fromNode): nothing to migrate`, 'toNode');
+    await this.assertServed(toNode, 'toNode');
+    await this.assertServed(fromNode, 'fromNode');
     if (!this.options.remoteStorage && !this.options.sharedStorage) {
       throw new MigrationRefusedError(
         'nothing can carry the checkpoint to another node: configure storage.remote (a bucket) or storage.shared (a root every node mounts)',
         'toNode',
       );
     }
-    await this.assertServed(toNode, 'toNode');
-    await this.assertServed(fromNode, 'fromNode');
     const migrationId = randomUUID();
     const dumpJobId = randomUUID();
     const checkpointId = newCheckpointId();
