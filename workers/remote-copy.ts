@@ -82,6 +82,7 @@ export async function downloadStage(listed: Checkpoint, run: JobRun, jobId: stri
     }
     run.reporter.progress({ stage: 'verifying' });
     const copy = await ctx.store.adoptCopy(attempt.dir, manifest);
+    await ctx.catalog.noteCopy(copy.id);
     await trimLocalCache(ctx);
     return copy;
   } finally {

@@ -11,6 +11,7 @@ import { stringify } from 'yaml';
 import { runCli } from '../cli/run.js';
 import { TestS3 } from '../helpers/s3.js';
 import { startCounter, startMarkerCounter } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 import { startHarness } from '../workers/harness.js';
 import { completed, countsPast, stages, startNode } from './two-nodes.js';
 
@@ -67,6 +68,11 @@ test('node A dumps, uploads and drops its copy; node B downloads, verifies and r
   const leftovers = (await readdir(path.join(b.config.storage.root, listed.target.key))).filter((n) => n.startsWith('.tmp-'));
   assert.deepEqual(leftovers, []);
   assert.ok(counter.alive(), 'the running process was not touched');
+
+  // Deleted on node A: node B, told through Redis, drops the copy it downloaded; the bucket keeps nothing of it.
+  await a.catalog.delete(id);
+  await waitUntil(`node B to drop its copy of ${id}`, async () => (await b.store.readManifest(listed.target.key, id)) === null, { timeoutMs: 20_000 });
+  assert.deepEqual(await s3.keys(`ckpt/${listed.target.key}/${id}/`), []);
 });
 
 test('encryption on: no object in the bucket holds what the process held in memory; FLUSHALL, `ckpt catalog rebuild` from the bucket, restore on another node, retention removes the objects but never a pinned checkpoint', async (t) => {

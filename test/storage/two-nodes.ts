@@ -23,11 +23,11 @@ export interface Node {
 }
 
 /** A worker of its own node, with its own storage root, on the harness's Redis and CRIU, sharing the bucket. */
-export async function startNode(h: Harness, node: string, remote: RemoteInput, storage: { keepLocal: boolean }): Promise<Node> {
+export async function startNode(h: Harness, node: string, remote: RemoteInput, storage: { keepLocal: boolean; localCacheBytes?: number }): Promise<Node> {
   const root = await mkdtemp(path.join(os.tmpdir(), `ckpt-${node}-`));
   h.defer(() => rm(root, { recursive: true, force: true }));
   const base = h.configFor(node);
-  const config: Config = { ...base, storage: { ...base.storage, root, keepLocal: storage.keepLocal, remote: remoteStorageSchema.parse(remote) } };
+  const config: Config = { ...base, storage: { ...base.storage, root, ...storage, remote: remoteStorageSchema.parse(remote) } };
   const store = new CheckpointStore({ root, signer: h.signer });
   const bucket = new RemoteStore({ config: config.storage.remote!, signer: h.signer });
   const catalog = new Catalog(h.client, { prefix: 'ckpt', store, node, remote: bucket });
