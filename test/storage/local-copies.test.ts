@@ -6,15 +6,14 @@ import { TestS3 } from '../helpers/s3.js';
 import { startCounter } from '../helpers/targets.js';
 import { waitUntil } from '../helpers/wait.js';
 import { startHarness } from '../workers/harness.js';
-import { completed, startNode } from './two-nodes.js';
+import { completed, startNode, startWithBucket } from './two-nodes.js';
 
 test('an upload the bucket refuses fails the attempt and leaves the checkpoint listed `local`; the retry uploads it (`local+remote`); one that fails for good stays `local`', async (t) => {
   // A second between attempts: time to give the bucket back before the retry.
-  const h = await startHarness(t, { attempts: 4, backoff: { baseDelayMs: 1000, maxDelayMs: 1000, jitter: 0 } });
-  if (!h) return;
-  const s3 = await TestS3.start();
-  h.defer(() => s3.stop());
-  const a = await startNode(h, 'node-a', await s3.remoteConfig(), { keepLocal: true });
+  const started = await startWithBucket(t, { attempts: 4, backoff: { baseDelayMs: 1000, maxDelayMs: 1000, jitter: 0 } });
+  if (!started) return;
+  const { h, s3, remote } = started;
+  const a = await startNode(h, 'node-a', remote, { keepLocal: true });
   const counter = await startCounter();
   h.defer(() => counter.kill());
 
@@ -53,11 +52,9 @@ test('an upload the bucket refuses fails the attempt and leaves the checkpoint l
 });
 
 test('storage.localCacheBytes: local copies of uploaded checkpoints are dropped oldest first beyond the bound, never one a restore holds', async (t) => {
-  const h = await startHarness(t);
-  if (!h) return;
-  const s3 = await TestS3.start();
-  h.defer(() => s3.stop());
-  const remote = await s3.remoteConfig();
+  const started = await startWithBucket(t);
+  if (!started) return;
+  const { h, s3, remote } = started;
   const counter = await startCounter(4);
   h.defer(() => counter.kill());
   // How big a dump of this process is, measured on a node without a bound.

@@ -1,14 +1,16 @@
 // Migrations: two workers with different node names and storage roots on this one machine, a real s3rver bucket, real
 // CRIU dumping a real process on node A and restoring it on node B, one BullMQ flow.
 import assert from 'node:assert/strict';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MigrationRefusedError, NodeUnservedError } from '../../src/queue/errors.js';
 import { JobQueue } from '../../src/queue/job-queue.js';
 import { TestS3 } from '../helpers/s3.js';
 import { startCounter } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 import { startHarness, type Harness } from '../workers/harness.js';
-import { completed, countsPast, startNode } from './two-nodes.js';
+import { completed, countsPast, startNode, startWithBucket } from './two-nodes.js';
 
 /** A queue as the service makes it: jobs only for live nodes, the bucket configured. */
 function serviceQueue(h: Harness, storage: { remote: boolean }): JobQueue {
@@ -40,11 +42,9 @@ async function feedOf(h: Harness, jobs: Record<string, string>): Promise<string[
 }
 
 test('a process migrates from node A to node B: dumped and stopped on A, uploaded, downloaded and restored on B, counting on from where it was; nothing of it left on A; the feed shows every stage in order', async (t) => {
-  const h = await startHarness(t);
-  if (!h) return;
-  const s3 = await TestS3.start();
-  h.defer(() => s3.stop());
-  const remote = await s3.remoteConfig();
+  const started = await startWithBucket(t);
+  if (!started) return;
+  const { h, s3, remote } = started;
   // keepLocal true: a migration still drops node A's copy (the checkpoint moved with the process).
   const a = await startNode(h, 'node-a', remote, { keepLocal: true });
   const b = await startNode(h, 'node-b', remote, { keepLocal: true });
@@ -135,11 +135,9 @@ test('a process migrates from node A to node B: dumped and stopped on A, uploade
 });
 
 test('a migration whose dump fails fails visibly, saying why, and the process runs on where it was', async (t) => {
-  const h = await startHarness(t);
-  if (!h) return;
-  const s3 = await TestS3.start();
-  h.defer(() => s3.stop());
-  const remote = await s3.remoteConfig();
+  const started = await startWithBucket(t);
+  if (!started) return;
+  const { h, s3, remote } = started;
   await startNode(h, 'node-a', remote, { keepLocal: false });
   await startNode(h, 'node-b', remote, { keepLocal: false });
   const queue = serviceQueue(h, { remote: true });
@@ -162,4 +160,44 @@ test('a migration whose dump fails fails visibly, saying why, and the process ru
     'node B never began a restore',
   );
   process.kill(pid, 0);
+});
+
+test('a migration whose restore fails says the checkpoint is kept in the bucket and how to retry; the retry finishes the move', async (t) => {
+  const started = await startWithBucket(t);
+  if (!started) return;
+  const { h, s3, remote } = started;
+  await startNode(h, 'node-a', remote, { keepLocal: false });
+  const b = await startNode(h, 'node-b', remote, { keepLocal: false });
+  const queue = serviceQueue(h, { remote: true });
+  const counter = await startCounter();
+  h.defer(() => counter.kill());
+  await countsPast(counter, 5);
+  // Node B cannot write its storage root: its download fails on every attempt.
+  const rootB = b.config.storage.root;
+  await rm(rootB, { recursive: true, force: true });
+  await writeFile(rootB, 'not a folder');
+
+  const m = await queue.enqueueMigration({ target: { pid: counter.pid }, toNode: 'node-b' });
+  const migration = await h.waitFinished(m.migrationId, 90_000);
+  assert.equal(migration.state, 'failed');
+  assert.match(
+    migration.failedReason!,
+    new RegExp(
+      `^the process was dumped and stopped on node node-a, its restore on node node-b failed; checkpoint ${m.checkpointId} is kept in the bucket: ` +
+        `retry with \`ckpt job retry ${m.migrationId}\``,
+    ),
+  );
+  await waitUntil('the original to be stopped', () => !counter.alive());
+  const stoppedAt = counter.read();
+  const checkpoint = await h.catalog.get(m.checkpointId);
+  assert.equal(checkpoint.location, 'remote');
+  assert.ok((await s3.keys()).includes(`ckpt/${checkpoint.target.key}/${m.checkpointId}/manifest.json`), 'safe in the bucket');
+
+  // Node B's root is back: the retry the reason named restores the process there.
+  await rm(rootB, { force: true });
+  await mkdir(rootB, { mode: 0o700 });
+  await queue.retryJob(m.migrationId);
+  const retried = await completed(h, m.migrationId);
+  assert.equal(retried.result!.restoredPid, counter.pid);
+  await countsPast(counter, stoppedAt);
 });

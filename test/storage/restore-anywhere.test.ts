@@ -13,14 +13,12 @@ import { TestS3 } from '../helpers/s3.js';
 import { startCounter, startMarkerCounter } from '../helpers/targets.js';
 import { waitUntil } from '../helpers/wait.js';
 import { startHarness } from '../workers/harness.js';
-import { completed, countsPast, stages, startNode } from './two-nodes.js';
+import { completed, countsPast, stages, startNode, startWithBucket } from './two-nodes.js';
 
 test('node A dumps, uploads and drops its copy; node B downloads, verifies and restores it and the counter goes on; a byte flipped in the bucket is refused naming the file', async (t) => {
-  const h = await startHarness(t);
-  if (!h) return;
-  const s3 = await TestS3.start();
-  h.defer(() => s3.stop());
-  const remote = await s3.remoteConfig();
+  const started = await startWithBucket(t);
+  if (!started) return;
+  const { h, s3, remote } = started;
   const a = await startNode(h, 'node-a', remote, { keepLocal: false });
   const b = await startNode(h, 'node-b', remote, { keepLocal: false });
   const counter = await startCounter(16);
@@ -76,10 +74,9 @@ test('node A dumps, uploads and drops its copy; node B downloads, verifies and r
 });
 
 test('encryption on: no object in the bucket holds what the process held in memory; FLUSHALL, `ckpt catalog rebuild` from the bucket, restore on another node, retention removes the objects but never a pinned checkpoint', async (t) => {
-  const h = await startHarness(t);
-  if (!h) return;
-  const s3 = await TestS3.start();
-  h.defer(() => s3.stop());
+  const started = await startWithBucket(t);
+  if (!started) return;
+  const { h, s3 } = started;
   const keyDir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-enc-'));
   h.defer(() => rm(keyDir, { recursive: true, force: true }));
   const encryptionKeyFile = path.join(keyDir, 'storage.key');
