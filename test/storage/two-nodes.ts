@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Catalog } from '../../src/catalog/catalog.js';
 import { CheckpointStore } from '../../src/catalog/checkpoint-store.js';
@@ -11,11 +12,9 @@ import { remoteStorageSchema, type Config, type ConfigInput } from '../../src/co
 import { RemoteStore } from '../../src/storage/remote-store.js';
 import { TargetPolicy } from '../../src/targets/policy.js';
 import { CkptWorker } from '../../workers/ckpt-worker.js';
-import type { TestContext } from 'node:test';
 import { TestS3 } from '../helpers/s3.js';
 import type { Counter } from '../helpers/targets.js';
 import { startHarness, type Harness } from '../workers/harness.js';
-import type { ConfigInput as WorkerConfigInput } from '../../src/config/schema.js';
 
 export type RemoteInput = NonNullable<NonNullable<ConfigInput['storage']>['remote']>;
 
@@ -71,11 +70,10 @@ export async function stages(h: Harness, jobId: string): Promise<string[]> {
   return (await h.eventsOf(jobId)).filter((e) => e.event === 'job.progress').map((e) => String(e.data.stage));
 }
 
-
 /** The harness (Redis, CRIU) and an s3rver bucket, both stopped after the test; undefined when CRIU is missing. */
 export async function startWithBucket(
   t: TestContext,
-  worker: WorkerConfigInput['worker'] = {},
+  worker: ConfigInput['worker'] = {},
 ): Promise<{ h: Harness; s3: TestS3; remote: RemoteInput } | undefined> {
   const h = await startHarness(t, worker);
   if (!h) return undefined;
