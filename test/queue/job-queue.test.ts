@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Redis } from 'ioredis';
+import { Catalog } from '../../src/catalog/catalog.js';
+import { CheckpointStore } from '../../src/catalog/checkpoint-store.js';
+import { makeCheckpoint } from '../catalog/fixtures.js';
 import { UnknownCheckpointError } from '../../src/queue/errors.js';
 import { ValidationError } from '../../src/common/validation.js';
 import { configSchema } from '../../src/config/schema.js';
@@ -179,4 +185,36 @@ test('pruneIndex forgets the jobs BullMQ removed; live jobs and young claims sta
   assert.equal((await queue.getJob(live.jobId))?.state, 'waiting');
   assert.equal(await queue.pruneIndex(1), 0, 'nothing left to forget');
   assert.equal(await redis.hlen('ckpt:jobs:node-of'), 1);
+});
+
+test('with the real Catalog: a restore goes to the node of its checkpoint, which is in use (undeletable) from the moment it waits', async (t) => {
+  const server = await TestRedis.start();
+  const redis = new Redis(server.url);
+  const root = await mkdtemp(path.join(os.tmpdir(), 'ckpt-queue-catalog-'));
+  const signer = throwawaySigner();
+  const store = new CheckpointStore({ root, signer });
+  const catalog = new Catalog(redis, { prefix: 'ckpt', store, node: 'node-a' });
+  const queue = new JobQueue({
+    connection: server.url,
+    prefix: 'ckpt',
+    node: 'node-a',
+    eventLog: new EventLog(redis, { key: 'ckpt:events' }),
+    defaults: configSchema.parse({}).worker,
+    signer,
+    checkpoints: catalog,
+  });
+  t.after(async () => {
+    await queue.close();
+    redis.disconnect();
+    await server.stop();
+    await rm(root, { recursive: true, force: true });
+  });
+  const onB = await catalog.add(await makeCheckpoint(store, { node: 'node-b', key: 'python3-200' }));
+
+  const restore = await queue.enqueueRestore({ checkpointId: onB.id });
+  assert.equal(restore.node, 'node-b');
+  assert.equal((await queue.getJob(restore.jobId))!.node, 'node-b');
+  assert.deepEqual(await catalog.refs(onB.id), [restore.jobId]);
+  await assert.rejects(catalog.delete(onB.id, { force: true }), (err: { code?: string }) => err.code === 'EINUSE');
+  await assert.rejects(queue.enqueueRestore({ checkpointId: '20261127T000000Z-ffffffff' }), (err: { code?: string }) => err.code === 'ECHECKPOINT_NOT_FOUND');
 });
