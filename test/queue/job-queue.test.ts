@@ -103,8 +103,9 @@ test('enqueueDumps adds several dumps in one call: each announced once, in order
   ]);
   assert.deepEqual(outcomes[0], { status: 'fulfilled', value: { jobId: 'sched-b-1795787400000', node: 'node-a' } });
   assert.deepEqual(outcomes[1], { status: 'fulfilled', value: { jobId: 'sched-a-1795787400000', node: 'node-a', existing: true } });
-  assert.ok(outcomes[2]!.status === 'rejected' && outcomes[2].reason instanceof ValidationError, 'the bad request alone is refused');
-  assert.match((outcomes[2] as PromiseRejectedResult).reason.message, /target\.pid/);
+  const refused = outcomes[2] as PromiseRejectedResult;
+  assert.ok(refused.status === 'rejected' && refused.reason instanceof ValidationError, 'the bad request alone is refused');
+  assert.match(refused.reason.message, /target\.pid/);
   assert.deepEqual(outcomes[3], { status: 'fulfilled', value: { jobId: 'sched-d-1795787400000', node: 'node-b' } });
   assert.deepEqual(outcomes[4], { status: 'fulfilled', value: { jobId: 'sched-e-1795787400000', node: 'node-a' } });
   const waiting = (await eventLog.readAfter('0')).filter((e) => e.event === 'job.waiting').map((e) => e.jobId);
