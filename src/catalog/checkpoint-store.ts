@@ -211,7 +211,7 @@ export class CheckpointStore {
           if (!st.isFile()) return `${name} is missing`;
           if (st.size !== size) return `${name} is ${st.size} bytes, the manifest says ${size}`;
           if (expected === undefined) return null;
-          return (await sha256Of(handle)).sha256 === expected ? null : `${name} does not match its SHA-256 in the manifest`;
+          return (await sha256Of(handle, st.size)).sha256 === expected ? null : `${name} does not match its SHA-256 in the manifest`;
         } finally {
           await handle.close();
         }
@@ -507,7 +507,7 @@ async function secureFile(file: string, work: FileWork): Promise<FileFacts> {
   try {
     const st = await handle.stat();
     if ((st.mode & 0o777) !== FILE_MODE) await handle.chmod(FILE_MODE);
-    const [digest] = await Promise.all([work.hash ? sha256Of(handle) : undefined, work.sync ? handle.datasync() : undefined]);
+    const [digest] = await Promise.all([work.hash ? sha256Of(handle, st.size) : undefined, work.sync ? handle.datasync() : undefined]);
     if (digest && digest.bytes !== st.size) {
       throw new Error(`${file} changed while it was committed (${st.size} bytes, then ${digest.bytes})`);
     }
