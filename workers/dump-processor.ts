@@ -71,7 +71,7 @@ async function recoverEarlierAttempt(job: Job<DumpJobData>, run: JobRun, ctx: Wo
   if (committed) {
     await run.reporter.note(`checkpoint ${id} was committed by an earlier attempt: adopting it`);
     await catalogue(committed, run, ctx, { mayBeKnown: true });
-    await uploadStage(committed, run, ctx);
+    await shipStage(committed, job, run, ctx);
     return resultOf(committed, true);
   }
   const found = await ctx.store.findAttempt(earlier.key, id, { jobId: job.id! });
@@ -333,9 +333,20 @@ async function commitAndAnnounce(
     ...(job.data.scheduleId !== undefined && { scheduleId: job.data.scheduleId }),
   });
   await catalogue(manifest, run, ctx, { mayBeKnown: options.adopted, announceAfter: options.announceAfter });
-  await uploadStage(manifest, run, ctx);
+  await shipStage(manifest, job, run, ctx);
   run.reporter.progress({ stage: 'done', bytesWritten: manifest.bytes, percent: 100 });
   return resultOf(manifest, options.adopted);
+}
+
+/**
+ * Step 7. Uploads the checkpoint (storage.remote). A migration's dump moves it: this node's copy goes once the bucket
+ * has it, whatever storage.keepLocal says (the process will run on toNode, not here), and the checkpoint is held in use
+ * for the migration (its job on toNode) until restored there, so retention cannot remove it in between.
+ */
+async function shipStage(manifest: Manifest, job: Job<DumpJobData>, run: JobRun, ctx: WorkerContext): Promise<void> {
+  const { migration } = job.data;
+  await uploadStage(manifest, run, ctx, { keepLocal: ctx.config.storage.keepLocal && !migration });
+  if (migration) await ctx.catalog.acquireRef(manifest.id, migration.id);
 }
 
 /**

@@ -4,6 +4,7 @@ import type { RemoteStore } from '../storage/remote-store.js';
 import type { CheckpointStore } from './checkpoint-store.js';
 import { CatalogError } from './errors.js';
 import { isCheckpointId } from '../common/checkpoint-id.js';
+import { isSafeTargetKey } from '../targets/key.js';
 import { manifestSchema, type Manifest } from './manifest.js';
 
 export interface CatalogOptions {
@@ -211,9 +212,42 @@ export class Catalog {
     if (verdict === 'EINUSE') {
       throw new CatalogError('EINUSE', `checkpoint ${id} is in use by restore job(s) ${refs.join(', ')}`, id);
     }
+    await this.handOutCopyDrops(m);
     if (!this.holdsFilesOf(m)) return { id, filesRemoved: false };
     await this.removeFiles(m);
     return { id, filesRemoved: true };
+  }
+
+  /**
+   * Records that this node holds a copy of a checkpoint made on another node (downloaded from the bucket for a
+   * restore): when the checkpoint is deleted, from whichever node, this node is told to drop it (dropDeletedCopies).
+   */
+  async noteCopy(id: string): Promise<void> {
+    await this.redis.sadd(this.copiesKey(id), this.options.node);
+  }
+
+  /** Pub/sub channel: the name of a node that has copies of deleted checkpoints to drop (its worker listens). */
+  get copyDropChannel(): string {
+    return `${this.prefix}:copy-drops`;
+  }
+
+  /**
+   * Removes this node's copies of checkpoints made elsewhere that have been deleted since. Call at worker start and on
+   * each message on copyDropChannel naming this node. Returns the ids whose copies went.
+   */
+  async dropDeletedCopies(): Promise<string[]> {
+    const key = this.copyDropsKey(this.options.node);
+    const dropped: string[] = [];
+    for (const entry of await this.redis.smembers(key)) {
+      const [targetKey, id] = entry.split('/');
+      // Only a folder name of ckpt's own shape is looked for under the root.
+      if (isSafeTargetKey(targetKey) && id !== undefined && isCheckpointId(id)) {
+        await this.options.store.remove({ id, target: { key: targetKey } });
+        dropped.push(id);
+      }
+      await this.redis.srem(key, entry);
+    }
+    return dropped;
   }
 
   /**
@@ -351,6 +385,15 @@ export class Catalog {
     return c.node === this.options.node || this.options.sharedStorage === true;
   }
 
+  /** Tells each node that holds a downloaded copy of the (now unlisted) checkpoint to drop it. */
+  private async handOutCopyDrops(c: Checkpoint): Promise<void> {
+    const holders = await this.redis.smembers(this.copiesKey(c.id));
+    if (!holders.length) return;
+    const handOut = this.redis.multi();
+    for (const node of holders) handOut.sadd(this.copyDropsKey(node), `${c.target.key}/${c.id}`).publish(this.copyDropChannel, node);
+    await handOut.del(this.copiesKey(c.id)).exec();
+  }
+
   private async removeFiles(c: Checkpoint): Promise<void> {
     if (c.location !== 'local') await this.options.remote?.remove(c);
     if (this.onOurDisk(c)) await this.options.store.remove(c);
@@ -417,6 +460,16 @@ export class Catalog {
 
   private pendingKey(node: string): string {
     return `${this.prefix}:deleting:${node}`;
+  }
+
+  /** The nodes holding a downloaded copy of the checkpoint. */
+  private copiesKey(id: string): string {
+    return `${this.prefix}:cp:${id}:copies`;
+  }
+
+  /** `<targetKey>/<id>` of deleted checkpoints whose copy on `node` is still to be dropped. */
+  private copyDropsKey(node: string): string {
+    return `${this.prefix}:copy-drops:${node}`;
   }
 }
 

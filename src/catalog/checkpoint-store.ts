@@ -60,6 +60,9 @@ export const MANIFEST_FILE = 'manifest.json';
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
 
+/** What names a checkpoint's folder: its id and its target's key. */
+export type CheckpointPlace = { id: string; target: Pick<Manifest['target'], 'key'> };
+
 /**
  * Checkpoint folders on this node's disk. A dump works in a temporary attempt folder; commit() secures its files
  * (folders 0700, files 0600), writes manifest.json and renames it into place, so a checkpoint folder is either
@@ -270,19 +273,19 @@ export class CheckpointStore {
    * Removes a checkpoint's folder (missing is fine), and its target folder when that is left empty. EUNSAFE_PATH,
    * removing nothing, when the way there leaves the root (see assertContained).
    */
-  async remove(manifest: Pick<Manifest, 'id' | 'target'>): Promise<void> {
+  async remove(manifest: CheckpointPlace): Promise<void> {
     const dir = await this.containedPathOf(manifest);
     await rm(dir, { recursive: true, force: true });
     await this.removeTargetDirIfEmpty(manifest.target.key);
   }
 
   /** `<root>/<targetKey>/<id>` of a checkpoint (key and id checked: EBADNAME). Nothing on disk is looked at: see containedPathOf. */
-  pathOf(manifest: Pick<Manifest, 'id' | 'target'>): string {
+  pathOf(manifest: CheckpointPlace): string {
     return path.join(this.targetDir(manifest.target.key), this.checkedId(manifest.id));
   }
 
   /** pathOf, once assertContained has found that the folder (if it exists) is a real folder inside the root. */
-  async containedPathOf(manifest: Pick<Manifest, 'id' | 'target'>): Promise<string> {
+  async containedPathOf(manifest: CheckpointPlace): Promise<string> {
     const dir = this.pathOf(manifest);
     await this.assertContained(manifest.target.key, manifest.id);
     return dir;

@@ -29,7 +29,7 @@ export type EventName = (typeof EVENT_NAMES)[number];
 export const CHANNELS = ['job', 'schedule', 'checkpoint', 'workload', 'restore'] as const;
 export type Channel = (typeof CHANNELS)[number];
 
-export type JobType = 'dump' | 'restore' | 'restore-batch' | 'verify';
+export type JobType = 'dump' | 'restore' | 'restore-batch' | 'verify' | 'migrate';
 
 /**
  * The data of each event, by name: the one definition producers write (EventLog.publish checks it) and consumers read
@@ -49,6 +49,11 @@ export interface EventData {
     batchId?: string;
     /** A failed job an operator retried. */
     retried?: boolean;
+    /** A migration (its own job, and its dump): the ids to follow it by and where it goes. */
+    migrationId?: string;
+    dumpJobId?: string;
+    fromNode?: string;
+    toNode?: string;
   };
   'job.active': { node: string; attempt: number; workerPid: number };
   'job.progress': { stage: string; percent: number; bytesWritten: number; bytesExpected: number };

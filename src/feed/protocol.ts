@@ -69,7 +69,7 @@ export const filterSchema = z.strictObject({
   jobId: z.string().min(1).optional(),
   scheduleId: z.string().min(1).optional(),
   target: z.string().min(1).optional(),
-  type: z.enum(['dump', 'restore', 'restore-batch', 'verify']).optional(),
+  type: z.enum(['dump', 'restore', 'restore-batch', 'verify', 'migrate']).optional(),
 });
 export type FeedFilter = z.infer<typeof filterSchema>;
 

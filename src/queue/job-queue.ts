@@ -8,7 +8,7 @@ import type { EventLog } from '../events/event-log.js';
 import type { EventInput } from '../events/types.js';
 import type { Signer } from '../security/signer.js';
 import { BACKOFF_TYPE } from './backoff.js';
-import { JobStateError, NodeUnservedError, UnknownCheckpointError } from './errors.js';
+import { JobStateError, MigrationRefusedError, NodeUnservedError, UnknownCheckpointError } from './errors.js';
 import { targetKeyOf, toJobState, toJobView, type JobState, type JobView } from './job-view.js';
 import { queueKeys, queueNameFor } from './keys.js';
 import { signJobData } from './job-signature.js';
@@ -21,12 +21,14 @@ import {
   parseBatchRestoreJob,
   parseDumpJob,
   parseJobData,
+  parseMigration,
   parseRestoreJob,
   parseVerifyJob,
   type BatchRestoreJobData,
   type DumpJobData,
   type JobData,
   type JobType,
+  type MigrateJobData,
   type RestoreJobData,
   type VerifyJobData,
 } from './schemas.js';
@@ -63,6 +65,17 @@ export interface JobQueueOptions {
   requireLiveNode?: boolean;
   /** config.storage.shared: every node mounts the same storage root, so any live node restores any checkpoint. Default false. */
   sharedStorage?: boolean;
+  /** config.storage.remote is set: checkpoints go to the bucket, from which any node restores them. Default false. */
+  remoteStorage?: boolean;
+}
+
+/** The ids to follow a migration by: the migration (its `migrate` job on toNode) and its dump on fromNode. */
+export interface MigrationEnqueued {
+  migrationId: string;
+  dumpJobId: string;
+  checkpointId: string;
+  fromNode: string;
+  toNode: string;
 }
 
 /** Job counts for people: per state over all nodes (finished ones: those Redis still keeps), and each node's workers. */
@@ -328,6 +341,58 @@ export class JobQueue {
     return { batchId, jobIds };
   }
 
+  /**
+   * A migration as one BullMQ flow: the parent, a `migrate` job on toNode's queue, runs once its child, a dump that
+   * stops the process on fromNode (and uploads the checkpoint), has finished; when the dump failed for good
+   * (ignoreDependencyOnFailure), the parent fails saying why and where the process is. Refused at once when toNode (or fromNode) has no live worker, when toNode is
+   * fromNode, or when nothing can carry the checkpoint across (neither storage.remote nor storage.shared).
+   */
+  async enqueueMigration(input: unknown): Promise<MigrationEnqueued> {
+    const spec = parseMigration(input);
+    const target = spec.target ?? { workload: spec.workload! };
+    const fromNode = spec.fromNode ?? this.node;
+    const { toNode } = spec;
+    if (toNode === fromNode) throw new MigrationRefusedError(`toNode ${toNode} is the node the process runs on (fromNode): nothing to migrate`, 'toNode');
+    await this.assertServed(toNode, 'toNode');
+    await this.assertServed(fromNode, 'fromNode');
+    if (!this.options.remoteStorage && !this.options.sharedStorage) {
+      throw new MigrationRefusedError(
+        'nothing can carry the checkpoint to another node: configure storage.remote (a bucket) or storage.shared (a root every node mounts)',
+        'toNode',
+      );
+    }
+    const migrationId = randomUUID();
+    const dumpJobId = randomUUID();
+    const checkpointId = newCheckpointId();
+    await this.claimJobIds([
+      { jobId: migrationId, node: toNode },
+      { jobId: dumpJobId, node: fromNode },
+    ]);
+    const dump = this.sealed<DumpJobData>('dump', dumpJobId, fromNode, {
+      target,
+      leaveRunning: false,
+      ifBusy: 'wait',
+      node: fromNode,
+      checkpointId,
+      migration: { id: migrationId, toNode },
+      ...(spec.criu && { criu: spec.criu }),
+    });
+    const migrate = this.sealed<MigrateJobData>('migrate', migrationId, toNode, { node: toNode, fromNode, checkpointId, dumpJobId, target });
+    this.flow ??= new FlowProducer({ connection: this.redis, prefix: this.options.prefix });
+    await this.flow.add({
+      name: 'migrate',
+      queueName: queueNameFor(toNode),
+      prefix: this.options.prefix,
+      data: migrate,
+      opts: this.jobOptions(migrationId),
+      children: [{ name: 'dump', queueName: queueNameFor(fromNode), prefix: this.options.prefix, data: dump, opts: { ...this.jobOptions(dumpJobId), ignoreDependencyOnFailure: true } }],
+    });
+    const migration = { migrationId, dumpJobId, checkpointId, fromNode, toNode };
+    await this.publish({ event: 'job.waiting', jobId: migrationId, jobType: 'migrate', data: { node: toNode, target, ...migration } });
+    await this.publish({ event: 'job.waiting', jobId: dumpJobId, jobType: 'dump', data: { node: fromNode, target, checkpointId, migrationId } });
+    return migration;
+  }
+
   /** Any job of any node, or null. */
   async getJob(id: string): Promise<JobView | null> {
     const node = await this.redis.hget(this.keys.jobNodes, id);
@@ -583,8 +648,8 @@ export class JobQueue {
     return this.options.requireLiveNode ? this.liveNodes() : null;
   }
 
-  private async assertServed(node: string): Promise<void> {
-    assertLive(await this.liveNodesIfRequired(), node);
+  private async assertServed(node: string, field = 'node'): Promise<void> {
+    assertLive(await this.liveNodesIfRequired(), node, field);
   }
 
   /**
@@ -647,9 +712,9 @@ export class JobQueue {
 }
 
 /** Refuses a job for `node` when live workers are checked (`live` not null) and none serves it. */
-function assertLive(live: string[] | null, node: string): void {
+function assertLive(live: string[] | null, node: string, field = 'node'): void {
   if (live && !live.includes(node)) {
-    throw new NodeUnservedError(`no live worker serves node ${node}; live nodes: ${listOf(live)}`, node, live, 'node');
+    throw new NodeUnservedError(`no live worker serves node ${node}; live nodes: ${listOf(live)}`, node, live, field);
   }
 }
 

@@ -180,7 +180,7 @@ test('listJobs: every node, newest first, filtered by state, type and schedule, 
   assert.equal(count('restore', 'waiting'), 1);
   assert.equal(count('dump', 'completed'), 0);
   assert.equal(count('restore-batch', 'waiting-children'), 0);
-  assert.equal(counts.length, 4 * 6, 'dump, restore, restore-batch, verify: each in 6 states');
+  assert.equal(counts.length, 5 * 6, 'dump, restore, restore-batch, verify, migrate: each in 6 states');
 
   assert.equal(await queue.isJobLive(c.jobId), true, 'a waiting restore still holds its checkpoint');
   assert.equal(await queue.isJobLive('gone'), false);

@@ -9,7 +9,7 @@ interface WatchFlags {
   job?: string;
   schedule?: string;
   target?: string;
-  type?: 'dump' | 'restore' | 'restore-batch' | 'verify';
+  type?: 'dump' | 'restore' | 'restore-batch' | 'verify' | 'migrate';
   channel?: Channel[];
   since?: string;
   logs?: boolean;
@@ -26,7 +26,7 @@ export function registerWatchCommand(program: Command): void {
     .option('--job <id>', 'only this job')
     .option('--schedule <id>', 'only this schedule')
     .option('--target <key>', 'only this target (like python3-4242)')
-    .addOption(new Option('--type <type>', 'only this job type').choices(['dump', 'restore', 'restore-batch', 'verify']))
+    .addOption(new Option('--type <type>', 'only this job type').choices(['dump', 'restore', 'restore-batch', 'verify', 'migrate']))
     .addOption(new Option('--channel <name...>', 'only these channels').choices([...CHANNELS]))
     .option('--since <eventId>', 'replay the events after this id first')
     .option('--logs', "print CRIU's log lines as they come (default: only how many)")
