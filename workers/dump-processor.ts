@@ -215,6 +215,8 @@ async function dumpInto(
   tailer.start();
   sampler.start();
   const dumpStarted = Date.now();
+  /** CRIU's warning, noted in the job's log off the commit's way (it goes out before the last log lines). */
+  let warned: Promise<void> | undefined;
   try {
     const res = await ctx.criu.dump(
       { pid: target.pid, imagesDir: dir, ...criuDumpOptions(job.data, ctx) },
@@ -224,7 +226,7 @@ async function dumpInto(
         notify: { onStage: (e) => reporter.progress({ stage: e.stage }) },
       },
     );
-    if (res.warning) await reporter.note(`CRIU warning: ${res.warning}`);
+    warned = res.warning ? reporter.note(`CRIU warning: ${res.warning}`) : undefined;
   } catch (err) {
     await Promise.all([tailer.stop(), sampler.stop()]);
     // The aborted CRIU (shutdown) thaws the target when it notices; wait for that before handing the job on.
@@ -235,7 +237,7 @@ async function dumpInto(
   const repliedAt = Date.now();
   // CRIU has finished: its last log lines go out while the folder is committed (both only read it);
   // checkpoint.created waits for them, so the feed shows the whole log before the result.
-  const logDelivered = Promise.all([tailer.stop(), sampler.stop()]);
+  const logDelivered = Promise.all([warned, tailer.stop(), sampler.stop()]);
   logDelivered.catch(() => undefined);
   reporter.progress({ stage: 'committing', percent: 99 });
   return { dumpMs: repliedAt - dumpStarted, repliedAt, logDelivered };

@@ -95,13 +95,14 @@ export interface RebuildResult {
 
 // Every script treats a checkpoint hash with a `deleting` field as gone: it is unlisted and its files are going.
 // ARGV[4] 'if-missing' (rebuild): a checkpoint the catalog has already is left as it is. ARGV[5]: its location.
+// Returns {'OK', pinned, verified} once listed, else the reason as a string.
 const ADD = `
 if redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return 'EDELETING' end
 if ARGV[4] == 'if-missing' and redis.call('EXISTS', KEYS[1]) == 1 then return 'PRESENT' end
 redis.call('HSET', KEYS[1], 'manifest', ARGV[3], 'location', ARGV[5])
 redis.call('HSETNX', KEYS[1], 'pinned', '0')
 for i = 2, #KEYS do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1]) end
-return 'OK'`;
+return {'OK', redis.call('HGET', KEYS[1], 'pinned'), redis.call('HGET', KEYS[1], 'verified')}`;
 
 // A field of a listed checkpoint (pinned, verified); ARGV: field, value.
 const SET_FIELD = `
@@ -151,9 +152,12 @@ export class Catalog {
   async add(manifest: Manifest): Promise<Checkpoint> {
     const m = parseOrThrow(manifestSchema, manifest, 'checkpoint manifest');
     const keys = [this.hashKey(m.id), ...this.indexKeys(m)];
-    const res = await this.redis.eval(ADD, keys.length, ...keys, m.id, Date.parse(m.created), JSON.stringify(m), '', 'local');
-    if (res !== 'OK') throw new CatalogError('ECHECKPOINT_NOT_FOUND', `checkpoint ${m.id} is being deleted`, m.id);
-    return this.get(m.id);
+    const stored = JSON.stringify(m);
+    const res = await this.redis.eval(ADD, keys.length, ...keys, m.id, Date.parse(m.created), stored, '', 'local');
+    if (!Array.isArray(res)) throw new CatalogError('ECHECKPOINT_NOT_FOUND', `checkpoint ${m.id} is being deleted`, m.id);
+    // The entry as stored, from the script's reply: reading it back would be another round trip on a dump's way to completed.
+    const [, pinned, verified] = res as [string, string | null, string | null];
+    return checkpointOf(stored, pinned, verified, 'local');
   }
 
   /** The checkpoint, or CatalogError ECHECKPOINT_NOT_FOUND (also for malformed ids). */
@@ -284,7 +288,7 @@ export class Catalog {
     const relist = async (m: Manifest, where: string, location: CheckpointLocation) => {
       const keys = [this.hashKey(m.id), ...this.indexKeys(m)];
       const res = await this.redis.eval(ADD, keys.length, ...keys, m.id, Date.parse(m.created), JSON.stringify(m), 'if-missing', location);
-      if (res === 'OK') result.added.push(m.id);
+      if (Array.isArray(res)) result.added.push(m.id);
       else if (res === 'PRESENT') result.present.push(m.id);
       else skipped.push({ dir: where, reason: 'being deleted' });
     };
@@ -433,13 +437,7 @@ export class Catalog {
       'location',
     );
     if (manifest == null) return null;
-    const checkpoint: Checkpoint = {
-      ...(JSON.parse(manifest) as Manifest),
-      pinned: pinned === '1',
-      location: (location as CheckpointLocation | null) ?? 'local',
-    };
-    if (verified != null) checkpoint.verified = JSON.parse(verified) as Verification;
-    return { checkpoint, deleting: deleting != null };
+    return { checkpoint: checkpointOf(manifest, pinned, verified, (location as CheckpointLocation | null) ?? 'local'), deleting: deleting != null };
   }
 
   private indexKeys(m: Manifest): string[] {
@@ -477,4 +475,11 @@ export class Catalog {
 
 function notFound(id: string): CatalogError {
   return new CatalogError('ECHECKPOINT_NOT_FOUND', `checkpoint ${id} not found`, isCheckpointId(id) ? id : undefined);
+}
+
+/** A listed checkpoint from its hash's fields as Redis holds them. */
+function checkpointOf(manifest: string, pinned: string | null | undefined, verified: string | null | undefined, location: CheckpointLocation): Checkpoint {
+  const checkpoint: Checkpoint = { ...(JSON.parse(manifest) as Manifest), pinned: pinned === '1', location };
+  if (verified != null) checkpoint.verified = JSON.parse(verified) as Verification;
+  return checkpoint;
 }

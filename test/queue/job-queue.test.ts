@@ -97,6 +97,31 @@ test('a deterministic job id enqueues once: the second enqueue returns the exist
   await assert.rejects(queue.enqueueDump({ target: { pid: 7 } }, { jobId: 'a:b' }), ValidationError);
 });
 
+test('enqueueDumps adds several dumps in one call: each announced once, in order; an id taken or a bad request fails alone', async (t) => {
+  const { queue, eventLog } = await setup(t);
+  await queue.enqueueDump({ target: { pid: 7 } }, { jobId: 'sched-a-1795787400000' });
+  const outcomes = await queue.enqueueDumps([
+    { input: { target: { pid: 1 }, scheduleId: 'b' }, jobId: 'sched-b-1795787400000' },
+    { input: { target: { pid: 7 } }, jobId: 'sched-a-1795787400000' },
+    { input: { target: { pid: 'x' } }, jobId: 'sched-c-1795787400000' },
+    { input: { target: { pid: 2 }, node: 'node-b' }, jobId: 'sched-d-1795787400000' },
+    { input: { target: { pid: 3 } }, jobId: 'sched-e-1795787400000' },
+  ]);
+  assert.deepEqual(outcomes[0], { status: 'fulfilled', value: { jobId: 'sched-b-1795787400000', node: 'node-a' } });
+  assert.deepEqual(outcomes[1], { status: 'fulfilled', value: { jobId: 'sched-a-1795787400000', node: 'node-a', existing: true } });
+  const refused = outcomes[2] as PromiseRejectedResult;
+  assert.ok(refused.status === 'rejected' && refused.reason instanceof ValidationError, 'the bad request alone is refused');
+  assert.match(refused.reason.message, /target\.pid/);
+  assert.deepEqual(outcomes[3], { status: 'fulfilled', value: { jobId: 'sched-d-1795787400000', node: 'node-b' } });
+  assert.deepEqual(outcomes[4], { status: 'fulfilled', value: { jobId: 'sched-e-1795787400000', node: 'node-a' } });
+  const waiting = (await eventLog.readAfter('0')).filter((e) => e.event === 'job.waiting').map((e) => e.jobId);
+  assert.deepEqual(waiting, ['sched-a-1795787400000', 'sched-b-1795787400000', 'sched-d-1795787400000', 'sched-e-1795787400000']);
+  const jobs = await queue.listJobs();
+  assert.deepEqual(jobs.map((j) => j.id).sort(), ['sched-a-1795787400000', 'sched-b-1795787400000', 'sched-d-1795787400000', 'sched-e-1795787400000']);
+  assert.equal(jobs.find((j) => j.id === 'sched-d-1795787400000')?.node, 'node-b');
+  assert.equal(jobs.find((j) => j.id === 'sched-b-1795787400000')?.scheduleId, 'b');
+});
+
 test('restores go to the checkpoint node unless told otherwise; unknown checkpoints are ECHECKPOINT_NOT_FOUND', async (t) => {
   const { queue, eventLog, refs } = await setup(t);
   const r = await queue.enqueueRestore({ checkpointId: CP2 });

@@ -9,6 +9,7 @@ import { EventLog } from '../../src/events/event-log.js';
 import { JobQueue } from '../../src/queue/job-queue.js';
 import { ScheduleStore } from '../../src/scheduler/schedule-store.js';
 import { Scheduler, TriggerError } from '../../src/scheduler/scheduler.js';
+import type { DumpEnqueuer } from '../../src/scheduler/tick-runner.js';
 import { scheduleSchema, type ScheduleInput } from '../../src/scheduler/schema.js';
 import { TestRedis } from '../helpers/redis.js';
 import { throwawaySigner } from '../helpers/signer.js';
@@ -48,8 +49,8 @@ function env(t: TestContext, scheduler: ConfigInput['scheduler'] = {}) {
     for (const s of started) await s.stop();
     await jobs.close();
   });
-  const newScheduler = async () => {
-    const s = new Scheduler({ redis, store, enqueuer: jobs, eventLog, config, logger: pino({ level: 'silent' }) });
+  const newScheduler = async (enqueuer: DumpEnqueuer = jobs) => {
+    const s = new Scheduler({ redis, store, enqueuer, eventLog, config, logger: pino({ level: 'silent' }) });
     started.push(s);
     await s.start();
     return s;
@@ -110,6 +111,27 @@ test('a tick enqueues the schedule\'s target spec as it is (a match stays a matc
     [],
     'nothing matches the spec now, and the ticks still enqueued: resolving is the worker\'s',
   );
+});
+
+test('the ticks of one moment are enqueued together (one enqueueDumps call for several), each tick\'s job once', async (t) => {
+  const { eventLog, jobs, newScheduler, create } = env(t);
+  const ids = ['m1', 'm2', 'm3', 'm4', 'm5'];
+  for (const id of ids) await create({ id });
+  // The real queue, with each batch's size noted on the way.
+  const batches: number[] = [];
+  await newScheduler({
+    enqueueDump: (input, opts) => jobs.enqueueDump(input, opts),
+    getJob: (id) => jobs.getJob(id),
+    enqueueDumps: (requests) => (batches.push(requests.length), jobs.enqueueDumps(requests)),
+  });
+  const fired = await waitFor('each schedule to fire twice', async () => {
+    const events = await allEvents(eventLog, 'schedule.fired');
+    return ids.every((id) => events.filter((e) => e.scheduleId === id).length >= 2) ? events : null;
+  });
+  const waiting = (await allEvents(eventLog, 'job.waiting')).map((e) => e.jobId!);
+  assert.equal(new Set(waiting).size, waiting.length, 'each job announced once');
+  for (const e of fired) assert.ok(waiting.includes(e.data.jobId as string), `tick ${e.data.jobId} has its job`);
+  assert.ok(batches.some((n) => n > 1), `ticks of one second enqueued together (batch sizes ${batches.join(', ')})`);
 });
 
 test('overlap skip: a tick while the previous job still waits gives schedule.skipped, not a second job', async (t) => {
