@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { RedisScript } from '../common/redis-script.js';
 import { parseOrThrow } from '../common/validation.js';
 import type { RemoteStore } from '../storage/remote-store.js';
 import type { CheckpointStore } from './checkpoint-store.js';
@@ -94,27 +95,27 @@ export interface RebuildResult {
 
 // Every script treats a checkpoint hash with a `deleting` field as gone: it is unlisted and its files are going.
 // ARGV[4] 'if-missing' (rebuild): a checkpoint the catalog has already is left as it is. ARGV[5]: its location.
-const ADD = `
+const ADD = new RedisScript('ckptCatalogAdd', `
 if redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return 'EDELETING' end
 if ARGV[4] == 'if-missing' and redis.call('EXISTS', KEYS[1]) == 1 then return 'PRESENT' end
 redis.call('HSET', KEYS[1], 'manifest', ARGV[3], 'location', ARGV[5])
 redis.call('HSETNX', KEYS[1], 'pinned', '0')
 for i = 2, #KEYS do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1]) end
-return 'OK'`;
+return 'OK'`);
 
 // A field of a listed checkpoint (pinned, verified); ARGV: field, value.
-const SET_FIELD = `
+const SET_FIELD = new RedisScript('ckptCatalogSetField', `
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return 'ECHECKPOINT_NOT_FOUND' end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 'OK'`;
+return 'OK'`);
 
-const ACQUIRE_REF = `
+const ACQUIRE_REF = new RedisScript('ckptCatalogAcquireRef', `
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return 'ECHECKPOINT_NOT_FOUND' end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-return 'OK'`;
+return 'OK'`);
 
 // KEYS: hash, refs, pending-deletes of the checkpoint's node, then every index holding it. ARGV: id, force, now.
-const UNLIST = `
+const UNLIST = new RedisScript('ckptCatalogUnlist', `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'ECHECKPOINT_NOT_FOUND'} end
 if redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return {'OK'} end
 if redis.call('HGET', KEYS[1], 'pinned') == '1' and ARGV[2] ~= '1' then return {'EPINNED'} end
@@ -123,7 +124,7 @@ if #refs > 0 then return {'EINUSE', unpack(refs)} end
 for i = 4, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
 redis.call('HSET', KEYS[1], 'deleting', ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-return {'OK'}`;
+return {'OK'}`);
 
 /**
  * The shared list of checkpoints (all nodes), in Redis. Layout under `<prefix>:catalog:`:
@@ -144,13 +145,14 @@ export class Catalog {
     private readonly options: CatalogOptions,
   ) {
     this.prefix = `${options.prefix}:catalog`;
+    for (const script of [ADD, SET_FIELD, ACQUIRE_REF, UNLIST]) script.defineOn(redis);
   }
 
   /** Adds (or, same id again, replaces the manifest of) a checkpoint. Keeps its pin. A bad manifest: ValidationError. */
   async add(manifest: Manifest): Promise<Checkpoint> {
     const m = parseOrThrow(manifestSchema, manifest, 'checkpoint manifest');
     const keys = [this.hashKey(m.id), ...this.indexKeys(m)];
-    const res = await this.redis.eval(ADD, keys.length, ...keys, m.id, Date.parse(m.created), JSON.stringify(m), '', 'local');
+    const res = await ADD.run(this.redis, keys, [m.id, Date.parse(m.created), JSON.stringify(m), '', 'local']);
     if (res !== 'OK') throw new CatalogError('ECHECKPOINT_NOT_FOUND', `checkpoint ${m.id} is being deleted`, m.id);
     return this.get(m.id);
   }
@@ -192,14 +194,7 @@ export class Catalog {
     if (m.node === this.options.node) await this.options.store.assertContained(m.target.key, m.id);
     await this.pruneRefs(id);
     const keys = [this.hashKey(id), this.refsKey(id), this.pendingKey(m.node), ...this.indexKeys(m)];
-    const [verdict, ...refs] = (await this.redis.eval(
-      UNLIST,
-      keys.length,
-      ...keys,
-      id,
-      options.force ? '1' : '0',
-      Date.now(),
-    )) as string[];
+    const [verdict, ...refs] = (await UNLIST.run(this.redis, keys, [id, options.force ? '1' : '0', Date.now()])) as string[];
     if (verdict === 'ECHECKPOINT_NOT_FOUND') throw notFound(id);
     if (verdict === 'EPINNED') {
       throw new CatalogError('EPINNED', `checkpoint ${id} is pinned: unpin it first, or delete with force`, id);
@@ -249,7 +244,7 @@ export class Catalog {
     const local = new Set<string>();
     const relist = async (m: Manifest, where: string, location: CheckpointLocation) => {
       const keys = [this.hashKey(m.id), ...this.indexKeys(m)];
-      const res = await this.redis.eval(ADD, keys.length, ...keys, m.id, Date.parse(m.created), JSON.stringify(m), 'if-missing', location);
+      const res = await ADD.run(this.redis, keys, [m.id, Date.parse(m.created), JSON.stringify(m), 'if-missing', location]);
       if (res === 'OK') result.added.push(m.id);
       else if (res === 'PRESENT') result.present.push(m.id);
       else skipped.push({ dir: where, reason: 'being deleted' });
@@ -296,7 +291,7 @@ export class Catalog {
   /** Marks the checkpoint in use by a restore job (idempotent). ECHECKPOINT_NOT_FOUND when it is unknown or being deleted. */
   async acquireRef(id: string, jobId: string): Promise<void> {
     if (!isCheckpointId(id)) throw notFound(id);
-    const res = await this.redis.eval(ACQUIRE_REF, 2, this.hashKey(id), this.refsKey(id), jobId, Date.now());
+    const res = await ACQUIRE_REF.run(this.redis, [this.hashKey(id), this.refsKey(id)], [jobId, Date.now()]);
     if (res !== 'OK') throw notFound(id);
   }
 
@@ -329,7 +324,7 @@ export class Catalog {
 
   private async setField(id: string, field: 'pinned' | 'verified' | 'location', value: string): Promise<Checkpoint> {
     if (!isCheckpointId(id)) throw notFound(id);
-    const res = await this.redis.eval(SET_FIELD, 1, this.hashKey(id), field, value);
+    const res = await SET_FIELD.run(this.redis, [this.hashKey(id)], [field, value]);
     if (res !== 'OK') throw notFound(id);
     return this.get(id);
   }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { RedisScript } from '../common/redis-script.js';
 import type { EventInput, EventName, FeedEvent } from './types.js';
 
 /**
@@ -10,13 +11,13 @@ import type { EventInput, EventName, FeedEvent } from './types.js';
 const PUBLISHED_TOKEN_TTL_MS = 5 * 60 * 1000;
 
 // One script, so the event and its token are written (and replicated) together, or neither.
-const PUBLISH_ONCE = `
+const PUBLISH_ONCE = new RedisScript('ckptEventPublishOnce', `
 local id = redis.call('GET', KEYS[2])
 if id then return id end
 id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[2])
 redis.call('SET', KEYS[2], id, 'PX', ARGV[3])
 return id
-`;
+`);
 
 export interface EventLogOptions {
   /** Redis key of the stream (required: no default here; ckpt's processes pass `<redis.prefix>:events`). */
@@ -37,6 +38,7 @@ export class EventLog {
     private readonly options: EventLogOptions,
   ) {
     this.maxLen = options.maxLen ?? 100_000;
+    PUBLISH_ONCE.defineOn(redis);
   }
 
   get key(): string {
@@ -51,7 +53,7 @@ export class EventLog {
     const ts = Date.now();
     const body = JSON.stringify({ ...input, ts });
     const token = `${this.options.key}:published:${randomUUID()}`;
-    const id = (await this.redis.eval(PUBLISH_ONCE, 2, this.options.key, token, this.maxLen, body, PUBLISHED_TOKEN_TTL_MS)) as string;
+    const id = (await PUBLISH_ONCE.run(this.redis, [this.options.key, token], [this.maxLen, body, PUBLISHED_TOKEN_TTL_MS])) as string;
     return { ...input, ts, id } as FeedEvent;
   }
 

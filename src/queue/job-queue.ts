@@ -13,7 +13,7 @@ import { targetKeyOf, toJobState, toJobView, type JobState, type JobView } from 
 import { queueKeys, queueNameFor } from './keys.js';
 import { signJobData } from './job-signature.js';
 import { createRedis, type RedisConnection } from './redis.js';
-import { RedisScript } from './redis-script.js';
+import { RedisScript } from '../common/redis-script.js';
 import { liveNodes } from './worker-presence.js';
 import {
   JOB_TYPES,

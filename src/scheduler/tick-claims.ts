@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { LEASE_LUA } from '../queue/lease-semaphore.js';
-import { RedisScript } from '../queue/redis-script.js';
+import { RedisScript } from '../common/redis-script.js';
 
 /** claimed: someone is working on the tick; enqueued / skipped: the tick is done, whatever happens to its job later. */
 export type ClaimState = 'claimed' | 'enqueued' | 'skipped';
