@@ -27,4 +27,4 @@ export { readLogTail, type LogTailOptions } from './log-tail.js';
 export { decodeRequest, decodeResponse, encodeRequest, encodeResponse } from './codec.js';
 export * from './rpc-messages.js';
 export { locateCriu, CriuNotFoundError, MIN_CRIU, type LocatedCriu } from './locate.js';
-export { CriuService, type CriuServiceOptions } from './service.js';
+export { CriuService, type CriuServiceOptions } from './criu-service.js';

@@ -21,5 +21,5 @@ export {
 } from './schema.js';
 export { TickClaims, type ClaimState, type TickClaim } from './tick-claims.js';
 export { toRunTime, toScheduleView, type RunTime, type ScheduleView } from './view.js';
-export { startSchedulerService, type SchedulerService, type SchedulerServiceOptions } from './service.js';
+export { startSchedulerService, type SchedulerService, type SchedulerServiceOptions } from './start-scheduler.js';
 export { TickPool } from './tick-pool.js';

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { locateCriu, type LocatedCriu } from '../../src/criu/locate.js';
-import { CriuService } from '../../src/criu/service.js';
+import { CriuService } from '../../src/criu/criu-service.js';
 
 let located: Promise<LocatedCriu | Error> | undefined;
 

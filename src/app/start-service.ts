@@ -7,7 +7,7 @@ import { consoleRoutes } from '../api/routes/console.js';
 import { jobRoutes } from '../api/routes/jobs.js';
 import { scheduleRoutes } from '../api/routes/schedules.js';
 import { workloadRoutes } from '../api/routes/workloads.js';
-import { serviceRoutes } from '../api/routes/service.js';
+import { operationsRoutes } from '../api/routes/operations.js';
 import { createApiServer } from '../api/server.js';
 import { Catalog } from '../catalog/catalog.js';
 import { CheckpointStore } from '../catalog/checkpoint-store.js';
@@ -21,7 +21,7 @@ import { createMetrics } from '../observability/metrics.js';
 import { withoutCommandLine } from '../queue/job-view.js';
 import { JobQueue } from '../queue/job-queue.js';
 import { isJobLive, NodeQueues } from '../queue/node-queues.js';
-import { startSchedulerService } from '../scheduler/service.js';
+import { startSchedulerService } from '../scheduler/start-scheduler.js';
 import { jobKeyFileOf, loadSigner } from '../security/key-file.js';
 import { ensurePrivateDir } from '../security/trusted-files.js';
 import { listScheduleViews, scheduleIntervalMs } from '../scheduler/view.js';
@@ -211,7 +211,7 @@ export async function startService({ config, configFile, roles, log, version }: 
     });
     metrics.follow(feed.tailer);
 
-    await app.register(serviceRoutes, { probes, metricsText: () => metrics.metricsText(), version, auth });
+    await app.register(operationsRoutes, { probes, metricsText: () => metrics.metricsText(), version, auth });
     await app.register(jobRoutes, {
       jobs: {
         ...bind(queue, 'enqueueRestore', 'enqueueBatchRestore', 'enqueueVerify', 'getJob', 'listJobs', 'getJobLog', 'cancelJob', 'retryJob'),
