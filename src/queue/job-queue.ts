@@ -9,7 +9,8 @@ import type { EventInput } from '../events/types.js';
 import type { Signer } from '../security/signer.js';
 import { BACKOFF_TYPE } from './backoff.js';
 import { JobStateError, NodeUnservedError, UnknownCheckpointError } from './errors.js';
-import { targetKeyOf, toJobState, toJobView, type JobState, type JobView } from './job-view.js';
+import { JOB_TYPES, type JobCount, type JobState, type JobType } from '../common/job-kinds.js';
+import { targetKeyOf, toJobState, toJobView, type JobView } from './job-view.js';
 import { queueKeys, queueNameFor } from './keys.js';
 import { signJobData } from './job-signature.js';
 import { createRedis, type RedisConnection } from './redis.js';
@@ -17,7 +18,6 @@ import { RedisScript } from '../common/redis-script.js';
 import { NodeQueues } from './node-queues.js';
 import { liveNodes } from './worker-presence.js';
 import {
-  JOB_TYPES,
   jobIdSchema,
   parseBatchRestoreJob,
   parseDumpJob,
@@ -27,7 +27,6 @@ import {
   type BatchRestoreJobData,
   type DumpJobData,
   type JobData,
-  type JobType,
   type RestoreJobData,
   type VerifyJobData,
 } from './schemas.js';
@@ -117,12 +116,6 @@ redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('ZADD', KEYS[3], 'NX', ARGV[3], ARGV[1])
 return {claimed, redis.call('HGET', KEYS[1], ARGV[1])}`,
 );
-
-export interface JobCount {
-  type: JobType | string;
-  state: string;
-  count: number;
-}
 
 /**
  * The producer side of ckpt's jobs: validates and enqueues dumps, restores and batch restores on the queue of the node

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseOrThrow, ValidationError } from '../common/validation.js';
+import { JOB_TYPES, type JobType } from '../common/job-kinds.js';
 import { checkpointIdSchema } from '../common/checkpoint-id.js';
 import { checkpointTargetSchema, targetKeySchema } from '../targets/snapshot.js';
 import { jobDumpOptionsSchema, jobRestoreOptionsSchema } from '../criu/options.js';
@@ -11,8 +12,6 @@ import { targetSpecSchema } from '../targets/spec.js';
  * is refused, never silently passed to CRIU.
  */
 
-export const JOB_TYPES = ['dump', 'restore', 'restore-batch', 'verify'] as const;
-
 /** Same rule as config.node: a node name is also part of a BullMQ queue name, so no ':'. */
 export const nodeNameSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - only (1-64)');
 
@@ -22,7 +21,13 @@ export const jobIdSchema = z
   .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, 'letters, digits, _ . - only (1-128), not starting with . or -')
   .refine((id) => !/^\d+$/.test(id), 'must not be all digits');
 
-export const scheduleIdSchema = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/, 'letters, digits, _ . - only (1-64)');
+/**
+ * Schedule ids (the README's rule, for a schedule and for the scheduleId of its jobs): lower-case, safe in Redis keys,
+ * job ids (`sched-<id>-<tick>`) and URLs; no ':' (tick claims split at the last one).
+ */
+export const scheduleIdSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'lower-case letters, digits, _ and - (1-64), starting with a letter or digit');
 
 /** The CRIU options a job may set: src/criu/options.ts keeps the one allow-list. */
 export const criuDumpOptionsSchema = jobDumpOptionsSchema;
@@ -95,7 +100,6 @@ function checkBatchReplicas(batch: z.output<typeof batchRestoreJobObject>, ctx: 
 
 export const batchRestoreJobSchema = batchRestoreJobObject.superRefine(checkBatchReplicas);
 
-export type JobType = (typeof JOB_TYPES)[number];
 export type CriuDumpOptions = z.output<typeof criuDumpOptionsSchema>;
 export type CriuRestoreOptions = z.output<typeof criuRestoreOptionsSchema>;
 export type DumpJobInput = z.input<typeof dumpJobSchema>;

@@ -14,7 +14,6 @@ export { planTick, type TickDecision, type TickFacts, type TickSource } from './
 export { dumpJobOf, type DumpEnqueuer } from './tick-runner.js';
 export {
   loadSchedulesFromConfig,
-  scheduleIdSchema,
   scheduleSchema,
   type Schedule,
   type ScheduleInput,

@@ -191,7 +191,7 @@ export class TickClaims {
   }
 }
 
-// Schedule ids have no ':' (see SCHEDULE_ID), so the last ':' separates the tick.
+// Schedule ids have no ':' (see scheduleIdSchema), so the last ':' separates the tick.
 function member(scheduleId: string, tickMs: number): string {
   return `${scheduleId}:${tickMs}`;
 }

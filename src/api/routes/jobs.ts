@@ -4,7 +4,8 @@ import type { CancelResult, ListJobsFilter } from '../../queue/job-queue.js';
 import { isCheckpointId } from '../../common/checkpoint-id.js';
 import { withoutCommandLine, type JobView } from '../../queue/job-view.js';
 import type { Principal } from '../../security/auth.js';
-import { batchRestoreJobSchema, dumpJobSchema, JOB_TYPES, restoreJobSchema, type DumpJob } from '../../queue/schemas.js';
+import { JOB_TYPES } from '../../common/job-kinds.js';
+import { batchRestoreJobSchema, dumpJobSchema, restoreJobSchema, type DumpJob } from '../../queue/schemas.js';
 import { batchEnqueuedResponse, cancelResponse, enqueuedResponse, jobListResponse, jobResponse, textResponse } from '../responses.js';
 import { defineRoute, NotFoundError } from '../route.js';
 
