@@ -60,13 +60,31 @@ export const checkpointResponse = manifestSchema.extend({
 export const checkpointListResponse = z.object({ items: z.array(checkpointResponse) });
 export const checkpointDeletedResponse = z.object({ id: z.string(), filesRemoved: z.boolean() });
 
+/** One run time: in UTC and as the wall clock of the schedule's zone. */
+const runTimeResponse = z.object({
+  at: z.string(),
+  local: z.string(),
+  /** Only when DST changed the run: moved past a skipped hour, or the repeated hour's second pass. */
+  dst: z.enum(['moved', 'repeated']).optional(),
+  /** A moved run's skipped wall-clock time. */
+  due: z.string().optional(),
+});
 export const scheduleResponse = z.object({
   ...scheduleSchema.shape,
   origin: z.enum(['config', 'api']),
   createdAt: z.number(),
   updatedAt: z.number(),
-  state: z.looseObject({ paused: z.boolean(), consecutiveFailures: z.number().int(), unhealthy: z.boolean(), healthy: z.boolean() }),
+  state: z.looseObject({
+    paused: z.boolean(),
+    consecutiveFailures: z.number().int(),
+    unhealthy: z.boolean(),
+    healthy: z.boolean(),
+    /** When the schedule's latest checkpoint was recorded (ms since the epoch): its last success. */
+    lastCheckpointAt: z.number().optional(),
+  }),
   nextRunAt: z.number().nullable(),
+  /** The next 3 run times; empty while paused or disabled. */
+  nextRuns: z.array(runTimeResponse),
 });
 export const scheduleListResponse = z.object({ items: z.array(scheduleResponse) });
 export const scheduleDeletedResponse = z.object({ id: z.string(), deleted: z.boolean() });
@@ -77,16 +95,7 @@ export const nextRunsResponse = z.object({
   timezone: z.string(),
   /** The schedule's DST policy (see Schedules: cron(8)'s rules, or skip). */
   dst: z.enum(DST_POLICIES),
-  items: z.array(
-    z.object({
-      at: z.string(),
-      local: z.string(),
-      /** Only when DST changed the run: moved past a skipped hour, or the repeated hour's second pass. */
-      dst: z.enum(['moved', 'repeated']).optional(),
-      /** A moved run's skipped wall-clock time. */
-      due: z.string().optional(),
-    }),
-  ),
+  items: z.array(runTimeResponse),
 });
 
 export const overviewResponse = z.object({

@@ -11,18 +11,25 @@ export type ScheduleView = Schedule & {
   state: ScheduleState & { healthy: boolean };
   /** ms since the epoch; null while paused or disabled. */
   nextRunAt: number | null;
+  /** The next NEXT_RUNS_IN_VIEW run times (the first is nextRunAt); empty while paused or disabled. */
+  nextRuns: RunTime[];
 };
+
+/** Enough upcoming runs for an operator to see the rhythm of a schedule at a glance (the dashboard shows them). */
+const NEXT_RUNS_IN_VIEW = 3;
 
 export function toScheduleView(record: ScheduleRecord, state: ScheduleState, now = Date.now()): ScheduleView {
   const s = record.schedule;
   const active = s.enabled && !state.paused;
+  const runs = active ? CronExpression.parse(s.cron).runs(now, NEXT_RUNS_IN_VIEW, s.timezone, s.dst) : [];
   return {
     ...s,
     origin: record.origin,
     createdAt: record.createdAt,
     updatedAt: record.updatedAt,
     state: { ...state, healthy: !state.unhealthy },
-    nextRunAt: active ? CronExpression.parse(s.cron).next(now, s.timezone, s.dst) : null,
+    nextRunAt: runs[0]?.at ?? null,
+    nextRuns: runs.map((run) => toRunTime(run, s.timezone)),
   };
 }
 

@@ -41,7 +41,7 @@ async function headerMatchesApi(page: Page, overview: () => Promise<any>): Promi
   throw new Error(`header never matched the API: ${last}`);
 }
 
-test('console: header counts match the API, a failed dump is shown folded until dismissed, tcpEstablished from the page, read-only sees no actions, 2,000 jobs, 800 and 1920 px', async (t) => {
+test('console: header counts match the API, a failed dump is shown folded until dismissed and retried from the page, a waiting job cancelled from it, tcpEstablished from the page, read-only sees no actions, 2,000 jobs, 800 and 1920 px', async (t) => {
   if (!(await requireCriu(t))) return;
   const tokens = { operate: randomBytes(16).toString('hex'), read: randomBytes(16).toString('hex') };
   const srv = await startCkptUp({ tokens });
@@ -80,12 +80,26 @@ test('console: header counts match the API, a failed dump is shown folded until 
   const tcpJob = /dump job (\S+) queued/.exec((await page.textContent('#dump-message'))!)![1]!;
   await page.waitForSelector(`#jobs-body tr[data-job-id="${tcpJob}"][data-state="completed"]`, { timeout: 60_000 });
   assert.equal((await get(`/api/v1/jobs/${tcpJob}`)).data.criu.tcpEstablished, true);
-  await page.waitForSelector(`#targets [data-target="python3-${pair.pid}"] figure[data-plot="frozen"] polyline`, { state: 'attached' });
+  await page.waitForSelector(`#targets [data-target="python3-${pair.pid}"] figure[data-plot="frozen"][data-points="1"] canvas`, { state: 'attached' });
 
   const overview = () => get('/api/v1/overview');
   const counts = await headerMatchesApi(page, overview);
   assert.equal(counts.completed, 1);
   assert.equal(counts.failedLastHour, 1);
+
+  // Retried from the page: the same job runs again from its first attempt (and fails again: still no tcpEstablished).
+  const firstFinish: number = (await get(`/api/v1/jobs/${failedId}`)).finishedAt;
+  await page.click(`${item} button[data-action="retry"]`);
+  for (let i = 0; ; i++) {
+    const j = await get(`/api/v1/jobs/${failedId}`);
+    if (j.state === 'failed' && j.finishedAt > firstFinish) break;
+    assert.ok(i < 600, `the retried job failed again: ${JSON.stringify({ state: j.state, finishedAt: j.finishedAt, firstFinish })}`);
+    await sleep(100);
+  }
+  const history = (await get('/api/v1/events?limit=1000')).items as { event: string; jobId?: string; data: { retried?: boolean } }[];
+  assert.equal(history.filter((e) => e.event === 'job.waiting' && e.jobId === failedId && e.data.retried).length, 1, 'one retry');
+  await page.waitForSelector(`${item}`);
+  await headerMatchesApi(page, overview);
 
   // Dismissed, the failure leaves the attention list (and stays in the jobs list).
   await page.click(`${item} button[data-action="dismiss"]`);
@@ -150,8 +164,17 @@ test('console: header counts match the API, a failed dump is shown folded until 
     `# console: 2000 jobs: page load ${loadMs} ms (GET /api/v1/jobs?limit=2000 alone: ${apiMs} ms), search by id ${searchMs} ms, ` +
       `filter by node ${nodeMs} ms; in the page, filter + sort + draw of 2000 jobs: slowest ${slowest} ms of ${renders.length} renders`,
   );
+  // Cancelled from the page, confirmed: the waiting job is gone from the queue, the row and the count.
+  const cancelled = bench[1997]!;
+  await page.fill('#search', cancelled);
+  await page.click(`#jobs-body tr[data-job-id="${cancelled}"] button[data-action="cancel"]`);
+  await page.waitForSelector('#confirm[open]');
+  await page.click('#confirm-ok');
+  await page.waitForSelector(`#jobs-body tr[data-job-id="${cancelled}"]`, { state: 'detached' });
+  assert.equal((await fetch(`${srv.url}/api/v1/jobs/${cancelled}`, { headers: { authorization: `Bearer ${tokens.operate}` } })).status, 404);
+  await page.fill('#search', '');
   const after = await headerMatchesApi(page, overview);
-  assert.equal(after.waiting, 1998);
+  assert.equal(after.waiting, 1997);
   await page.selectOption('#filter-node', '');
 
   // 800 and 1920 px wide: nothing scrolls sideways. Screenshots for people to look at.

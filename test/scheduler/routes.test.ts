@@ -104,6 +104,10 @@ test('create, list, get, replace, pause, resume, trigger, next runs, delete', as
     const weekday = new Date(run.at).getUTCDay();
     assert.ok(weekday >= 1 && weekday <= 5);
   }
+  // The schedule's view carries its next 3 runs, the same the next-runs route gives (a weekday 09:00 cron: stable).
+  const shown = (await call('GET', '/api/v1/schedules/web')).body;
+  assert.deepEqual(shown.nextRuns, next.body.items.slice(0, 3));
+  assert.equal(Date.parse(shown.nextRuns[0].at), shown.nextRunAt);
   assert.equal((await call('GET', '/api/v1/schedules/web/next-runs?n=12')).body.items.length, 12);
   assert.equal((await call('GET', '/api/v1/schedules/web/next-runs?n=0')).status, 400);
 
@@ -119,6 +123,7 @@ test('create, list, get, replace, pause, resume, trigger, next runs, delete', as
   const paused = await call('POST', '/api/v1/schedules/web/pause');
   assert.equal(paused.body.state.paused, true);
   assert.equal(paused.body.nextRunAt, null);
+  assert.deepEqual(paused.body.nextRuns, []);
   await waitFor('the scheduler to disarm it', async () => !scheduler.armedIds().includes('web') || null, 5000);
   assert.equal((await call('POST', '/api/v1/schedules/web/resume')).body.state.paused, false);
 

@@ -1,7 +1,10 @@
-// ckpt dashboard: plain JavaScript, no framework, no build step, nothing loaded from elsewhere.
+// ckpt dashboard: plain JavaScript, no framework, no build step, nothing loaded from elsewhere (uPlot, for the plots,
+// is served by this server from its npm package).
 // On load: the recent events, jobs, checkpoints and schedules from the REST API; then the WebSocket feed from the last
 // event loaded (`since`), so nothing is missed or applied twice, also after a reconnect. Everything shown from the
 // server is put in the page with textContent (never as HTML).
+
+import uPlot from './uPlot.esm.js';
 
 const MAX_EVENTS = 300;
 /** Jobs loaded on start (the feed adds new ones); filtering and paging happen in the page. */
@@ -265,7 +268,7 @@ function render(...parts) {
     dirty.clear();
     if (parts.has('jobs')) renderJobs();
     if (parts.has('jobs') || parts.has('schedules')) renderAttention();
-    if (parts.has('checkpoints')) renderCheckpoints();
+    if (parts.has('checkpoints') || parts.has('schedules')) renderCheckpoints();
     if (parts.has('schedules')) renderSchedules();
     if (parts.has('workloads')) renderWorkloads();
     if (parts.has('log')) renderLog();
@@ -404,25 +407,121 @@ function renderAttention() {
   $('attention-card').hidden = items.length === 0;
 }
 
-/** A small line plot (inline SVG) of one figure over time, oldest left; the newest value as its label. */
-function sparkline(label, values, format) {
-  const NS = 'http://www.w3.org/2000/svg';
-  const svg = document.createElementNS(NS, 'svg');
-  svg.setAttribute('viewBox', '0 0 100 30');
-  svg.setAttribute('preserveAspectRatio', 'none');
-  svg.setAttribute('class', 'spark');
-  const pts = values.filter((v) => typeof v === 'number' && Number.isFinite(v));
-  if (pts.length) {
-    const max = Math.max(...pts) || 1;
-    const step = pts.length > 1 ? 100 / (pts.length - 1) : 0;
-    const line = document.createElementNS(NS, 'polyline');
-    const y = (v) => (28 - (v / max) * 26).toFixed(2);
-    // One checkpoint: a level line across.
-    const points = pts.length > 1 ? pts.map((v, i) => `${(i * step).toFixed(2)},${y(v)}`) : [`0,${y(pts[0])}`, `100,${y(pts[0])}`];
-    line.setAttribute('points', points.join(' '));
-    svg.append(line);
+/** The plots of each target: one figure per figure kind, kept across renders so a new checkpoint only adds a point. */
+const PLOTS = [
+  { kind: 'size', label: 'checkpoint size', value: (c) => c.bytes, format: bytes },
+  { kind: 'frozen', label: 'frozen time', value: (c) => c.stats && c.stats.frozenTimeUs, format: micros },
+  { kind: 'dump', label: 'dump duration', value: (c) => c.durationMs, format: duration },
+  { kind: 'pages', label: 'pages written', value: (c) => c.stats && c.stats.pagesWritten, format: (v) => String(Math.round(v)) },
+];
+const PLOT_HEIGHT = 110;
+/** `${target} ${kind}` -> {figure, caption, box, chart}: uPlot charts live as long as their target has checkpoints. */
+const plots = new Map();
+
+function makePlot(format) {
+  const box = el('div', { class: 'plot-box' });
+  const chart = new uPlot(
+    {
+      width: 200,
+      height: PLOT_HEIGHT,
+      legend: { show: false },
+      cursor: { drag: { x: false, y: false } },
+      // One checkpoint: a minute either side of it (uPlot would otherwise stretch a single instant over years).
+      scales: {
+        x: {
+          time: true,
+          range: (u) => {
+            const xs = u.data[0];
+            return xs.length > 1 ? [xs[0], xs[xs.length - 1]] : xs.length ? [xs[0] - 60, xs[0] + 60] : [0, 1];
+          },
+        },
+      },
+      axes: [
+        // One line per tick (uPlot's default adds a second line with the date, which a small plot cuts off).
+        { size: 22, space: 64, font: '10px system-ui', ticks: { size: 3 }, grid: { stroke: '#eef0f4' }, values: (_u, ticks) => ticks.map((t) => time(t * 1000)) },
+        { size: 58, font: '10px system-ui', ticks: { size: 3 }, grid: { stroke: '#eef0f4' }, values: (_u, ticks) => ticks.map(format) },
+      ],
+      series: [{}, { stroke: '#2f6fde', width: 1.5, spanGaps: true, points: { show: true, size: 5, fill: '#2f6fde' } }],
+    },
+    [[], []],
+    box,
+  );
+  // The chart takes the width its grid cell gives it (never more: nothing may scroll sideways).
+  new ResizeObserver(() => {
+    const width = Math.floor(box.clientWidth);
+    if (width > 0 && width !== chart.width) chart.setSize({ width, height: PLOT_HEIGHT });
+  }).observe(box);
+  return { box, chart };
+}
+
+/** The target's figure of one kind over time (oldest left), its newest value in the caption; one point per checkpoint. */
+function plotOf(key, spec, oldestFirst) {
+  const id = `${key} ${spec.kind}`;
+  let p = plots.get(id);
+  if (!p) {
+    const caption = el('figcaption');
+    const { box, chart } = makePlot(spec.format);
+    p = { figure: el('figure', { class: 'plot', 'data-plot': spec.kind }, caption, box), caption, chart };
+    plots.set(id, p);
   }
-  return el('figure', { class: 'plot', 'data-plot': label }, el('figcaption', { text: `${label}: ${pts.length ? format(pts[pts.length - 1]) : '-'}` }), svg);
+  const xs = oldestFirst.map((c) => new Date(c.created).getTime() / 1000);
+  const ys = oldestFirst.map((c) => {
+    const v = spec.value(c);
+    return typeof v === 'number' && Number.isFinite(v) ? v : null;
+  });
+  p.chart.setData([xs, ys]);
+  const newest = ys.filter((v) => v !== null).at(-1);
+  p.caption.textContent = `${spec.label}: ${newest === undefined ? '-' : spec.format(newest)}`;
+  p.figure.dataset.points = String(p.chart.data[0].length);
+  p.seen = true;
+  return p.figure;
+}
+
+/** Charts of targets that no longer have checkpoints go (uPlot holds canvases and listeners). */
+function dropUnseenPlots() {
+  for (const [id, p] of plots) {
+    if (p.seen) p.seen = false;
+    else {
+      p.chart.destroy();
+      plots.delete(id);
+    }
+  }
+}
+
+/** A good checkpoint: one whose latest restore drill, if any, did not fail. */
+const good = (cp) => !(cp.verified && !cp.verified.ok);
+
+/** A time with how long ago it was, as an element carrying the instant for whoever reads the page. */
+function when(t) {
+  return el('time', { dateTime: new Date(t).toISOString(), text: `${time(t)} (${age(t)} ago)` });
+}
+
+/**
+ * Per schedule that made checkpoints of this target: its last success (its newest good checkpoint, or what the
+ * scheduler recorded when the catalog lists none) and its next runs as the server's cron code computes them.
+ */
+function targetSchedules(cps) {
+  const ids = new Set(cps.map((c) => c.scheduleId).filter(Boolean));
+  const lines = state.schedules
+    .filter((s) => ids.has(s.id))
+    .map((s) => {
+      const newest = cps.find((c) => c.scheduleId === s.id && good(c));
+      const success = newest ? newest.created : s.state && s.state.lastCheckpointAt;
+      const runs = s.nextRuns || [];
+      return el(
+        'div',
+        { class: 'target-schedule small', 'data-schedule-id': s.id },
+        el('span', { class: 'mono', text: `schedule ${s.id}` }),
+        el('span', { class: 'last-success' }, el('span', { class: 'muted', text: 'last success ' }), success ? when(success) : el('span', { text: 'none yet' })),
+        el(
+          'span',
+          { class: 'next-runs' },
+          el('span', { class: 'muted', text: 'next runs ' }),
+          runs.length ? el('ol', {}, ...runs.map((r) => el('li', { 'data-at': r.at, title: `${r.local} ${s.timezone}${r.dst ? ` (DST: ${r.dst})` : ''}`, text: time(r.at) }))) : el('span', { text: 'none (paused or disabled)' }),
+        ),
+      );
+    });
+  return lines.length ? el('div', { class: 'target-schedules' }, ...lines) : null;
 }
 
 function age(t) {
@@ -444,7 +543,7 @@ function renderCheckpoints() {
   const blocks = [...byTarget].map(([key, cps]) => {
     const total = cps.reduce((n, c) => n + (c.bytes || 0), 0);
     const oldestFirst = [...cps].reverse();
-    const stat = (c, k) => (c.stats ? c.stats[k] : undefined);
+    const lastGood = cps.find(good);
     const rows = cps.map((cp) =>
       el(
         'tr',
@@ -473,19 +572,20 @@ function renderCheckpoints() {
     return el(
       'div',
       { class: 'target', 'data-target': key },
-      el('div', { class: 'target-head' }, el('h3', { class: 'mono', text: key }), el('span', { class: 'muted small', text: `${cps.length} checkpoints · ${bytes(total)} · newest ${age(cps[0].created)} ago` })),
       el(
         'div',
-        { class: 'plots' },
-        sparkline('size', oldestFirst.map((c) => c.bytes), bytes),
-        sparkline('frozen', oldestFirst.map((c) => stat(c, 'frozenTimeUs')), micros),
-        sparkline('dump', oldestFirst.map((c) => c.durationMs), duration),
-        sparkline('pages written', oldestFirst.map((c) => stat(c, 'pagesWritten')), (v) => String(v)),
+        { class: 'target-head' },
+        el('h3', { class: 'mono', text: key }),
+        el('span', { class: 'muted small', text: `${cps.length} checkpoint${cps.length === 1 ? '' : 's'} · ${bytes(total)} · newest ${age(cps[0].created)} ago` }),
+        el('span', { class: 'last-success small' }, el('span', { class: 'muted', text: 'last success ' }), lastGood ? when(lastGood.created) : el('span', { text: 'none' })),
       ),
+      targetSchedules(cps),
+      el('div', { class: 'plots' }, ...PLOTS.map((spec) => plotOf(key, spec, oldestFirst))),
       el('table', { class: 'grid' }, el('tbody', {}, ...rows)),
     );
   });
   $('targets').replaceChildren(...blocks);
+  dropUnseenPlots();
   $('checkpoints-empty').hidden = blocks.length > 0;
 }
 
