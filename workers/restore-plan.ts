@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Manifest } from '../src/catalog/manifest.js';
 import { checkpointIdSchema } from '../src/common/checkpoint-id.js';
-import { targetKeySchema } from '../src/targets/snapshot.js';
+import { targetKeySchema } from '../src/targets/checkpoint-target.js';
 import type { Config } from '../src/config/schema.js';
 import { ImageFileError, readProcessTree } from '../src/criu/image-file.js';
 import { listPids, readProcStat, readProcStatus, type ProcStat } from '../src/common/proc.js';

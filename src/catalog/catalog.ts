@@ -57,10 +57,9 @@ export interface Verification {
 }
 
 export interface CheckpointFilter {
-  /** Target key (e.g. `python3-4242`). */
-  target?: string;
-  /** Schedule id. */
-  schedule?: string;
+  /** e.g. `python3-4242`. */
+  targetKey?: string;
+  scheduleId?: string;
   node?: string;
 }
 
@@ -176,8 +175,8 @@ export class Catalog {
   }
 
   /** The newest checkpoint of a target, or null when it has none. */
-  async latest(target: string): Promise<Checkpoint | null> {
-    return (await this.list({ target, limit: 1 }))[0] ?? null;
+  async latest(targetKey: string): Promise<Checkpoint | null> {
+    return (await this.list({ targetKey, limit: 1 }))[0] ?? null;
   }
 
   /**
@@ -362,8 +361,8 @@ export class Catalog {
 
   private async listIds(filter: CheckpointFilter, offset: number, limit: number): Promise<string[]> {
     const keys: string[] = [];
-    if (filter.target !== undefined) keys.push(this.indexKey('target', filter.target));
-    if (filter.schedule !== undefined) keys.push(this.indexKey('schedule', filter.schedule));
+    if (filter.targetKey !== undefined) keys.push(this.indexKey('target', filter.targetKey));
+    if (filter.scheduleId !== undefined) keys.push(this.indexKey('schedule', filter.scheduleId));
     if (filter.node !== undefined) keys.push(this.indexKey('node', filter.node));
     const stop = Number.isFinite(limit) ? offset + limit - 1 : -1;
     if (keys.length <= 1) return this.redis.zrevrange(keys[0] ?? this.indexKey('all'), offset, stop);

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { parseOrThrow, ValidationError } from '../common/validation.js';
 import { JOB_TYPES, type JobType } from '../common/job-kinds.js';
 import { checkpointIdSchema } from '../common/checkpoint-id.js';
-import { checkpointTargetSchema, targetKeySchema } from '../targets/snapshot.js';
+import { checkpointTargetSchema, targetKeySchema } from '../targets/checkpoint-target.js';
 import { jobDumpOptionsSchema, jobRestoreOptionsSchema } from '../criu/options.js';
 import { targetSpecSchema } from '../targets/spec.js';
 
@@ -110,7 +110,7 @@ export type BatchRestoreJobInput = z.input<typeof batchRestoreJobSchema>;
 export type VerifyJobInput = z.input<typeof verifyJobSchema>;
 
 /** The process a dump attempt resolved its target to, kept in the job so a later attempt can finish its work. */
-export const resolvedTargetSchema = z.strictObject({
+export const attemptTargetSchema = z.strictObject({
   ...checkpointTargetSchema.shape,
   /** When the attempt that resolved it began (ms since the epoch). */
   attemptStartedAt: z.number().int().nonnegative(),
@@ -126,7 +126,7 @@ export const dumpJobDataSchema = dumpJobSchema.extend({
   /** Fixed when the job is made, so every attempt (and a retry after a crash) works on the same checkpoint. */
   checkpointId: checkpointIdSchema,
   /** Set by the worker once the target is resolved; a retry uses it to adopt or discard the earlier attempt. */
-  resolved: resolvedTargetSchema.optional(),
+  resolved: attemptTargetSchema.optional(),
 });
 
 /** A restore job's data; `batch` is set on the children of a batch restore. */
@@ -162,7 +162,7 @@ export const jobDataSchemas = {
   verify: verifyJobDataSchema,
 } as const satisfies Record<JobType, z.ZodType>;
 
-export type ResolvedTarget = z.output<typeof resolvedTargetSchema>;
+export type AttemptTarget = z.output<typeof attemptTargetSchema>;
 export type DumpJobData = z.output<typeof dumpJobDataSchema>;
 export type RestoreJobData = z.output<typeof restoreJobDataSchema>;
 export type BatchRestoreJobData = z.output<typeof batchRestoreJobDataSchema>;
