@@ -14,6 +14,7 @@
 //    commands the whole path sent (INFO commandstats before and after; the bench's own event follower included).
 // Everything runs on a private Redis and CRIU service; checkpoints are removed as it goes.
 import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readDumpStats } from '../src/criu/index.js';
@@ -87,6 +88,7 @@ async function flushFiles(dir: string): Promise<void> {
 }
 
 const fmt = (ms: number) => fmtMs(ms);
+const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
 
 /** Calls per Redis command so far (INFO commandstats). */
 async function commandCounts(): Promise<Map<string, number>> {
@@ -99,10 +101,16 @@ async function commandCounts(): Promise<Map<string, number>> {
 async function traceOne(pid: number): Promise<void> {
   const fromId = await eventLog.lastId();
   const before = await commandCounts();
+  // Every command Redis ran meanwhile, with Redis' own clock: which connection sent what, and when.
+  const monitor = await redis.monitor();
+  monitor.on('error', () => undefined);
+  const sent: { at: number; source: string; args: string[] }[] = [];
+  monitor.on('monitor', (time: string, args: string[], source: string) => sent.push({ at: Number(time) * 1000, source, args }));
   const started = Date.now();
   const { jobId } = await queue.enqueueDump({ target: { pid } });
   const done = await waitFinished(new Set([jobId]));
   const after = await commandCounts();
+  monitor.disconnect();
   const result = done.get(jobId)!.data.result as { checkpointId: string; durationMs: number; commitMs?: number };
   const events = (await eventLog.readAfter(fromId)).filter((e) => e.jobId === jobId || e.data.checkpointId === result.checkpointId);
   console.log(`one job's path (ms after enqueue; CRIU ${result.durationMs} ms, commit ${result.commitMs ?? '?'} ms):`);
@@ -110,12 +118,29 @@ async function traceOne(pid: number): Promise<void> {
     const stage = typeof e.data.stage === 'string' ? ` ${e.data.stage}` : '';
     console.log(`  ${String(e.ts - started).padStart(5)}  ${e.event}${stage}`);
   }
-  const sent = [...after].map(([cmd, n]) => [cmd, n - (before.get(cmd) ?? 0)] as const).filter(([cmd, n]) => n > 0 && cmd !== 'info');
-  sent.sort((a, b) => b[1] - a[1]);
-  const total = sent.reduce((sum, [, n]) => sum + n, 0);
-  console.log(`  Redis commands for the job: ${total} (${sent.map(([cmd, n]) => `${cmd} ${n}`).join(', ')})`);
+  const counts = [...after].map(([cmd, n]) => [cmd, n - (before.get(cmd) ?? 0)] as const).filter(([cmd, n]) => n > 0 && cmd !== 'info');
+  counts.sort((a, b) => b[1] - a[1]);
+  const total = counts.reduce((sum, [, n]) => sum + n, 0);
+  console.log(`  Redis commands for the job: ${total} (${counts.map(([cmd, n]) => `${cmd} ${n}`).join(', ')})`);
   record('queue', { name: 'Redis commands per small dump job (incl. the follower)', value: total, unit: 'commands' });
+  // Round trips: commands a client sent (a script's inner calls are not), the bench's own reads and BullMQ's blocking
+  // wait for the next job left out. All of the job's, and those from CRIU's last stage to job.completed.
+  const ownTrips = sent.filter((c) => c.source !== 'lua' && !['xread', 'bzpopmin', 'monitor', 'info'].includes(c.args[0]!.toLowerCase()));
+  console.log(`  round trips of the job: ${ownTrips.length}`);
+  record('queue', { name: 'Redis round trips per small dump job', value: ownTrips.length, unit: 'round trips' });
+  const postDump = events.find((e) => e.data.stage === 'post-dump')?.ts ?? started;
+  const trips = ownTrips.filter((c) => c.at >= postDump - 1);
+  console.log(`  round trips after CRIU's post-dump stage (${trips.length}; ms after enqueue, connection port, command):`);
+  for (const c of trips) console.log(`  ${(c.at - started).toFixed(1).padStart(7)}  ${c.source.split(':').pop()}  ${describe(c.args)}`);
+  record('queue', { name: "Redis round trips from CRIU's post-dump stage to completed", value: trips.length, unit: 'round trips' });
   await catalog.delete(result.checkpointId);
+}
+
+/** A command for the trace: a script by what it does (its first call), else the command and its key. */
+function describe(args: string[]): string {
+  const [cmd, first, , key] = args;
+  if (cmd === 'eval') return `eval ${/redis\.call\('(\w+)', KEYS\[\d\]/.exec(first ?? '')?.[1] ?? ''}… ${key ?? ''}`;
+  return args.slice(0, cmd === 'evalsha' ? 4 : 2).map((a) => (a.length > 48 ? `${a.slice(0, 48)}…` : a)).join(' ');
 }
 
 try {
@@ -165,15 +190,18 @@ try {
   counters.push(...small);
   const pids = Array.from({ length: jobCount }, (_, i) => small[i % small.length]!.pid);
 
+  let cpu = process.cpuUsage();
   let started = process.hrtime.bigint();
   const ids = new Set<string>();
   for (const pid of pids) ids.add((await queue.enqueueDump({ target: { pid } })).jobId);
   const done = await waitFinished(ids);
   const queueSec = Number(process.hrtime.bigint() - started) / 1e9;
+  const queueCpuMs = cpuMs(process.cpuUsage(cpu)) / jobCount;
   for (const e of done.values()) await catalog.delete((e.data.result as { checkpointId: string }).checkpointId);
 
   // Baseline: the same dumps, two at a time, each loop taking the next pid (no two loops on one target at once
   // when targets >= 2, as the queue's per-target lock ensures).
+  cpu = process.cpuUsage();
   started = process.hrtime.bigint();
   let next = 0;
   const loop = async () => {
@@ -181,6 +209,7 @@ try {
   };
   await Promise.all([loop(), loop()]);
   const directSec = Number(process.hrtime.bigint() - started) / 1e9;
+  const directCpuMs = cpuMs(process.cpuUsage(cpu)) / jobCount;
   console.log(
     `throughput: ${jobCount} dump jobs over ${targetCount} small processes, concurrency 2: ` +
       `queue ${(jobCount / queueSec).toFixed(1)} jobs/s (${queueSec.toFixed(1)} s), ` +
@@ -193,6 +222,16 @@ try {
     unit: 'jobs/s',
     baseline: { name: `the same dumps direct${sync ? ' + flush' : ''}, 2 at a time`, value: jobCount / directSec },
     goal: { atLeast: 0.95 },
+  });
+  console.log(
+    `CPU of this process (worker, queue, event follower; CRIU's own is not in it) per job: ${queueCpuMs.toFixed(1)} ms; ` +
+      `per direct dump${sync ? ' + flush' : ''}: ${directCpuMs.toFixed(1)} ms (load average ${os.loadavg()[0]!.toFixed(1)})`,
+  );
+  record('queue', {
+    name: 'CPU of the worker process per small dump job',
+    value: queueCpuMs,
+    unit: 'ms',
+    baseline: { name: `CPU of the direct client per dump${sync ? ' + flush' : ''}`, value: directCpuMs },
   });
   await traceOne(small[0]!.pid);
 } finally {

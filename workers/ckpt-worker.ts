@@ -16,7 +16,7 @@ import type { JobResult } from '../src/queue/job-view.js';
 import { queueKeys, queueNameFor } from '../src/queue/keys.js';
 import { WorkerPresence } from '../src/queue/worker-presence.js';
 import { createRedis, type RedisConnection } from '../src/queue/redis.js';
-import type { BatchRestoreJobData, DumpJobData, RestoreJobData, VerifyJobData } from '../src/queue/schemas.js';
+import type { BatchRestoreJobData, DumpJobData, MigrateJobData, RestoreJobData, VerifyJobData } from '../src/queue/schemas.js';
 import type { Signer } from '../src/security/signer.js';
 import type { TargetPolicy } from '../src/targets/policy.js';
 import { WorkloadRegistry } from '../src/workloads/registry.js';
@@ -25,6 +25,7 @@ import { Workloads } from '../src/workloads/workloads.js';
 import { processBatch } from './batch-processor.js';
 import { processDrill } from './drill-processor.js';
 import { processDump } from './dump-processor.js';
+import { processMigration } from './migrate-processor.js';
 import { ExitWatcher } from './exit-watcher.js';
 import { classifyFailure, codeOf, FinalJobError, isLastFailure, withDetails } from './failure.js';
 import { jobEvent, JobReporter, targetText } from './job-reporter.js';
@@ -70,7 +71,7 @@ const CLOSE_AFTER_ABORT_MS = 10_000;
 export class CkptWorker {
   private readonly bullRedis: Redis;
   private readonly redis: Redis;
-  /** Subscribed to cancel requests (a subscribed connection can do nothing else). */
+  /** Subscribed to cancel requests and copy drops (a subscribed connection can do nothing else). */
   private readonly cancels: Redis;
   private readonly ctx: WorkerContext;
   private readonly active = new Map<string, AbortController>();
@@ -133,8 +134,16 @@ export class CkptWorker {
     await this.redis.sadd(this.ctx.keys.nodes, config.node);
     await this.options.store.sweepStale(STALE_ATTEMPT_MS).catch((err: Error) => this.reportError(err));
     await this.options.catalog.finishPendingDeletes().catch((err: Error) => this.reportError(err));
-    this.cancels.on('message', (_channel: string, jobId: string) => this.active.get(jobId)?.abort(new CancelAbort()));
-    await this.cancels.subscribe(this.ctx.keys.cancelChannel);
+    await this.dropDeletedCopies();
+    const { copyDropChannel } = this.options.catalog;
+    this.cancels.on('message', (channel: string, message: string) => {
+      if (channel === copyDropChannel) {
+        if (message === config.node) void this.dropDeletedCopies();
+        return;
+      }
+      this.active.get(message)?.abort(new CancelAbort());
+    });
+    await this.cancels.subscribe(this.ctx.keys.cancelChannel, copyDropChannel);
     const w = config.worker;
     const worker = new Worker(queueNameFor(config.node), (job, token) => this.process(job, token), {
       connection: this.bullRedis,
@@ -293,6 +302,8 @@ export class CkptWorker {
         return processBatch(job as Job<BatchRestoreJobData>, run);
       case 'verify':
         return processDrill(job as Job<VerifyJobData>, run, this.ctx);
+      case 'migrate':
+        return processMigration(job as Job<MigrateJobData>, run, this.ctx);
       default:
         throw new FinalJobError(`unknown job type ${JSON.stringify(job.name)}`, 'EJOBTYPE');
     }
@@ -327,6 +338,11 @@ export class CkptWorker {
         await this.options.eventLog.publish(event);
       })
       .catch((err: Error) => this.reportError(err));
+  }
+
+  /** This node's copies of checkpoints deleted elsewhere (downloaded for restores) go; failures are reported, retried at start. */
+  private async dropDeletedCopies(): Promise<void> {
+    await this.options.catalog.dropDeletedCopies().catch((err: Error) => this.reportError(err));
   }
 
   private criuVersion(): Promise<string> {

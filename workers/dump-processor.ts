@@ -71,7 +71,7 @@ async function recoverEarlierAttempt(job: Job<DumpJobData>, run: JobRun, ctx: Wo
   if (committed) {
     await run.reporter.note(`checkpoint ${id} was committed by an earlier attempt: adopting it`);
     await catalogue(committed, run, ctx, { mayBeKnown: true });
-    await uploadStage(committed, run, ctx);
+    await shipStage(committed, job, run, ctx);
     return resultOf(committed, true);
   }
   const found = await ctx.store.findAttempt(earlier.key, id, { jobId: job.id! });
@@ -215,6 +215,8 @@ async function dumpInto(
   tailer.start();
   sampler.start();
   const dumpStarted = Date.now();
+  /** CRIU's warning, noted in the job's log off the commit's way (it goes out before the last log lines). */
+  let warned: Promise<void> | undefined;
   try {
     const res = await ctx.criu.dump(
       { pid: target.pid, imagesDir: dir, ...criuDumpOptions(job.data, ctx) },
@@ -224,7 +226,7 @@ async function dumpInto(
         notify: { onStage: (e) => reporter.progress({ stage: e.stage }) },
       },
     );
-    if (res.warning) await reporter.note(`CRIU warning: ${res.warning}`);
+    warned = res.warning ? reporter.note(`CRIU warning: ${res.warning}`) : undefined;
   } catch (err) {
     await Promise.all([tailer.stop(), sampler.stop()]);
     // The aborted CRIU (shutdown) thaws the target when it notices; wait for that before handing the job on.
@@ -235,7 +237,7 @@ async function dumpInto(
   const repliedAt = Date.now();
   // CRIU has finished: its last log lines go out while the folder is committed (both only read it);
   // checkpoint.created waits for them, so the feed shows the whole log before the result.
-  const logDelivered = Promise.all([tailer.stop(), sampler.stop()]);
+  const logDelivered = Promise.all([warned, tailer.stop(), sampler.stop()]);
   logDelivered.catch(() => undefined);
   reporter.progress({ stage: 'committing', percent: 99 });
   return { dumpMs: repliedAt - dumpStarted, repliedAt, logDelivered };
@@ -331,9 +333,20 @@ async function commitAndAnnounce(
     ...(job.data.scheduleId !== undefined && { scheduleId: job.data.scheduleId }),
   });
   await catalogue(manifest, run, ctx, { mayBeKnown: options.adopted, announceAfter: options.announceAfter });
-  await uploadStage(manifest, run, ctx);
+  await shipStage(manifest, job, run, ctx);
   run.reporter.progress({ stage: 'done', bytesWritten: manifest.bytes, percent: 100 });
   return resultOf(manifest, options.adopted);
+}
+
+/**
+ * Step 7. Uploads the checkpoint (storage.remote). A migration's dump moves it: this node's copy goes once the bucket
+ * has it, whatever storage.keepLocal says (the process will run on toNode, not here), and the checkpoint is held in use
+ * for the migration (its job on toNode) until restored there, so retention cannot remove it in between.
+ */
+async function shipStage(manifest: Manifest, job: Job<DumpJobData>, run: JobRun, ctx: WorkerContext): Promise<void> {
+  const { migration } = job.data;
+  await uploadStage(manifest, run, ctx, { keepLocal: ctx.config.storage.keepLocal && !migration });
+  if (migration) await ctx.catalog.acquireRef(manifest.id, migration.id);
 }
 
 /**

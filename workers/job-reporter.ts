@@ -84,8 +84,9 @@ export class JobReporter {
     // a stage reported from inside CRIU's NOTIFY is answered first (CRIU waits for that answer, not for Redis).
     this.writing = this.writing.then(nextTurn).then(async () => {
       try {
-        await this.options.job.updateProgress(snapshot);
-        await this.publish('job.progress', { ...snapshot });
+        // Two connections with no order between them to keep: one round trip, not two (the last one, `done`, is on
+        // every job's way to completed). The events stay in order: each write starts after the previous one.
+        await Promise.all([this.options.job.updateProgress(snapshot), this.publish('job.progress', { ...snapshot })]);
       } catch {
         // Progress is best effort: the job goes on when Redis hiccups.
       }

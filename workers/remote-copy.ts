@@ -8,11 +8,11 @@ import type { JobRun, WorkerContext } from './worker-context.js';
 
 /**
  * The upload stage of a dump (after its local commit): sends the checkpoint to the bucket, with progress, and records
- * where it is (`uploading`, then `local+remote`, or `remote` when storage.keepLocal is false and the local copy went).
+ * where it is (`uploading`, then `local+remote`, or `remote` when `keepLocal` is false and the local copy went).
  * A failed upload leaves the checkpoint listed as `local` and fails the attempt: the job's retry adopts the committed
  * checkpoint and uploads again. Nothing to do without storage.remote, or when an earlier attempt uploaded it.
  */
-export async function uploadStage(manifest: Manifest, run: JobRun, ctx: WorkerContext): Promise<CheckpointLocation> {
+export async function uploadStage(manifest: Manifest, run: JobRun, ctx: WorkerContext, { keepLocal }: { keepLocal: boolean }): Promise<CheckpointLocation> {
   const { remote, catalog } = ctx;
   if (!remote) return 'local';
   const listed = await catalog.get(manifest.id);
@@ -29,7 +29,7 @@ export async function uploadStage(manifest: Manifest, run: JobRun, ctx: WorkerCo
   let location: CheckpointLocation = 'local+remote';
   try {
     await catalog.setLocation(manifest.id, location);
-    if (!ctx.config.storage.keepLocal && !(await catalog.isInUse(manifest.id))) {
+    if (!keepLocal && !(await catalog.isInUse(manifest.id))) {
       location = 'remote';
       await catalog.setLocation(manifest.id, location);
       await ctx.store.remove(manifest);
@@ -82,6 +82,7 @@ export async function downloadStage(listed: Checkpoint, run: JobRun, jobId: stri
     }
     run.reporter.progress({ stage: 'verifying' });
     const copy = await ctx.store.adoptCopy(attempt.dir, manifest);
+    await ctx.catalog.noteCopy(copy.id);
     await trimLocalCache(ctx);
     return copy;
   } finally {

@@ -12,6 +12,8 @@ export interface Figure {
   baseline?: { name: string; value: number };
   /** The goal the figure is held to, e.g. { atMost: 1.1 }. */
   goal?: { atMost: number } | { atLeast: number };
+  /** The machine's 1-minute load average when it was measured (figures taken under load compare only within a run). */
+  loadAverage?: number;
 }
 
 /** What `record` writes: a figure with its bench's name and the ratio worked out. */

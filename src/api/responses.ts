@@ -23,6 +23,14 @@ export const errorResponse = z.object({
 
 export const enqueuedResponse = z.object({ jobId: z.string(), node: z.string(), existing: z.boolean().optional() });
 export const batchEnqueuedResponse = z.object({ batchId: z.string(), jobIds: z.array(z.string()) });
+/** A migration: follow migrationId (its job on toNode, which ends the migration) and dumpJobId (its first step). */
+export const migrationEnqueuedResponse = z.object({
+  migrationId: z.string(),
+  dumpJobId: z.string(),
+  checkpointId: z.string(),
+  fromNode: z.string(),
+  toNode: z.string(),
+});
 
 const jobState = z.enum(JOB_STATES);
 

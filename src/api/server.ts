@@ -38,6 +38,8 @@ const STATUS_BY_CODE: Record<string, [number, string]> = {
   EWORKLOAD_START: [422, 'workload'],
   /** A job for a node no live worker serves; the answer lists the live nodes. */
   ENODE_UNSERVED: [422, 'node'],
+  /** A migration with nothing to carry its checkpoint across, or to the node it is on. */
+  EMIGRATION_REFUSED: [422, 'migration'],
 };
 
 /**

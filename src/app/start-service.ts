@@ -131,6 +131,7 @@ export async function startService({ config, configFile, roles, log, version }: 
       signer,
       requireLiveNode: true,
       sharedStorage: config.storage.shared,
+      remoteStorage: config.storage.remote !== undefined,
     });
     stops.push(() => queue.close());
     // BullMQ drops finished jobs past keepCompleted / keepFailed; the job index follows them.
@@ -218,6 +219,10 @@ export async function startService({ config, configFile, roles, log, version }: 
         enqueueDump: async (job) => {
           if (!job.node || job.node === config.node) await checkTarget(job.target);
           return queue.enqueueDump(job);
+        },
+        enqueueMigration: async (m) => {
+          if (!m.fromNode || m.fromNode === config.node) await checkTarget(m.target ?? { workload: m.workload! });
+          return queue.enqueueMigration(m);
         },
       },
     });

@@ -5,6 +5,7 @@ import type { RemoteStore } from '../storage/remote-store.js';
 import type { CheckpointStore } from './checkpoint-store.js';
 import { CatalogError } from './errors.js';
 import { isCheckpointId } from '../common/checkpoint-id.js';
+import { isSafeTargetKey } from '../targets/key.js';
 import { manifestSchema, type Manifest } from './manifest.js';
 
 export interface CatalogOptions {
@@ -94,13 +95,14 @@ export interface RebuildResult {
 
 // Every script treats a checkpoint hash with a `deleting` field as gone: it is unlisted and its files are going.
 // ARGV[4] 'if-missing' (rebuild): a checkpoint the catalog has already is left as it is. ARGV[5]: its location.
+// Returns {'OK', pinned, verified} once listed, else the reason as a string.
 const ADD = new RedisScript('ckptCatalogAdd', `
 if redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return 'EDELETING' end
 if ARGV[4] == 'if-missing' and redis.call('EXISTS', KEYS[1]) == 1 then return 'PRESENT' end
 redis.call('HSET', KEYS[1], 'manifest', ARGV[3], 'location', ARGV[5])
 redis.call('HSETNX', KEYS[1], 'pinned', '0')
 for i = 2, #KEYS do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1]) end
-return 'OK'`);
+return {'OK', redis.call('HGET', KEYS[1], 'pinned'), redis.call('HGET', KEYS[1], 'verified')}`);
 
 // A field of a listed checkpoint (pinned, verified); ARGV: field, value.
 const SET_FIELD = new RedisScript('ckptCatalogSetField', `
@@ -151,9 +153,12 @@ export class Catalog {
   async add(manifest: Manifest): Promise<Checkpoint> {
     const m = parseOrThrow(manifestSchema, manifest, 'checkpoint manifest');
     const keys = [this.hashKey(m.id), ...this.indexKeys(m)];
-    const res = await ADD.run(this.redis, keys, [m.id, Date.parse(m.created), JSON.stringify(m), '', 'local']);
-    if (res !== 'OK') throw new CatalogError('ECHECKPOINT_NOT_FOUND', `checkpoint ${m.id} is being deleted`, m.id);
-    return this.get(m.id);
+    const stored = JSON.stringify(m);
+    const res = await ADD.run(this.redis, keys, [m.id, Date.parse(m.created), stored, '', 'local']);
+    if (!Array.isArray(res)) throw new CatalogError('ECHECKPOINT_NOT_FOUND', `checkpoint ${m.id} is being deleted`, m.id);
+    // The entry as stored, from the script's reply: reading it back would be another round trip on a dump's way to completed.
+    const [, pinned, verified] = res as [string, string | null, string | null];
+    return checkpointOf(stored, pinned, verified, 'local');
   }
 
   /** The checkpoint, or CatalogError ECHECKPOINT_NOT_FOUND (also for malformed ids). */
@@ -201,9 +206,42 @@ export class Catalog {
     if (verdict === 'EINUSE') {
       throw new CatalogError('EINUSE', `checkpoint ${id} is in use by restore job(s) ${refs.join(', ')}`, id);
     }
+    await this.handOutCopyDrops(m);
     if (!this.holdsFilesOf(m)) return { id, filesRemoved: false };
     await this.removeFiles(m);
     return { id, filesRemoved: true };
+  }
+
+  /**
+   * Records that this node holds a copy of a checkpoint made on another node (downloaded from the bucket for a
+   * restore): when the checkpoint is deleted, from whichever node, this node is told to drop it (dropDeletedCopies).
+   */
+  async noteCopy(id: string): Promise<void> {
+    await this.redis.sadd(this.copiesKey(id), this.options.node);
+  }
+
+  /** Pub/sub channel: the name of a node that has copies of deleted checkpoints to drop (its worker listens). */
+  get copyDropChannel(): string {
+    return `${this.prefix}:copy-drops`;
+  }
+
+  /**
+   * Removes this node's copies of checkpoints made elsewhere that have been deleted since. Call at worker start and on
+   * each message on copyDropChannel naming this node. Returns the ids whose copies went.
+   */
+  async dropDeletedCopies(): Promise<string[]> {
+    const key = this.copyDropsKey(this.options.node);
+    const dropped: string[] = [];
+    for (const entry of await this.redis.smembers(key)) {
+      const [targetKey, id] = entry.split('/');
+      // Only a folder name of ckpt's own shape is looked for under the root.
+      if (isSafeTargetKey(targetKey) && id !== undefined && isCheckpointId(id)) {
+        await this.options.store.remove({ id, target: { key: targetKey } });
+        dropped.push(id);
+      }
+      await this.redis.srem(key, entry);
+    }
+    return dropped;
   }
 
   /**
@@ -244,7 +282,7 @@ export class Catalog {
     const relist = async (m: Manifest, where: string, location: CheckpointLocation) => {
       const keys = [this.hashKey(m.id), ...this.indexKeys(m)];
       const res = await ADD.run(this.redis, keys, [m.id, Date.parse(m.created), JSON.stringify(m), 'if-missing', location]);
-      if (res === 'OK') result.added.push(m.id);
+      if (Array.isArray(res)) result.added.push(m.id);
       else if (res === 'PRESENT') result.present.push(m.id);
       else skipped.push({ dir: where, reason: 'being deleted' });
     };
@@ -341,6 +379,15 @@ export class Catalog {
     return c.node === this.options.node || this.options.sharedStorage === true;
   }
 
+  /** Tells each node that holds a downloaded copy of the (now unlisted) checkpoint to drop it. */
+  private async handOutCopyDrops(c: Checkpoint): Promise<void> {
+    const holders = await this.redis.smembers(this.copiesKey(c.id));
+    if (!holders.length) return;
+    const handOut = this.redis.multi();
+    for (const node of holders) handOut.sadd(this.copyDropsKey(node), `${c.target.key}/${c.id}`).publish(this.copyDropChannel, node);
+    await handOut.del(this.copiesKey(c.id)).exec();
+  }
+
   private async removeFiles(c: Checkpoint): Promise<void> {
     if (c.location !== 'local') await this.options.remote?.remove(c);
     if (this.onOurDisk(c)) await this.options.store.remove(c);
@@ -384,13 +431,7 @@ export class Catalog {
       'location',
     );
     if (manifest == null) return null;
-    const checkpoint: Checkpoint = {
-      ...(JSON.parse(manifest) as Manifest),
-      pinned: pinned === '1',
-      location: (location as CheckpointLocation | null) ?? 'local',
-    };
-    if (verified != null) checkpoint.verified = JSON.parse(verified) as Verification;
-    return { checkpoint, deleting: deleting != null };
+    return { checkpoint: checkpointOf(manifest, pinned, verified, (location as CheckpointLocation | null) ?? 'local'), deleting: deleting != null };
   }
 
   private indexKeys(m: Manifest): string[] {
@@ -414,8 +455,25 @@ export class Catalog {
   private pendingKey(node: string): string {
     return `${this.prefix}:deleting:${node}`;
   }
+
+  /** The nodes holding a downloaded copy of the checkpoint. */
+  private copiesKey(id: string): string {
+    return `${this.prefix}:cp:${id}:copies`;
+  }
+
+  /** `<targetKey>/<id>` of deleted checkpoints whose copy on `node` is still to be dropped. */
+  private copyDropsKey(node: string): string {
+    return `${this.prefix}:copy-drops:${node}`;
+  }
 }
 
 function notFound(id: string): CatalogError {
   return new CatalogError('ECHECKPOINT_NOT_FOUND', `checkpoint ${id} not found`, isCheckpointId(id) ? id : undefined);
+}
+
+/** A listed checkpoint from its hash's fields as Redis holds them. */
+function checkpointOf(manifest: string, pinned: string | null | undefined, verified: string | null | undefined, location: CheckpointLocation): Checkpoint {
+  const checkpoint: Checkpoint = { ...(JSON.parse(manifest) as Manifest), pinned: pinned === '1', location };
+  if (verified != null) checkpoint.verified = JSON.parse(verified) as Verification;
+  return checkpoint;
 }

@@ -60,6 +60,9 @@ export const MANIFEST_FILE = 'manifest.json';
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
 
+/** What names a checkpoint's folder: its id and its target's key. */
+export type CheckpointPlace = { id: string; target: Pick<Manifest['target'], 'key'> };
+
 /**
  * Checkpoint folders on this node's disk. A dump works in a temporary attempt folder; commit() secures its files
  * (folders 0700, files 0600), writes manifest.json and renames it into place, so a checkpoint folder is either
@@ -157,8 +160,7 @@ export class CheckpointStore {
     };
     // The signature covers the file list and every file's hash: a signed manifest vouches for the images' contents.
     const manifest: Manifest = { ...unsigned, signature: this.signer.sign('manifest', unsigned) };
-    await writeDurably(path.join(attempt.dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
-    await fsyncDir(attempt.dir);
+    await writeManifestDurably(attempt.dir, manifest);
     await rename(attempt.dir, finalDir);
     await fsyncDir(path.dirname(finalDir));
     return manifest;
@@ -189,8 +191,7 @@ export class CheckpointStore {
       await this.walkFiles(attempt.dir, { sync: this.sync, hash: false });
       const damage = await this.verifyFolder(attempt.dir, manifest);
       if (damage.length) throw new CatalogError('EDAMAGED', `checkpoint ${manifest.id} is damaged: ${damage.join('; ')}`, manifest.id);
-      await writeDurably(path.join(attempt.dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
-      await fsyncDir(attempt.dir);
+      await writeManifestDurably(attempt.dir, manifest);
       await rename(attempt.dir, await this.containedPathOf(manifest));
       await fsyncDir(path.dirname(attempt.dir));
       return manifest;
@@ -213,7 +214,7 @@ export class CheckpointStore {
           if (!st.isFile()) return `${name} is missing`;
           if (st.size !== size) return `${name} is ${st.size} bytes, the manifest says ${size}`;
           if (expected === undefined) return null;
-          return (await sha256Of(handle)).sha256 === expected ? null : `${name} does not match its SHA-256 in the manifest`;
+          return (await sha256Of(handle, st.size)).sha256 === expected ? null : `${name} does not match its SHA-256 in the manifest`;
         } finally {
           await handle.close();
         }
@@ -272,19 +273,19 @@ export class CheckpointStore {
    * Removes a checkpoint's folder (missing is fine), and its target folder when that is left empty. EUNSAFE_PATH,
    * removing nothing, when the way there leaves the root (see assertContained).
    */
-  async remove(manifest: Pick<Manifest, 'id' | 'target'>): Promise<void> {
+  async remove(manifest: CheckpointPlace): Promise<void> {
     const dir = await this.containedPathOf(manifest);
     await rm(dir, { recursive: true, force: true });
     await this.removeTargetDirIfEmpty(manifest.target.key);
   }
 
   /** `<root>/<targetKey>/<id>` of a checkpoint (key and id checked: EBADNAME). Nothing on disk is looked at: see containedPathOf. */
-  pathOf(manifest: Pick<Manifest, 'id' | 'target'>): string {
+  pathOf(manifest: CheckpointPlace): string {
     return path.join(this.targetDir(manifest.target.key), this.checkedId(manifest.id));
   }
 
   /** pathOf, once assertContained has found that the folder (if it exists) is a real folder inside the root. */
-  async containedPathOf(manifest: Pick<Manifest, 'id' | 'target'>): Promise<string> {
+  async containedPathOf(manifest: CheckpointPlace): Promise<string> {
     const dir = this.pathOf(manifest);
     await this.assertContained(manifest.target.key, manifest.id);
     return dir;
@@ -509,7 +510,7 @@ async function secureFile(file: string, work: FileWork): Promise<FileFacts> {
   try {
     const st = await handle.stat();
     if ((st.mode & 0o777) !== FILE_MODE) await handle.chmod(FILE_MODE);
-    const [digest] = await Promise.all([work.hash ? sha256Of(handle) : undefined, work.sync ? handle.datasync() : undefined]);
+    const [digest] = await Promise.all([work.hash ? sha256Of(handle, st.size) : undefined, work.sync ? handle.datasync() : undefined]);
     if (digest && digest.bytes !== st.size) {
       throw new Error(`${file} changed while it was committed (${st.size} bytes, then ${digest.bytes})`);
     }
@@ -519,12 +520,17 @@ async function secureFile(file: string, work: FileWork): Promise<FileFacts> {
   }
 }
 
-async function writeDurably(file: string, text: string): Promise<void> {
+/**
+ * Writes the manifest into `dir`, then flushes its data and the folder's entries (the manifest's included: it exists
+ * by then) at once: two flushes in the time of one, both done before the caller renames the folder into place.
+ */
+async function writeManifestDurably(dir: string, manifest: Manifest): Promise<void> {
+  const file = path.join(dir, MANIFEST_FILE);
   const handle = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, FILE_MODE);
   try {
     await handle.chmod(FILE_MODE);
-    await handle.writeFile(text);
-    await handle.sync();
+    await handle.writeFile(JSON.stringify(manifest, null, 2) + '\n');
+    await Promise.all([handle.sync(), fsyncDir(dir)]);
   } finally {
     await handle.close();
   }

@@ -1,7 +1,8 @@
 import type { ValidationIssue } from '../common/validation.js';
 
 import type { Checkpoint as CatalogCheckpoint, DeleteResult } from '../catalog/catalog.js';
-import type { BatchRestoreJobInput, DumpJobInput, RestoreJobInput } from '../queue/schemas.js';
+import type { MigrationEnqueued } from '../queue/job-queue.js';
+import type { BatchRestoreJobInput, DumpJobInput, MigrationInput, RestoreJobInput } from '../queue/schemas.js';
 import type { JobProgress, JobResult, JobView } from '../queue/job-view.js';
 import type { ScheduleInput } from '../scheduler/schema.js';
 import type { RunTime, ScheduleView } from '../scheduler/view.js';
@@ -19,6 +20,7 @@ export type Checkpoint = CatalogCheckpoint;
 export type DumpRequest = DumpJobInput;
 export type RestoreRequest = RestoreJobInput;
 export type RestoreBatchRequest = BatchRestoreJobInput;
+export type MigrationRequest = MigrationInput;
 export type CriuOptions = NonNullable<DumpJobInput['criu']>;
 export type ScheduleRequest = ScheduleInput;
 /** A schedule as the API shows it: its definition, its run-time state and the next run. */
@@ -92,6 +94,10 @@ export class ApiClient {
 
   createRestoreBatch(body: RestoreBatchRequest): Promise<{ batchId: string; jobIds: string[] }> {
     return this.request('POST', '/api/v1/restores/batch', { body });
+  }
+
+  createMigration(body: MigrationRequest): Promise<MigrationEnqueued> {
+    return this.request('POST', '/api/v1/migrations', { body });
   }
 
   listJobs(query: { state?: string; type?: string; schedule?: string; limit?: number } = {}): Promise<{ items: Job[] }> {

@@ -1,6 +1,6 @@
 // The kinds of job and the states a job is in: one vocabulary for the queue, its events, the API, the CLI and the feed.
 
-export const JOB_TYPES = ['dump', 'restore', 'restore-batch', 'verify'] as const;
+export const JOB_TYPES = ['dump', 'restore', 'restore-batch', 'verify', 'migrate'] as const;
 export type JobType = (typeof JOB_TYPES)[number];
 
 /** A job's state as ckpt reports it: BullMQ's, with 'prioritized' folded into 'waiting' (toJobState). */

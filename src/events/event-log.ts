@@ -10,13 +10,19 @@ import type { EventInput, EventName, FeedEvent } from './types.js';
  */
 const PUBLISHED_TOKEN_TTL_MS = 5 * 60 * 1000;
 
-// One script, so the event and its token are written (and replicated) together, or neither.
+// One script, so each event and its token are written (and replicated) together, or neither. KEYS: the stream, then
+// one token per event; ARGV: maxLen, token TTL, then one body per event. Returns each event's id.
 const PUBLISH_ONCE = new RedisScript('ckptEventPublishOnce', `
-local id = redis.call('GET', KEYS[2])
-if id then return id end
-id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[2])
-redis.call('SET', KEYS[2], id, 'PX', ARGV[3])
-return id
+local ids = {}
+for i = 2, #KEYS do
+  local id = redis.call('GET', KEYS[i])
+  if not id then
+    id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i + 1])
+    redis.call('SET', KEYS[i], id, 'PX', ARGV[2])
+  end
+  ids[#ids + 1] = id
+end
+return ids
 `);
 
 export interface EventLogOptions {
@@ -50,11 +56,17 @@ export class EventLog {
    * a failover (see PUBLISHED_TOKEN_TTL_MS).
    */
   async publish<E extends EventName>(input: EventInput<E>): Promise<FeedEvent> {
+    return (await this.publishAll([input as EventInput]))[0]!;
+  }
+
+  /** Appends several events in this order, in one round trip, each exactly once like publish(). */
+  async publishAll(inputs: EventInput[]): Promise<FeedEvent[]> {
+    if (!inputs.length) return [];
     const ts = Date.now();
-    const body = JSON.stringify({ ...input, ts });
-    const token = `${this.options.key}:published:${randomUUID()}`;
-    const id = (await PUBLISH_ONCE.run(this.redis, [this.options.key, token], [this.maxLen, body, PUBLISHED_TOKEN_TTL_MS])) as string;
-    return { ...input, ts, id } as FeedEvent;
+    const bodies = inputs.map((input) => JSON.stringify({ ...input, ts }));
+    const tokens = inputs.map(() => `${this.options.key}:published:${randomUUID()}`);
+    const ids = (await PUBLISH_ONCE.run(this.redis, [this.options.key, ...tokens], [this.maxLen, PUBLISHED_TOKEN_TTL_MS, ...bodies])) as string[];
+    return inputs.map((input, i) => ({ ...input, ts, id: ids[i]! }) as FeedEvent);
   }
 
   /** Events strictly after `afterId` ('0' for all), oldest first, at most `count`. */

@@ -49,6 +49,11 @@ export interface EventData {
     batchId?: string;
     /** A failed job an operator retried. */
     retried?: boolean;
+    /** A migration (its own job, and its dump): the ids to follow it by and where it goes. */
+    migrationId?: string;
+    dumpJobId?: string;
+    fromNode?: string;
+    toNode?: string;
   };
   'job.active': { node: string; attempt: number; workerPid: number };
   'job.progress': { stage: string; percent: number; bytesWritten: number; bytesExpected: number };

@@ -133,8 +133,7 @@ export interface Subscription {
   filter: FeedFilter;
 }
 
-export function matches(sub: Subscription, e: FeedEvent): boolean {
-  const channel = e.event.slice(0, e.event.indexOf('.')) as Channel;
+export function matches(sub: Subscription, { channel, event: e }: EncodedEvent): boolean {
   if (!sub.channels.has(channel)) return false;
   const f = sub.filter;
   return (
@@ -149,6 +148,8 @@ export function matches(sub: Subscription, e: FeedEvent): boolean {
 export interface EncodedEvent {
   event: FeedEvent;
   id: EventId;
+  /** Worked out once here, not once per client in `matches`. */
+  channel: Channel;
   frame: Buffer;
 }
 
@@ -164,7 +165,8 @@ export function encodeEvent(e: FeedEvent): EncodedEvent {
     target: e.target,
     data: e.data,
   };
-  return { event: e, id: EventId.parse(e.id), frame: Buffer.from(JSON.stringify(message)) };
+  const channel = e.event.slice(0, e.event.indexOf('.')) as Channel;
+  return { event: e, id: EventId.parse(e.id), channel, frame: Buffer.from(JSON.stringify(message)) };
 }
 
 export function encodeMessage(m: ServerMessage): Buffer {

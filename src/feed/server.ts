@@ -152,13 +152,13 @@ export class FeedServer {
     if (isAuthFailure(who)) {
       return refuse(socket, who.status, authErrorBody(who), who.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, who));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket, who));
   };
 
-  private accept(ws: WebSocket, principal: Principal): void {
+  private accept(ws: WebSocket, socket: Duplex, principal: Principal): void {
     // Protocol errors (oversized or malformed frames) close the socket with the right code; nothing else to do.
     ws.on('error', () => undefined);
-    const session = new FeedSession(ws, principal, this.context, this.limits);
+    const session = new FeedSession(ws, socket, principal, this.context, this.limits);
     this.clients.add(session);
     ws.once('close', () => {
       this.clients.delete(session);

@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WebSocket } from 'ws';
 import type { Principal } from '../security/auth.js';
@@ -74,11 +75,13 @@ export class FeedSession {
 
   constructor(
     readonly ws: WebSocket,
+    /** The connection under `ws`. */
+    socket: Duplex,
     readonly principal: Principal,
     private readonly context: SessionContext,
     private readonly limits: SessionLimits,
   ) {
-    this.outbox = new Outbox(ws, limits, () => this.close(CLOSE.tooSlow, 'too slow', 'too-slow'));
+    this.outbox = new Outbox(ws, socket, limits, () => this.close(CLOSE.tooSlow, 'too slow', 'too-slow'));
     const greeted = this.greet();
     // Messages wait for the hello, in the order they came.
     ws.on('message', (data) => void greeted.then(() => this.onMessage(String(data))).catch((err: Error) => context.onError(err)));
@@ -274,7 +277,7 @@ export class FeedSession {
     for (const e of events) {
       if (!e.id.isAfter(this.lastDelivered)) continue;
       this.lastDelivered = e.id;
-      if (matches(subscription, e.event)) chosen.push(e);
+      if (matches(subscription, e)) chosen.push(e);
     }
     this.outbox.sendEvents(chosen, chosen.length === events.length ? sharedFrames : undefined);
   }

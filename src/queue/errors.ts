@@ -36,3 +36,18 @@ export class UnknownCheckpointError extends Error {
     this.name = 'UnknownCheckpointError';
   }
 }
+
+/**
+ * A migration that cannot be done as asked: nothing carries the checkpoint to the other node (neither storage.remote
+ * nor storage.shared), or the process is on toNode already. `field` is the request field it concerns.
+ */
+export class MigrationRefusedError extends Error {
+  readonly code = 'EMIGRATION_REFUSED';
+  constructor(
+    message: string,
+    readonly field: string,
+  ) {
+    super(message);
+    this.name = 'MigrationRefusedError';
+  }
+}

@@ -8,7 +8,7 @@ import type { EventLog } from '../events/event-log.js';
 import type { EventInput } from '../events/types.js';
 import type { Signer } from '../security/signer.js';
 import { BACKOFF_TYPE } from './backoff.js';
-import { JobStateError, NodeUnservedError, UnknownCheckpointError } from './errors.js';
+import { JobStateError, MigrationRefusedError, NodeUnservedError, UnknownCheckpointError } from './errors.js';
 import { JOB_TYPES, type JobCount, type JobState, type JobType } from '../common/job-kinds.js';
 import { targetKeyOf, toJobState, toJobView, type JobView } from './job-view.js';
 import { queueKeys, queueNameFor } from './keys.js';
@@ -22,11 +22,13 @@ import {
   parseBatchRestoreJob,
   parseDumpJob,
   parseJobData,
+  parseMigration,
   parseRestoreJob,
   parseVerifyJob,
   type BatchRestoreJobData,
   type DumpJobData,
   type JobData,
+  type MigrateJobData,
   type RestoreJobData,
   type VerifyJobData,
 } from './schemas.js';
@@ -63,6 +65,17 @@ export interface JobQueueOptions {
   requireLiveNode?: boolean;
   /** config.storage.shared: every node mounts the same storage root, so any live node restores any checkpoint. Default false. */
   sharedStorage?: boolean;
+  /** config.storage.remote is set: checkpoints go to the bucket, from which any node restores them. Default false. */
+  remoteStorage?: boolean;
+}
+
+/** The ids to follow a migration by: the migration (its `migrate` job on toNode) and its dump on fromNode. */
+export interface MigrationEnqueued {
+  migrationId: string;
+  dumpJobId: string;
+  checkpointId: string;
+  fromNode: string;
+  toNode: string;
 }
 
 /** Job counts for people: per state over all nodes (finished ones: those Redis still keeps), and each node's workers. */
@@ -108,14 +121,27 @@ const PRUNE_PAGE = 500;
 
 // One command, not a MULTI: ioredis copies every script defined on a connection (BullMQ defines dozens on this one)
 // into each pipeline or transaction it makes, which cost more CPU than the rest of an enqueue.
-// KEYS: jobNodes, nodes, jobClaims. ARGV: jobId, node, now. Returns {1 when claimed now, the id's node}.
-const CLAIM_JOB_ID = new RedisScript(
-  'ckptClaimJobId',
-  `local claimed = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[2])
-redis.call('ZADD', KEYS[3], 'NX', ARGV[3], ARGV[1])
-return {claimed, redis.call('HGET', KEYS[1], ARGV[1])}`,
+// KEYS: jobNodes, nodes, jobClaims. ARGV: now, then a job id and its node per job. Returns, per job, 1 when claimed
+// now (else 0) and the id's node.
+const CLAIM_JOB_IDS = new RedisScript(
+  'ckptClaimJobIds',
+  `local out = {}
+for i = 2, #ARGV, 2 do
+  local id, node = ARGV[i], ARGV[i + 1]
+  local claimed = redis.call('HSETNX', KEYS[1], id, node)
+  redis.call('SADD', KEYS[2], node)
+  redis.call('ZADD', KEYS[3], 'NX', ARGV[1], id)
+  out[#out + 1] = claimed
+  out[#out + 1] = redis.call('HGET', KEYS[1], id)
+end
+return out`,
 );
+
+/** One dump of enqueueDumps: the job as asked, and its id (else a new one). */
+export interface DumpRequest {
+  input: unknown;
+  jobId?: string;
+}
 
 /**
  * The producer side of ckpt's jobs: validates and enqueues dumps, restores and batch restores on the queue of the node
@@ -132,29 +158,67 @@ export class JobQueue {
   constructor(private readonly options: JobQueueOptions) {
     this.node = options.node;
     this.redis = createRedis(options.connection);
-    CLAIM_JOB_ID.defineOn(this.redis);
+    CLAIM_JOB_IDS.defineOn(this.redis);
     this.keys = queueKeys(options.prefix);
     this.queues = new NodeQueues(this.redis, options.prefix);
   }
 
   async enqueueDump(input: unknown, options: EnqueueOptions = {}): Promise<EnqueueResult> {
-    const spec = parseDumpJob(input);
-    const jobId = options.jobId === undefined ? randomUUID() : parseOrThrow(jobIdSchema, options.jobId, 'job id');
-    const node = spec.node ?? this.node;
-    await this.assertServed(node);
-    const claim = await this.claimJobId(jobId, node);
-    if (!claim.claimed) return { jobId, node: claim.owner, existing: true };
-    // The checkpoint id is fixed now, so every attempt (also a retry after a worker died) makes the same checkpoint.
-    const data = this.sealed<DumpJobData>('dump', jobId, node, { ...spec, node, checkpointId: newCheckpointId() });
-    await this.queues.of(node).add('dump', data, this.jobOptions(jobId));
-    await this.publish({
-      event: 'job.waiting',
-      jobId,
-      jobType: 'dump',
-      scheduleId: spec.scheduleId,
-      data: { node, target: spec.target, checkpointId: data.checkpointId },
+    const [outcome] = await this.enqueueDumps([{ input, ...options }]);
+    if (outcome!.status === 'rejected') throw outcome!.reason;
+    return outcome!.value;
+  }
+
+  /**
+   * Several dumps at once (a scheduler's ticks of one moment): their ids claimed in one Redis call, the jobs added in
+   * one call per node, their job.waiting events published in one call. Each request's outcome, in order: a request
+   * refused (its schema, its id, its node unserved) fails alone.
+   */
+  async enqueueDumps(requests: DumpRequest[]): Promise<PromiseSettledResult<EnqueueResult>[]> {
+    const outcomes: PromiseSettledResult<EnqueueResult>[] = [];
+    const accepted: { at: number; jobId: string; node: string; spec: ReturnType<typeof parseDumpJob> }[] = [];
+    const live = await this.liveNodesIfRequired();
+    requests.forEach(({ input, jobId: askedId }, at) => {
+      try {
+        const spec = parseDumpJob(input);
+        const jobId = askedId === undefined ? randomUUID() : parseOrThrow(jobIdSchema, askedId, 'job id');
+        const node = spec.node ?? this.node;
+        assertLive(live, node);
+        accepted.push({ at, jobId, node, spec });
+      } catch (err) {
+        outcomes[at] = { status: 'rejected', reason: err };
+      }
     });
-    return { jobId, node };
+    if (!accepted.length) return outcomes;
+    const claims = await this.claimJobIds(accepted);
+    const added: { at: number; jobId: string; node: string; data: DumpJobData }[] = [];
+    accepted.forEach(({ at, jobId, node, spec }, i) => {
+      const claim = claims[i]!;
+      if (!claim.claimed) {
+        outcomes[at] = { status: 'fulfilled', value: { jobId, node: claim.owner, existing: true } };
+        return;
+      }
+      // The checkpoint id is fixed now, so every attempt (also a retry after a worker died) makes the same checkpoint.
+      added.push({ at, jobId, node, data: this.sealed<DumpJobData>('dump', jobId, node, { ...spec, node, checkpointId: newCheckpointId() }) });
+    });
+    await Promise.all(
+      [...new Set(added.map((a) => a.node))].map((node) => {
+        const jobs = added.filter((a) => a.node === node).map((a) => ({ name: 'dump', data: a.data, opts: this.jobOptions(a.jobId) }));
+        // A lone job goes by add: addBulk is a MULTI, which costs more CPU here (see CLAIM_JOB_IDS).
+        return jobs.length === 1 ? this.queues.of(node).add('dump', jobs[0]!.data, jobs[0]!.opts) : this.queues.of(node).addBulk(jobs);
+      }),
+    );
+    await this.options.eventLog.publishAll(
+      added.map(({ jobId, node, data }) => ({
+        event: 'job.waiting',
+        jobId,
+        jobType: 'dump',
+        scheduleId: data.scheduleId,
+        data: { node, target: data.target, checkpointId: data.checkpointId },
+      })),
+    );
+    for (const { at, jobId, node } of added) outcomes[at] = { status: 'fulfilled', value: { jobId, node } };
+    return outcomes;
   }
 
   async enqueueRestore(input: unknown): Promise<EnqueueResult> {
@@ -163,7 +227,7 @@ export class JobQueue {
     if ((spec.replicas ?? 1) > 1) assertCopyable(checkpoint, spec.checkpointId, 'replicas');
     const node = await this.placeRestore(spec.checkpointId, checkpoint, spec.node);
     const jobId = randomUUID();
-    await this.claimJobId(jobId, node);
+    await this.claimJobIds([{ jobId, node }]);
     await this.options.checkpoints!.acquireRef(spec.checkpointId, jobId);
     const data = this.sealed<RestoreJobData>('restore', jobId, node, { ...spec, node, target: checkpoint.target.key });
     await this.queues.of(node).add('restore', data, this.jobOptions(jobId));
@@ -183,7 +247,7 @@ export class JobQueue {
     const checkpoint = await this.lookupCheckpoint(spec.checkpointId);
     const node = await this.placeRestore(spec.checkpointId, checkpoint);
     const jobId = randomUUID();
-    await this.claimJobId(jobId, node);
+    await this.claimJobIds([{ jobId, node }]);
     await this.options.checkpoints!.acquireRef(spec.checkpointId, jobId);
     const data = this.sealed<VerifyJobData>('verify', jobId, node, { ...spec, node, target: checkpoint.target.key });
     // One attempt: a drill that failed is the finding, not a hiccup to retry.
@@ -270,6 +334,58 @@ export class JobQueue {
       });
     }
     return { batchId, jobIds };
+  }
+
+  /**
+   * A migration as one BullMQ flow: the parent, a `migrate` job on toNode's queue, runs once its child, a dump that
+   * stops the process on fromNode (and uploads the checkpoint), has finished; when the dump failed for good
+   * (ignoreDependencyOnFailure), the parent fails saying why and where the process is. Refused at once when toNode (or fromNode) has no live worker, when toNode is
+   * fromNode, or when nothing can carry the checkpoint across (neither storage.remote nor storage.shared).
+   */
+  async enqueueMigration(input: unknown): Promise<MigrationEnqueued> {
+    const spec = parseMigration(input);
+    const target = spec.target ?? { workload: spec.workload! };
+    const fromNode = spec.fromNode ?? this.node;
+    const { toNode } = spec;
+    if (toNode === fromNode) throw new MigrationRefusedError(`toNode ${toNode} is the node the process runs on (fromNode): nothing to migrate`, 'toNode');
+    await this.assertServed(toNode, 'toNode');
+    await this.assertServed(fromNode, 'fromNode');
+    if (!this.options.remoteStorage && !this.options.sharedStorage) {
+      throw new MigrationRefusedError(
+        'nothing can carry the checkpoint to another node: configure storage.remote (a bucket) or storage.shared (a root every node mounts)',
+        'toNode',
+      );
+    }
+    const migrationId = randomUUID();
+    const dumpJobId = randomUUID();
+    const checkpointId = newCheckpointId();
+    await this.claimJobIds([
+      { jobId: migrationId, node: toNode },
+      { jobId: dumpJobId, node: fromNode },
+    ]);
+    const dump = this.sealed<DumpJobData>('dump', dumpJobId, fromNode, {
+      target,
+      leaveRunning: false,
+      ifBusy: 'wait',
+      node: fromNode,
+      checkpointId,
+      migration: { id: migrationId, toNode },
+      ...(spec.criu && { criu: spec.criu }),
+    });
+    const migrate = this.sealed<MigrateJobData>('migrate', migrationId, toNode, { node: toNode, fromNode, checkpointId, dumpJobId, target });
+    this.flow ??= new FlowProducer({ connection: this.redis, prefix: this.options.prefix });
+    await this.flow.add({
+      name: 'migrate',
+      queueName: queueNameFor(toNode),
+      prefix: this.options.prefix,
+      data: migrate,
+      opts: this.jobOptions(migrationId),
+      children: [{ name: 'dump', queueName: queueNameFor(fromNode), prefix: this.options.prefix, data: dump, opts: { ...this.jobOptions(dumpJobId), ignoreDependencyOnFailure: true } }],
+    });
+    const migration = { migrationId, dumpJobId, checkpointId, fromNode, toNode };
+    await this.publish({ event: 'job.waiting', jobId: migrationId, jobType: 'migrate', data: { node: toNode, target, ...migration } });
+    await this.publish({ event: 'job.waiting', jobId: dumpJobId, jobType: 'dump', data: { node: fromNode, target, checkpointId, migrationId } });
+    return migration;
   }
 
   /** Any job of any node, or null. */
@@ -495,13 +611,13 @@ export class JobQueue {
   }
 
   /**
-   * Records jobId -> node unless the id is taken; `owner` is the node the id belongs to.
+   * Records jobId -> node for each job unless its id is taken; `owner` is the node the id belongs to.
    * Only the claimer adds the job and announces it, so two scheduler replicas passing the same id enqueue it once.
    */
-  private async claimJobId(jobId: string, node: string): Promise<{ claimed: boolean; owner: string }> {
+  private async claimJobIds(jobs: { jobId: string; node: string }[]): Promise<{ claimed: boolean; owner: string }[]> {
     const { jobNodes, nodes, jobClaims } = this.keys;
-    const [claimed, owner] = (await CLAIM_JOB_ID.run(this.redis, [jobNodes, nodes, jobClaims], [jobId, node, Date.now()])) as [number, string];
-    return { claimed: claimed === 1, owner };
+    const flat = (await CLAIM_JOB_IDS.run(this.redis, [jobNodes, nodes, jobClaims], [Date.now(), ...jobs.flatMap((j) => [j.jobId, j.node])])) as (number | string)[];
+    return jobs.map((_, i) => ({ claimed: flat[2 * i] === 1, owner: String(flat[2 * i + 1]) }));
   }
 
   /** The nodes live workers serve now, or null when jobs are not checked against them (requireLiveNode off). */
@@ -509,11 +625,8 @@ export class JobQueue {
     return this.options.requireLiveNode ? this.liveNodes() : null;
   }
 
-  private async assertServed(node: string): Promise<void> {
-    const live = await this.liveNodesIfRequired();
-    if (live && !live.includes(node)) {
-      throw new NodeUnservedError(`no live worker serves node ${node}; live nodes: ${listOf(live)}`, node, live, 'node');
-    }
+  private async assertServed(node: string, field = 'node'): Promise<void> {
+    assertLive(await this.liveNodesIfRequired(), node, field);
   }
 
   /**
@@ -572,6 +685,13 @@ export class JobQueue {
 
   private async publish(input: EventInput): Promise<void> {
     await this.options.eventLog.publish(input);
+  }
+}
+
+/** Refuses a job for `node` when live workers are checked (`live` not null) and none serves it. */
+function assertLive(live: string[] | null, node: string, field = 'node'): void {
+  if (live && !live.includes(node)) {
+    throw new NodeUnservedError(`no live worker serves node ${node}; live nodes: ${listOf(live)}`, node, live, field);
   }
 }
 

@@ -4,7 +4,7 @@ import { JOB_TYPES, type JobType } from '../common/job-kinds.js';
 import { checkpointIdSchema } from '../common/checkpoint-id.js';
 import { checkpointTargetSchema, targetKeySchema } from '../targets/checkpoint-target.js';
 import { jobDumpOptionsSchema, jobRestoreOptionsSchema } from '../criu/options.js';
-import { targetSpecSchema } from '../targets/spec.js';
+import { targetSpecSchema, workloadNameSchema } from '../targets/spec.js';
 
 /**
  * Job data, one schema per job type, checked when a job is enqueued (JobQueue) so a bad request fails at the edge
@@ -75,6 +75,26 @@ export const verifyJobSchema = z.strictObject({
   scheduleId: scheduleIdSchema.optional(),
 });
 
+/**
+ * A migration: the process (`target`, or the workload `workload`) is dumped and stopped on `fromNode`, and restored on
+ * `toNode` from the checkpoint the storage carries over (storage.remote or storage.shared).
+ */
+export const migrationSchema = z
+  .strictObject({
+    target: targetSpecSchema.optional(),
+    /** Shorthand for `target: {workload}`. */
+    workload: workloadNameSchema.optional(),
+    /** The node the process runs on now. Default: the node of the process that enqueues (the API's), like a dump. */
+    fromNode: nodeNameSchema.optional(),
+    toNode: nodeNameSchema,
+    criu: criuDumpOptionsSchema.optional(),
+  })
+  .superRefine((m, ctx) => {
+    if ((m.target === undefined) === (m.workload === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['target'], message: 'give exactly one of target, workload' });
+    }
+  });
+
 export const MAX_BATCH = 100;
 
 const batchRestoreJobObject = z.strictObject({
@@ -106,6 +126,9 @@ export type DumpJobInput = z.input<typeof dumpJobSchema>;
 /** A dump request as dumpJobSchema parsed it (defaults applied). */
 export type DumpJob = z.output<typeof dumpJobSchema>;
 export type RestoreJobInput = z.input<typeof restoreJobSchema>;
+export type MigrationInput = z.input<typeof migrationSchema>;
+/** A migration request as migrationSchema parsed it. */
+export type Migration = z.output<typeof migrationSchema>;
 export type BatchRestoreJobInput = z.input<typeof batchRestoreJobSchema>;
 export type VerifyJobInput = z.input<typeof verifyJobSchema>;
 
@@ -127,6 +150,8 @@ export const dumpJobDataSchema = dumpJobSchema.extend({
   checkpointId: checkpointIdSchema,
   /** Set by the worker once the target is resolved; a retry uses it to adopt or discard the earlier attempt. */
   resolved: attemptTargetSchema.optional(),
+  /** The first step of a migration (its id, the parent `migrate` job on toNode): the local copy goes once uploaded. */
+  migration: z.strictObject({ id: jobIdSchema, toNode: nodeNameSchema }).optional(),
 });
 
 /** A restore job's data; `batch` is set on the children of a batch restore. */
@@ -155,11 +180,22 @@ export const verifyJobDataSchema = verifyJobSchema.extend({
   target: targetKeySchema,
 });
 
+/** The second step of a migration, on toNode: BullMQ runs it once its child, the dump on fromNode, has completed. */
+export const migrateJobDataSchema = z.strictObject({
+  node: nodeNameSchema,
+  fromNode: nodeNameSchema,
+  /** The checkpoint the dump makes (fixed when the migration is enqueued). */
+  checkpointId: checkpointIdSchema,
+  dumpJobId: jobIdSchema,
+  target: targetSpecSchema,
+});
+
 export const jobDataSchemas = {
   dump: dumpJobDataSchema,
   restore: restoreJobDataSchema,
   'restore-batch': batchRestoreJobDataSchema,
   verify: verifyJobDataSchema,
+  migrate: migrateJobDataSchema,
 } as const satisfies Record<JobType, z.ZodType>;
 
 export type AttemptTarget = z.output<typeof attemptTargetSchema>;
@@ -167,7 +203,8 @@ export type DumpJobData = z.output<typeof dumpJobDataSchema>;
 export type RestoreJobData = z.output<typeof restoreJobDataSchema>;
 export type BatchRestoreJobData = z.output<typeof batchRestoreJobDataSchema>;
 export type VerifyJobData = z.output<typeof verifyJobDataSchema>;
-export type JobData = DumpJobData | RestoreJobData | BatchRestoreJobData | VerifyJobData;
+export type MigrateJobData = z.output<typeof migrateJobDataSchema>;
+export type JobData = DumpJobData | RestoreJobData | BatchRestoreJobData | VerifyJobData | MigrateJobData;
 
 /** A job's data checked against its type's schema (ValidationError naming each bad field; unknown types too). */
 export function parseJobData(type: string, data: unknown): JobData {
@@ -187,6 +224,10 @@ export function parseRestoreJob(input: unknown): z.output<typeof restoreJobSchem
 
 export function parseVerifyJob(input: unknown): z.output<typeof verifyJobSchema> {
   return parseOrThrow(verifyJobSchema, input, 'verify job');
+}
+
+export function parseMigration(input: unknown): z.output<typeof migrationSchema> {
+  return parseOrThrow(migrationSchema, input, 'migration');
 }
 
 export function parseBatchRestoreJob(input: unknown): z.output<typeof batchRestoreJobSchema> {

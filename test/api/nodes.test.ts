@@ -100,6 +100,36 @@ test('storage.shared: a workload checkpointed on node A is restored by node B fr
   assert.ok(existsSync(path.join(folder, `restore-${restore.json.jobId}.log`)), `node B's restore log in ${folder}`);
   const list = (await api(svc.url, 'GET', '/api/v1/checkpoints')).json.items;
   assert.deepEqual(list.map((c: any) => [c.id, c.node]), [[checkpointId, 'test-node']]);
+
+  // And migrated back to node A in one request: dumped and stopped on node B, restored by node A from the shared root.
+  const refusedHere = await api(svc.url, 'POST', '/api/v1/migrations', { workload: 'counter', fromNode: 'node-b', toNode: 'node-b' });
+  assert.equal(refusedHere.status, 422, refusedHere.text);
+  assert.equal(refusedHere.json.code, 'EMIGRATION_REFUSED');
+  const migration = await api(svc.url, 'POST', '/api/v1/migrations', { workload: 'counter', fromNode: 'node-b', toNode: 'test-node' });
+  assert.equal(migration.status, 202, migration.text);
+  const { migrationId, dumpJobId } = migration.json;
+  const migrated = await finished(svc, migrationId);
+  assert.equal(migrated.state, 'completed', migrated.failedReason);
+  assert.equal(migrated.node, 'test-node');
+  assert.equal((await finished(svc, dumpJobId)).node, 'node-b');
+  const back = migrated.result.workloads[0];
+  t.after(() => {
+    try {
+      process.kill(back.hostPid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  });
+  assert.equal(back.name, 'counter');
+  assert.notEqual(back.hostPid, workload.hostPid, "node B's process is gone, node A runs a new one");
+  const shown = (await api(svc.url, 'GET', '/api/v1/workloads/counter')).json;
+  assert.equal(shown.node, 'test-node');
+  const order = feed.events().filter((e) => e.jobId === dumpJobId || e.jobId === migrationId).map((e) => `${e.jobId === dumpJobId ? 'dump' : 'migrate'}:${e.event}`);
+  const firstOfMigrate = order.findIndex((l) => l.startsWith('migrate:') && l !== 'migrate:job.waiting');
+  assert.ok(firstOfMigrate > order.indexOf('dump:job.completed') && order.indexOf('dump:job.completed') >= 0, `the restore after the dump: ${order.join(', ')}`);
+  const atMigrated = printed(dir).length;
+  const resumed = await waitUntil('the migrated counter to count', () => (printed(dir).length > atMigrated + 5 ? printed(dir) : undefined));
+  assert.ok(resumed.every((n, i) => i === 0 || n === resumed[i - 1]! + 1), `counted on, one by one, across both moves: ${resumed.slice(-10).join(' ')}`);
 });
 
 test('a job for a node no live worker serves is refused (422 listing the live nodes): dumps, restores, batches, drills and schedule ticks', async (t) => {
@@ -147,6 +177,7 @@ test('a job for a node no live worker serves is refused (422 listing the live no
   refused(await api(svc.url, 'POST', '/api/v1/restores', { checkpointId, node: 'test-node' }), 'checkpointId', onlyOnB);
   refused(await api(svc.url, 'POST', '/api/v1/restores/batch', { checkpointIds: [checkpointId] }), 'checkpointId', onlyOnB);
   refused(await api(svc.url, 'POST', `/api/v1/checkpoints/${checkpointId}/verify`), 'checkpointId', onlyOnB);
+  refused(await api(svc.url, 'POST', '/api/v1/migrations', { target: { pid: target.pid }, toNode: 'node-b' }), 'toNode', /no live worker serves node node-b; live nodes: test-node/);
 
   // A schedule of node B: each tick fails visibly (no job is queued for nobody), and so does a trigger.
   const created = await api(svc.url, 'POST', '/api/v1/schedules', { id: 'on-b', cron: '* * * * * *', target: { pid: target.pid }, node: 'node-b' });

@@ -1,41 +1,30 @@
-// `ckpt criu ...` run in-process through commander, output captured.
+// `ckpt criu ...` through the real binary (bin/ckpt.js), its stdout, stderr and exit code.
 import assert from 'node:assert/strict';
-import { test, type TestContext } from 'node:test';
-import { Command } from 'commander';
-import { registerCriuCommands } from '../../src/cli/commands/criu.js';
+import { test } from 'node:test';
 import { requireCriu } from '../helpers/criu.js';
 import { waitGone } from '../helpers/targets.js';
+import { runCli } from '../cli/run.js';
 import { counterFor, tempDir, useCriuService } from './support.js';
 
 const criuService = useCriuService();
 
-/** Runs `ckpt <args>`; returns what it printed and the exit code it set. */
-async function ckpt(t: TestContext, ...args: string[]): Promise<{ out: string[]; err: string[]; exitCode: number }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = t.mock.method(console, 'log', (line: string) => void out.push(line));
-  const error = t.mock.method(console, 'error', (line: string) => void err.push(line));
-  const program = new Command('ckpt').exitOverride();
-  registerCriuCommands(program);
-  try {
-    await program.parseAsync(args, { from: 'user' });
-  } finally {
-    log.mock.restore();
-    error.mock.restore();
-  }
-  const exitCode = Number(process.exitCode ?? 0);
-  process.exitCode = undefined;
-  return { out, err, exitCode };
+/** Runs `ckpt <args>` with `env` added to the environment; returns the lines it printed on stdout and stderr and its exit code. */
+async function ckptWith(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ out: string[]; err: string[]; exitCode: number }> {
+  const { code, stdout, stderr } = await runCli(args, env);
+  const lines = (text: string) => text.split('\n').filter((l) => l !== '');
+  return { out: lines(stdout), err: lines(stderr), exitCode: code ?? -1 };
 }
+
+const ckpt = (...args: string[]) => ckptWith({}, ...args);
 
 test('ckpt criu version and check on a given socket', async (t) => {
   const criu = await requireCriu(t);
   if (!criu) return;
   const { socketPath } = await criuService(criu);
-  const version = await ckpt(t, 'criu', 'version', '--socket', socketPath);
+  const version = await ckpt('criu', 'version', '--socket', socketPath);
   assert.equal(version.exitCode, 0, version.err.join('\n'));
   assert.equal(version.out[0], `CRIU ${criu.version}`);
-  const check = await ckpt(t, 'criu', 'check', '--socket', socketPath, '--json');
+  const check = await ckpt('criu', 'check', '--socket', socketPath, '--json');
   assert.equal(check.exitCode, 0, check.err.join('\n'));
   const result = JSON.parse(check.out[0]!);
   assert.equal(result.ok, true);
@@ -49,7 +38,6 @@ test('ckpt criu dump --leave-running prints the stages as they come, then the re
   const counter = await counterFor(t);
   const dir = await tempDir(t);
   const { out, err, exitCode } = await ckpt(
-    t,
     'criu', 'dump', '--pid', String(counter.pid), '--dir', dir, '--leave-running', '--log-level', '2', '--socket', socketPath,
   );
   assert.equal(exitCode, 0, err.join('\n'));
@@ -73,11 +61,11 @@ test('ckpt criu restore failure: one line on stderr, exit 1, --json error object
   const { socketPath } = await criuService(criu);
   const counter = await counterFor(t);
   const dir = await tempDir(t);
-  const dump = await ckpt(t, 'criu', 'dump', '--pid', String(counter.pid), '--dir', dir, '--leave-running', '--socket', socketPath);
+  const dump = await ckpt('criu', 'dump', '--pid', String(counter.pid), '--dir', dir, '--leave-running', '--socket', socketPath);
   assert.equal(dump.exitCode, 0, dump.err.join('\n'));
 
   // The pid is still taken by the running original.
-  const { out, err, exitCode } = await ckpt(t, 'criu', 'restore', '--dir', dir, '--socket', socketPath, '--json');
+  const { out, err, exitCode } = await ckpt('criu', 'restore', '--dir', dir, '--socket', socketPath, '--json');
   assert.equal(exitCode, 1);
   assert.equal(err.length, 1);
   assert.match(err[0]!, /^ckpt criu restore: CRIU RESTORE failed: EEXIST .*Can't fork for/);
@@ -87,7 +75,7 @@ test('ckpt criu restore failure: one line on stderr, exit 1, --json error object
   assert.equal(result.error.errnoName, 'EEXIST');
   assert.ok(result.error.logTail.length > 0);
 
-  const bad = await ckpt(t, 'criu', 'dump', '--pid', '0', '--dir', dir, '--socket', socketPath);
+  const bad = await ckpt('criu', 'dump', '--pid', '0', '--dir', dir, '--socket', socketPath);
   assert.equal(bad.exitCode, 1);
   assert.deepEqual(bad.err, ['ckpt criu dump: invalid flags: --pid: must be a positive integer, got "0"']);
 });
@@ -97,16 +85,12 @@ test('without --socket: a private CRIU service for the command; dump kills, rest
   if (!criu) return;
   const counter = await counterFor(t);
   const dir = await tempDir(t);
-  const saved = process.env.CKPT_CRIU_SOCKET;
-  delete process.env.CKPT_CRIU_SOCKET;
-  t.after(() => {
-    if (saved !== undefined) process.env.CKPT_CRIU_SOCKET = saved;
-  });
-
-  const dump = await ckpt(t, 'criu', 'dump', '--pid', String(counter.pid), '--dir', dir);
+  // No socket from the caller's environment either.
+  const noSocket = { CKPT_CRIU_SOCKET: undefined };
+  const dump = await ckptWith(noSocket, 'criu', 'dump', '--pid', String(counter.pid), '--dir', dir);
   assert.equal(dump.exitCode, 0, dump.err.join('\n'));
   await waitGone(counter.pid);
-  const restore = await ckpt(t, 'criu', 'restore', '--dir', dir, '--json');
+  const restore = await ckptWith(noSocket, 'criu', 'restore', '--dir', dir, '--json');
   assert.equal(restore.exitCode, 0, restore.err.join('\n'));
   const result = JSON.parse(restore.out.at(-1)!);
   assert.equal(result.ok, true);

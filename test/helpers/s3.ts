@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { repoRoot } from '../../src/common/paths.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 
@@ -77,6 +77,15 @@ export class TestS3 {
     const { bytes, metadata } = await this.get(key);
     bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
     await this.raw.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, Metadata: metadata }));
+  }
+
+  /** Removes the (empty) bucket: every upload to it is refused (NoSuchBucket) until restoreBucket. */
+  async removeBucket(): Promise<void> {
+    await this.raw.send(new DeleteBucketCommand({ Bucket: this.bucket }));
+  }
+
+  async restoreBucket(): Promise<void> {
+    await this.raw.send(new CreateBucketCommand({ Bucket: this.bucket }));
   }
 
   async stop(): Promise<void> {

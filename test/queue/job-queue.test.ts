@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Redis } from 'ioredis';
+import { Catalog } from '../../src/catalog/catalog.js';
+import { CheckpointStore } from '../../src/catalog/checkpoint-store.js';
+import { makeCheckpoint } from '../catalog/fixtures.js';
 import { UnknownCheckpointError } from '../../src/queue/errors.js';
 import { ValidationError } from '../../src/common/validation.js';
 import { configSchema } from '../../src/config/schema.js';
@@ -92,6 +98,31 @@ test('a deterministic job id enqueues once: the second enqueue returns the exist
   await assert.rejects(queue.enqueueDump({ target: { pid: 7 } }, { jobId: 'a:b' }), ValidationError);
 });
 
+test('enqueueDumps adds several dumps in one call: each announced once, in order; an id taken or a bad request fails alone', async (t) => {
+  const { queue, eventLog } = await setup(t);
+  await queue.enqueueDump({ target: { pid: 7 } }, { jobId: 'sched-a-1795787400000' });
+  const outcomes = await queue.enqueueDumps([
+    { input: { target: { pid: 1 }, scheduleId: 'b' }, jobId: 'sched-b-1795787400000' },
+    { input: { target: { pid: 7 } }, jobId: 'sched-a-1795787400000' },
+    { input: { target: { pid: 'x' } }, jobId: 'sched-c-1795787400000' },
+    { input: { target: { pid: 2 }, node: 'node-b' }, jobId: 'sched-d-1795787400000' },
+    { input: { target: { pid: 3 } }, jobId: 'sched-e-1795787400000' },
+  ]);
+  assert.deepEqual(outcomes[0], { status: 'fulfilled', value: { jobId: 'sched-b-1795787400000', node: 'node-a' } });
+  assert.deepEqual(outcomes[1], { status: 'fulfilled', value: { jobId: 'sched-a-1795787400000', node: 'node-a', existing: true } });
+  const refused = outcomes[2] as PromiseRejectedResult;
+  assert.ok(refused.status === 'rejected' && refused.reason instanceof ValidationError, 'the bad request alone is refused');
+  assert.match(refused.reason.message, /target\.pid/);
+  assert.deepEqual(outcomes[3], { status: 'fulfilled', value: { jobId: 'sched-d-1795787400000', node: 'node-b' } });
+  assert.deepEqual(outcomes[4], { status: 'fulfilled', value: { jobId: 'sched-e-1795787400000', node: 'node-a' } });
+  const waiting = (await eventLog.readAfter('0')).filter((e) => e.event === 'job.waiting').map((e) => e.jobId);
+  assert.deepEqual(waiting, ['sched-a-1795787400000', 'sched-b-1795787400000', 'sched-d-1795787400000', 'sched-e-1795787400000']);
+  const jobs = await queue.listJobs();
+  assert.deepEqual(jobs.map((j) => j.id).sort(), ['sched-a-1795787400000', 'sched-b-1795787400000', 'sched-d-1795787400000', 'sched-e-1795787400000']);
+  assert.equal(jobs.find((j) => j.id === 'sched-d-1795787400000')?.node, 'node-b');
+  assert.equal(jobs.find((j) => j.id === 'sched-b-1795787400000')?.scheduleId, 'b');
+});
+
 test('restores go to the checkpoint node unless told otherwise; unknown checkpoints are ECHECKPOINT_NOT_FOUND', async (t) => {
   const { queue, eventLog, refs } = await setup(t);
   const r = await queue.enqueueRestore({ checkpointId: CP2 });
@@ -156,7 +187,7 @@ test('listJobs: every node, newest first, filtered by state, type and schedule, 
   assert.equal(count('restore', 'waiting'), 1);
   assert.equal(count('dump', 'completed'), 0);
   assert.equal(count('restore-batch', 'waiting-children'), 0);
-  assert.equal(counts.length, 4 * 6, 'dump, restore, restore-batch, verify: each in 6 states');
+  assert.equal(counts.length, 5 * 6, 'dump, restore, restore-batch, verify, migrate: each in 6 states');
 
   const jobStates = new NodeQueues(redis, 'ckpt');
   t.after(() => jobStates.close());
@@ -182,4 +213,36 @@ test('pruneIndex forgets the jobs BullMQ removed; live jobs and young claims sta
   assert.equal((await queue.getJob(live.jobId))?.state, 'waiting');
   assert.equal(await queue.pruneIndex(1), 0, 'nothing left to forget');
   assert.equal(await redis.hlen('ckpt:jobs:node-of'), 1);
+});
+
+test('with the real Catalog: a restore goes to the node of its checkpoint, which is in use (undeletable) from the moment it waits', async (t) => {
+  const server = await TestRedis.start();
+  const redis = new Redis(server.url);
+  const root = await mkdtemp(path.join(os.tmpdir(), 'ckpt-queue-catalog-'));
+  const signer = throwawaySigner();
+  const store = new CheckpointStore({ root, signer });
+  const catalog = new Catalog(redis, { prefix: 'ckpt', store, node: 'node-a' });
+  const queue = new JobQueue({
+    connection: server.url,
+    prefix: 'ckpt',
+    node: 'node-a',
+    eventLog: new EventLog(redis, { key: 'ckpt:events' }),
+    defaults: configSchema.parse({}).worker,
+    signer,
+    checkpoints: catalog,
+  });
+  t.after(async () => {
+    await queue.close();
+    redis.disconnect();
+    await server.stop();
+    await rm(root, { recursive: true, force: true });
+  });
+  const onB = await catalog.add(await makeCheckpoint(store, { node: 'node-b', key: 'python3-200' }));
+
+  const restore = await queue.enqueueRestore({ checkpointId: onB.id });
+  assert.equal(restore.node, 'node-b');
+  assert.equal((await queue.getJob(restore.jobId))!.node, 'node-b');
+  assert.deepEqual(await catalog.refs(onB.id), [restore.jobId]);
+  await assert.rejects(catalog.delete(onB.id, { force: true }), (err: { code?: string }) => err.code === 'EINUSE');
+  await assert.rejects(queue.enqueueRestore({ checkpointId: '20261127T000000Z-ffffffff' }), (err: { code?: string }) => err.code === 'ECHECKPOINT_NOT_FOUND');
 });

@@ -1,5 +1,4 @@
-import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
@@ -8,7 +7,6 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { Catalog } from '../../src/catalog/catalog.js';
 import { CheckpointStore } from '../../src/catalog/checkpoint-store.js';
-import { repoRoot } from '../../src/common/paths.js';
 import { configSchema, type Config } from '../../src/config/schema.js';
 import { EventLog } from '../../src/events/event-log.js';
 import { JobQueue } from '../../src/queue/job-queue.js';
@@ -17,9 +15,9 @@ import { loadSigner } from '../../src/security/key-file.js';
 import { Scheduler } from '../../src/scheduler/scheduler.js';
 import { scheduleSchema, type ScheduleInput } from '../../src/scheduler/schema.js';
 import { startService } from '../../src/app/start-service.js';
-import { requireCriu, startTestCriuService } from '../helpers/criu.js';
+import { holdProcesses, requireCriu, startTestCriuService } from '../helpers/criu.js';
 import { TestRedis } from '../helpers/redis.js';
-import { killAndReap, startCounter, type Counter } from '../helpers/targets.js';
+import { startCounter, type Counter } from '../helpers/targets.js';
 import { waitFor } from './harness.js';
 
 /**
@@ -37,8 +35,8 @@ export interface Setup {
   /** Cleanups run in reverse order of registration, before Redis and CRIU go. */
   defer(fn: () => unknown): void;
   target(ballastMiB?: number): Promise<Counter>;
-  /** A counter with a large ballast, given the time it needs to touch it (startCounter allows 5 s). */
-  bigTarget(ballastMiB: number): Promise<{ pid: number }>;
+  /** Holds the CRIU service (SIGSTOP) until the returned function is called: every request to it waits meanwhile. */
+  holdCriu(): Promise<() => void>;
   create(input: Partial<ScheduleInput> & { id: string }): Promise<void>;
   /** A Scheduler in this process; `logs` collects its log lines. */
   scheduler(logs?: string[]): Promise<Scheduler>;
@@ -97,19 +95,10 @@ export async function setup(t: TestContext): Promise<Setup | undefined> {
       defer(() => c.kill());
       return c;
     },
-    async bigTarget(ballastMiB) {
-      const dir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-sched-big-'));
-      const child = spawn('python3', [path.join(repoRoot(), 'test/fixtures/counter.py'), path.join(dir, 'count'), String(ballastMiB)], {
-        detached: true,
-        stdio: 'ignore',
-      });
-      child.unref();
-      defer(async () => {
-        await killAndReap(child.pid!);
-        await rm(dir, { recursive: true, force: true });
-      });
-      await waitFor('the big target to count', async () => Number(await readFile(path.join(dir, 'count'), 'utf8').catch(() => '0')) >= 2, 60_000);
-      return { pid: child.pid! };
+    async holdCriu() {
+      const release = await holdProcesses([service.pid!]);
+      defer(release);
+      return release;
     },
     async create(input) {
       await store.create(scheduleSchema.parse({ target: { pid: 0 }, ...input }));

@@ -8,77 +8,17 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
-import { Catalog } from '../../src/catalog/catalog.js';
-import { CheckpointStore } from '../../src/catalog/checkpoint-store.js';
-import { remoteStorageSchema, type Config, type ConfigInput } from '../../src/config/schema.js';
-import { RemoteStore } from '../../src/storage/remote-store.js';
-import { TargetPolicy } from '../../src/targets/policy.js';
-import { CkptWorker } from '../../workers/ckpt-worker.js';
 import { runCli } from '../cli/run.js';
 import { TestS3 } from '../helpers/s3.js';
-import { startCounter, startMarkerCounter, type Counter } from '../helpers/targets.js';
-import { startHarness, type Harness } from '../workers/harness.js';
-
-type RemoteInput = NonNullable<NonNullable<ConfigInput['storage']>['remote']>;
-
-interface Node {
-  config: Config;
-  store: CheckpointStore;
-  catalog: Catalog;
-}
-
-/** A worker of its own node, with its own storage root, on the harness's Redis and CRIU, sharing the bucket. */
-async function startNode(h: Harness, node: string, remote: RemoteInput, storage: { keepLocal: boolean }): Promise<Node> {
-  const root = await mkdtemp(path.join(os.tmpdir(), `ckpt-${node}-`));
-  h.defer(() => rm(root, { recursive: true, force: true }));
-  const base = h.configFor(node);
-  const config: Config = { ...base, storage: { ...base.storage, root, keepLocal: storage.keepLocal, remote: remoteStorageSchema.parse(remote) } };
-  const store = new CheckpointStore({ root, signer: h.signer });
-  const bucket = new RemoteStore({ config: config.storage.remote!, signer: h.signer });
-  const catalog = new Catalog(h.client, { prefix: 'ckpt', store, node, remote: bucket });
-  const worker = new CkptWorker({
-    config,
-    eventLog: h.eventLog,
-    criuSocket: h.criu.socketPath,
-    catalog,
-    store,
-    remote: bucket,
-    policy: new TargetPolicy({ protectedPids: () => (h.criu.pid ? [h.criu.pid] : []) }),
-    signer: h.signer,
-  });
-  await worker.start();
-  h.defer(async () => {
-    await worker.close();
-    bucket.close();
-  });
-  return { config, store, catalog };
-}
-
-async function completed(h: Harness, jobId: string) {
-  const job = await h.waitFinished(jobId, 90_000);
-  assert.equal(job.state, 'completed', job.failedReason);
-  return job;
-}
-
-/** Waits until the process counts past `value`: it runs on from where it was dumped. */
-async function countsPast(counter: Counter, value: number): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(counter.alive() && counter.read() > value)) {
-    if (Date.now() > deadline) throw new Error(`pid ${counter.pid} did not count past ${value} (alive: ${counter.alive()})`);
-    await sleep(20);
-  }
-}
-
-async function stages(h: Harness, jobId: string): Promise<string[]> {
-  return (await h.eventsOf(jobId)).filter((e) => e.event === 'job.progress').map((e) => String(e.data.stage));
-}
+import { startCounter, startMarkerCounter } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
+import { startHarness } from '../workers/harness.js';
+import { completed, countsPast, stages, startNode, startWithBucket } from './two-nodes.js';
 
 test('node A dumps, uploads and drops its copy; node B downloads, verifies and restores it and the counter goes on; a byte flipped in the bucket is refused naming the file', async (t) => {
-  const h = await startHarness(t);
-  if (!h) return;
-  const s3 = await TestS3.start();
-  h.defer(() => s3.stop());
-  const remote = await s3.remoteConfig();
+  const started = await startWithBucket(t);
+  if (!started) return;
+  const { h, s3, remote } = started;
   const a = await startNode(h, 'node-a', remote, { keepLocal: false });
   const b = await startNode(h, 'node-b', remote, { keepLocal: false });
   const counter = await startCounter(16);
@@ -126,13 +66,17 @@ test('node A dumps, uploads and drops its copy; node B downloads, verifies and r
   const leftovers = (await readdir(path.join(b.config.storage.root, listed.target.key))).filter((n) => n.startsWith('.tmp-'));
   assert.deepEqual(leftovers, []);
   assert.ok(counter.alive(), 'the running process was not touched');
+
+  // Deleted on node A: node B, told through Redis, drops the copy it downloaded; the bucket keeps nothing of it.
+  await a.catalog.delete(id);
+  await waitUntil(`node B to drop its copy of ${id}`, async () => (await b.store.readManifest(listed.target.key, id)) === null, { timeoutMs: 20_000 });
+  assert.deepEqual(await s3.keys(`ckpt/${listed.target.key}/${id}/`), []);
 });
 
 test('encryption on: no object in the bucket holds what the process held in memory; FLUSHALL, `ckpt catalog rebuild` from the bucket, restore on another node, retention removes the objects but never a pinned checkpoint', async (t) => {
-  const h = await startHarness(t);
-  if (!h) return;
-  const s3 = await TestS3.start();
-  h.defer(() => s3.stop());
+  const started = await startWithBucket(t);
+  if (!started) return;
+  const { h, s3 } = started;
   const keyDir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-enc-'));
   h.defer(() => rm(keyDir, { recursive: true, force: true }));
   const encryptionKeyFile = path.join(keyDir, 'storage.key');

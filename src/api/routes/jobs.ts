@@ -1,12 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { CancelResult, ListJobsFilter } from '../../queue/job-queue.js';
+import type { CancelResult, ListJobsFilter, MigrationEnqueued } from '../../queue/job-queue.js';
 import { isCheckpointId } from '../../common/checkpoint-id.js';
 import { withoutCommandLine, type JobView } from '../../queue/job-view.js';
 import type { Principal } from '../../security/auth.js';
 import { JOB_TYPES } from '../../common/job-kinds.js';
-import { batchRestoreJobSchema, dumpJobSchema, restoreJobSchema, type DumpJob } from '../../queue/schemas.js';
-import { batchEnqueuedResponse, cancelResponse, enqueuedResponse, jobListResponse, jobResponse, textResponse } from '../responses.js';
+import { batchRestoreJobSchema, dumpJobSchema, migrationSchema, restoreJobSchema, type DumpJob, type Migration } from '../../queue/schemas.js';
+import { batchEnqueuedResponse, cancelResponse, enqueuedResponse, jobListResponse, jobResponse, migrationEnqueuedResponse, textResponse } from '../responses.js';
 import { defineRoute, NotFoundError } from '../route.js';
 
 /** What the job routes need from the queue (src/queue's JobQueue provides it). */
@@ -16,6 +16,8 @@ export interface JobsBackend {
   enqueueRestore(input: unknown): Promise<{ jobId: string; node: string }>;
   enqueueBatchRestore(input: unknown): Promise<{ batchId: string; jobIds: string[] }>;
   enqueueVerify(input: unknown): Promise<{ jobId: string; node: string }>;
+  /** Gets the body as migrationSchema parsed it. */
+  enqueueMigration(input: Migration): Promise<MigrationEnqueued>;
   getJob(id: string): Promise<JobView | null>;
   listJobs(filter: ListJobsFilter): Promise<JobView[]>;
   getJobLog(id: string): Promise<string | null>;
@@ -42,6 +44,22 @@ export async function jobRoutes(app: FastifyInstance, opts: { jobs: JobsBackend 
     app,
     { method: 'POST', url: '/api/v1/restores/batch', operationId: 'createRestoreBatch', response: batchEnqueuedResponse, errors: [404, 409, 422], role: 'operate', status: 202, summary: 'Enqueue a batch restore (one child job per checkpoint)', body: batchRestoreJobSchema },
     async ({ body }) => jobs.enqueueBatchRestore(body),
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'POST',
+      url: '/api/v1/migrations',
+      operationId: 'createMigration',
+      response: migrationEnqueuedResponse,
+      errors: [403, 422],
+      role: 'operate',
+      status: 202,
+      summary: 'Enqueue a migration: dump and stop the process on its node, then restore it on toNode (one job chain)',
+      body: migrationSchema,
+    },
+    async ({ body }) => jobs.enqueueMigration(body),
   );
 
   defineRoute(

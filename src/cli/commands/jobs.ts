@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { DumpRequest, RestoreRequest } from '../api-client.js';
+import type { DumpRequest, MigrationRequest, RestoreRequest } from '../api-client.js';
 import { contextOf } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
 import { enqueue } from '../enqueue.js';
@@ -84,6 +84,31 @@ export function registerJobCommands(program: Command): void {
         };
       });
     });
+
+  addCriuOptions(
+    addTargetOptions(
+      program
+        .command('migrate')
+        .description('move a process to another node: dump and stop it on its node, restore it on --to (one job chain)')
+        .requiredOption('--to <node>', 'the node to restore it on')
+        .option('--from <node>', "the node it runs on (default: the API's node)")
+        .option('--wait', 'follow the dump and the restore until the migration ends; exit 1 if it fails'),
+    ),
+  ).action(async function (this: Command, flags: TargetFlags & CriuFlags & { to: string; from?: string; wait?: boolean }) {
+    const ctx = contextOf(this);
+    const body: MigrationRequest = { target: targetFrom(flags), toNode: flags.to, ...(flags.from !== undefined && { fromNode: flags.from }) };
+    const criu = criuFrom(flags);
+    if (criu) body.criu = criu;
+    await enqueue(ctx, Boolean(flags.wait), async () => {
+      const m = await ctx.client.createMigration(body);
+      const what = describeTarget(body.target!);
+      return {
+        jobIds: [m.dumpJobId, m.migrationId],
+        jobs: { [m.dumpJobId]: { type: 'dump', what: `${what} on ${m.fromNode}` }, [m.migrationId]: { type: 'migrate', what: `${what} to ${m.toNode}` } },
+        response: { ...m },
+      };
+    });
+  });
 
   program
     .command('jobs')
