@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { locateCriu, type LocatedCriu } from '../../src/criu/locate.js';
-import { CriuService } from '../../src/criu/service.js';
+import { CriuService } from '../../src/criu/criu-service.js';
 import { readProcStat } from '../../src/common/proc.js';
 import { waitUntil } from './wait.js';
 
