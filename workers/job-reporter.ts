@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 import type { EventLog } from '../src/events/event-log.js';
 import type { EventData, EventInput, EventName } from '../src/events/types.js';
 import { targetKeyOf, type JobProgress } from '../src/queue/job-view.js';
-import type { JobType } from '../src/queue/schemas.js';
+import type { JobType } from '../src/common/job-kinds.js';
 
 export interface JobReporterOptions {
   job: Job;

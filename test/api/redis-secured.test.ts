@@ -6,7 +6,7 @@ import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pino from 'pino';
-import { startService } from '../../src/app/service.js';
+import { startService } from '../../src/app/start-service.js';
 import { configSchema } from '../../src/config/schema.js';
 import { createRedis } from '../../src/queue/redis.js';
 import { startCounter } from '../helpers/targets.js';

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pino from 'pino';
-import { startService } from '../../src/app/service.js';
+import { startService } from '../../src/app/start-service.js';
 import { newCheckpointId } from '../../src/common/checkpoint-id.js';
 import { api, FeedRecorder, startServiceUnderTest } from '../api/harness.js';
 import { runCli } from '../cli/run.js';
