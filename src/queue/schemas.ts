@@ -81,7 +81,7 @@ export const migrationSchema = z
     target: targetSpecSchema.optional(),
     /** Shorthand for `target: {workload}`. */
     workload: workloadNameSchema.optional(),
-    /** The node the process runs on now. Default: the node of the process that enqueues (the API's), like a dump. */
+    /** The node the process runs on now. Default: a workload's own node (the registry's record), else the API's node. */
     fromNode: nodeNameSchema.optional(),
     toNode: nodeNameSchema,
     criu: jobDumpCriuOptionsSchema.optional(),
