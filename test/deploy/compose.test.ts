@@ -73,3 +73,33 @@ test('Redis high availability: a replica of the compose Redis and three sentinel
   );
   assert.ok(config.redis.sentinels.every((s) => s.host === '127.0.0.1'));
 });
+
+test('object storage: a loopback MinIO with its bucket made before ckpt starts, which storage.remote names, credentials from the environment only', () => {
+  const services = compose.services;
+  const ckpt = services.ckpt;
+  const config = loadConfig(path.join(root, ckpt.command[2]), {}, { ...ckpt.environment });
+  const minio = services.minio;
+  const address = minio.command[minio.command.indexOf('--address') + 1];
+  assert.match(address, /^127\.0\.0\.1:\d+$/, 'MinIO listens on loopback only');
+  assert.match(minio.command[minio.command.indexOf('--console-address') + 1], /^127\.0\.0\.1:\d+$/);
+  assert.equal(minio.network_mode, 'host');
+  assert.ok(minio.volumes.some((v: string) => v.endsWith(':/data')), 'the bucket outlives the container');
+  assert.ok(minio.healthcheck, 'ckpt waits for a MinIO that answers');
+
+  assert.equal(config.storage.remote?.endpoint, `http://${address}`);
+  assert.equal(config.storage.remote?.forcePathStyle, true, 'MinIO wants path-style URLs');
+  assert.equal(config.storage.remote?.credentialsFile, '', 'credentials come from the environment');
+
+  // The bucket ckpt names is the one the init container makes, on the same MinIO, before ckpt starts.
+  const init = services['minio-init'];
+  assert.deepEqual(init.command, ['mb', '--ignore-existing', `store/${config.storage.remote?.bucket}`]);
+  assert.equal(init.environment.MC_HOST_store, `http://\${CKPT_S3_ACCESS_KEY}:\${CKPT_S3_SECRET_KEY}@${address}`);
+  assert.equal(init.depends_on.minio.condition, 'service_healthy');
+  assert.equal(ckpt.depends_on['minio-init'].condition, 'service_completed_successfully');
+
+  // No secret in the file: compose refuses to start without them, and ckpt gets the same ones MinIO has.
+  assert.match(minio.environment.MINIO_ROOT_USER, /^\$\{CKPT_S3_ACCESS_KEY:\?.+\}$/);
+  assert.match(minio.environment.MINIO_ROOT_PASSWORD, /^\$\{CKPT_S3_SECRET_KEY:\?.+\}$/);
+  assert.equal(ckpt.environment.AWS_ACCESS_KEY_ID, '${CKPT_S3_ACCESS_KEY}');
+  assert.equal(ckpt.environment.AWS_SECRET_ACCESS_KEY, '${CKPT_S3_SECRET_KEY}');
+});
