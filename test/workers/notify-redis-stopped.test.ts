@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { readProcStat, readProcStatus } from '../../src/common/proc.js';
-import { criuWorkersOf, holdCriuWorkersWhen } from '../helpers/criu.js';
+import { criuWorkersOf, holdCriuWorkersWhen, waitEnded } from '../helpers/criu.js';
 import { startCounter } from '../helpers/targets.js';
 import { countsOn, waitUntil } from '../helpers/wait.js';
 import { startHarness } from './harness.js';
@@ -27,11 +27,7 @@ test('CRIU NOTIFYs are answered without Redis: with Redis stopped mid-dump CRIU 
   releaseCriu();
 
   // Every NOTIFY (pre-dump, post-dump) needs the ckpt worker's answer: CRIU ends only if it got them all.
-  await waitUntil(
-    `CRIU's worker (${criuWorkers.join(', ')}) to finish the dump while Redis is stopped`,
-    async () => (await Promise.all(criuWorkers.map(readProcStat))).every((st) => !st || st.state === 'Z'),
-    { timeoutMs: 30_000 },
-  );
+  await waitEnded(criuWorkers, "CRIU's worker for the dump, while Redis is stopped,");
   const status = await readProcStatus(target.pid);
   assert.ok(status, 'the target is alive');
   assert.equal(status.tracerPid, 0, 'CRIU let go of the target');
