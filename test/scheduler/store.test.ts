@@ -6,6 +6,7 @@ import { ScheduleStore, ScheduleStoreError } from '../../src/scheduler/schedule-
 import { scheduleSchema, type ScheduleInput } from '../../src/scheduler/schema.js';
 import { TickClaims } from '../../src/scheduler/tick-claims.js';
 import { TestRedis } from '../helpers/redis.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let server: TestRedis;
 let redis: Redis;
@@ -71,7 +72,7 @@ test('every write is announced on the change channel', async (t) => {
   await store.resume('one');
   await store.update(schedule({ cron: '0 * * * *' }));
   await store.delete('one');
-  for (let i = 0; i < 100 && seen.length < 5; i++) await sleep(10);
+  await waitUntil('the 5 schedule change messages', () => seen.length >= 5);
   assert.deepEqual(seen, ['put:one', 'pause:one', 'resume:one', 'put:one', 'delete:one']);
 });
 
