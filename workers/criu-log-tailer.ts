@@ -86,7 +86,8 @@ export class CriuLogTailer {
     }
     const length = Math.min(size - this.offset, this.maxBytesPerTick);
     if (length <= 0) return false;
-    const buf = Buffer.alloc(length);
+    // Not zeroed: only the bytes read are used.
+    const buf = Buffer.allocUnsafe(length);
     const { bytesRead } = await this.handle.read(buf, 0, length, this.offset);
     this.offset += bytesRead;
     const text = this.partial + this.decoder.write(buf.subarray(0, bytesRead));

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,7 +8,7 @@ import type { Verification } from '../src/catalog/catalog.js';
 import { ImageFileError, readProcessTree, type TreeTask } from '../src/criu/image-file.js';
 import type { JobResult } from '../src/queue/job-view.js';
 import type { VerifyJobData } from '../src/queue/schemas.js';
-import { listPids } from '../src/common/proc.js';
+import { childrenOf, listPids, listThreadIds, readPidNamespace, readProcStatus } from '../src/common/proc.js';
 import { checkpointImages } from './checkpoint-images.js';
 import { CriuLogTailer } from './criu-log-tailer.js';
 import { FinalJobError } from './failure.js';
@@ -154,27 +154,27 @@ function criuReason(log: string, status: number): string {
 
 /** The namespace's init: unshare's one child. */
 async function initOf(child: ChildProcess): Promise<number> {
-  const text = await readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8');
-  const pid = Number(text.trim().split(/\s+/)[0]);
+  const pid = (await childrenOf(child.pid!))[0];
   if (!pid) throw new Error(`the drill's namespace has no init (unshare pid ${child.pid})`);
   return pid;
 }
 
 /** null when every task of the tree is in the namespace of `init`, stopped, with all its threads; else what is not. */
 async function treeProblem(tree: TreeTask[], init: number): Promise<string | null> {
-  const ns = await readlink(`/proc/${init}/ns/pid`);
+  const ns = await readPidNamespace(init);
+  if (ns === null) throw new Error(`the drill's namespace init (pid ${init}) is gone`);
   const found = new Map<number, { hostPid: number; state: string }>();
   for (const pid of await listPids()) {
-    if (pid === init || (await readlink(`/proc/${pid}/ns/pid`).catch(() => '')) !== ns) continue;
-    const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-    const nsPid = Number(/^NSpid:.*\s(\d+)\s*$/m.exec(status)?.[1] ?? 0);
-    if (nsPid) found.set(nsPid, { hostPid: pid, state: /^State:\s+(\S)/m.exec(status)?.[1] ?? '?' });
+    if (pid === init || (await readPidNamespace(pid)) !== ns) continue;
+    const status = await readProcStatus(pid);
+    const nsPid = status && status.nsPids.length >= 2 ? status.nsPids.at(-1)! : 0;
+    if (status && nsPid) found.set(nsPid, { hostPid: pid, state: status.state });
   }
   for (const task of tree) {
     const t = found.get(task.pid);
     if (!t) return `task ${task.pid} of the tree (${tree.length} tasks) is missing after the restore`;
     if (t.state !== 'T' && t.state !== 't') return `task ${task.pid} is not stopped (state ${t.state})`;
-    const threads = (await readdir(`/proc/${t.hostPid}/task`).catch(() => [])).length;
+    const threads = (await listThreadIds(t.hostPid)).length;
     if (threads !== Math.max(1, task.threads.length)) return `task ${task.pid} has ${threads} threads, the checkpoint ${task.threads.length}`;
   }
   return null;

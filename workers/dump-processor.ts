@@ -11,7 +11,7 @@ import { readDumpStats } from '../src/criu/stats.js';
 import { signJobData } from '../src/queue/job-signature.js';
 import type { JobResult } from '../src/queue/job-view.js';
 import { LeaseSemaphore } from '../src/queue/lease-semaphore.js';
-import type { DumpJobData, ResolvedTarget } from '../src/queue/schemas.js';
+import type { DumpJobData, AttemptTarget } from '../src/queue/schemas.js';
 import { TargetError } from '../src/targets/errors.js';
 import { readProcStat } from '../src/common/proc.js';
 import { resolveTarget } from '../src/targets/resolve.js';
@@ -92,11 +92,11 @@ async function recoverEarlierAttempt(job: Job<DumpJobData>, run: JobRun, ctx: Wo
  * Step 2. The target as it is now, checked against the policy and recorded in the job (signed like the rest of the
  * data, or the next attempt would refuse its own job). Harmless when the policy refuses it: the job then fails for good.
  */
-async function resolveAndRecord(job: Job<DumpJobData>, run: JobRun, ctx: WorkerContext, attemptStartedAt: number): Promise<ResolvedTarget> {
+async function resolveAndRecord(job: Job<DumpJobData>, run: JobRun, ctx: WorkerContext, attemptStartedAt: number): Promise<AttemptTarget> {
   run.reporter.progress({ stage: 'resolving' });
   const info = await resolveTarget(job.data.target, { workloads: ctx.workloads, exclude: ctx.policy.ownPids() });
-  const resolved: ResolvedTarget = {
-    key: info.key,
+  const resolved: AttemptTarget = {
+    key: info.targetKey,
     pid: info.pid,
     cmdline: info.cmdline,
     exe: info.exe,
@@ -116,7 +116,7 @@ async function resolveAndRecord(job: Job<DumpJobData>, run: JobRun, ctx: WorkerC
  */
 async function withTargetLock(
   job: Job<DumpJobData>,
-  target: ResolvedTarget,
+  target: AttemptTarget,
   run: JobRun,
   ctx: WorkerContext,
   work: () => Promise<JobResult>,
@@ -163,7 +163,7 @@ interface PreparedAttempt {
  * Step 4. The attempt folder on disk, and the target's memory from /proc (independent); then room for the dump checked
  * (ESTORAGE_FULL, the folder removed again) before CRIU runs.
  */
-async function prepareAttempt(job: Job<DumpJobData>, target: ResolvedTarget, ctx: WorkerContext): Promise<PreparedAttempt> {
+async function prepareAttempt(job: Job<DumpJobData>, target: AttemptTarget, ctx: WorkerContext): Promise<PreparedAttempt> {
   const { checkpointId } = job.data;
   const begin = async () => {
     try {
@@ -200,7 +200,7 @@ interface DumpOutcome {
 async function dumpInto(
   { dir, bytesExpected }: PreparedAttempt,
   job: Job<DumpJobData>,
-  target: ResolvedTarget,
+  target: AttemptTarget,
   run: JobRun,
   ctx: WorkerContext,
 ): Promise<DumpOutcome> {
@@ -247,7 +247,7 @@ async function dumpInto(
  * Refuses (FinalJobError ESTORAGE_FULL, before CRIU runs) a dump whose expected size, the target's memory, would leave
  * less free space in the storage root than `storage.minFreeBytes`: a full disk fails the dump late and starves the rest.
  */
-async function ensureRoom(bytesExpected: number, target: ResolvedTarget, ctx: WorkerContext): Promise<void> {
+async function ensureRoom(bytesExpected: number, target: AttemptTarget, ctx: WorkerContext): Promise<void> {
   const { minFreeBytes, root } = ctx.config.storage;
   const fs = await statfs(root);
   const freeBytes = fs.bavail * fs.bsize;
@@ -263,7 +263,7 @@ async function ensureRoom(bytesExpected: number, target: ResolvedTarget, ctx: Wo
  * CRIU says ESRCH both when the target died during the dump and when something else (a debugger, another CRIU)
  * got in its way: only the first is final. The target is the same process if its pid has the same start time.
  */
-async function explainDumpFailure(err: unknown, target: ResolvedTarget): Promise<unknown> {
+async function explainDumpFailure(err: unknown, target: AttemptTarget): Promise<unknown> {
   if (!(err instanceof CriuError) || err.errnoName !== 'ESRCH') return err;
   const now = await readProcStat(target.pid);
   if (!now || now.state === 'Z' || now.startTime !== target.startTime) {
@@ -310,7 +310,7 @@ async function criuFinished(dir: string, data: DumpJobData, ctx: WorkerContext):
  */
 async function commitAndAnnounce(
   job: Job<DumpJobData>,
-  target: ResolvedTarget,
+  target: AttemptTarget,
   dir: string,
   durationMs: number,
   run: JobRun,

@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 import type { EventLog } from '../src/events/event-log.js';
 import type { EventData, EventInput, EventName } from '../src/events/types.js';
 import { targetKeyOf, type JobProgress } from '../src/queue/job-view.js';
-import type { JobType } from '../src/queue/schemas.js';
+import type { JobType } from '../src/common/job-kinds.js';
 
 export interface JobReporterOptions {
   job: Job;
@@ -59,6 +59,9 @@ export class JobReporter {
     const next = { ...this.current, ...update };
     next.percent = Math.max(this.current.percent, Math.min(100, Math.round(next.percent)));
     const stageChanged = next.stage !== this.current.stage;
+    // A sample that changes nothing (a small dump's page images not written yet) is not worth two round trips.
+    const same = next.percent === this.current.percent && next.bytesWritten === this.current.bytesWritten && next.bytesExpected === this.current.bytesExpected;
+    if (!stageChanged && same) return;
     this.current = next;
     if (stageChanged) {
       this.writeNow();

@@ -1,5 +1,6 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { childrenOf, readMemoryRollup } from '../src/common/proc.js';
 
 export interface PageBytesSamplerOptions {
   /** The attempt folder CRIU writes its images into. */
@@ -78,20 +79,8 @@ export async function treeDumpBytes(pid: number): Promise<number> {
 }
 
 async function dumpedBytes(pid: number): Promise<number> {
-  const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8').catch(() => '');
-  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0);
-  return (kib('Anonymous') + kib('Swap') + kib('Pss_Shmem')) * 1024;
-}
-
-/** Children of every thread of `pid` (/proc/<pid>/task/<tid>/children). */
-async function childrenOf(pid: number): Promise<number[]> {
-  const tids = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
-  const out: number[] = [];
-  for (const tid of tids) {
-    const text = await readFile(`/proc/${pid}/task/${tid}/children`, 'utf8').catch(() => '');
-    out.push(...text.split(/\s+/).filter(Boolean).map(Number));
-  }
-  return out;
+  const memory = await readMemoryRollup(pid);
+  return memory ? memory.anonymousBytes + memory.swapBytes + memory.shmemPssBytes : 0;
 }
 
 /** Percent of a dump done: bytes written against bytes expected, held below 100 until the dump has finished. */

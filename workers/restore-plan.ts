@@ -1,12 +1,11 @@
-import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Manifest } from '../src/catalog/manifest.js';
 import { checkpointIdSchema } from '../src/common/checkpoint-id.js';
-import { targetKeySchema } from '../src/targets/snapshot.js';
+import { targetKeySchema } from '../src/targets/checkpoint-target.js';
 import type { Config } from '../src/config/schema.js';
 import { ImageFileError, readProcessTree } from '../src/criu/image-file.js';
-import { listPids, readProcStat, type ProcStat } from '../src/common/proc.js';
+import { listPids, readProcStat, readProcStatus, type ProcStat } from '../src/common/proc.js';
 import { FinalJobError } from './failure.js';
 import type { WorkerContext } from './worker-context.js';
 
@@ -72,15 +71,11 @@ async function scanProcesses(): Promise<Map<number, ProcStat>> {
   return procs;
 }
 
-const SIGKILL_BIT = 1n << 8n;
-
 /** Zombie, dead, or SIGKILL pending (for itself or its thread group). */
 async function isDying(pid: number, st: ProcStat): Promise<boolean> {
   if (st.state === 'Z' || st.state === 'X') return true;
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => null);
-  if (status === null) return true;
-  const pending = ['SigPnd', 'ShdPnd'].map((f) => BigInt(`0x${new RegExp(`^${f}:\\s+([0-9a-f]+)`, 'm').exec(status)?.[1] ?? '0'}`));
-  return pending.some((mask) => (mask & SIGKILL_BIT) !== 0n);
+  const status = await readProcStatus(pid);
+  return status === null || status.killPending;
 }
 
 /** What holds each of `pids` right now (a pid may have several holders: e.g. a zombie leader and its group's members). */
@@ -97,8 +92,7 @@ export async function findPidHolders(pids: number[]): Promise<PidHolder[]> {
       // A thread id is not listed in /proc but is readable there.
       const thread = await readProcStat(pid);
       if (thread) {
-        const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-        const tgid = Number(/^Tgid:\s+(\d+)/m.exec(status)?.[1] ?? pid);
+        const tgid = (await readProcStatus(pid))?.tgid ?? pid;
         await add(pid, 'thread', tgid, procs.get(tgid) ?? thread);
       }
     }

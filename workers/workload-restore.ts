@@ -7,7 +7,7 @@ import { jobCriuOptions } from '../src/criu/options.js';
 import { readRestoreStats, type RestoreStats } from '../src/criu/stats.js';
 import type { RestoreJobData } from '../src/queue/schemas.js';
 import { isSameProcess, readProcStat } from '../src/common/proc.js';
-import { type WorkloadRef } from '../src/targets/process-info.js';
+import { type WorkloadRef } from '../src/targets/process-snapshot.js';
 import { prepareWorkloadDir } from '../src/workloads/launcher.js';
 import type { WorkloadRecord } from '../src/workloads/registry.js';
 import { CriuLogTailer } from './criu-log-tailer.js';

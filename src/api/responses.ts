@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { manifestSchema } from '../catalog/manifest.js';
 import { EVENT_NAMES } from '../events/types.js';
-import { JOB_TYPES } from '../queue/schemas.js';
+import { JOB_STATES, JOB_TYPES } from '../common/job-kinds.js';
 import { DST_POLICIES } from '../scheduler/cron.js';
 import { scheduleSchema } from '../scheduler/schema.js';
 import { workloadRecordSchema } from '../workloads/registry.js';
@@ -32,7 +32,7 @@ export const migrationEnqueuedResponse = z.object({
   toNode: z.string(),
 });
 
-const jobState = z.enum(['waiting', 'delayed', 'active', 'completed', 'failed', 'waiting-children', 'unknown']);
+const jobState = z.enum(JOB_STATES);
 
 export const jobResponse = z.object({
   id: z.string(),

@@ -7,7 +7,7 @@ import { dataDir } from '../common/paths.js';
 import type { Config } from '../config/schema.js';
 import { CriuClient } from '../criu/client.js';
 import { locateCriu } from '../criu/locate.js';
-import { CriuService } from '../criu/service.js';
+import { CriuService } from '../criu/criu-service.js';
 import { EventLog } from '../events/event-log.js';
 import { ensurePrivateDir } from '../security/trusted-files.js';
 import { createRedis, redactRedisUrl } from '../queue/redis.js';

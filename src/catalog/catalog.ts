@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { RedisScript } from '../common/redis-script.js';
 import { parseOrThrow } from '../common/validation.js';
 import type { RemoteStore } from '../storage/remote-store.js';
 import type { CheckpointStore } from './checkpoint-store.js';
@@ -57,10 +58,9 @@ export interface Verification {
 }
 
 export interface CheckpointFilter {
-  /** Target key (e.g. `python3-4242`). */
-  target?: string;
-  /** Schedule id. */
-  schedule?: string;
+  /** e.g. `python3-4242`. */
+  targetKey?: string;
+  scheduleId?: string;
   node?: string;
 }
 
@@ -96,27 +96,27 @@ export interface RebuildResult {
 // Every script treats a checkpoint hash with a `deleting` field as gone: it is unlisted and its files are going.
 // ARGV[4] 'if-missing' (rebuild): a checkpoint the catalog has already is left as it is. ARGV[5]: its location.
 // Returns {'OK', pinned, verified} once listed, else the reason as a string.
-const ADD = `
+const ADD = new RedisScript('ckptCatalogAdd', `
 if redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return 'EDELETING' end
 if ARGV[4] == 'if-missing' and redis.call('EXISTS', KEYS[1]) == 1 then return 'PRESENT' end
 redis.call('HSET', KEYS[1], 'manifest', ARGV[3], 'location', ARGV[5])
 redis.call('HSETNX', KEYS[1], 'pinned', '0')
 for i = 2, #KEYS do redis.call('ZADD', KEYS[i], ARGV[2], ARGV[1]) end
-return {'OK', redis.call('HGET', KEYS[1], 'pinned'), redis.call('HGET', KEYS[1], 'verified')}`;
+return {'OK', redis.call('HGET', KEYS[1], 'pinned'), redis.call('HGET', KEYS[1], 'verified')}`);
 
 // A field of a listed checkpoint (pinned, verified); ARGV: field, value.
-const SET_FIELD = `
+const SET_FIELD = new RedisScript('ckptCatalogSetField', `
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return 'ECHECKPOINT_NOT_FOUND' end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 'OK'`;
+return 'OK'`);
 
-const ACQUIRE_REF = `
+const ACQUIRE_REF = new RedisScript('ckptCatalogAcquireRef', `
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return 'ECHECKPOINT_NOT_FOUND' end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-return 'OK'`;
+return 'OK'`);
 
 // KEYS: hash, refs, pending-deletes of the checkpoint's node, then every index holding it. ARGV: id, force, now.
-const UNLIST = `
+const UNLIST = new RedisScript('ckptCatalogUnlist', `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'ECHECKPOINT_NOT_FOUND'} end
 if redis.call('HEXISTS', KEYS[1], 'deleting') == 1 then return {'OK'} end
 if redis.call('HGET', KEYS[1], 'pinned') == '1' and ARGV[2] ~= '1' then return {'EPINNED'} end
@@ -125,7 +125,7 @@ if #refs > 0 then return {'EINUSE', unpack(refs)} end
 for i = 4, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
 redis.call('HSET', KEYS[1], 'deleting', ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-return {'OK'}`;
+return {'OK'}`);
 
 /**
  * The shared list of checkpoints (all nodes), in Redis. Layout under `<prefix>:catalog:`:
@@ -146,6 +146,7 @@ export class Catalog {
     private readonly options: CatalogOptions,
   ) {
     this.prefix = `${options.prefix}:catalog`;
+    for (const script of [ADD, SET_FIELD, ACQUIRE_REF, UNLIST]) script.defineOn(redis);
   }
 
   /** Adds (or, same id again, replaces the manifest of) a checkpoint. Keeps its pin. A bad manifest: ValidationError. */
@@ -153,7 +154,7 @@ export class Catalog {
     const m = parseOrThrow(manifestSchema, manifest, 'checkpoint manifest');
     const keys = [this.hashKey(m.id), ...this.indexKeys(m)];
     const stored = JSON.stringify(m);
-    const res = await this.redis.eval(ADD, keys.length, ...keys, m.id, Date.parse(m.created), stored, '', 'local');
+    const res = await ADD.run(this.redis, keys, [m.id, Date.parse(m.created), stored, '', 'local']);
     if (!Array.isArray(res)) throw new CatalogError('ECHECKPOINT_NOT_FOUND', `checkpoint ${m.id} is being deleted`, m.id);
     // The entry as stored, from the script's reply: reading it back would be another round trip on a dump's way to completed.
     const [, pinned, verified] = res as [string, string | null, string | null];
@@ -179,8 +180,8 @@ export class Catalog {
   }
 
   /** The newest checkpoint of a target, or null when it has none. */
-  async latest(target: string): Promise<Checkpoint | null> {
-    return (await this.list({ target, limit: 1 }))[0] ?? null;
+  async latest(targetKey: string): Promise<Checkpoint | null> {
+    return (await this.list({ targetKey, limit: 1 }))[0] ?? null;
   }
 
   /**
@@ -197,14 +198,7 @@ export class Catalog {
     if (m.node === this.options.node) await this.options.store.assertContained(m.target.key, m.id);
     await this.pruneRefs(id);
     const keys = [this.hashKey(id), this.refsKey(id), this.pendingKey(m.node), ...this.indexKeys(m)];
-    const [verdict, ...refs] = (await this.redis.eval(
-      UNLIST,
-      keys.length,
-      ...keys,
-      id,
-      options.force ? '1' : '0',
-      Date.now(),
-    )) as string[];
+    const [verdict, ...refs] = (await UNLIST.run(this.redis, keys, [id, options.force ? '1' : '0', Date.now()])) as string[];
     if (verdict === 'ECHECKPOINT_NOT_FOUND') throw notFound(id);
     if (verdict === 'EPINNED') {
       throw new CatalogError('EPINNED', `checkpoint ${id} is pinned: unpin it first, or delete with force`, id);
@@ -287,7 +281,7 @@ export class Catalog {
     const local = new Set<string>();
     const relist = async (m: Manifest, where: string, location: CheckpointLocation) => {
       const keys = [this.hashKey(m.id), ...this.indexKeys(m)];
-      const res = await this.redis.eval(ADD, keys.length, ...keys, m.id, Date.parse(m.created), JSON.stringify(m), 'if-missing', location);
+      const res = await ADD.run(this.redis, keys, [m.id, Date.parse(m.created), JSON.stringify(m), 'if-missing', location]);
       if (Array.isArray(res)) result.added.push(m.id);
       else if (res === 'PRESENT') result.present.push(m.id);
       else skipped.push({ dir: where, reason: 'being deleted' });
@@ -334,7 +328,7 @@ export class Catalog {
   /** Marks the checkpoint in use by a restore job (idempotent). ECHECKPOINT_NOT_FOUND when it is unknown or being deleted. */
   async acquireRef(id: string, jobId: string): Promise<void> {
     if (!isCheckpointId(id)) throw notFound(id);
-    const res = await this.redis.eval(ACQUIRE_REF, 2, this.hashKey(id), this.refsKey(id), jobId, Date.now());
+    const res = await ACQUIRE_REF.run(this.redis, [this.hashKey(id), this.refsKey(id)], [jobId, Date.now()]);
     if (res !== 'OK') throw notFound(id);
   }
 
@@ -367,7 +361,7 @@ export class Catalog {
 
   private async setField(id: string, field: 'pinned' | 'verified' | 'location', value: string): Promise<Checkpoint> {
     if (!isCheckpointId(id)) throw notFound(id);
-    const res = await this.redis.eval(SET_FIELD, 1, this.hashKey(id), field, value);
+    const res = await SET_FIELD.run(this.redis, [this.hashKey(id)], [field, value]);
     if (res !== 'OK') throw notFound(id);
     return this.get(id);
   }
@@ -414,8 +408,8 @@ export class Catalog {
 
   private async listIds(filter: CheckpointFilter, offset: number, limit: number): Promise<string[]> {
     const keys: string[] = [];
-    if (filter.target !== undefined) keys.push(this.indexKey('target', filter.target));
-    if (filter.schedule !== undefined) keys.push(this.indexKey('schedule', filter.schedule));
+    if (filter.targetKey !== undefined) keys.push(this.indexKey('target', filter.targetKey));
+    if (filter.scheduleId !== undefined) keys.push(this.indexKey('schedule', filter.scheduleId));
     if (filter.node !== undefined) keys.push(this.indexKey('node', filter.node));
     const stop = Number.isFinite(limit) ? offset + limit - 1 : -1;
     if (keys.length <= 1) return this.redis.zrevrange(keys[0] ?? this.indexKey('all'), offset, stop);

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { checkpointIdSchema } from '../common/checkpoint-id.js';
-import { checkpointTargetSchema } from '../targets/snapshot.js';
+import { checkpointTargetSchema } from '../targets/checkpoint-target.js';
 
 /** A file's path inside a checkpoint folder, as the manifest names it. */
 const fileNameSchema = z

@@ -1,5 +1,7 @@
 import WebSocket from 'ws';
-import type { Channel, EventName, JobType } from '../events/types.js';
+import type { Channel, EventName } from '../events/types.js';
+import type { JobType } from '../common/job-kinds.js';
+import type { FeedFilter } from '../feed/protocol.js';
 import { CHANNELS } from '../events/types.js';
 import { EventId } from '../events/event-id.js';
 
@@ -14,13 +16,6 @@ export interface FeedEventMessage {
   scheduleId?: string;
   target?: string;
   data: Record<string, any>;
-}
-
-export interface FeedFilter {
-  jobId?: string;
-  scheduleId?: string;
-  target?: string;
-  type?: string;
 }
 
 export type FeedStatus =

@@ -9,8 +9,8 @@ import { createProgram, runProgram } from './program.js';
 const HEAVY: Record<string, () => Promise<(program: Command) => void>> = {
   catalog: async () => (await import('./commands/catalog.js')).registerCatalogCommands,
   criu: async () => (await import('./commands/criu.js')).registerCriuCommands,
-  up: async () => (await import('./commands/service.js')).registerServiceCommands,
-  worker: async () => (await import('./commands/service.js')).registerServiceCommands,
+  up: async () => (await import('./commands/run-service.js')).registerServiceCommands,
+  worker: async () => (await import('./commands/run-service.js')).registerServiceCommands,
 };
 
 /** The command named on the command line: the first word that is neither an option nor a global option's value. */

@@ -45,7 +45,15 @@ export interface ProcStatus {
   tracerPid: number;
   /** Resident memory (VmRSS, else 0). */
   rssBytes: number;
+  /** Thread group id: the process a thread id belongs to. */
+  tgid: number;
+  /** The pid in each pid namespace it is in, the host's first, its own namespace's last (NSpid). */
+  nsPids: number[];
+  /** SIGKILL is pending for it or its thread group (SigPnd / ShdPnd): it is about to go. */
+  killPending: boolean;
 }
+
+const SIGKILL_BIT = 1n << 8n;
 
 /** Parses /proc/<pid>/status; null when the process does not exist. */
 export async function readProcStatus(pid: number): Promise<ProcStatus | null> {
@@ -57,7 +65,47 @@ export async function readProcStatus(pid: number): Promise<ProcStatus | null> {
     uid: Number(/^Uid:\s+(\d+)/m.exec(text)?.[1] ?? NaN),
     tracerPid: Number(/^TracerPid:\s+(\d+)/m.exec(text)?.[1] ?? 0),
     rssBytes: (kib(text, 'VmRSS') ?? 0) * 1024,
+    tgid: Number(/^Tgid:\s+(\d+)/m.exec(text)?.[1] ?? pid),
+    nsPids: (/^NSpid:\s+(.*)$/m.exec(text)?.[1] ?? '').trim().split(/\s+/).filter(Boolean).map(Number),
+    killPending: ['SigPnd', 'ShdPnd'].some((field) => (signalMask(text, field) & SIGKILL_BIT) !== 0n),
   };
+}
+
+/** Memory of a process, from /proc/<pid>/smaps_rollup, in bytes. */
+export interface MemoryRollup {
+  anonymousBytes: number;
+  swapBytes: number;
+  /** Proportional share of shared memory (Pss_Shmem). */
+  shmemPssBytes: number;
+}
+
+/** Parses /proc/<pid>/smaps_rollup; null when the process is gone or the file is closed to us. */
+export async function readMemoryRollup(pid: number): Promise<MemoryRollup | null> {
+  const text = await readProcText(`/proc/${pid}/smaps_rollup`);
+  if (text === null) return null;
+  const bytes = (field: string) => (kib(text, field) ?? 0) * 1024;
+  return { anonymousBytes: bytes('Anonymous'), swapBytes: bytes('Swap'), shmemPssBytes: bytes('Pss_Shmem') };
+}
+
+/** The thread ids of `pid` (/proc/<pid>/task); none when it is gone. */
+export async function listThreadIds(pid: number): Promise<number[]> {
+  const names = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  return names.map(Number);
+}
+
+/** The children of every thread of `pid` (/proc/<pid>/task/<tid>/children); none when it is gone. */
+export async function childrenOf(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const tid of await listThreadIds(pid)) {
+    const text = (await readProcText(`/proc/${pid}/task/${tid}/children`)) ?? '';
+    out.push(...text.split(/\s+/).filter(Boolean).map(Number));
+  }
+  return out;
+}
+
+/** The pid namespace of `pid` (the ns/pid link, e.g. `pid:[4026531836]`); null when it cannot be read. */
+export function readPidNamespace(pid: number): Promise<string | null> {
+  return readlink(`/proc/${pid}/ns/pid`).catch(() => null);
 }
 
 /** Resolved /proc/<pid>/exe, '' when unreadable. */
@@ -119,6 +167,10 @@ function splitCmdline(raw: string): string[] {
   const args = raw.split('\0');
   if (args.at(-1) === '') args.pop();
   return args;
+}
+
+function signalMask(text: string, field: string): bigint {
+  return BigInt(`0x${new RegExp(`^${field}:\\s+([0-9a-f]+)`, 'm').exec(text)?.[1] ?? '0'}`);
 }
 
 function kib(text: string | null, field: string): number | undefined {

@@ -14,7 +14,7 @@ import {
   type RestoreOptions,
 } from './options.js';
 import { PreDumpSession } from './pre-dump-session.js';
-import type { CriuRequest, CriuResponse } from './wire.js';
+import type { CriuReq, CriuResp } from './rpc-messages.js';
 
 export interface CriuClientOptions {
   /** The `criu service --address` socket. */
@@ -167,7 +167,7 @@ export class CriuClient {
    * (NOTIFYs are answered on the way). For request types without a method here (CPUINFO_*, WAIT_PID, PAGE_SERVER,
    * ...). An unknown request type comes back as {type: 'EMPTY', success: false}. A DUMP or PRE_DUMP must carry a pid.
    */
-  async request(req: CriuRequest, ctl: RequestControl = {}): Promise<CriuResponse> {
+  async request(req: CriuReq, ctl: RequestControl = {}): Promise<CriuResp> {
     if ((req.type === 'DUMP' || req.type === 'PRE_DUMP') && !(Number.isInteger(req.opts?.pid) && req.opts!.pid! > 0)) {
       throw new ValidationError(
         [{ field: 'opts.pid', reason: 'is required (an unset pid makes CRIU dump the caller itself)' }],
@@ -178,14 +178,14 @@ export class CriuClient {
   }
 
   /** A request without an images folder; its successful reply, else CriuError. */
-  private checked(req: CriuRequest, ctl: RequestControl): Promise<CriuResponse> {
+  private checked(req: CriuReq, ctl: RequestControl): Promise<CriuResp> {
     return this.withConnection(req.type, ctl, async (conn, control) =>
       successfulReply(req, await conn.exchange(req, control), this.socketPath),
     );
   }
 
   private async withConnection<T>(
-    type: CriuRequest['type'],
+    type: CriuReq['type'],
     ctl: RequestControl,
     fn: (conn: CriuConnection, control: RequestControl) => Promise<T>,
   ): Promise<T> {
@@ -197,7 +197,7 @@ export class CriuClient {
     }
   }
 
-  private connect(type: CriuRequest['type'], ctl: RequestControl): Promise<CriuConnection> {
+  private connect(type: CriuReq['type'], ctl: RequestControl): Promise<CriuConnection> {
     return CriuConnection.open(this.socketPath, {
       connectTimeoutMs: this.connectTimeoutMs,
       signal: ctl.signal,

@@ -1,7 +1,8 @@
 import path from 'node:path';
 import protobuf from 'protobufjs';
 import { repoRoot } from '../common/paths.js';
-import type { CriuRequest, CriuResponse } from './wire.js';
+import type { CriuReq, CriuResp } from './rpc-messages.js';
+import type { StatsEntry } from './stats-messages.js';
 
 const roots = new Map<string, protobuf.Root>();
 
@@ -29,25 +30,25 @@ function decode<T>(typeName: string, bytes: Uint8Array): T {
   return type.toObject(type.decode(bytes), TO_OBJECT) as T;
 }
 
-export function encodeRequest(req: CriuRequest): Buffer {
+export function encodeRequest(req: CriuReq): Buffer {
   return encode('criu_req', req);
 }
 
-export function decodeResponse(bytes: Uint8Array): CriuResponse {
-  return decode<CriuResponse>('criu_resp', bytes);
+export function decodeResponse(bytes: Uint8Array): CriuResp {
+  return decode<CriuResp>('criu_resp', bytes);
 }
 
 /** The service side of the codec: used to play a CRIU service in tests. */
-export function decodeRequest(bytes: Uint8Array): CriuRequest {
-  return decode<CriuRequest>('criu_req', bytes);
+export function decodeRequest(bytes: Uint8Array): CriuReq {
+  return decode<CriuReq>('criu_req', bytes);
 }
 
-export function encodeResponse(resp: CriuResponse): Buffer {
+export function encodeResponse(resp: CriuResp): Buffer {
   return encode('criu_resp', resp);
 }
 
 /** Decodes one stats_entry (the payload of a stats-dump / stats-restore file). */
-export function decodeStatsEntry<T>(bytes: Uint8Array): T {
+export function decodeStatsEntry(bytes: Uint8Array): StatsEntry {
   const type = protoType('stats.proto', 'stats_entry');
-  return type.toObject(type.decode(bytes), TO_OBJECT) as T;
+  return type.toObject(type.decode(bytes), TO_OBJECT) as StatsEntry;
 }

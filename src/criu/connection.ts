@@ -2,7 +2,7 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { SeqpacketSocket } from 'node-unix-socket';
 import { decodeResponse, encodeRequest } from './codec.js';
 import { CriuConnectionError } from './errors.js';
-import type { CriuReqType, CriuRequest, CriuResponse } from './wire.js';
+import type { CriuReqType, CriuReq, CriuResp } from './rpc-messages.js';
 
 /** The notify-script names CRIU reports (criu_notify.script). */
 export type NotifyScript =
@@ -132,7 +132,7 @@ export class CriuConnection {
    * with notify_success. Rejects with ECRIU_DIED / ECRIU_DECODE / ECRIU_TIMEOUT / ECRIU_ABORTED (closing the
    * connection), or with the error an onStage handler threw.
    */
-  async exchange(req: CriuRequest, ctl: RequestControl): Promise<CriuResponse> {
+  async exchange(req: CriuReq, ctl: RequestControl): Promise<CriuResp> {
     this.requestType = req.type;
     const stopWatching = this.watch(req.type, ctl);
     let stageError: { error: unknown } | undefined;
@@ -168,7 +168,7 @@ export class CriuConnection {
     setImmediate(() => this.socket.destroy());
   }
 
-  private send(req: CriuRequest): void {
+  private send(req: CriuReq): void {
     if (this.failure) throw this.failure;
     try {
       this.socket.write(encodeRequest(req));
@@ -177,7 +177,7 @@ export class CriuConnection {
     }
   }
 
-  private async receive(): Promise<CriuResponse> {
+  private async receive(): Promise<CriuResp> {
     while (this.inbox.length === 0) {
       if (this.failure) throw this.failure;
       // A failure wakes the loop too; a reply that arrived just before it (data, then 'end') is still returned.

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { ValidationError } from '../common/validation.js';
-import type { CriuReqType } from './wire.js';
+import type { CriuReqType } from './rpc-messages.js';
 
 /** Second names of the same number, left out so that each number has the name strerror's table uses. */
 const ERRNO_ALIASES: ReadonlySet<string> = new Set(['EWOULDBLOCK', 'ENOTSUP']);

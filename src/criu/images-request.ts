@@ -5,7 +5,7 @@ import type { CriuConnection, RequestControl } from './connection.js';
 import { CriuConnectionError, CriuError } from './errors.js';
 import { readLogTail } from './log-tail.js';
 import { toCriuOpts, type RestoreOptions } from './options.js';
-import type { CriuReqType, CriuRequest, CriuResponse } from './wire.js';
+import type { CriuReqType, CriuReq, CriuResp } from './rpc-messages.js';
 
 /**
  * Runs one request that works on an images folder (DUMP, PRE_DUMP, RESTORE, CHECK) on `conn`, with validated options:
@@ -18,11 +18,11 @@ export async function runImagesRequest(
   type: CriuReqType,
   options: RestoreOptions & { pid?: number },
   ctl: RequestControl,
-): Promise<CriuResponse> {
+): Promise<CriuResp> {
   const imagesDir = path.resolve(options.imagesDir);
   const opts = { ...toCriuOpts(options), notify_scripts: true, ...(options.pid ? { pid: options.pid } : {}) };
-  let req: CriuRequest;
-  let resp: CriuResponse;
+  let req: CriuReq;
+  let resp: CriuResp;
   if (options.imagesDirByPath) {
     req = { type, opts: { ...opts, images_dir_fd: -1, images_dir: imagesDir } };
     resp = await conn.exchange(req, ctl);
@@ -49,11 +49,11 @@ function logPath(imagesDir: string, logFile: string, workDirFd?: number): string
  * {type: EMPTY, success: false}), or ECRIU_DECODE for a successful reply of the wrong type.
  */
 export async function successfulReply(
-  req: CriuRequest,
-  resp: CriuResponse,
+  req: CriuReq,
+  resp: CriuResp,
   socketPath: string,
   logFile?: string,
-): Promise<CriuResponse> {
+): Promise<CriuResp> {
   if (resp.success && resp.type === req.type) return resp;
   if (resp.success) {
     throw new CriuConnectionError(
@@ -74,7 +74,7 @@ export async function successfulReply(
 }
 
 /** A success's cr_errmsg is a warning (e.g. rlimit: Can't setup RLIMIT_NOFILE for self). */
-export function withWarning<T extends object>(result: T, resp: CriuResponse): T & { warning?: string } {
+export function withWarning<T extends object>(result: T, resp: CriuResp): T & { warning?: string } {
   const warning = resp.cr_errmsg?.trim();
   return warning ? { ...result, warning } : result;
 }

@@ -25,7 +25,6 @@ export {
 export { CriuStatsError, readDumpStats, readRestoreStats, type DumpStats, type RestoreStats } from './stats.js';
 export { readLogTail, type LogTailOptions } from './log-tail.js';
 export { decodeRequest, decodeResponse, encodeRequest, encodeResponse } from './codec.js';
-export type * from './wire.js';
-export { CRIU_REQ_TYPES } from './wire.js';
+export * from './rpc-messages.js';
 export { locateCriu, CriuNotFoundError, MIN_CRIU, type LocatedCriu } from './locate.js';
-export { CriuService, type CriuServiceOptions } from './service.js';
+export { CriuService, type CriuServiceOptions } from './criu-service.js';

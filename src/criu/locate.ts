@@ -39,7 +39,9 @@ async function probe(bin: string, env: Record<string, string>): Promise<{ versio
     });
     return { version };
   } catch (err) {
-    return { problem: (err as Error).message };
+    const e = err as NodeJS.ErrnoException;
+    // execFile's own failure reads "spawn BIN ENOENT": named like the other problems instead.
+    return { problem: e.syscall?.startsWith('spawn') ? `${bin}: cannot run it (${e.code})` : e.message };
   }
 }
 

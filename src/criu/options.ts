@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { z } from 'zod';
 import { parseOrThrow } from '../common/validation.js';
-import type { CriuCgMode, CriuOptsMessage } from './wire.js';
+import type { CriuCgMode, CriuOpts } from './rpc-messages.js';
 
 const int32 = z.number().int('must be an integer').min(-(2 ** 31)).max(2 ** 31 - 1);
 const uint32 = z.number().int('must be an integer').min(0).max(2 ** 32 - 1);
@@ -245,7 +245,7 @@ function snakeKeys(value: unknown): unknown {
 }
 
 /** The criu_opts fields for already validated CriuOptions: camelCase to snake_case, enums to CRIU's names. */
-export function toCriuOpts(options: CriuOptions): Omit<CriuOptsMessage, 'images_dir_fd'> {
+export function toCriuOpts(options: CriuOptions): Omit<CriuOpts, 'images_dir_fd'> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(options)) {
     if (value === undefined || !(key in criuOptionsShape)) continue;
@@ -263,6 +263,6 @@ export function toCriuOpts(options: CriuOptions): Omit<CriuOptsMessage, 'images_
         out[snakeCase(key)] = snakeKeys(value);
     }
   }
-  return out as Omit<CriuOptsMessage, 'images_dir_fd'>;
+  return out as Omit<CriuOpts, 'images_dir_fd'>;
 }
 

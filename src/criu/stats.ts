@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeStatsEntry } from './codec.js';
+import type { StatsEntry } from './stats-messages.js';
 
 /** CRIU image magics: the file-kind magic of every image, then the stats one. */
 const IMG_COMMON_MAGIC = 0x55105940;
@@ -47,18 +48,18 @@ export class CriuStatsError extends Error {
 /** Reads <workDir>/stats-dump, written by a successful dump (the work dir is the images dir unless workDirFd was set). */
 export async function readDumpStats(dir: string): Promise<DumpStats> {
   const file = path.join(dir, 'stats-dump');
-  const e = (await readStatsEntry(file)).dump as Record<string, number> | undefined;
+  const e = (await readStatsEntry(file)).dump;
   if (!e) throw new CriuStatsError(file, 'holds no dump statistics');
   return stripUndefined({
-    freezingTimeUs: e.freezing_time!,
-    frozenTimeUs: e.frozen_time!,
-    memdumpTimeUs: e.memdump_time!,
-    memwriteTimeUs: e.memwrite_time!,
-    pagesScanned: e.pages_scanned!,
-    pagesSkippedParent: e.pages_skipped_parent!,
-    pagesWritten: e.pages_written!,
+    freezingTimeUs: e.freezing_time,
+    frozenTimeUs: e.frozen_time,
+    memdumpTimeUs: e.memdump_time,
+    memwriteTimeUs: e.memwrite_time,
+    pagesScanned: e.pages_scanned,
+    pagesSkippedParent: e.pages_skipped_parent,
+    pagesWritten: e.pages_written,
     irmapResolve: e.irmap_resolve,
-    pagesLazy: e.pages_lazy!,
+    pagesLazy: e.pages_lazy,
     pagePipes: e.page_pipes,
     pagePipeBufs: e.page_pipe_bufs,
     shpagesScanned: e.shpages_scanned,
@@ -70,13 +71,13 @@ export async function readDumpStats(dir: string): Promise<DumpStats> {
 /** Reads <workDir>/stats-restore, written by a successful restore. */
 export async function readRestoreStats(dir: string): Promise<RestoreStats> {
   const file = path.join(dir, 'stats-restore');
-  const e = (await readStatsEntry(file)).restore as Record<string, number> | undefined;
+  const e = (await readStatsEntry(file)).restore;
   if (!e) throw new CriuStatsError(file, 'holds no restore statistics');
   return stripUndefined({
-    pagesCompared: e.pages_compared!,
-    pagesSkippedCow: e.pages_skipped_cow!,
-    forkingTimeUs: e.forking_time!,
-    restoreTimeUs: e.restore_time!,
+    pagesCompared: e.pages_compared,
+    pagesSkippedCow: e.pages_skipped_cow,
+    forkingTimeUs: e.forking_time,
+    restoreTimeUs: e.restore_time,
     pagesRestored: e.pages_restored,
   });
 }
@@ -85,7 +86,7 @@ export async function readRestoreStats(dir: string): Promise<RestoreStats> {
  * Layout: u32 common magic, u32 stats magic, then one u32 length + that many bytes of stats_entry. CRIU writes the
  * integers in its host's byte order; they are read as little-endian here (x86-64, arm64: the hosts CRIU runs on).
  */
-async function readStatsEntry(file: string): Promise<{ dump?: unknown; restore?: unknown }> {
+async function readStatsEntry(file: string): Promise<StatsEntry> {
   let buf: Buffer;
   try {
     buf = await readFile(file);

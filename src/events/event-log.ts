@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { RedisScript } from '../common/redis-script.js';
 import type { EventInput, EventName, FeedEvent } from './types.js';
 
 /**
@@ -11,7 +12,7 @@ const PUBLISHED_TOKEN_TTL_MS = 5 * 60 * 1000;
 
 // One script, so each event and its token are written (and replicated) together, or neither. KEYS: the stream, then
 // one token per event; ARGV: maxLen, token TTL, then one body per event. Returns each event's id.
-const PUBLISH_ONCE = `
+const PUBLISH_ONCE = new RedisScript('ckptEventPublishOnce', `
 local ids = {}
 for i = 2, #KEYS do
   local id = redis.call('GET', KEYS[i])
@@ -22,7 +23,7 @@ for i = 2, #KEYS do
   ids[#ids + 1] = id
 end
 return ids
-`;
+`);
 
 export interface EventLogOptions {
   /** Redis key of the stream (required: no default here; ckpt's processes pass `<redis.prefix>:events`). */
@@ -43,6 +44,7 @@ export class EventLog {
     private readonly options: EventLogOptions,
   ) {
     this.maxLen = options.maxLen ?? 100_000;
+    PUBLISH_ONCE.defineOn(redis);
   }
 
   get key(): string {
@@ -63,7 +65,7 @@ export class EventLog {
     const ts = Date.now();
     const bodies = inputs.map((input) => JSON.stringify({ ...input, ts }));
     const tokens = inputs.map(() => `${this.options.key}:published:${randomUUID()}`);
-    const ids = (await this.redis.eval(PUBLISH_ONCE, 1 + tokens.length, this.options.key, ...tokens, this.maxLen, PUBLISHED_TOKEN_TTL_MS, ...bodies)) as string[];
+    const ids = (await PUBLISH_ONCE.run(this.redis, [this.options.key, ...tokens], [this.maxLen, PUBLISHED_TOKEN_TTL_MS, ...bodies])) as string[];
     return inputs.map((input, i) => ({ ...input, ts, id: ids[i]! }) as FeedEvent);
   }
 

@@ -1,3 +1,5 @@
+import type { JobType } from '../common/job-kinds.js';
+
 /** Every event name the feed carries. */
 export const EVENT_NAMES = [
   'job.waiting',
@@ -28,8 +30,6 @@ export type EventName = (typeof EVENT_NAMES)[number];
 /** Channels a subscriber picks from: the part of the event name before the dot. */
 export const CHANNELS = ['job', 'schedule', 'checkpoint', 'workload', 'restore'] as const;
 export type Channel = (typeof CHANNELS)[number];
-
-export type JobType = 'dump' | 'restore' | 'restore-batch' | 'verify' | 'migrate';
 
 /**
  * The data of each event, by name: the one definition producers write (EventLog.publish checks it) and consumers read

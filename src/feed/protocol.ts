@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { issuesOf } from '../common/validation.js';
+import { JOB_TYPES } from '../common/job-kinds.js';
 import { EventId } from '../events/event-id.js';
 import { CHANNELS, type Channel, type FeedEvent } from '../events/types.js';
 
@@ -69,7 +70,7 @@ export const filterSchema = z.strictObject({
   jobId: z.string().min(1).optional(),
   scheduleId: z.string().min(1).optional(),
   target: z.string().min(1).optional(),
-  type: z.enum(['dump', 'restore', 'restore-batch', 'verify', 'migrate']).optional(),
+  type: z.enum(JOB_TYPES).optional(),
 });
 export type FeedFilter = z.infer<typeof filterSchema>;
 

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { eventData, type EventData, type EventName, type FeedEvent } from '../events/types.js';
+import type { JobCount } from '../common/job-kinds.js';
 import type { HealthChecks } from './health.js';
 import type { Inventory } from './inventory.js';
 
@@ -18,12 +19,6 @@ import type { Inventory } from './inventory.js';
  * next scrape); `target` takes at most `maxTargets` values per metric: the catalog's targets with the newest
  * checkpoints, and for event-derived series the targets seen most recently (the least recently seen is dropped).
  */
-
-export interface JobCount {
-  type: string;
-  state: string;
-  count: number;
-}
 
 export interface MetricsOptions {
   /** Jobs by type and state, read at each scrape (e.g. from the queue). */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { FlowProducer, Queue, type Job, type JobsOptions } from 'bullmq';
+import { FlowProducer, type Job, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { newCheckpointId } from '../common/checkpoint-id.js';
 import { parseOrThrow, ValidationError } from '../common/validation.js';
@@ -9,14 +9,15 @@ import type { EventInput } from '../events/types.js';
 import type { Signer } from '../security/signer.js';
 import { BACKOFF_TYPE } from './backoff.js';
 import { JobStateError, MigrationRefusedError, NodeUnservedError, UnknownCheckpointError } from './errors.js';
-import { targetKeyOf, toJobState, toJobView, type JobState, type JobView } from './job-view.js';
+import { JOB_TYPES, type JobCount, type JobState, type JobType } from '../common/job-kinds.js';
+import { targetKeyOf, toJobState, toJobView, type JobView } from './job-view.js';
 import { queueKeys, queueNameFor } from './keys.js';
 import { signJobData } from './job-signature.js';
 import { createRedis, type RedisConnection } from './redis.js';
-import { RedisScript } from './redis-script.js';
+import { RedisScript } from '../common/redis-script.js';
+import { NodeQueues } from './node-queues.js';
 import { liveNodes } from './worker-presence.js';
 import {
-  JOB_TYPES,
   jobIdSchema,
   parseBatchRestoreJob,
   parseDumpJob,
@@ -27,7 +28,6 @@ import {
   type BatchRestoreJobData,
   type DumpJobData,
   type JobData,
-  type JobType,
   type MigrateJobData,
   type RestoreJobData,
   type VerifyJobData,
@@ -143,12 +143,6 @@ export interface DumpRequest {
   jobId?: string;
 }
 
-export interface JobCount {
-  type: JobType | string;
-  state: string;
-  count: number;
-}
-
 /**
  * The producer side of ckpt's jobs: validates and enqueues dumps, restores and batch restores on the queue of the node
  * that must run them (one BullMQ queue per node), and reads jobs back from any node's queue.
@@ -158,7 +152,7 @@ export class JobQueue {
   readonly node: string;
   private readonly redis: Redis;
   private readonly keys: ReturnType<typeof queueKeys>;
-  private readonly queues = new Map<string, Queue>();
+  private readonly queues: NodeQueues;
   private flow?: FlowProducer;
 
   constructor(private readonly options: JobQueueOptions) {
@@ -166,6 +160,7 @@ export class JobQueue {
     this.redis = createRedis(options.connection);
     CLAIM_JOB_IDS.defineOn(this.redis);
     this.keys = queueKeys(options.prefix);
+    this.queues = new NodeQueues(this.redis, options.prefix);
   }
 
   async enqueueDump(input: unknown, options: EnqueueOptions = {}): Promise<EnqueueResult> {
@@ -210,7 +205,7 @@ export class JobQueue {
       [...new Set(added.map((a) => a.node))].map((node) => {
         const jobs = added.filter((a) => a.node === node).map((a) => ({ name: 'dump', data: a.data, opts: this.jobOptions(a.jobId) }));
         // A lone job goes by add: addBulk is a MULTI, which costs more CPU here (see CLAIM_JOB_IDS).
-        return jobs.length === 1 ? this.queue(node).add('dump', jobs[0]!.data, jobs[0]!.opts) : this.queue(node).addBulk(jobs);
+        return jobs.length === 1 ? this.queues.of(node).add('dump', jobs[0]!.data, jobs[0]!.opts) : this.queues.of(node).addBulk(jobs);
       }),
     );
     await this.options.eventLog.publishAll(
@@ -235,7 +230,7 @@ export class JobQueue {
     await this.claimJobIds([{ jobId, node }]);
     await this.options.checkpoints!.acquireRef(spec.checkpointId, jobId);
     const data = this.sealed<RestoreJobData>('restore', jobId, node, { ...spec, node, target: checkpoint.target.key });
-    await this.queue(node).add('restore', data, this.jobOptions(jobId));
+    await this.queues.of(node).add('restore', data, this.jobOptions(jobId));
     await this.publish({
       event: 'job.waiting',
       jobId,
@@ -256,7 +251,7 @@ export class JobQueue {
     await this.options.checkpoints!.acquireRef(spec.checkpointId, jobId);
     const data = this.sealed<VerifyJobData>('verify', jobId, node, { ...spec, node, target: checkpoint.target.key });
     // One attempt: a drill that failed is the finding, not a hiccup to retry.
-    await this.queue(node).add('verify', data, { ...this.jobOptions(jobId), attempts: 1 });
+    await this.queues.of(node).add('verify', data, { ...this.jobOptions(jobId), attempts: 1 });
     await this.publish({
       event: 'job.waiting',
       jobId,
@@ -395,9 +390,9 @@ export class JobQueue {
 
   /** Any job of any node, or null. */
   async getJob(id: string): Promise<JobView | null> {
-    const node = await this.redis.hget(this.keys.jobNodes, id);
+    const node = await this.queues.nodeOf(id);
     if (!node) return null;
-    const queue = this.queue(node);
+    const queue = this.queues.of(node);
     // The job's hash and its state are two reads: read the state on both sides so they belong together.
     for (let tries = 0; ; tries++) {
       const before = await queue.getJobState(id);
@@ -407,15 +402,6 @@ export class JobQueue {
       const after = await queue.getJobState(id);
       if (before === after || tries >= 5) return toJobView(job, after, node);
     }
-  }
-
-  /**
-   * True while the job may still run: waiting, delayed, active or waiting for children. For the catalog's
-   * isRefLive (a restore's ref on a checkpoint lapses with its job).
-   */
-  async isJobLive(id: string): Promise<boolean> {
-    const view = await this.getJob(id);
-    return !!view && view.state !== 'completed' && view.state !== 'failed' && view.state !== 'unknown';
   }
 
   /**
@@ -477,9 +463,9 @@ export class JobQueue {
 
   /** The BullMQ job, its node and its state, or null when there is no such job. */
   private async findJob(id: string): Promise<{ job: Job; node: string; state: JobState } | null> {
-    const node = await this.redis.hget(this.keys.jobNodes, id);
+    const node = await this.queues.nodeOf(id);
     if (!node) return null;
-    const job = await this.queue(node).getJob(id);
+    const job = await this.queues.of(node).getJob(id);
     if (!job) return null;
     return { job, node, state: toJobState(await job.getState()) };
   }
@@ -514,7 +500,7 @@ export class JobQueue {
       if (!ids.length) return forgotten;
       const nodes = await this.redis.hmget(this.keys.jobNodes, ...ids);
       const exists = this.redis.pipeline();
-      ids.forEach((id, i) => (nodes[i] ? exists.exists(this.queue(nodes[i]).toKey(id)) : exists.echo('0')));
+      ids.forEach((id, i) => (nodes[i] ? exists.exists(this.queues.of(nodes[i]).toKey(id)) : exists.echo('0')));
       const found = (await exists.exec())!.map(([, n]) => Number(n) > 0);
       const gone = ids.filter((_, i) => !found[i]);
       if (gone.length) {
@@ -527,9 +513,9 @@ export class JobQueue {
 
   /** The job's CRIU log lines (every attempt, with a header line per attempt), or null when there is no such job. */
   async getJobLog(id: string): Promise<string | null> {
-    const node = await this.redis.hget(this.keys.jobNodes, id);
+    const node = await this.queues.nodeOf(id);
     if (!node) return null;
-    const queue = this.queue(node);
+    const queue = this.queues.of(node);
     if (!(await queue.getJob(id))) return null;
     const { logs } = await queue.getJobLogs(id, 0, -1, true);
     return logs.length ? logs.join('\n') + '\n' : '';
@@ -544,7 +530,7 @@ export class JobQueue {
     const keyOf = (type: string, state: string) => `${type}\0${state}`;
     for (const type of JOB_TYPES) for (const state of COUNTED_STATES) counts.set(keyOf(type, state), 0);
     for (const node of await this.nodes()) {
-      const queue = this.queue(node);
+      const queue = this.queues.of(node);
       for (const state of BULL_STATES) {
         const ids = await queue.getRanges([state], 0, -1, true);
         if (!ids.length) continue;
@@ -572,7 +558,7 @@ export class JobQueue {
     const counts = { waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0, failedLastHour: 0, waitingChildren: 0 };
     const nodes: { node: string; workers: number }[] = [];
     for (const node of await this.nodes()) {
-      const queue = this.queue(node);
+      const queue = this.queues.of(node);
       const [c, failedLastHour, workers] = await Promise.all([
         queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed', 'waiting-children'),
         // BullMQ's failed set is scored by the time each job failed.
@@ -602,18 +588,9 @@ export class JobQueue {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    await this.queues.close();
     await this.flow?.close();
     this.redis.disconnect();
-  }
-
-  private queue(node: string): Queue {
-    let queue = this.queues.get(node);
-    if (!queue) {
-      queue = new Queue(queueNameFor(node), { connection: this.redis, prefix: this.options.prefix });
-      this.queues.set(node, queue);
-    }
-    return queue;
   }
 
   /** A job's data as stored: checked against its type's schema, then signed as this job on `node`'s queue. */
@@ -690,7 +667,7 @@ export class JobQueue {
   }
 
   private async scan(node: string, state: BullState, filter: ListJobsFilter, limit: number): Promise<JobView[]> {
-    const queue = this.queue(node);
+    const queue = this.queues.of(node);
     const out: JobView[] = [];
     const page = Math.max(limit, 100);
     for (let start = 0; out.length < limit; start += page) {

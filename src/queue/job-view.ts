@@ -1,5 +1,6 @@
 import type { Job } from 'bullmq';
-import type { DumpJobData, JobData, JobType, RestoreJobData, VerifyJobData } from './schemas.js';
+import { JOB_STATES, type JobState, type JobType } from '../common/job-kinds.js';
+import type { DumpJobData, JobData, RestoreJobData, VerifyJobData } from './schemas.js';
 
 /** Where a job is: CRIU's notification stages plus ckpt's own ('queued', 'waiting-target', 'committing', ...). */
 export interface JobProgress {
@@ -42,8 +43,6 @@ export interface JobResult {
   failed?: number;
 }
 
-export type JobState = 'waiting' | 'delayed' | 'active' | 'completed' | 'failed' | 'waiting-children' | 'unknown';
-
 /** A job as the API, the CLI and the feed see it. */
 export interface JobView {
   id: string;
@@ -66,8 +65,7 @@ export const QUEUED_PROGRESS: JobProgress = { stage: 'queued', percent: 0, bytes
 /** BullMQ's state names folded into ours ('prioritized' is waiting with a priority; ckpt does not use priorities). */
 export function toJobState(state: string): JobState {
   if (state === 'prioritized' || state === 'wait') return 'waiting';
-  if (['waiting', 'delayed', 'active', 'completed', 'failed', 'waiting-children'].includes(state)) return state as JobState;
-  return 'unknown';
+  return (JOB_STATES as readonly string[]).includes(state) ? (state as JobState) : 'unknown';
 }
 
 export function toJobView(job: Job, state: string, node: string): JobView {

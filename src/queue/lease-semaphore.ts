@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RedisScript } from './redis-script.js';
+import { RedisScript } from '../common/redis-script.js';
 
 export interface LeaseSemaphoreOptions {
   /** Redis key (a sorted set: holder -> lease expiry in Redis time, ms). */

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { parseOrThrow, ValidationError } from '../common/validation.js';
+import { JOB_TYPES, type JobType } from '../common/job-kinds.js';
 import { checkpointIdSchema } from '../common/checkpoint-id.js';
-import { checkpointTargetSchema, targetKeySchema } from '../targets/snapshot.js';
+import { checkpointTargetSchema, targetKeySchema } from '../targets/checkpoint-target.js';
 import { jobDumpOptionsSchema, jobRestoreOptionsSchema } from '../criu/options.js';
 import { targetSpecSchema, workloadNameSchema } from '../targets/spec.js';
 
@@ -10,8 +11,6 @@ import { targetSpecSchema, workloadNameSchema } from '../targets/spec.js';
  * with a ValidationError naming the field. Objects are strict: an unknown key (say `criu.root` or `criu.imagesDir`)
  * is refused, never silently passed to CRIU.
  */
-
-export const JOB_TYPES = ['dump', 'restore', 'restore-batch', 'verify', 'migrate'] as const;
 
 /** Same rule as config.node: a node name is also part of a BullMQ queue name, so no ':'. */
 export const nodeNameSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - only (1-64)');
@@ -22,7 +21,13 @@ export const jobIdSchema = z
   .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, 'letters, digits, _ . - only (1-128), not starting with . or -')
   .refine((id) => !/^\d+$/.test(id), 'must not be all digits');
 
-export const scheduleIdSchema = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/, 'letters, digits, _ . - only (1-64)');
+/**
+ * Schedule ids (the README's rule, for a schedule and for the scheduleId of its jobs): lower-case, safe in Redis keys,
+ * job ids (`sched-<id>-<tick>`) and URLs; no ':' (tick claims split at the last one).
+ */
+export const scheduleIdSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'lower-case letters, digits, _ and - (1-64), starting with a letter or digit');
 
 /** The CRIU options a job may set: src/criu/options.ts keeps the one allow-list. */
 export const criuDumpOptionsSchema = jobDumpOptionsSchema;
@@ -115,7 +120,6 @@ function checkBatchReplicas(batch: z.output<typeof batchRestoreJobObject>, ctx: 
 
 export const batchRestoreJobSchema = batchRestoreJobObject.superRefine(checkBatchReplicas);
 
-export type JobType = (typeof JOB_TYPES)[number];
 export type CriuDumpOptions = z.output<typeof criuDumpOptionsSchema>;
 export type CriuRestoreOptions = z.output<typeof criuRestoreOptionsSchema>;
 export type DumpJobInput = z.input<typeof dumpJobSchema>;
@@ -129,7 +133,7 @@ export type BatchRestoreJobInput = z.input<typeof batchRestoreJobSchema>;
 export type VerifyJobInput = z.input<typeof verifyJobSchema>;
 
 /** The process a dump attempt resolved its target to, kept in the job so a later attempt can finish its work. */
-export const resolvedTargetSchema = z.strictObject({
+export const attemptTargetSchema = z.strictObject({
   ...checkpointTargetSchema.shape,
   /** When the attempt that resolved it began (ms since the epoch). */
   attemptStartedAt: z.number().int().nonnegative(),
@@ -145,7 +149,7 @@ export const dumpJobDataSchema = dumpJobSchema.extend({
   /** Fixed when the job is made, so every attempt (and a retry after a crash) works on the same checkpoint. */
   checkpointId: checkpointIdSchema,
   /** Set by the worker once the target is resolved; a retry uses it to adopt or discard the earlier attempt. */
-  resolved: resolvedTargetSchema.optional(),
+  resolved: attemptTargetSchema.optional(),
   /** The first step of a migration (its id, the parent `migrate` job on toNode): the local copy goes once uploaded. */
   migration: z.strictObject({ id: jobIdSchema, toNode: nodeNameSchema }).optional(),
 });
@@ -194,7 +198,7 @@ export const jobDataSchemas = {
   migrate: migrateJobDataSchema,
 } as const satisfies Record<JobType, z.ZodType>;
 
-export type ResolvedTarget = z.output<typeof resolvedTargetSchema>;
+export type AttemptTarget = z.output<typeof attemptTargetSchema>;
 export type DumpJobData = z.output<typeof dumpJobDataSchema>;
 export type RestoreJobData = z.output<typeof restoreJobDataSchema>;
 export type BatchRestoreJobData = z.output<typeof batchRestoreJobDataSchema>;

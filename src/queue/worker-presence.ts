@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { RedisScript } from '../common/redis-script.js';
 
 export interface WorkerPresenceOptions {
   redis: Redis;
@@ -11,19 +12,19 @@ export interface WorkerPresenceOptions {
 }
 
 // Redis time decides expiry (as in the lease semaphore): workers and API processes on different hosts agree.
-const BEAT = `
+const BEAT = new RedisScript('ckptWorkerBeat', `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 return 1
-`;
+`);
 
-const LIVE = `
+const LIVE_WORKERS = new RedisScript('ckptLiveWorkers', `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
-`;
+`);
 
 /**
  * A worker's announcement that its node is served: a beat in Redis every ttlMs / 3, withdrawn on stop. The API refuses
@@ -35,6 +36,7 @@ export class WorkerPresence {
 
   constructor(private readonly options: WorkerPresenceOptions) {
     this.member = `${options.node}/${randomUUID()}`;
+    BEAT.defineOn(options.redis);
   }
 
   /** The first beat (awaited: the node is live once this returns), then beats in the background. */
@@ -51,12 +53,14 @@ export class WorkerPresence {
   }
 
   private async beat(): Promise<void> {
-    await this.options.redis.eval(BEAT, 1, this.options.key, this.member, this.options.ttlMs);
+    await BEAT.run(this.options.redis, [this.options.key], [this.member, this.options.ttlMs]);
   }
 }
 
 /** The nodes at least one live worker serves, sorted. */
 export async function liveNodes(redis: Redis, key: string): Promise<string[]> {
-  const members = (await redis.eval(LIVE, 1, key)) as string[];
+  // Defined here, not ahead: the callers' connections do not auto-pipeline (see RedisScript.defineOn).
+  LIVE_WORKERS.defineOn(redis);
+  const members = (await LIVE_WORKERS.run(redis, [key], [])) as string[];
   return [...new Set(members.map((m) => m.slice(0, m.lastIndexOf('/'))))].sort();
 }

@@ -11,7 +11,7 @@ type ListedCheckpoint = RetainedCheckpoint & { target?: { key: string }; schedul
 /** What the pruner needs from the catalog (src/catalog's Catalog provides it). */
 export interface RetentionCatalog {
   /** A schedule's or a target's checkpoints (any order; `limit: Infinity` for all). */
-  list(filter: { schedule?: string; target?: string; limit: number }): Promise<ListedCheckpoint[]>;
+  list(filter: { scheduleId?: string; targetKey?: string; limit: number }): Promise<ListedCheckpoint[]>;
   /** Whether a waiting or active restore refers to it. */
   isInUse(id: string): Promise<boolean>;
   /** Removes it from the catalog and its files; throws (code EPINNED / EINUSE / ECHECKPOINT_NOT_FOUND) when it may not or is gone. */
@@ -99,10 +99,10 @@ export class Pruner {
     const scheduleId = 'scheduleId' in scope ? scope.scheduleId : undefined;
     const [whose, checkpoints] =
       'scheduleId' in scope
-        ? [`schedule ${scope.scheduleId}`, await catalog.list({ schedule: scope.scheduleId, limit: Infinity })]
+        ? [`schedule ${scope.scheduleId}`, await catalog.list({ scheduleId: scope.scheduleId, limit: Infinity })]
         : [
             `target ${scope.unscheduledOf} (no schedule)`,
-            (await catalog.list({ target: scope.unscheduledOf, limit: Infinity })).filter((c) => !c.scheduleId),
+            (await catalog.list({ targetKey: scope.unscheduledOf, limit: Infinity })).filter((c) => !c.scheduleId),
           ];
     const busy = new Set<string>();
     for (const c of checkpoints) if (!c.pinned && (await catalog.isInUse(c.id))) busy.add(c.id);

@@ -14,12 +14,11 @@ export { planTick, type TickDecision, type TickFacts, type TickSource } from './
 export { dumpJobOf, type DumpEnqueuer } from './tick-runner.js';
 export {
   loadSchedulesFromConfig,
-  scheduleIdSchema,
   scheduleSchema,
   type Schedule,
   type ScheduleInput,
 } from './schema.js';
 export { TickClaims, type ClaimState, type TickClaim } from './tick-claims.js';
 export { toRunTime, toScheduleView, type RunTime, type ScheduleView } from './view.js';
-export { startSchedulerService, type SchedulerService, type SchedulerServiceOptions } from './service.js';
+export { startSchedulerService, type SchedulerService, type SchedulerServiceOptions } from './start-scheduler.js';
 export { TickPool } from './tick-pool.js';

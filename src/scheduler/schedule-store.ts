@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { RedisScript } from '../queue/redis-script.js';
+import { RedisScript } from '../common/redis-script.js';
 import type { Schedule } from './schema.js';
 
 /** Where a schedule's definition came from. Config seeding only ever rewrites `config` ones. */

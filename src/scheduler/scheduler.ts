@@ -46,6 +46,8 @@ export interface SchedulerOptions {
    * would report it); while that node is served, its own schedulers handle its ticks. Default: only this node's.
    */
   liveNodes?: () => Promise<string[]>;
+  /** Picks each tick's jitter (see TickRunnerOptions.random). */
+  random?: () => number;
 }
 
 /** A trigger-now whose target did not resolve (or was refused): the tick's reason, with the target error's code. */
@@ -134,6 +136,7 @@ export class Scheduler {
       missedTickToleranceMs: settings.missedTickToleranceMs,
       armedSchedule: (id) => this.arming.schedule(id),
       ...(options.liveNodes ? { liveNodes: options.liveNodes } : {}),
+      ...(options.random ? { random: options.random } : {}),
       logger: this.log,
     });
     this.follower = new EventFollower({

@@ -1,14 +1,10 @@
 import { z } from 'zod';
 import { ValidationError, issuesOf, type ValidationIssue } from '../common/validation.js';
-import { criuDumpOptionsSchema, nodeNameSchema } from '../queue/schemas.js';
+import { criuDumpOptionsSchema, nodeNameSchema, scheduleIdSchema } from '../queue/schemas.js';
 import { retentionSchema } from '../retention/schema.js';
 import { targetSpecSchema } from '../targets/spec.js';
 import { CronExpression, CronSyntaxError, DST_POLICIES } from './cron.js';
 import { isValidTimeZone } from './zoned-time.js';
-
-/** Schedule ids: lower-case, safe in Redis keys, job ids (`sched-<id>-<tick>`) and URLs. */
-export const SCHEDULE_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
-export const scheduleIdSchema = z.string().regex(SCHEDULE_ID, 'lower-case letters, digits, _ and - (1-64), starting with a letter or digit');
 
 /**
  * A schedule: one schema for config/*.yaml and for the API. Unknown keys are refused (a typo must not be ignored).

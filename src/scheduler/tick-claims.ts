@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { LEASE_LUA } from '../queue/lease-semaphore.js';
-import { RedisScript } from '../queue/redis-script.js';
+import { RedisScript } from '../common/redis-script.js';
 
 /** claimed: someone is working on the tick; enqueued / skipped: the tick is done, whatever happens to its job later. */
 export type ClaimState = 'claimed' | 'enqueued' | 'skipped';
@@ -191,7 +191,7 @@ export class TickClaims {
   }
 }
 
-// Schedule ids have no ':' (see SCHEDULE_ID), so the last ':' separates the tick.
+// Schedule ids have no ':' (see scheduleIdSchema), so the last ':' separates the tick.
 function member(scheduleId: string, tickMs: number): string {
   return `${scheduleId}:${tickMs}`;
 }

@@ -45,6 +45,8 @@ export interface TickRunnerOptions {
   missedTickToleranceMs: number;
   /** The definition a schedule is armed with here (its jitter lengthens the claim's lease); undefined when not armed. */
   armedSchedule(id: string): Schedule | undefined;
+  /** Picks each tick's jitter: a number in [0, 1). Default Math.random; tests pass a fixed one. */
+  random?: () => number;
   logger: Logger;
 }
 
@@ -228,7 +230,7 @@ export class TickRunner {
   private async carryOut(decision: TickDecision, jobId: string): Promise<string | undefined> {
     if (decision.action === 'skip') return decision.reason;
     if (decision.action === 'done') return undefined;
-    if (decision.jitterMs) await sleep(Math.floor(Math.random() * decision.jitterMs));
+    if (decision.jitterMs) await sleep(Math.floor((this.options.random ?? Math.random)() * decision.jitterMs));
     return (await this.enqueue(decision.schedule, jobId)).skipped;
   }
 

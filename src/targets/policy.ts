@@ -2,7 +2,7 @@ import { isValidRegex, parseOrThrow } from '../common/validation.js';
 import { z } from 'zod';
 import { PolicyError } from './errors.js';
 import { ancestorsOf, ancestryOf, readProcStat } from '../common/proc.js';
-import type { ProcessInfo } from './process-info.js';
+import type { ProcessSnapshot } from './process-snapshot.js';
 
 export interface TargetPolicyOptions {
   /** Only processes of these real uids may be targets. Default [] = any uid (config `policy.allowUids`). */
@@ -56,7 +56,7 @@ export class TargetPolicy {
   }
 
   /** Resolves when `info` may be a target; throws PolicyError otherwise. */
-  async check(info: ProcessInfo): Promise<void> {
+  async check(info: ProcessSnapshot): Promise<void> {
     const refuse = (reason: string) => {
       throw new PolicyError(info.pid, reason);
     };
@@ -81,7 +81,7 @@ export class TargetPolicy {
   }
 
   /** Why `info` is one of ckpt's own processes or an ancestor of one; undefined when it is neither. */
-  private async whyOwn(info: ProcessInfo): Promise<string | undefined> {
+  private async whyOwn(info: ProcessSnapshot): Promise<string | undefined> {
     const ancestorOf = (pid: number) => `it is an ancestor of ckpt's own process ${pid} (dumping it would dump ckpt)`;
     if (info.pid === process.pid) return "it is ckpt's own process";
     const protectedPids = this.protectedPids().filter((pid) => pid !== process.pid);

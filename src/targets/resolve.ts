@@ -5,7 +5,7 @@ import { repoRoot } from '../common/paths.js';
 import { TargetError, type TargetMatch } from './errors.js';
 import { matchingPids } from './match.js';
 import { ancestorsOf, listPids, readCmdline, readCmdlineArgs, readCwd } from '../common/proc.js';
-import { readProcessInfo, type ProcessInfo } from './process-info.js';
+import { readProcessSnapshot, type ProcessSnapshot } from './process-snapshot.js';
 import type { TargetSpec } from './spec.js';
 import { workloadTargetKey } from './key.js';
 
@@ -42,7 +42,7 @@ export interface WorkloadLookup {
  * ETARGET_MATCH_TIMEOUT (`{match}` ran past MATCH_TIMEOUT_MS: it backtracks too much).
  * Policy is separate: call TargetPolicy.check on the result.
  */
-export async function resolveTarget(spec: TargetSpec, options: ResolveOptions = {}): Promise<ProcessInfo> {
+export async function resolveTarget(spec: TargetSpec, options: ResolveOptions = {}): Promise<ProcessSnapshot> {
   if ('pid' in spec) return byPid(spec.pid, `pid ${spec.pid}`);
   if ('workload' in spec) return byWorkload(spec.workload, options.workloads);
   if ('pidFile' in spec) {
@@ -52,22 +52,22 @@ export async function resolveTarget(spec: TargetSpec, options: ResolveOptions = 
   return byMatch(spec.match, options.exclude ?? []);
 }
 
-async function byPid(pid: number, what: string): Promise<ProcessInfo> {
-  const info = await readProcessInfo(pid);
+async function byPid(pid: number, what: string): Promise<ProcessSnapshot> {
+  const info = await readProcessSnapshot(pid);
   if (!info) throw new TargetError('ETARGET_GONE', `${what}: no such process`);
   return info;
 }
 
-async function byWorkload(name: string, workloads: WorkloadLookup | undefined): Promise<ProcessInfo> {
+async function byWorkload(name: string, workloads: WorkloadLookup | undefined): Promise<ProcessSnapshot> {
   const found = workloads ? await workloads.processOf(name) : { reason: 'is not known here (no workload registry)' };
   if ('reason' in found) throw new TargetError('ETARGET_GONE', `workload ${name} ${found.reason}`);
-  const info = await readProcessInfo(found.pid);
+  const info = await readProcessSnapshot(found.pid);
   // The registry's pid is only this workload while the start time matches: a reused pid is another process.
   if (!info || info.startTime !== found.startTime) throw new TargetError('ETARGET_GONE', `workload ${name}: not running`);
-  return { ...info, key: workloadTargetKey(name), workload: { name, dir: found.dir } };
+  return { ...info, targetKey: workloadTargetKey(name), workload: { name, dir: found.dir } };
 }
 
-async function byMatch(source: string, exclude: number[]): Promise<ProcessInfo> {
+async function byMatch(source: string, exclude: number[]): Promise<ProcessSnapshot> {
   const excluded = new Set([process.pid, ...(await ancestorsOf(process.pid)), ...exclude]);
   // Only the command line of every process; the full read for matches. A process may vanish in between.
   const candidates: Array<[number, string]> = [];
@@ -76,11 +76,11 @@ async function byMatch(source: string, exclude: number[]): Promise<ProcessInfo> 
     const cmdline = await readCmdline(pid);
     if (cmdline !== '') candidates.push([pid, cmdline]);
   }
-  const found: ProcessInfo[] = [];
+  const found: ProcessSnapshot[] = [];
   for (const pid of await matchingPids(source, candidates)) {
     // `ckpt dump --match RE` holds RE in its own command line, as does any other ckpt command (a worker, a watch).
     if (await runsCkpt(pid)) continue;
-    const info = await readProcessInfo(pid);
+    const info = await readProcessSnapshot(pid);
     if (info) found.push(info);
   }
   const [only, ...others] = found;

@@ -3,7 +3,7 @@ import { open, readFile, mkdir, chmod } from 'node:fs/promises';
 import { constants } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isSameProcess, listPids, readProcStat } from '../common/proc.js';
+import { isSameProcess, listPids, readProcStat, readProcStatus } from '../common/proc.js';
 import { WorkloadError, type WorkloadEnd } from './registry.js';
 
 /** The files of a workload's folder. CRIU reopens them by path on restore, so a copy gets its own folder. */
@@ -132,9 +132,8 @@ export async function stopWorkloadProcess(proc: LaunchedProcess, graceMs: number
 
 /** True when `pid` is pid 1 of a pid namespace below the host's (/proc/<pid>/status NSpid: "<host pid> ... 1"). */
 async function isNamespaceInit(pid: number): Promise<boolean> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-  const ids = (/^NSpid:\s+(.*)$/m.exec(status)?.[1] ?? '').trim().split(/\s+/);
-  return ids.length >= 2 && ids.at(-1) === '1';
+  const ids = (await readProcStatus(pid))?.nsPids ?? [];
+  return ids.length >= 2 && ids.at(-1) === 1;
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import WebSocket from 'ws';
-import { startService } from '../../src/app/service.js';
+import { startService } from '../../src/app/start-service.js';
 import { configSchema } from '../../src/config/schema.js';
 import pino from 'pino';
 import { api, startServiceUnderTest } from './harness.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { TestContext } from 'node:test';
 import WebSocket from 'ws';
 import pino, { type Logger } from 'pino';
-import { startService, type RunningService } from '../../src/app/service.js';
+import { startService, type RunningService } from '../../src/app/start-service.js';
 import { configSchema, type Config, type ConfigInput } from '../../src/config/schema.js';
 import { requireCriu } from '../helpers/criu.js';
 import { TestRedis, type TestRedisOptions } from '../helpers/redis.js';

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import pino from 'pino';
-import { startService } from '../../src/app/service.js';
+import { startService } from '../../src/app/start-service.js';
 import { configSchema } from '../../src/config/schema.js';
 import { createRedis } from '../../src/queue/redis.js';
 import { startCounter } from '../helpers/targets.js';

@@ -82,22 +82,22 @@ describe('Catalog', () => {
     const [c1, c2, c3, c4, c5] = made.map((m) => m.id);
 
     assert.deepEqual(ids(await catalog.list()), [c5, c4, c3, c2, c1]);
-    assert.deepEqual(ids(await catalog.list({ target: 'python3-10' })), [c4, c3, c1]);
-    assert.deepEqual(ids(await catalog.list({ schedule: 'hourly' })), [c4, c2, c1]);
+    assert.deepEqual(ids(await catalog.list({ targetKey: 'python3-10' })), [c4, c3, c1]);
+    assert.deepEqual(ids(await catalog.list({ scheduleId: 'hourly' })), [c4, c2, c1]);
     assert.deepEqual(ids(await catalog.list({ node: 'node-b' })), [c4]);
-    assert.deepEqual(ids(await catalog.list({ target: 'python3-10', schedule: 'hourly' })), [c4, c1]);
-    assert.deepEqual(ids(await catalog.list({ target: 'python3-10', schedule: 'hourly', node: 'node-a' })), [c1]);
+    assert.deepEqual(ids(await catalog.list({ targetKey: 'python3-10', scheduleId: 'hourly' })), [c4, c1]);
+    assert.deepEqual(ids(await catalog.list({ targetKey: 'python3-10', scheduleId: 'hourly', node: 'node-a' })), [c1]);
     assert.deepEqual(ids(await catalog.list({ limit: 2 })), [c5, c4]);
     assert.deepEqual(ids(await catalog.list({ limit: 2, offset: 2 })), [c3, c2]);
-    assert.deepEqual(ids(await catalog.list({ target: 'python3-10', schedule: 'hourly', limit: 1, offset: 1 })), [c1]);
-    assert.deepEqual(await catalog.list({ target: 'nobody-1' }), []);
+    assert.deepEqual(ids(await catalog.list({ targetKey: 'python3-10', scheduleId: 'hourly', limit: 1, offset: 1 })), [c1]);
+    assert.deepEqual(await catalog.list({ targetKey: 'nobody-1' }), []);
     assert.equal((await catalog.latest('python3-11'))?.id, c5);
     assert.equal((await catalog.latest('python3-10'))?.id, c4);
     assert.equal(await catalog.latest('nobody-1'), null);
 
     const bytes = made.map((m) => m.bytes);
     assert.equal(await catalog.totalBytes(), bytes.reduce((a, b) => a + b));
-    assert.equal(await catalog.totalBytes({ schedule: 'hourly' }), bytes[0]! + bytes[1]! + bytes[3]!);
+    assert.equal(await catalog.totalBytes({ scheduleId: 'hourly' }), bytes[0]! + bytes[1]! + bytes[3]!);
   });
 
   it('delete removes the entry from every list and the folder from disk', async () => {
@@ -171,7 +171,7 @@ describe('Catalog', () => {
     assert.ok(existsSync(store.pathOf(m)), 'the files are still there');
     await rejectsCode(catalog.get(m.id), 'ECHECKPOINT_NOT_FOUND');
     assert.deepEqual(await catalog.list(), []);
-    assert.deepEqual(await catalog.list({ schedule: 'hourly' }), []);
+    assert.deepEqual(await catalog.list({ scheduleId: 'hourly' }), []);
     assert.equal(await catalog.latest(m.target.key), null);
     await rejectsCode(catalog.acquireRef(m.id, 'restore-1'), 'ECHECKPOINT_NOT_FOUND', undefined);
     await rejectsCode(catalog.pin(m.id), 'ECHECKPOINT_NOT_FOUND');

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { Redis } from 'ioredis';
 import pino from 'pino';
-import { startService } from '../../src/app/service.js';
+import { startService } from '../../src/app/start-service.js';
 import { newCheckpointId } from '../../src/common/checkpoint-id.js';
 import { api, FeedRecorder, startServiceUnderTest } from '../api/harness.js';
 import { runCli } from '../cli/run.js';

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { requireCriu } from '../helpers/criu.js';
 import { killAndReap, startCounter, waitGone, type Counter } from '../helpers/targets.js';
 import { ApiClient } from '../../src/cli/api-client.js';
+import { EventId } from '../../src/events/event-id.js';
 import { runCli, spawnCli } from './run.js';
 import { startCkptUp } from './server.js';
 
@@ -164,6 +165,71 @@ test('ckpt against a running ckpt up', async (t) => {
     assert.ok(names.includes('checkpoint.created'), out);
     const completed = lines.find((l) => l.includes('job.completed'))!;
     assert.match(completed, /^\d\d:\d\d:\d\d\.\d{3} job\.completed +dump \S+ checkpoint \S+, frozen .+, \d+ pages, .*MiB, took /);
+  });
+
+  await t.test('watch options: --target/--type/--channel filter, --since replays exactly once in order, --job, --logs', async () => {
+    // Runs `ckpt watch` until `done` is true of its output, then interrupts it (exit 0).
+    const watchUntil = async (args: string[], what: string, done: (out: string) => boolean) => {
+      const watch = spawnCli(['watch', ...args], asOperator);
+      let out = '';
+      let err = '';
+      watch.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
+      watch.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
+      t.after(() => watch.kill('SIGKILL'));
+      await until(what, () => done(out), 30_000, () => `args: ${args.join(' ')}\nstdout: ${out}\nstderr: ${err}`);
+      watch.kill('SIGINT');
+      const [code] = await once(watch, 'exit');
+      assert.equal(code, 0, err);
+      return out;
+    };
+    type Event = { id: string; event: string; jobId?: string; jobType?: string; target?: string; data?: { lines?: string[] } };
+    const parse = (out: string): Event[] => out.trim().split('\n').map((l) => JSON.parse(l) as Event);
+    const api = new ApiClient({ url: srv.url, token: tokens.operate });
+    const before = (await api.request<{ items: Event[] }>('GET', '/api/v1/events', { query: { limit: 1 } })).items.at(-1)!.id;
+
+    const [a, b] = [await counter(), await counter()];
+    const dump = (c: Counter) => ckpt('dump', '--pid', String(c.pid), '--wait', '--json');
+    const [dumpA, dumpB] = await Promise.all([dump(a), dump(b)]);
+    assert.equal(dumpA.code, 0, dumpA.stderr);
+    assert.equal(dumpB.code, 0, dumpB.stderr);
+    const [jobA, jobB] = [JSON.parse(dumpA.stdout), JSON.parse(dumpB.stdout)];
+    const keyA = (await api.getCheckpoint(jobA.result.checkpointId)).target.key;
+    const completedA = (out: string) => out.includes('"job.completed"') && out.includes(jobA.id);
+
+    // Replayed from before both dumps: only A's dump job's job-channel events, each once, in order.
+    const filtered = parse(await watchUntil(['--json', '--since', before, '--target', keyA, '--type', 'dump', '--channel', 'job'], "A's job.completed", completedA));
+    assert.ok(filtered.length >= 4, JSON.stringify(filtered));
+    for (const e of filtered) {
+      assert.ok(e.event.startsWith('job.'), `--channel job let through ${e.event}`);
+      assert.equal(e.target, keyA, `--target let through ${JSON.stringify(e)}`);
+      assert.equal(e.jobType, 'dump');
+      assert.notEqual(e.jobId, jobB.id, 'B is another target');
+    }
+    const ids = filtered.map((e) => e.id);
+    assert.deepEqual(ids, [...new Set(ids)], 'each event once');
+    assert.deepEqual([...ids].sort(EventId.compare), ids, 'in the order of the stream');
+    // A dump's target is known once a worker resolved it: its events carry it from its first progress on.
+    assert.equal(filtered[0]!.event, 'job.progress', JSON.stringify(filtered.map((e) => e.event)));
+    assert.equal(filtered.at(-1)!.event, 'job.completed');
+
+    // From the middle of the job: exactly the events after that id (the job's channel as above, plus its checkpoint).
+    const active = filtered[0]!;
+    const rest = parse(await watchUntil(['--json', '--since', active.id, '--job', jobA.id], "A's job.completed", completedA));
+    assert.ok(rest.every((e) => e.jobId === jobA.id), 'only the job given with --job');
+    assert.deepEqual(
+      rest.filter((e) => e.event.startsWith('job.')).map((e) => e.id),
+      ids.slice(ids.indexOf(active.id) + 1),
+    );
+    assert.ok(rest.some((e) => e.event === 'checkpoint.created'), 'all channels without --channel');
+
+    // --logs prints CRIU's lines under the count; without it, only the count.
+    const logLines = rest.filter((e) => e.event === 'job.log').flatMap((e) => e.data?.lines ?? []);
+    assert.ok(logLines.length > 0, "the dump's CRIU log reached the feed");
+    const readable = (logs: string[]) => watchUntil(['--since', before, '--job', jobA.id, ...logs], 'job.completed', (out) => /job\.completed/.test(out));
+    const [withLogs, withoutLogs] = await Promise.all([readable(['--logs']), readable([])]);
+    assert.ok(withLogs.includes(`    ${logLines[0]}`), withLogs);
+    assert.match(withoutLogs, /job\.log +dump \S+ \d+ log lines?/);
+    assert.ok(!withoutLogs.includes(`    ${logLines[0]}`), 'no log lines without --logs');
   });
 
   await t.test('logs --follow streams the CRIU log of a running job until it ends; logs prints it afterwards', async () => {

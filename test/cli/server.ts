@@ -87,7 +87,7 @@ export async function startCkptUp(options: { tokens?: TestTokens } = {}): Promis
   return { url, port, storageRoot, redisUrl: redis.url, pid: child.pid!, configFile: config, runtimeDir: path.join(dir, 'run'), output: () => out, stop };
 }
 
-async function waitHealthy(url: string, child: ChildProcess, output: () => string): Promise<void> {
+export async function waitHealthy(url: string, child: ChildProcess, output: () => string): Promise<void> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`ckpt up exited with ${child.exitCode}:\n${output()}`);

@@ -9,7 +9,7 @@ import type { z } from 'zod';
 import { repoRoot } from '../../src/common/paths.js';
 import { ValidationError } from '../../src/common/validation.js';
 import { loadConfig, type ConfigOverrides } from '../../src/config/load.js';
-import { configSchema } from '../../src/config/schema.js';
+import { configSchema, type Config } from '../../src/config/schema.js';
 import { runCli } from '../cli/run.js';
 
 let dir: string;
@@ -82,6 +82,28 @@ test('the variables and flags that are right load, and the rest of the environme
   assert.equal(config.api.port, 7300);
   assert.equal(config.api.host, '127.0.0.2');
   assert.equal(config.redis.prefix, 'other');
+});
+
+test('each override: its CKPT_* variable over the file, its flag over both (CKPT_CRIU_SOCKET has no flag)', async () => {
+  const file = await configFile(
+    'layers.yaml',
+    'node: from-file\napi: {host: 127.0.0.3, port: 7001}\nredis: {url: "redis://127.0.0.1:6001"}\nstorage: {root: /srv/from-file}\ncriu: {socket: /run/from-file.sock}\n',
+  );
+  const env = {
+    CKPT_NODE: 'from-env',
+    CKPT_HOST: '127.0.0.4',
+    CKPT_PORT: '7002',
+    CKPT_REDIS_URL: 'redis://127.0.0.1:6002',
+    CKPT_STORAGE_ROOT: '/srv/from-env',
+    CKPT_CRIU_SOCKET: '/run/from-env.sock',
+  };
+  const flags: ConfigOverrides = { node: 'from-flag', host: '127.0.0.5', port: 7003, redisUrl: 'redis://127.0.0.1:6003', storageRoot: '/srv/from-flag' };
+  const overridden = (c: Config) => [c.node, c.api.host, c.api.port, c.redis.url, c.storage.root, c.criu.socket];
+  assert.deepEqual(overridden(loadConfig(file, {}, {})), ['from-file', '127.0.0.3', 7001, 'redis://127.0.0.1:6001', '/srv/from-file', '/run/from-file.sock']);
+  assert.deepEqual(overridden(loadConfig(file, {}, env)), ['from-env', '127.0.0.4', 7002, 'redis://127.0.0.1:6002', '/srv/from-env', '/run/from-env.sock']);
+  assert.deepEqual(overridden(loadConfig(file, flags, env)), ['from-flag', '127.0.0.5', 7003, 'redis://127.0.0.1:6003', '/srv/from-flag', '/run/from-env.sock']);
+  // The rest of the file stays as it is.
+  assert.equal(loadConfig(file, flags, env).redis.prefix, 'ckpt');
 });
 
 test('the shipped configs load under the strict schema', async () => {

@@ -1,14 +1,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { protoType } from '../../src/criu/codec.js';
+import { spawnSync } from 'node:child_process';
+import { repoRoot } from '../../src/common/paths.js';
 import {
-  CRIU_REQ_TYPES,
+  CriuReqType,
   decodeRequest,
   decodeResponse,
   encodeRequest,
   encodeResponse,
-  type CriuRequest,
-  type CriuResponse,
+  type CriuReq,
+  type CriuResp,
 } from '../../src/criu/index.js';
 
 /** The wire contract (CRIU's rpc.proto field numbers), written out independently of proto/rpc.proto. */
@@ -40,6 +42,8 @@ const MESSAGE_FIELDS: Record<string, string> = {
   criu_opts: CRIU_OPTS_FIELDS,
 };
 
+const REQ_TYPES = Object.keys(CriuReqType) as CriuReqType[];
+
 function fieldsOf(name: string): string {
   const type = protoType('rpc.proto', name);
   return type.fieldsArray
@@ -60,7 +64,10 @@ test('proto/rpc.proto enums and defaults match the wire contract', () => {
   const values = (name: string) => JSON.stringify(root.lookupEnum(name).values);
   assert.equal(
     values('criu_req_type'),
-    JSON.stringify(Object.fromEntries(CRIU_REQ_TYPES.map((t, i) => [t, i]))),
+    JSON.stringify({
+      EMPTY: 0, DUMP: 1, RESTORE: 2, CHECK: 3, PRE_DUMP: 4, PAGE_SERVER: 5, NOTIFY: 6, CPUINFO_DUMP: 7, CPUINFO_CHECK: 8,
+      FEATURE_CHECK: 9, VERSION: 10, WAIT_PID: 11, PAGE_SERVER_CHLD: 12, SINGLE_PRE_DUMP: 13,
+    }),
   );
   assert.equal(values('criu_cg_mode'), JSON.stringify({ IGNORE: 0, CG_NONE: 1, PROPS: 2, SOFT: 3, FULL: 4, STRICT: 5, DEFAULT: 6 }));
   assert.equal(values('criu_network_lock_method'), JSON.stringify({ IPTABLES: 1, NFTABLES: 2, SKIP: 3 }));
@@ -97,8 +104,8 @@ test('a VERSION request is the two bytes CRIU expects', () => {
 });
 
 test('every request type encodes and decodes unchanged, with options, features and nested messages', () => {
-  for (const type of CRIU_REQ_TYPES) {
-    const req: CriuRequest = {
+  for (const type of REQ_TYPES) {
+    const req: CriuReq = {
       type,
       opts: {
         images_dir_fd: 7,
@@ -128,8 +135,8 @@ test('every request type encodes and decodes unchanged, with options, features a
 });
 
 test('every reply type encodes and decodes unchanged; unset fields stay unset', () => {
-  for (const type of CRIU_REQ_TYPES) {
-    const resp: CriuResponse = {
+  for (const type of REQ_TYPES) {
+    const resp: CriuResp = {
       type,
       success: type !== 'EMPTY',
       dump: { restored: false },
@@ -150,4 +157,9 @@ test('a reply missing a required field, or garbage, does not decode', () => {
   // criu_resp with only field 1 (type = DUMP): `success` (required) is missing.
   assert.throws(() => decodeResponse(Buffer.from([0x08, 0x01])), /success/);
   assert.throws(() => decodeResponse(Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff])));
+});
+
+test('the message types in src/criu are what proto/*.proto generate now (scripts/generate-proto-types.js)', () => {
+  const run = spawnSync(process.execPath, ['scripts/generate-proto-types.js', '--check'], { cwd: repoRoot(), encoding: 'utf8' });
+  assert.equal(run.status, 0, `stale generated types: ${run.stderr}`);
 });

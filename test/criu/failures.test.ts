@@ -19,7 +19,7 @@ import {
 } from '../../src/criu/index.js';
 import { requireCriu, skipForKernelFeature } from '../helpers/criu.js';
 import { readableCopy } from '../helpers/readable-copy.js';
-import { waitGone } from '../helpers/targets.js';
+import { processState, waitGone } from '../helpers/targets.js';
 import { counterFor, tempDir, useCriuService, waitUntil } from './support.js';
 
 const criuService = useCriuService();
@@ -28,12 +28,6 @@ const criuService = useCriuService();
 function freePid(): number {
   const max = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
   for (let pid = max - 1; ; pid--) if (!existsSync(`/proc/${pid}`)) return pid;
-}
-
-/** 'R', 'S', 'D', 't' (ptrace-stopped, as CRIU's frozen tasks are), 'T', 'Z'... */
-function processState(pid: number): string {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return stat.charAt(stat.lastIndexOf(')') + 2);
 }
 
 test('version, check and featureCheck', async (t) => {

@@ -14,20 +14,20 @@ import {
   CriuError,
   decodeRequest,
   encodeResponse,
-  type CriuRequest,
-  type CriuResponse,
+  type CriuReq,
+  type CriuResp,
 } from '../../src/criu/index.js';
 
 /** One scripted connection: gets each request, answers with zero or more replies, or does something rude. */
-type Script = (req: CriuRequest, conn: FakeConnection) => void | Promise<void>;
+type Script = (req: CriuReq, conn: FakeConnection) => void | Promise<void>;
 
 interface FakeConnection {
-  reply(resp: CriuResponse): void;
+  reply(resp: CriuResp): void;
   send(bytes: Buffer): void;
   /** Closes (on a later tick: never inside the socket's own 'data' handler). */
   close(): void;
   /** The next request on this connection. */
-  next(): Promise<CriuRequest>;
+  next(): Promise<CriuReq>;
   /** Settles when the client closes the connection. */
   ended: Promise<void>;
 }
@@ -37,17 +37,17 @@ let socketPath: string;
 let server: SeqpacketServer;
 let script: Script;
 /** Requests per connection, in arrival order. */
-let seen: CriuRequest[][];
+let seen: CriuReq[][];
 
 before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-criu-fake-'));
   socketPath = path.join(dir, 'fake.sock');
   server = new SeqpacketServer();
   server.on('connection', (socket: SeqpacketSocket) => {
-    const requests: CriuRequest[] = [];
+    const requests: CriuReq[] = [];
     seen.push(requests);
-    const queue: CriuRequest[] = [];
-    let waiter: ((r: CriuRequest) => void) | undefined;
+    const queue: CriuReq[] = [];
+    let waiter: ((r: CriuReq) => void) | undefined;
     const conn: FakeConnection = {
       reply: (resp) => socket.write(encodeResponse(resp)),
       send: (bytes) => socket.write(bytes),

@@ -8,7 +8,7 @@ import { configSchema } from '../../src/config/schema.js';
 import { createProgram } from '../../src/cli/program.js';
 import { registerCatalogCommands } from '../../src/cli/commands/catalog.js';
 import { registerCriuCommands } from '../../src/cli/commands/criu.js';
-import { registerServiceCommands } from '../../src/cli/commands/service.js';
+import { registerServiceCommands } from '../../src/cli/commands/run-service.js';
 
 // The README's config and CLI tables are checked against the code itself: a key added to the config schema or a flag
 // added to a command fails here until the README lists it.

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { locateCriu, type LocatedCriu } from '../../src/criu/locate.js';
-import { CriuService } from '../../src/criu/service.js';
+import { CriuService } from '../../src/criu/criu-service.js';
 import { readProcStat } from '../../src/common/proc.js';
 import { waitUntil } from './wait.js';
 
@@ -100,4 +100,24 @@ export async function holdCriuWorkersWhen(servicePid: number, what: string, read
     },
     { timeoutMs, pollMs: 1 },
   );
+}
+
+/** A folder (removed after the test) with an executable `criu` running `body` (sh). */
+export async function criuScript(t: TestContext, body: string): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-criu-bin-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const bin = path.join(dir, 'criu');
+  await writeFile(bin, `#!/bin/sh\n${body}\n`);
+  await chmod(bin, 0o700);
+  return bin;
+}
+
+/**
+ * A `criu` that logs each run (the environment's CRIU_TEST_MARK, as criu.env would set it, and the arguments), then
+ * runs the real one: which binary ckpt ran, with which environment. calls() reads the log.
+ */
+export async function loggingCriu(t: TestContext, realBin: string): Promise<{ bin: string; calls(): Promise<string[]> }> {
+  const bin = await criuScript(t, `echo "$CRIU_TEST_MARK $*" >> "$(dirname "$0")/calls.log"\nexec "${realBin}" "$@"`);
+  const log = path.join(path.dirname(bin), 'calls.log');
+  return { bin, calls: async () => (await readFile(log, 'utf8').catch(() => '')).split('\n').filter(Boolean) };
 }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,6 +31,54 @@ export function startCounter(ballastMiB = 0, options: { ignoreTerm?: boolean } =
 /** A counter that holds `marker` in memory (not in its command line), to look for in images and buckets. */
 export function startMarkerCounter(marker: string): Promise<Counter> {
   return startPythonTarget('marker-counter.py', [[...marker].reverse().join('')]);
+}
+
+/**
+ * A counter with a child CRIU cannot freeze (test/fixtures/vfork-stuck.py): a dump of it keeps CRIU busy, the counter
+ * frozen, until CRIU's own freeze timeout (10 s) gives up and lets the tree go. release() lets the child run on.
+ */
+export async function startUnfreezable(): Promise<Counter & { release(): void }> {
+  const counter = await startPythonTarget('vfork-stuck.py', []);
+  return {
+    ...counter,
+    release() {
+      // Non-blocking: the grandchild is waiting in open() for reading, so this finds its reader at once.
+      closeSync(openSync(path.join(counter.dir, 'hold.fifo'), constants.O_WRONLY | constants.O_NONBLOCK));
+    },
+  };
+}
+
+/**
+ * Holds `pid` traced (PTRACE_SEIZE, test/fixtures/tracer.py), as a CRIU at work would, without stopping it: a dump
+ * then waits for it to be untraced. release() ends the tracer (the kernel detaches) and waits until it is gone.
+ */
+export async function holdTraced(pid: number): Promise<{ release(): Promise<void> }> {
+  const tracer = spawn(PYTHON, [path.join(repoRoot(), 'test/fixtures/tracer.py'), String(pid)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  tracer.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+  tracer.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
+  const exited = new Promise<void>((resolve) => tracer.once('close', () => resolve()));
+  await Promise.race([
+    new Promise<void>((resolve) => tracer.stdout.on('data', () => /^seized$/m.test(out) && resolve())),
+    exited.then(() => Promise.reject(new Error(`tracer of pid ${pid} exited: ${out}`))),
+  ]);
+  return {
+    async release() {
+      tracer.stdin.end();
+      await exited;
+    },
+  };
+}
+
+/** 'R', 'S', 'D', 't' (ptrace-stopped, as CRIU's frozen tasks are), 'T', 'Z'... */
+export function processState(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.charAt(stat.lastIndexOf(')') + 2);
+}
+
+/** The pid tracing `pid` (0: none). */
+export function tracerOf(pid: number): number {
+  return Number(/^TracerPid:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 }
 
 /** A parent and child talking over an established loopback TCP connection; read() is the last number the parent got. */

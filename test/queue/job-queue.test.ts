@@ -15,6 +15,7 @@ import { EventLog } from '../../src/events/event-log.js';
 import { Queue } from 'bullmq';
 import { JobQueue } from '../../src/queue/job-queue.js';
 import { queueNameFor } from '../../src/queue/keys.js';
+import { isJobLive, NodeQueues } from '../../src/queue/node-queues.js';
 import { TestRedis } from '../helpers/redis.js';
 import { throwawaySigner } from '../helpers/signer.js';
 
@@ -164,7 +165,7 @@ test('a batch restore is a parent waiting for one child per checkpoint, each on 
 });
 
 test('listJobs: every node, newest first, filtered by state, type and schedule, limited; counts per type and state', async (t) => {
-  const { queue } = await setup(t);
+  const { queue, redis } = await setup(t);
   // Apart by a few ms: listing orders by creation time (ms).
   const a = await queue.enqueueDump({ target: { pid: 1 }, scheduleId: 's1' });
   await sleep(3);
@@ -188,8 +189,10 @@ test('listJobs: every node, newest first, filtered by state, type and schedule, 
   assert.equal(count('restore-batch', 'waiting-children'), 0);
   assert.equal(counts.length, 5 * 6, 'dump, restore, restore-batch, verify, migrate: each in 6 states');
 
-  assert.equal(await queue.isJobLive(c.jobId), true, 'a waiting restore still holds its checkpoint');
-  assert.equal(await queue.isJobLive('gone'), false);
+  const jobStates = new NodeQueues(redis, 'ckpt');
+  t.after(() => jobStates.close());
+  assert.equal(await isJobLive(jobStates, c.jobId), true, 'a waiting restore still holds its checkpoint');
+  assert.equal(await isJobLive(jobStates, 'gone'), false);
 });
 
 test('pruneIndex forgets the jobs BullMQ removed; live jobs and young claims stay findable', async (t) => {

@@ -53,3 +53,10 @@ test('job ids: no ":" and not all digits (BullMQ refuses both), one safe path co
   assert.ok(jobIdSchema.safeParse('sched-nightly-20261127T0000Z').success);
   for (const bad of ['a:b', '12345', '', '../x', '.hidden', 'x'.repeat(129)]) assert.ok(!jobIdSchema.safeParse(bad).success, bad);
 });
+
+test("a job's scheduleId follows the schedules' own id rule: what a schedule may not be called, no job may name", () => {
+  for (const scheduleId of ['Nightly', 'nightly.v2', '_nightly', 'a:b', '']) {
+    assert.deepEqual(fields(() => parseDumpJob({ target: { pid: 42 }, scheduleId })), ['scheduleId'], scheduleId);
+  }
+  assert.equal(parseDumpJob({ target: { pid: 42 }, scheduleId: 'nightly_v2-1' }).scheduleId, 'nightly_v2-1');
+});

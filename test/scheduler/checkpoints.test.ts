@@ -14,12 +14,12 @@ test('every 2 s on a real target, 3 scheduler processes, 5 checkpoints or more: 
   const createdAt = Date.now();
   await s.create(schedule);
   // Counted, not in a wall-clock window: however slow the machine, 5 checkpoints are made, then the replicas stop.
-  const made = async () => (await s.catalog.list({ schedule: 'every-2s', limit: Infinity })).length;
+  const made = async () => (await s.catalog.list({ scheduleId: 'every-2s', limit: Infinity })).length;
   await waitFor('5 checkpoints', async () => (await made()) >= 5, 120_000, 250);
   assert.deepEqual(await Promise.all(procs.map((p) => p.stop())), [0, 0, 0]);
   await s.settle('every-2s');
 
-  const checkpoints = await s.catalog.list({ schedule: 'every-2s', limit: Infinity });
+  const checkpoints = await s.catalog.list({ scheduleId: 'every-2s', limit: Infinity });
   const ticks = checkpoints.map((c) => Number(c.jobId.replace(/^sched-every-2s-/, ''))).sort((a, b) => a - b);
   assert.equal(new Set(ticks).size, ticks.length, 'two checkpoints for one tick');
   assert.ok(ticks.length >= 5, `${ticks.length} checkpoints`);

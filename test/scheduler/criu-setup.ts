@@ -14,7 +14,7 @@ import { ScheduleStore } from '../../src/scheduler/schedule-store.js';
 import { loadSigner } from '../../src/security/key-file.js';
 import { Scheduler } from '../../src/scheduler/scheduler.js';
 import { scheduleSchema, type ScheduleInput } from '../../src/scheduler/schema.js';
-import { startService } from '../../src/app/service.js';
+import { startService } from '../../src/app/start-service.js';
 import { holdProcesses, requireCriu, startTestCriuService } from '../helpers/criu.js';
 import { TestRedis } from '../helpers/redis.js';
 import { startCounter, type Counter } from '../helpers/targets.js';

@@ -16,7 +16,7 @@ test('a match schedule: its tick\'s job carries the match (signed), the worker r
   const job = await s.jobs.getJob(created.jobId!);
   assert.match(job!.id, /^sched-by-match-\d+$/, 'a tick\'s job, not a trigger-now');
   assert.deepEqual('target' in job!.data ? job!.data.target : undefined, { match }, 'the job carries the spec as the schedule has it');
-  const [checkpoint] = await s.catalog.list({ schedule: 'by-match', limit: 1 });
+  const [checkpoint] = await s.catalog.list({ scheduleId: 'by-match', limit: 1 });
   assert.equal(checkpoint!.target.pid, target.pid, 'the worker resolved the match to the running process');
   assert.ok(target.alive(), 'leaveRunning');
 });

@@ -21,7 +21,7 @@ test('retention keepLast 2 after 5 runs: 2 in the catalog, 2 folders on disk; pi
   const jobIds: string[] = [];
   for (let i = 0; i < 5; i++) jobIds.push(await run());
   await waitFor('3 prunes', async () => (await pruned()).length === 3 || null);
-  let listed = await s.catalog.list({ schedule: 'keep2', limit: Infinity });
+  let listed = await s.catalog.list({ scheduleId: 'keep2', limit: Infinity });
   assert.deepEqual(listed.map((c) => c.jobId), [jobIds[4], jobIds[3]], 'the newest two remain');
   const key = listed[0]!.target.key;
   assert.deepEqual(await foldersOf(s.root, key), listed.map((c) => c.id).sort());
@@ -42,7 +42,7 @@ test('retention keepLast 2 after 5 runs: 2 in the catalog, 2 folders on disk; pi
   await s.catalog.acquireRef(inUse!.id, 'restore-job-1');
   jobIds.push(await run(), await run(), await run());
   await waitFor('the pass after the third run to prune one', async () => (await pruned()).length === 4 || null);
-  listed = await s.catalog.list({ schedule: 'keep2', limit: Infinity });
+  listed = await s.catalog.list({ scheduleId: 'keep2', limit: Infinity });
   assert.deepEqual(
     listed.map((c) => c.jobId),
     [jobIds[7], jobIds[6], jobIds[4], jobIds[3]],
@@ -57,7 +57,7 @@ test('retention keepLast 2 after 5 runs: 2 in the catalog, 2 folders on disk; pi
   // That pass removes two, oldest first: the formerly in-use one, then the run after it.
   await waitFor('the formerly in-use one and the next to go', async () => (await pruned()).length === 6 || null);
   assert.equal((await pruned())[4]!.data.checkpointId, inUse!.id);
-  listed = await s.catalog.list({ schedule: 'keep2', limit: Infinity });
+  listed = await s.catalog.list({ scheduleId: 'keep2', limit: Infinity });
   assert.deepEqual(listed.map((c) => c.jobId), [jobIds[8], jobIds[7], jobIds[3]]);
   assert.equal(listed[2]!.pinned, true);
   assert.deepEqual(await foldersOf(s.root, key), listed.map((c) => c.id).sort());

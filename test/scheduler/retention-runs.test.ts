@@ -22,7 +22,7 @@ test('retention maxAge and maxTotalBytes on real runs: the oldest go with their 
     }
     return jobIds;
   };
-  const listed = (id: string) => s.catalog.list({ schedule: id, limit: Infinity });
+  const listed = (id: string) => s.catalog.list({ scheduleId: id, limit: Infinity });
   const pruned = (id: string) => allEvents(s.eventLog, 'checkpoint.pruned', id);
 
   const byAge = await runs('by-age', 3);

@@ -10,7 +10,7 @@ import { configSchema } from '../../src/config/schema.js';
 import { EventLog } from '../../src/events/event-log.js';
 import { JobQueue } from '../../src/queue/job-queue.js';
 import type { Scheduler } from '../../src/scheduler/scheduler.js';
-import { startSchedulerService, type SchedulerService } from '../../src/scheduler/service.js';
+import { startSchedulerService, type SchedulerService } from '../../src/scheduler/start-scheduler.js';
 import { TestRedis } from '../helpers/redis.js';
 import { throwawaySigner } from '../helpers/signer.js';
 import { startCounter, type Counter } from '../helpers/targets.js';

@@ -8,8 +8,7 @@ import { configSchema, type ConfigInput } from '../../src/config/schema.js';
 import { EventLog } from '../../src/events/event-log.js';
 import { JobQueue } from '../../src/queue/job-queue.js';
 import { ScheduleStore } from '../../src/scheduler/schedule-store.js';
-import { Scheduler, TriggerError } from '../../src/scheduler/scheduler.js';
-import type { DumpEnqueuer } from '../../src/scheduler/tick-runner.js';
+import { Scheduler, TriggerError, type SchedulerOptions } from '../../src/scheduler/scheduler.js';
 import { scheduleSchema, type ScheduleInput } from '../../src/scheduler/schema.js';
 import { TestRedis } from '../helpers/redis.js';
 import { throwawaySigner } from '../helpers/signer.js';
@@ -49,8 +48,8 @@ function env(t: TestContext, scheduler: ConfigInput['scheduler'] = {}) {
     for (const s of started) await s.stop();
     await jobs.close();
   });
-  const newScheduler = async (enqueuer: DumpEnqueuer = jobs) => {
-    const s = new Scheduler({ redis, store, enqueuer, eventLog, config, logger: pino({ level: 'silent' }) });
+  const newScheduler = async (options: Partial<Pick<SchedulerOptions, 'random' | 'enqueuer'>> = {}) => {
+    const s = new Scheduler({ redis, store, enqueuer: jobs, eventLog, config, logger: pino({ level: 'silent' }), ...options });
     started.push(s);
     await s.start();
     return s;
@@ -95,6 +94,51 @@ test('missed ticks after every scheduler was down: runOnce enqueues the latest o
   assert.deepEqual(skipIds.filter((x) => x > lastTick && x < restartedAt), [], 'skip: no job for missed ticks');
 });
 
+test('missedTickToleranceMs: at start, a missed tick younger than it runs once, an older one is skipped naming the limit', async (t) => {
+  const { eventLog, store, jobs, newScheduler, create } = env(t, { missedTickToleranceMs: 30 * 60_000 });
+  // Daily schedules whose latest tick was a minute and two hours ago; both last ticked before that, so that tick
+  // passed while no scheduler ran. Their next ticks are a day away: nothing else happens during the test.
+  const now = Date.now();
+  const daily = (ms: number) => {
+    const d = new Date(ms);
+    return `${d.getUTCSeconds()} ${d.getUTCMinutes()} ${d.getUTCHours()} * * *`;
+  };
+  const young = Math.floor((now - 60_000) / 1000) * 1000;
+  const old = Math.floor((now - 2 * 3_600_000) / 1000) * 1000;
+  await create({ id: 'young', cron: daily(young) });
+  await create({ id: 'old', cron: daily(old) });
+  for (const id of ['young', 'old']) await store.recordTick(id, now - 3 * 3_600_000);
+  await newScheduler();
+  const fired = await waitFor('the young missed tick to run', async () => (await allEvents(eventLog, 'schedule.fired', 'young'))[0]);
+  assert.deepEqual([fired.data.source, fired.data.tickAt], ['missed', young]);
+  assert.ok(await jobs.getJob(fired.jobId!), 'it has a job');
+  const outcome = await waitFor('the old missed tick to be handled', async () =>
+    (await allEvents(eventLog, undefined, 'old')).find((e) => e.event === 'schedule.fired' || e.event === 'schedule.skipped'),
+  );
+  assert.deepEqual([outcome.event, outcome.data.source, outcome.data.tickAt], ['schedule.skipped', 'missed', old]);
+  assert.match(String(outcome.data.reason), /older than missedTickToleranceMs \(1800000 ms\)$/);
+  assert.deepEqual(await jobs.listJobs({ scheduleId: 'old', limit: 10 }), [], 'no job for it');
+  assert.deepEqual(await allEvents(eventLog, 'schedule.fired', 'old'), []);
+});
+
+test('jitterMs: each tick\'s dump is enqueued the drawn part of jitterMs after the tick', async (t) => {
+  const { eventLog, jobs, newScheduler, create } = env(t);
+  await create({ id: 'spread', cron: '*/2 * * * * *', jitterMs: 1600 });
+  // The draw is fixed: 0.75 of 1600 ms. (Without jitter the job follows its tick within milliseconds.)
+  await newScheduler({ random: () => 0.75 });
+  const fired = await waitFor('two ticks', async () => {
+    const f = await allEvents(eventLog, 'schedule.fired', 'spread');
+    return f.length >= 2 && f;
+  }, 20_000);
+  for (const e of fired) {
+    const job = (await jobs.getJob(e.jobId!))!;
+    const afterTick = job.createdAt - Number(e.data.tickAt);
+    assert.equal(e.data.source, 'cron');
+    assert.ok(afterTick >= 1200, `job ${job.id} enqueued ${afterTick} ms after its tick`);
+    assert.ok(Number(e.data.lagMs) >= 1200, `lag ${e.data.lagMs} ms`);
+  }
+});
+
 test('a tick enqueues the schedule\'s target spec as it is (a match stays a match): the worker resolves it, the scheduler never does', async (t) => {
   const { eventLog, jobs, newScheduler, create } = env(t);
   const match = `no-process-is-called-${randomUUID()}`;
@@ -120,9 +164,11 @@ test('the ticks of one moment are enqueued together (one enqueueDumps call for s
   // The real queue, with each batch's size noted on the way.
   const batches: number[] = [];
   await newScheduler({
-    enqueueDump: (input, opts) => jobs.enqueueDump(input, opts),
-    getJob: (id) => jobs.getJob(id),
-    enqueueDumps: (requests) => (batches.push(requests.length), jobs.enqueueDumps(requests)),
+    enqueuer: {
+      enqueueDump: (input, opts) => jobs.enqueueDump(input, opts),
+      getJob: (id) => jobs.getJob(id),
+      enqueueDumps: (requests) => (batches.push(requests.length), jobs.enqueueDumps(requests)),
+    },
   });
   const fired = await waitFor('each schedule to fire twice', async () => {
     const events = await allEvents(eventLog, 'schedule.fired');

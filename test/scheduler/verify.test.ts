@@ -9,10 +9,10 @@ test('a schedule with verify: 2 drills every 2nd of its checkpoints, each once, 
   const target = await s.target();
   const scheduler = await s.scheduler();
   await s.create({ id: 'drilled', cron: '* * * * * *', target: { pid: target.pid }, verify: 2 });
-  await waitFor('4 checkpoints', async () => (await s.catalog.list({ schedule: 'drilled', limit: Infinity })).length >= 4, 60_000);
+  await waitFor('4 checkpoints', async () => (await s.catalog.list({ scheduleId: 'drilled', limit: Infinity })).length >= 4, 60_000);
   await s.store.pause('drilled');
   await s.settle('drilled');
-  const made = (await s.catalog.list({ schedule: 'drilled', limit: Infinity })).reverse(); // oldest first
+  const made = (await s.catalog.list({ scheduleId: 'drilled', limit: Infinity })).reverse(); // oldest first
   const expected = made.filter((_, i) => i % 2 === 1).map((c) => c.id);
   // The scheduler drills as it follows checkpoint.created: wait until it has handled the last one, and the drills ran.
   const drills = await waitFor(
@@ -30,6 +30,6 @@ test('a schedule with verify: 2 drills every 2nd of its checkpoints, each once, 
     assert.equal(j.state, 'completed', j.failedReason);
     assert.equal(j.scheduleId, 'drilled');
   }
-  for (const c of await s.catalog.list({ schedule: 'drilled', limit: Infinity })) assert.equal(c.verified?.ok, expected.includes(c.id) ? true : undefined, c.id);
+  for (const c of await s.catalog.list({ scheduleId: 'drilled', limit: Infinity })) assert.equal(c.verified?.ok, expected.includes(c.id) ? true : undefined, c.id);
   assert.ok(target.alive());
 });

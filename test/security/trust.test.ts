@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { startService } from '../../src/app/service.js';
+import { startService } from '../../src/app/start-service.js';
 import { ValidationError } from '../../src/common/validation.js';
 import { loadConfig } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';

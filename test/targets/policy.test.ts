@@ -3,12 +3,12 @@ import { spawn } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { ValidationError } from '../../src/common/validation.js';
-import { PolicyError, readProcessInfo, TargetPolicy, type ProcessInfo } from '../../src/targets/index.js';
+import { PolicyError, readProcessSnapshot, TargetPolicy, type ProcessSnapshot } from '../../src/targets/index.js';
 import { killAndReap, startCounter, type Counter } from '../helpers/targets.js';
 import { waitUntil } from '../helpers/wait.js';
 
-async function info(pid: number): Promise<ProcessInfo> {
-  const found = await readProcessInfo(pid);
+async function info(pid: number): Promise<ProcessSnapshot> {
+  const found = await readProcessSnapshot(pid);
   assert.ok(found, `pid ${pid} exists`);
   return found;
 }

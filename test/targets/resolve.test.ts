@@ -107,7 +107,7 @@ describe('resolveTarget', () => {
     assert.ok(info.startTime > 0);
     assert.ok(info.rssBytes >= 8 * 1024 * 1024, `rss ${info.rssBytes}`);
     assert.equal(info.kernelThread, false);
-    assert.equal(info.key, `${info.comm}-${a.pid}`);
+    assert.equal(info.targetKey, `${info.comm}-${a.pid}`);
   });
 
   it('isSameProcess tells the resolved process from a gone one or a reused pid', async () => {

@@ -27,5 +27,5 @@ test('cancelling a waiting job removes it and tells the feed; a finished job can
   await assert.rejects(h.queue.cancelJob(done.jobId), (err: unknown) => err instanceof JobStateError && /completed already/.test(err.message));
   await assert.rejects(h.queue.retryJob(done.jobId), (err: unknown) => err instanceof JobStateError && /only a failed job/.test(err.message));
   assert.ok(!(await h.eventsOf(waiting.jobId)).some((e) => e.event === 'job.active'), 'the cancelled job never started');
-  assert.equal((await h.catalog.list({ target: `python3-${target.pid}` })).length, 1);
+  assert.equal((await h.catalog.list({ targetKey: `python3-${target.pid}` })).length, 1);
 });

@@ -28,7 +28,7 @@ test('dump through the queue makes a catalogued checkpoint; restore brings the p
   assert.ok(target.alive(), 'leaveRunning is the default: the target keeps running');
 
   // Catalogued, with a valid manifest and CRIU's stats, in <root>/<target key>/<id>/.
-  const [listed] = await h.catalog.list({ target: `python3-${target.pid}` });
+  const [listed] = await h.catalog.list({ targetKey: `python3-${target.pid}` });
   assert.equal(listed?.id, checkpointId);
   const dir = h.store.pathOf(listed!);
   const manifest = manifestSchema.parse(JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')));

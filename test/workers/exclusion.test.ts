@@ -37,7 +37,7 @@ test('two dumps of one process never run at once, even with worker concurrency 2
     events.some((e) => e.jobId === second && e.event === 'job.progress' && e.data.stage === 'waiting-target'),
     'the second dump reported that it waited',
   );
-  assert.equal((await h.catalog.list({ target: `python3-${target.pid}` })).length, 2);
+  assert.equal((await h.catalog.list({ targetKey: `python3-${target.pid}` })).length, 2);
 
   // While a dump runs, one that says ifBusy 'skip' completes at once as skipped (the other slot is free for it).
   const d = await h.queue.enqueueDump({ target: { pid: target.pid } });
@@ -52,7 +52,7 @@ test('two dumps of one process never run at once, even with worker concurrency 2
   assert.match(jc.result!.reason!, new RegExp(`another dump of python3-${target.pid} is running \\(job ${d.jobId}\\)`));
   assert.equal(jc.result!.checkpointId, undefined);
   assert.equal((await h.waitFinished(d.jobId)).state, 'completed');
-  const listed = await h.catalog.list({ target: `python3-${target.pid}` });
+  const listed = await h.catalog.list({ targetKey: `python3-${target.pid}` });
   assert.equal(listed.length, 3, 'the skipped job made none');
   assert.deepEqual(
     (await readdir(path.join(h.root, `python3-${target.pid}`))).sort(),

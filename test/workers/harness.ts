@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { Catalog } from '../../src/catalog/catalog.js';
 import { CheckpointStore } from '../../src/catalog/checkpoint-store.js';
 import { configSchema, type Config, type ConfigInput } from '../../src/config/schema.js';
-import type { CriuService } from '../../src/criu/service.js';
+import type { CriuService } from '../../src/criu/criu-service.js';
 import { EventLog } from '../../src/events/event-log.js';
 import type { FeedEvent } from '../../src/events/types.js';
 import { JobQueue } from '../../src/queue/job-queue.js';

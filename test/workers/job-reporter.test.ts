@@ -68,3 +68,18 @@ test('progress: a new stage is written at once, other updates at most every inte
   assert.deepEqual(last, { stage: 'post-dump', percent: 75, bytesWritten: 1500, bytesExpected: 2000 });
   assert.deepEqual((await queue.getJob('job-1'))!.progress, last);
 });
+
+test('progress: an update that changes nothing (page images not written yet) is not written', async (t) => {
+  const { eventLog, reporter } = await setup(t);
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+  reporter.progress({ stage: 'dumping', bytesExpected: 2000 });
+  for (let i = 0; i < 5; i++) {
+    t.mock.timers.tick(100); // past the interval each time: a changed sample would be written now
+    reporter.progress({ bytesWritten: 0, percent: 0 });
+  }
+  reporter.progress({ stage: 'post-dump' });
+  // flush() sends whatever is pending: an unchanged sample kept back would show up here, before post-dump.
+  await reporter.flush();
+  const events = (await eventLog.readAfter('0')).filter((e) => e.event === 'job.progress');
+  assert.deepEqual(events.map((e) => e.data.stage), ['dumping', 'post-dump'], 'five unchanged samples wrote no job.progress');
+});

@@ -57,7 +57,7 @@ test('after a dump, a retry and a failure: one parsed log line per job transitio
   // The first attempt has not resolved its target yet: the spec as asked; the completion names the key.
   assert.equal(okLines[0]!.target, `pid ${counter.pid}`);
   assert.equal(okLines[1]!.target, counterKey);
-  const okCheckpoint = (await h.catalog.list({ target: counterKey })).find((c) => c.jobId === ok.jobId)!;
+  const okCheckpoint = (await h.catalog.list({ targetKey: counterKey })).find((c) => c.jobId === ok.jobId)!;
   assert.equal(okLines[1]!.checkpointId, okCheckpoint.id);
   assert.equal(okLines[1]!.frozenMs, Number(okCheckpoint.stats.frozenTimeUs) / 1000);
   assert.equal(okLines[1]!.bytes, okCheckpoint.bytes);
@@ -94,7 +94,7 @@ test('after a dump, a retry and a failure: one parsed log line per job transitio
   assert.ok(sample(text, 'ckpt_job_duration_seconds_sum{type="dump",outcome="failed"}')! > 0);
   assert.equal(sample(text, `ckpt_target_consecutive_failures{target="${pairKey}"}`), 1);
   assert.equal(sample(text, `ckpt_target_consecutive_failures{target="${counterKey}"}`), 0);
-  const kept = await h.catalog.list({ target: counterKey });
+  const kept = await h.catalog.list({ targetKey: counterKey });
   assert.equal(sample(text, `ckpt_target_checkpoints{target="${counterKey}"}`), 2);
   assert.equal(sample(text, `ckpt_target_bytes{target="${counterKey}"}`), kept[0]!.bytes + kept[1]!.bytes);
   assert.equal(sample(text, `ckpt_target_last_success_timestamp_seconds{target="${counterKey}"}`), Date.parse(kept[0]!.created) / 1000);

@@ -29,7 +29,7 @@ test('a dump retries while the CRIU service is down and completes once it is bac
   assert.ok(failed.length >= 1);
   assert.equal(failed[0]!.data.code, 'ECRIU_NO_SOCKET');
   assert.equal(failed[0]!.data.final, false);
-  assert.equal((await h.catalog.list({ target: `python3-${target.pid}` })).length, 1, 'one checkpoint, from the last attempt');
+  assert.equal((await h.catalog.list({ targetKey: `python3-${target.pid}` })).length, 1, 'one checkpoint, from the last attempt');
   assert.ok(target.alive());
 });
 

@@ -71,6 +71,6 @@ test('SIGTERM past the grace period: the dump is aborted, the job handed back un
   const job = await h.waitFinished(jobId);
   assert.equal(job.state, 'completed', job.failedReason);
   assert.equal(job.attemptsMade, 1);
-  assert.equal((await h.catalog.list({ target: `python3-${target.pid}` })).length, 1);
+  assert.equal((await h.catalog.list({ targetKey: `python3-${target.pid}` })).length, 1);
   assert.ok(target.alive());
 });

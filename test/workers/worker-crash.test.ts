@@ -7,7 +7,7 @@ import { CriuClient } from '../../src/criu/client.js';
 import { signJobData } from '../../src/queue/job-signature.js';
 import { queueNameFor } from '../../src/queue/keys.js';
 import type { DumpJobData } from '../../src/queue/schemas.js';
-import { readProcessInfo } from '../../src/targets/process-info.js';
+import { readProcessSnapshot } from '../../src/targets/process-snapshot.js';
 import { readProcStatus } from '../../src/common/proc.js';
 import { criuWorkersOf, holdCriuWorkersWhen } from '../helpers/criu.js';
 import { startCounter } from '../helpers/targets.js';
@@ -68,7 +68,7 @@ test('a worker SIGKILLed mid-dump: the next worker finishes the job, one checkpo
   assert.equal(events.filter((e) => e.event === 'job.completed').length, 1);
 
   // Exactly one checkpoint: in the catalog and on disk (no attempt folder left behind).
-  const listed = await h.catalog.list({ target: `python3-${target.pid}` });
+  const listed = await h.catalog.list({ targetKey: `python3-${target.pid}` });
   assert.deepEqual(listed.map((c) => c.id), [checkpointId]);
   assert.deepEqual(await readdir(path.join(h.root, `python3-${target.pid}`)), [checkpointId]);
   assert.ok(listed[0]!.bytes > ballast);
@@ -90,10 +90,10 @@ test('a dump CRIU finished but whose worker died before committing it is adopted
   h.defer(() => queue.close());
   const job = (await Job.fromId(queue, jobId))!;
   const data = job.data as DumpJobData;
-  const info = (await readProcessInfo(target.pid))!;
-  const resolved = { key: info.key, pid: info.pid, cmdline: info.cmdline, exe: info.exe, uid: info.uid, startTime: info.startTime, attemptStartedAt: Date.now() };
+  const info = (await readProcessSnapshot(target.pid))!;
+  const resolved = { key: info.targetKey, pid: info.pid, cmdline: info.cmdline, exe: info.exe, uid: info.uid, startTime: info.startTime, attemptStartedAt: Date.now() };
   await job.updateData(signJobData(h.signer, { type: 'dump', jobId, node: 'node-a' }, { ...data, resolved }));
-  const attempt = await h.store.beginAttempt(info.key, data.checkpointId, { jobId });
+  const attempt = await h.store.beginAttempt(info.targetKey, data.checkpointId, { jobId });
   await new CriuClient({ socketPath: h.criu.socketPath }).dump({
     pid: target.pid,
     imagesDir: attempt.dir,
@@ -108,8 +108,8 @@ test('a dump CRIU finished but whose worker died before committing it is adopted
   assert.equal(done.result!.adopted, true);
   assert.equal(done.result!.checkpointId, data.checkpointId);
   assert.match((await h.queue.getJobLog(jobId))!, /had finished: adopting it/);
-  assert.deepEqual(await readdir(path.join(h.root, info.key)), [data.checkpointId]);
-  assert.deepEqual((await h.catalog.list({ target: info.key })).map((c) => c.id), [data.checkpointId]);
+  assert.deepEqual(await readdir(path.join(h.root, info.targetKey)), [data.checkpointId]);
+  assert.deepEqual((await h.catalog.list({ targetKey: info.targetKey })).map((c) => c.id), [data.checkpointId]);
   assert.ok(target.alive());
 });
 
@@ -121,7 +121,7 @@ test('a folder left by an attempt that died before recording its target is clear
   const { jobId } = await h.queue.enqueueDump({ target: { pid: target.pid } });
   const { checkpointId } = (await h.queue.getJob(jobId))!.data as { checkpointId: string };
   // What a worker that died right after making its attempt folder leaves: the folder, and no resolved target in the job.
-  const key = (await readProcessInfo(target.pid))!.key;
+  const key = (await readProcessSnapshot(target.pid))!.targetKey;
   await h.store.beginAttempt(key, checkpointId, { jobId });
 
   await h.startWorker();
@@ -130,5 +130,5 @@ test('a folder left by an attempt that died before recording its target is clear
   assert.equal(done.attemptsMade, 1);
   assert.equal(done.result!.checkpointId, checkpointId);
   assert.deepEqual(await readdir(path.join(h.root, key)), [checkpointId]);
-  assert.deepEqual((await h.catalog.list({ target: key })).map((c) => c.id), [checkpointId]);
+  assert.deepEqual((await h.catalog.list({ targetKey: key })).map((c) => c.id), [checkpointId]);
 });

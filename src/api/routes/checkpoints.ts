@@ -5,7 +5,7 @@ import { defineRoute } from '../route.js';
 
 /** What the checkpoint routes need from the catalog (src/catalog's Catalog provides it; unknown ids throw code ECHECKPOINT_NOT_FOUND). */
 export interface CheckpointsBackend {
-  list(filter: { target?: string; schedule?: string; limit?: number; offset?: number }): Promise<unknown[]>;
+  list(filter: { targetKey?: string; scheduleId?: string; limit?: number; offset?: number }): Promise<unknown[]>;
   get(id: string): Promise<unknown>;
   delete(id: string, opts?: { force?: boolean }): Promise<unknown>;
   pin(id: string): Promise<unknown>;
@@ -33,7 +33,8 @@ export async function checkpointRoutes(app: FastifyInstance, opts: { catalog: Ch
         offset: z.coerce.number().int().min(0).default(0),
       }),
     },
-    async ({ query }) => ({ items: await catalog.list(query) }),
+    // The public names (`target`, `schedule`) are documented query parameters; the catalog's are targetKey, scheduleId.
+    async ({ query: { target, schedule, ...page } }) => ({ items: await catalog.list({ ...page, targetKey: target, scheduleId: schedule }) }),
   );
 
   defineRoute(app, { method: 'GET', url: '/api/v1/checkpoints/:id', operationId: 'getCheckpoint', response: checkpointResponse, role: 'read', summary: 'One checkpoint (its manifest)', params: checkpointId }, async ({ params }) =>

@@ -4,7 +4,8 @@ import type { CancelResult, ListJobsFilter, MigrationEnqueued } from '../../queu
 import { isCheckpointId } from '../../common/checkpoint-id.js';
 import { withoutCommandLine, type JobView } from '../../queue/job-view.js';
 import type { Principal } from '../../security/auth.js';
-import { batchRestoreJobSchema, dumpJobSchema, JOB_TYPES, migrationSchema, restoreJobSchema, type DumpJob, type Migration } from '../../queue/schemas.js';
+import { JOB_TYPES } from '../../common/job-kinds.js';
+import { batchRestoreJobSchema, dumpJobSchema, migrationSchema, restoreJobSchema, type DumpJob, type Migration } from '../../queue/schemas.js';
 import { batchEnqueuedResponse, cancelResponse, enqueuedResponse, jobListResponse, jobResponse, migrationEnqueuedResponse, textResponse } from '../responses.js';
 import { defineRoute, NotFoundError } from '../route.js';
 

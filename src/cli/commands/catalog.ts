@@ -7,7 +7,7 @@ import { loadConfig } from '../../config/load.js';
 import { createRedis, redactRedisUrl } from '../../queue/redis.js';
 import { contextOf } from '../context.js';
 import { CliError } from '../errors.js';
-import { withLocalFlags } from './service.js';
+import { withLocalFlags } from './run-service.js';
 
 interface LocalFlags {
   config?: string;

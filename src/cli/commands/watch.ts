@@ -2,14 +2,15 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { contextOf } from '../context.js';
 import { describeSnapshot, formatEvent } from '../format.js';
-import type { FeedFilter } from '../feed-client.js';
+import type { FeedFilter } from '../../feed/protocol.js';
 import { CHANNELS, type Channel } from '../../events/types.js';
+import { JOB_TYPES, type JobType } from '../../common/job-kinds.js';
 
 interface WatchFlags {
   job?: string;
   schedule?: string;
   target?: string;
-  type?: 'dump' | 'restore' | 'restore-batch' | 'verify' | 'migrate';
+  type?: JobType;
   channel?: Channel[];
   since?: string;
   logs?: boolean;
@@ -26,7 +27,7 @@ export function registerWatchCommand(program: Command): void {
     .option('--job <id>', 'only this job')
     .option('--schedule <id>', 'only this schedule')
     .option('--target <key>', 'only this target (like python3-4242)')
-    .addOption(new Option('--type <type>', 'only this job type').choices(['dump', 'restore', 'restore-batch', 'verify', 'migrate']))
+    .addOption(new Option('--type <type>', 'only this job type').choices([...JOB_TYPES]))
     .addOption(new Option('--channel <name...>', 'only these channels').choices([...CHANNELS]))
     .option('--since <eventId>', 'replay the events after this id first')
     .option('--logs', "print CRIU's log lines as they come (default: only how many)")

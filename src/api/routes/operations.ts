@@ -5,7 +5,7 @@ import { openApiDocument } from '../openapi.js';
 
 export type { HealthProbe };
 
-export interface ServiceRoutesOptions {
+export interface OperationsRoutesOptions {
   probes: HealthProbe[];
   metricsText: () => Promise<string>;
   version: string;
@@ -14,7 +14,7 @@ export interface ServiceRoutesOptions {
 }
 
 /** /healthz, /metrics and /api/v1/openapi.json: what operators and tooling read. */
-export async function serviceRoutes(app: FastifyInstance, opts: ServiceRoutesOptions): Promise<void> {
+export async function operationsRoutes(app: FastifyInstance, opts: OperationsRoutesOptions): Promise<void> {
   // Liveness is open to every caller (load balancers); the details (paths, free bytes, versions, errors) need a read
   // token when tokens are required.
   app.get('/healthz', async (req, reply) => {

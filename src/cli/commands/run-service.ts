@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import type { AppRoles } from '../../app/app.js';
-import { startService } from '../../app/service.js';
+import { startService } from '../../app/start-service.js';
 import { packageVersion } from '../../common/paths.js';
 import { loadConfig, type ConfigOverrides } from '../../config/load.js';
 import { createLogger } from '../../observability/logger.js';

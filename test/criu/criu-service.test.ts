@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CriuClient } from '../../src/criu/client.js';
-import { CriuService } from '../../src/criu/service.js';
+import { CriuService } from '../../src/criu/criu-service.js';
 import { requireCriu } from '../helpers/criu.js';
 import { isAlive, waitGone } from '../helpers/targets.js';
 

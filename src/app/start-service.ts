@@ -7,7 +7,7 @@ import { consoleRoutes } from '../api/routes/console.js';
 import { jobRoutes } from '../api/routes/jobs.js';
 import { scheduleRoutes } from '../api/routes/schedules.js';
 import { workloadRoutes } from '../api/routes/workloads.js';
-import { serviceRoutes } from '../api/routes/service.js';
+import { operationsRoutes } from '../api/routes/operations.js';
 import { createApiServer } from '../api/server.js';
 import { Catalog } from '../catalog/catalog.js';
 import { CheckpointStore } from '../catalog/checkpoint-store.js';
@@ -20,7 +20,8 @@ import { summarize } from '../observability/inventory.js';
 import { createMetrics } from '../observability/metrics.js';
 import { withoutCommandLine } from '../queue/job-view.js';
 import { JobQueue } from '../queue/job-queue.js';
-import { startSchedulerService } from '../scheduler/service.js';
+import { isJobLive, NodeQueues } from '../queue/node-queues.js';
+import { startSchedulerService } from '../scheduler/start-scheduler.js';
 import { jobKeyFileOf, loadSigner } from '../security/key-file.js';
 import { ensurePrivateDir } from '../security/trusted-files.js';
 import { listScheduleViews, scheduleIntervalMs } from '../scheduler/view.js';
@@ -89,15 +90,17 @@ export async function startService({ config, configFile, roles, log, version }: 
     // Credentials and the encryption key are checked here: a bad file stops the start, naming it.
     const remote = config.storage.remote && new RemoteStore({ config: config.storage.remote, signer });
     if (remote) stops.push(async () => remote.close());
-    // The catalog drops in-use marks of restores whose job is gone (a worker died): it asks the queue, which needs the catalog.
-    let queue: JobQueue | undefined;
+    // The catalog drops in-use marks of restores whose job is gone (a worker died): it reads job states itself, as the
+    // queue needs the catalog to enqueue restores.
+    const jobStates = new NodeQueues(redis, config.redis.prefix);
+    stops.push(() => jobStates.close());
     const catalogOn = (connection: typeof redis) =>
       new Catalog(connection, {
         prefix: config.redis.prefix,
         store,
         node: config.node,
         sharedStorage: config.storage.shared,
-        isRefLive: (jobId) => queue!.isJobLive(jobId),
+        isRefLive: (jobId) => isJobLive(jobStates, jobId),
         ...(remote && { remote }),
       });
     const catalog = catalogOn(redis);
@@ -118,7 +121,7 @@ export async function startService({ config, configFile, roles, log, version }: 
     // A dump asked for through the API (POST /dumps, trigger-now) is checked at the edge, so a refused or
     // unresolvable target answers 4xx at once instead of becoming a failed job; the worker checks again when it runs.
     const checkTarget = async (spec: TargetSpec) => policy.check(await resolve(spec));
-    queue = new JobQueue({
+    const queue = new JobQueue({
       connection: config.redis,
       prefix: config.redis.prefix,
       node: config.node,
@@ -132,7 +135,7 @@ export async function startService({ config, configFile, roles, log, version }: 
     });
     stops.push(() => queue.close());
     // BullMQ drops finished jobs past keepCompleted / keepFailed; the job index follows them.
-    const pruning = setInterval(() => void queue!.pruneIndex().catch(onError), INDEX_PRUNE_INTERVAL_MS);
+    const pruning = setInterval(() => void queue.pruneIndex().catch(onError), INDEX_PRUNE_INTERVAL_MS);
     pruning.unref();
     stops.push(async () => clearInterval(pruning));
 
@@ -209,7 +212,7 @@ export async function startService({ config, configFile, roles, log, version }: 
     });
     metrics.follow(feed.tailer);
 
-    await app.register(serviceRoutes, { probes, metricsText: () => metrics.metricsText(), version, auth });
+    await app.register(operationsRoutes, { probes, metricsText: () => metrics.metricsText(), version, auth });
     await app.register(jobRoutes, {
       jobs: {
         ...bind(queue, 'enqueueRestore', 'enqueueBatchRestore', 'enqueueVerify', 'getJob', 'listJobs', 'getJobLog', 'cancelJob', 'retryJob'),

@@ -2,7 +2,7 @@ import { readCmdline, readExe, readProcStat, readProcStatus } from '../common/pr
 import { targetKey } from './key.js';
 
 /** What ckpt knows about a live process, read from /proc. */
-export interface ProcessInfo {
+export interface ProcessSnapshot {
   pid: number;
   ppid: number;
   /** Real uid. */
@@ -20,7 +20,7 @@ export interface ProcessInfo {
   /** True for kernel threads (PF_KTHREAD in the stat flags, or a child of kthreadd). */
   kernelThread: boolean;
   /** Filesystem-safe folder name for this process's checkpoints (see targetKey, workloadTargetKey). */
-  key: string;
+  targetKey: string;
   /** Set when the process was resolved as a workload (`{workload}` target): its name and output folder. */
   workload?: WorkloadRef;
 }
@@ -35,7 +35,7 @@ const PF_KTHREAD = 0x00200000;
 const KTHREADD_PID = 2;
 
 /** Reads a live (non-zombie) process; null when it does not exist or is a zombie. */
-export async function readProcessInfo(pid: number): Promise<ProcessInfo | null> {
+export async function readProcessSnapshot(pid: number): Promise<ProcessSnapshot | null> {
   // All at once (each read is a thread-pool trip); not smaps_rollup: the kernel walks every mapping for that.
   const [stat, status, cmdline, exe] = await Promise.all([readProcStat(pid), readProcStatus(pid), readCmdline(pid), readExe(pid)]);
   if (!stat || stat.state === 'Z' || stat.state === 'X' || status === null) return null;
@@ -50,6 +50,6 @@ export async function readProcessInfo(pid: number): Promise<ProcessInfo | null> 
     rssBytes: status.rssBytes,
     kernelThread: (stat.flags & PF_KTHREAD) !== 0 || stat.ppid === KTHREADD_PID || pid === KTHREADD_PID,
   };
-  return { ...info, key: targetKey(info) };
+  return { ...info, targetKey: targetKey(info) };
 }
 
