@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { ScheduleStore, ScheduleStoreError } from '../../src/scheduler/schedule-store.js';
 import { scheduleSchema, type ScheduleInput } from '../../src/scheduler/schema.js';
@@ -117,7 +116,7 @@ test('tick claims: one owner per tick; a finished tick is never claimed again; a
   assert.equal(await claims.claim('s', 2000, 'A', 100), true);
   assert.deepEqual(await claims.expired(), [], 'lease still running');
   assert.equal(await claims.takeOver('s', 2000, 'B', 10_000), null, 'lease still running');
-  await sleep(150);
+  await waitUntil("A's 100 ms lease on tick 2000 to run out", async () => (await claims.expired()).length > 0);
   assert.deepEqual(await claims.expired(), [{ scheduleId: 's', tickMs: 2000 }]);
   const taken = await claims.takeOver('s', 2000, 'B', 10_000);
   assert.equal(taken?.owner, 'B');
