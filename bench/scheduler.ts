@@ -13,11 +13,19 @@
  * Figures are recorded for `npm run bench` (bench/lib/report.ts); the goals (p99 <= 200 ms, RSS <= 120 MiB, no tick
  * missed or doubled) hold for 10,000 schedules.
  *
+ * Each scheduler also reports its V8 heap every second (used, total) next to its RSS: what of the RSS is live data, what
+ * is V8's reserve and garbage not yet collected, and what is the process itself.
+ *
  * Run: node --import tsx bench/scheduler.ts [--minutes 3] [--schedules 10000] [--processes 2] [--quick]
  * (--quick: 2,000 schedules for 10 s, under ~30 s in all; --schedules 50000 for the large case).
+ * BENCH_SCHEDULER_NODE_OPTIONS="--max-semi-space-size=2": Node flags for the scheduler processes (what an operator
+ * would set); BENCH_HEAP_SNAPSHOTS=DIR: the first scheduler writes a heap snapshot when armed and at the window's end
+ * (each snapshot costs the process its size in RSS: the RSS figures of such a run are not comparable).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import v8 from 'node:v8';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -72,6 +80,14 @@ async function child(): Promise<void> {
   const scheduler = new Scheduler({ redis, store, enqueuer: jobs, eventLog, config, logger: pino({ level: 'warn' }, destination(2)) });
   await scheduler.start();
   process.send!({ ready: scheduler.armedIds().length });
+  const reportMemory = () => {
+    const { heapUsed, heapTotal } = process.memoryUsage();
+    process.send!({ memory: { heapUsed, heapTotal } });
+  };
+  setInterval(reportMemory, 1000);
+  process.on('message', (m: { snapshot?: string }) => {
+    if (m.snapshot) process.send!({ snapshotWritten: v8.writeHeapSnapshot(m.snapshot) });
+  });
   process.once('SIGTERM', () => {
     void (async () => {
       await scheduler.stop();
@@ -147,9 +163,26 @@ async function main(): Promise<void> {
 
     const self = fileURLToPath(import.meta.url);
     const readyAt: number[] = [];
+    const heapOf = new Map<number, { usedMax: number; totalMax: number; usedMaxBeforeWindow: number }>();
+    let windowStart = 0;
+    const schedulerNodeOptions = (process.env.BENCH_SCHEDULER_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
+    if (schedulerNodeOptions.length) console.log(`scheduler processes run with ${schedulerNodeOptions.join(' ')}`);
     for (let p = 0; p < PROCESSES; p++) {
-      const c = fork(self, ['--child'], { env: { ...process.env, BENCH_REDIS_URL: server.url }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const c = fork(self, ['--child'], {
+        env: { ...process.env, BENCH_REDIS_URL: server.url },
+        execArgv: [...process.execArgv, ...schedulerNodeOptions],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
       children.push(c);
+      const heap = { usedMax: 0, totalMax: 0, usedMaxBeforeWindow: 0 };
+      heapOf.set(c.pid!, heap);
+      c.on('message', (m: { memory?: { heapUsed: number; heapTotal: number } }) => {
+        if (!m.memory) return;
+        const used = m.memory.heapUsed / 2 ** 20;
+        if (!windowStart || Date.now() < windowStart) heap.usedMaxBeforeWindow = Math.max(heap.usedMaxBeforeWindow, used);
+        heap.usedMax = Math.max(heap.usedMax, used);
+        heap.totalMax = Math.max(heap.totalMax, m.memory.heapTotal / 2 ** 20);
+      });
     }
     await Promise.all(
       children.map(
@@ -165,8 +198,22 @@ async function main(): Promise<void> {
       ),
     );
 
+    const snapshotDir = process.env.BENCH_HEAP_SNAPSHOTS;
+    const snapshot = (name: string) =>
+      new Promise<void>((resolve) => {
+        const onMessage = (m: { snapshotWritten?: string }) => {
+          if (!m.snapshotWritten) return;
+          children[0]!.off('message', onMessage);
+          console.log(`heap snapshot: ${m.snapshotWritten}`);
+          resolve();
+        };
+        children[0]!.on('message', onMessage);
+        children[0]!.send({ snapshot: path.resolve(snapshotDir!, `scheduler-${SCHEDULES}-${name}.heapsnapshot`) });
+      });
+    if (snapshotDir) await snapshot('armed');
+
     // Measured window: whole seconds, starting once every replica runs.
-    const windowStart = Math.ceil((Math.max(...readyAt) + 2000) / 1000) * 1000;
+    windowStart = Math.ceil((Math.max(...readyAt) + 2000) / 1000) * 1000;
     const windowEnd = windowStart + MINUTES * 60_000;
     const rss = new Map<number, number[]>(children.map((c) => [c.pid!, []]));
     const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]);
@@ -207,6 +254,7 @@ async function main(): Promise<void> {
     }
     clearInterval(rssTimer);
     sampleRss();
+    if (snapshotDir) await snapshot('ticking');
     const cpuInWindow = cpuPids.map((pid, i) => cpuMs(pid) - cpuAtStart[i]!);
     const cpuShare = cpuInWindow.map((ms) => (ms / (windowEnd - windowStart)) * 100);
     // The schedulers' whole CPU time so far (start and arming included), for the cost per tick below.
@@ -262,8 +310,9 @@ async function main(): Promise<void> {
       `ratio tick->enqueued / Queue.add: p50 ${(percentile(lags, 0.5) / percentile(addMs, 0.5)).toFixed(1)}x, p99 ${(percentile(lags, 0.99) / percentile(addMs, 0.99)).toFixed(1)}x`,
     );
     [...rss].forEach(([pid, samples], i) => {
+      const heap = heapOf.get(pid)!;
       console.log(
-        `scheduler pid ${pid}: RSS max ${fmt(Math.max(...samples))} MiB, last ${fmt(samples[samples.length - 1]!)} MiB; CPU ${fmt(cpuShare[i]!)} % of a core`,
+        `scheduler pid ${pid}: RSS max ${fmt(Math.max(...samples))} MiB, last ${fmt(samples[samples.length - 1]!)} MiB; V8 heap used max ${fmt(heap.usedMax)} MiB (before the window ${fmt(heap.usedMaxBeforeWindow)}), heap total max ${fmt(heap.totalMax)} MiB; CPU ${fmt(cpuShare[i]!)} % of a core`,
       );
     });
     console.log(`redis-server CPU ${fmt(cpuShare[cpuShare.length - 1]!)} % of a core; machine load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
@@ -283,6 +332,9 @@ async function main(): Promise<void> {
       baseline: { name: `burst of ${burstSize} Queue.add at once, p50`, value: percentile(burstMs, 0.5) },
     });
     record('scheduler', { name: `scheduler RSS, max per process, ${what}`, value: schedulerRss, unit: 'MiB', ...(goals ? { goal: { atMost: 120 } } : {}) });
+    const heaps = [...heapOf.values()];
+    record('scheduler', { name: `scheduler V8 heap used, max per process, ${what}`, value: Math.max(...heaps.map((h) => h.usedMax)), unit: 'MiB' });
+    record('scheduler', { name: `scheduler V8 heap total, max per process, ${what}`, value: Math.max(...heaps.map((h) => h.totalMax)), unit: 'MiB' });
     record('scheduler', { name: `scheduler CPU, max per process, ${what}`, value: Math.max(...cpuShare.slice(0, -1)), unit: '% of a core' });
     // What a loaded machine does not change much: the schedulers' CPU time per tick they enqueued or skipped, both
     // counted up to the end of the window (start and arming included). Ticks due and CPU share would not do: a

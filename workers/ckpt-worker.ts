@@ -77,6 +77,8 @@ export class CkptWorker {
   private readonly active = new Map<string, AbortController>();
   private worker?: Worker;
   private events: Promise<void> = Promise.resolve();
+  /** The running removal of deleted checkpoints' files (dropDeletedFiles): one at a time. */
+  private drops: Promise<void> = Promise.resolve();
   private closing?: Promise<void>;
   private versionText?: Promise<string>;
   private readonly watcher: WorkloadWatcher;
@@ -133,17 +135,16 @@ export class CkptWorker {
     const { config } = this.options;
     await this.redis.sadd(this.ctx.keys.nodes, config.node);
     await this.options.store.sweepStale(STALE_ATTEMPT_MS).catch((err: Error) => this.reportError(err));
-    await this.options.catalog.finishPendingDeletes().catch((err: Error) => this.reportError(err));
-    await this.dropDeletedCopies();
-    const { copyDropChannel } = this.options.catalog;
+    await this.dropDeletedFiles();
+    const { dropChannel } = this.options.catalog;
     this.cancels.on('message', (channel: string, message: string) => {
-      if (channel === copyDropChannel) {
-        if (message === config.node) void this.dropDeletedCopies();
+      if (channel === dropChannel) {
+        if (message === config.node) void this.dropDeletedFiles();
         return;
       }
       this.active.get(message)?.abort(new CancelAbort());
     });
-    await this.cancels.subscribe(this.ctx.keys.cancelChannel, copyDropChannel);
+    await this.cancels.subscribe(this.ctx.keys.cancelChannel, dropChannel);
     const w = config.worker;
     const worker = new Worker(queueNameFor(config.node), (job, token) => this.process(job, token), {
       connection: this.bullRedis,
@@ -211,6 +212,7 @@ export class CkptWorker {
         await this.worker?.close();
         this.ctx.exits.close();
         await this.events;
+        await this.drops;
         await withdrawn;
       } finally {
         clearTimeout(abortTimer);
@@ -340,9 +342,21 @@ export class CkptWorker {
       .catch((err: Error) => this.reportError(err));
   }
 
-  /** This node's copies of checkpoints deleted elsewhere (downloaded for restores) go; failures are reported, retried at start. */
-  private async dropDeletedCopies(): Promise<void> {
-    await this.options.catalog.dropDeletedCopies().catch((err: Error) => this.reportError(err));
+  /**
+   * This node's files of checkpoints deleted elsewhere go: its own checkpoints' folders and its downloaded copies.
+   * One run at a time (messages may come in a burst); failures are reported, and retried at the next message or start.
+   */
+  private dropDeletedFiles(): Promise<void> {
+    const { catalog } = this.options;
+    this.drops = this.drops.then(async () => {
+      const pending = await catalog.finishPendingDeletes().catch((err: Error) => {
+        this.reportError(err);
+        return { failed: [] };
+      });
+      for (const { error } of pending.failed) this.reportError(error);
+      await catalog.dropDeletedCopies().catch((err: Error) => this.reportError(err));
+    });
+    return this.drops;
   }
 
   private criuVersion(): Promise<string> {

@@ -219,7 +219,7 @@ async function dumpInto(
   let warned: Promise<void> | undefined;
   try {
     const res = await ctx.criu.dump(
-      { pid: target.pid, imagesDir: dir, ...criuDumpOptions(job.data, ctx) },
+      { pid: target.pid, imagesDir: dir, ...dumpRequestCriuOptions(job.data, ctx) },
       {
         signal: run.signal,
         timeoutMs: ctx.config.criu.timeoutMs,
@@ -273,7 +273,7 @@ async function explainDumpFailure(err: unknown, target: AttemptTarget): Promise<
 }
 
 /** The CRIU options of a dump: the job's allow-listed ones, plus what ckpt decides (log file, defaults from config). */
-function criuDumpOptions(data: DumpJobData, ctx: WorkerContext) {
+function dumpRequestCriuOptions(data: DumpJobData, ctx: WorkerContext) {
   return {
     ...jobCriuOptions('dump', data.criu),
     logLevel: data.criu?.logLevel ?? ctx.config.criu.logLevel,
@@ -325,7 +325,7 @@ async function commitAndAnnounce(
     node: ctx.node,
     target: manifestTarget,
     criuVersion,
-    options: criuDumpOptions(job.data, ctx),
+    options: dumpRequestCriuOptions(job.data, ctx),
     leaveRunning: job.data.leaveRunning,
     stats: { ...stats },
     durationMs,

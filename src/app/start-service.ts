@@ -109,8 +109,9 @@ export async function startService({ config, configFile, roles, log, version }: 
       allowCommands: config.policy.allowCommands,
       protectedPids: foundation.protectedPids,
     });
+    const registry = new WorkloadRegistry(redis, config.redis.prefix);
     const workloads = new Workloads({
-      registry: new WorkloadRegistry(redis, config.redis.prefix),
+      registry,
       eventLog,
       node: config.node,
       root: config.workloads.root,
@@ -128,6 +129,7 @@ export async function startService({ config, configFile, roles, log, version }: 
       eventLog,
       defaults: config.worker,
       checkpoints: catalog,
+      workloads: registry,
       signer,
       requireLiveNode: true,
       sharedStorage: config.storage.shared,
@@ -221,8 +223,10 @@ export async function startService({ config, configFile, roles, log, version }: 
           return queue.enqueueDump(job);
         },
         enqueueMigration: async (m) => {
-          if (!m.fromNode || m.fromNode === config.node) await checkTarget(m.target ?? { workload: m.workload! });
-          return queue.enqueueMigration(m);
+          // Checked here only when the process is on this node (a workload's record may put it elsewhere).
+          const fromNode = await queue.migrationSource(m);
+          if (fromNode === config.node) await checkTarget(m.target ?? { workload: m.workload! });
+          return queue.enqueueMigration({ ...m, fromNode });
         },
       },
     });

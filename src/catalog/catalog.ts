@@ -15,7 +15,7 @@ export interface CatalogOptions {
   store: CheckpointStore;
   /**
    * This node's name (config `node`). Files live on the node that made the checkpoint: delete() removes them at once
-   * when that is this node, else leaves the removal to that node's finishPendingDeletes().
+   * when that is this node, else tells that node (dropChannel), whose worker removes them (finishPendingDeletes).
    */
   node: string;
   /**
@@ -73,7 +73,7 @@ export interface ListOptions extends CheckpointFilter {
 
 export interface DeleteResult {
   id: string;
-  /** False when the files are on another node: they go when that node runs finishPendingDeletes(). */
+  /** False when the files are on another node: that node is told (dropChannel) and its worker removes them. */
   filesRemoved: boolean;
 }
 
@@ -206,29 +206,30 @@ export class Catalog {
     if (verdict === 'EINUSE') {
       throw new CatalogError('EINUSE', `checkpoint ${id} is in use by restore job(s) ${refs.join(', ')}`, id);
     }
-    await this.handOutCopyDrops(m);
-    if (!this.holdsFilesOf(m)) return { id, filesRemoved: false };
+    const removesHere = this.holdsFilesOf(m);
+    await this.tellNodesToDrop(m, removesHere);
+    if (!removesHere) return { id, filesRemoved: false };
     await this.removeFiles(m);
     return { id, filesRemoved: true };
   }
 
   /**
    * Records that this node holds a copy of a checkpoint made on another node (downloaded from the bucket for a
-   * restore): when the checkpoint is deleted, from whichever node, this node is told to drop it (dropDeletedCopies).
+   * restore): when the checkpoint is deleted, from whichever node, this node is told to drop it (dropChannel).
    */
   async noteCopy(id: string): Promise<void> {
     await this.redis.sadd(this.copiesKey(id), this.options.node);
   }
 
-  /** Pub/sub channel: the name of a node that has copies of deleted checkpoints to drop (its worker listens). */
-  get copyDropChannel(): string {
-    return `${this.prefix}:copy-drops`;
+  /**
+   * Pub/sub channel: the name of a node that has files of deleted checkpoints to remove, its own (finishPendingDeletes)
+   * or downloaded copies (dropDeletedCopies). Its worker listens and runs both; at its start too, for what it missed.
+   */
+  get dropChannel(): string {
+    return `${this.prefix}:drops`;
   }
 
-  /**
-   * Removes this node's copies of checkpoints made elsewhere that have been deleted since. Call at worker start and on
-   * each message on copyDropChannel naming this node. Returns the ids whose copies went.
-   */
+  /** Removes this node's copies of checkpoints made elsewhere that have been deleted since. Returns their ids. */
   async dropDeletedCopies(): Promise<string[]> {
     const key = this.copyDropsKey(this.options.node);
     const dropped: string[] = [];
@@ -246,7 +247,7 @@ export class Catalog {
 
   /**
    * Removes the files of this node's unlisted-but-not-yet-removed checkpoints (deleted from another node, or a
-   * delete that failed or crashed half-way). Call at worker start and now and then.
+   * delete that failed or crashed half-way). Call at worker start and on each message on dropChannel naming this node.
    */
   async finishPendingDeletes(): Promise<PendingDeletesResult> {
     const result: PendingDeletesResult = { removed: [], failed: [] };
@@ -379,13 +380,17 @@ export class Catalog {
     return c.node === this.options.node || this.options.sharedStorage === true;
   }
 
-  /** Tells each node that holds a downloaded copy of the (now unlisted) checkpoint to drop it. */
-  private async handOutCopyDrops(c: Checkpoint): Promise<void> {
+  /**
+   * Tells the nodes with files of the (now unlisted) checkpoint to remove them: each that holds a downloaded copy, and
+   * its own node unless this one removes its files (`removesHere`); that node's entry in `deleting:<node>` is there already.
+   */
+  private async tellNodesToDrop(c: Checkpoint, removesHere: boolean): Promise<void> {
     const holders = await this.redis.smembers(this.copiesKey(c.id));
-    if (!holders.length) return;
-    const handOut = this.redis.multi();
-    for (const node of holders) handOut.sadd(this.copyDropsKey(node), `${c.target.key}/${c.id}`).publish(this.copyDropChannel, node);
-    await handOut.del(this.copiesKey(c.id)).exec();
+    if (!holders.length && removesHere) return;
+    const tell = this.redis.multi();
+    for (const node of holders) tell.sadd(this.copyDropsKey(node), `${c.target.key}/${c.id}`).publish(this.dropChannel, node);
+    if (!removesHere) tell.publish(this.dropChannel, c.node);
+    await tell.del(this.copiesKey(c.id)).exec();
   }
 
   private async removeFiles(c: Checkpoint): Promise<void> {

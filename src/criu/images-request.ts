@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { CriuConnection, RequestControl } from './connection.js';
 import { CriuConnectionError, CriuError } from './errors.js';
 import { readLogTail } from './log-tail.js';
-import { toCriuOpts, type RestoreOptions } from './options.js';
+import { toCriuOpts, type ImagesRequestOptions } from './options.js';
 import type { CriuReqType, CriuReq, CriuResp } from './rpc-messages.js';
 
 /**
@@ -16,7 +16,7 @@ import type { CriuReqType, CriuReq, CriuResp } from './rpc-messages.js';
 export async function runImagesRequest(
   conn: CriuConnection,
   type: CriuReqType,
-  options: RestoreOptions & { pid?: number },
+  options: ImagesRequestOptions & { pid?: number },
   ctl: RequestControl,
 ): Promise<CriuResp> {
   const imagesDir = path.resolve(options.imagesDir);

@@ -183,9 +183,9 @@ function maskOf<K extends string>(keys: readonly K[]): { [P in K]: true } {
 }
 
 /** The CRIU options a dump job may carry (strict: any other key is refused by name). */
-export const jobDumpOptionsSchema = criuOptionsSchema.pick(maskOf(JOB_CRIU_OPTIONS.dump));
+export const jobDumpCriuOptionsSchema = criuOptionsSchema.pick(maskOf(JOB_CRIU_OPTIONS.dump));
 /** The CRIU options a restore job may carry (strict: any other key is refused by name). */
-export const jobRestoreOptionsSchema = criuOptionsSchema.pick(maskOf(JOB_CRIU_OPTIONS.restore));
+export const jobRestoreCriuOptionsSchema = criuOptionsSchema.pick(maskOf(JOB_CRIU_OPTIONS.restore));
 
 /** Only the allow-listed options of a job's `criu` (everything else is dropped, whatever validated it). */
 export function jobCriuOptions<K extends keyof typeof JOB_CRIU_OPTIONS>(
@@ -195,17 +195,22 @@ export function jobCriuOptions<K extends keyof typeof JOB_CRIU_OPTIONS>(
   const allowed: readonly string[] = JOB_CRIU_OPTIONS[kind];
   return Object.fromEntries(Object.entries(options ?? {}).filter(([key]) => allowed.includes(key))) as Pick<CriuOptions, JobOptionKey<K>>;
 }
-export const dumpOptionsSchema = z.strictObject({ ...pidShape, ...imagesShape, ...criuOptionsShape });
-export const restoreOptionsSchema = z.strictObject({ ...imagesShape, ...criuOptionsShape });
+/** A request about an images folder, as the CRIU client takes it: where the images are, and CRIU's switches. */
+export const imagesRequestOptionsSchema = z.strictObject({ ...imagesShape, ...criuOptionsShape });
+/** A dump request to the CRIU client: the process and an images request. */
+export const dumpOptionsSchema = imagesRequestOptionsSchema.extend(pidShape);
+/** A restore request to the CRIU client: an images request (the process comes from the images). */
+export const restoreOptionsSchema = imagesRequestOptionsSchema;
 export const preDumpSessionOptionsSchema = z.strictObject({ ...pidShape, ...criuOptionsShape });
 
 export type CriuOptions = z.input<typeof criuOptionsSchema>;
 export type DumpOptions = z.input<typeof dumpOptionsSchema>;
 export type RestoreOptions = z.input<typeof restoreOptionsSchema>;
+export type ImagesRequestOptions = z.input<typeof imagesRequestOptionsSchema>;
 /** Options shared by every step of a pre-dump session; each step adds its imagesDir (and e.g. parentImg). */
 export type PreDumpSessionOptions = z.input<typeof preDumpSessionOptionsSchema>;
 /** One step (PRE_DUMP or the final DUMP) of a pre-dump session. */
-export type PreDumpStepOptions = RestoreOptions;
+export type PreDumpStepOptions = ImagesRequestOptions;
 
 export function parseDumpOptions(input: unknown): DumpOptions {
   return parseOrThrow(dumpOptionsSchema, input, 'CRIU dump options');

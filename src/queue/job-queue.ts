@@ -29,6 +29,7 @@ import {
   type DumpJobData,
   type JobData,
   type MigrateJobData,
+  type Migration,
   type RestoreJobData,
   type VerifyJobData,
 } from './schemas.js';
@@ -40,6 +41,11 @@ import {
 export interface CheckpointLookup {
   get(checkpointId: string): Promise<{ node: string; target: { key: string; workload?: unknown } } | null>;
   acquireRef(checkpointId: string, jobId: string): Promise<unknown>;
+}
+
+/** What JobQueue needs from the workload registry: the node a workload runs on (a migration starts there). */
+export interface WorkloadLookup {
+  get(name: string): Promise<{ node: string } | null>;
 }
 
 export interface JobQueueOptions {
@@ -54,6 +60,8 @@ export interface JobQueueOptions {
   defaults: Pick<Config['worker'], 'attempts' | 'keepCompleted' | 'keepFailed'>;
   /** The catalog; needed for restores (node and target of a checkpoint). */
   checkpoints?: CheckpointLookup;
+  /** The workload registry; a migration of a workload without fromNode starts on the workload's node. Default: none (this node). */
+  workloads?: WorkloadLookup;
   /** Signs every job's data (the deployment's key, security.jobKeyFile): workers refuse jobs that do not verify. */
   signer: Signer;
   /** BullMQ log rows kept per job (each row is one batch of CRIU log lines). Default 2000. */
@@ -345,7 +353,7 @@ export class JobQueue {
   async enqueueMigration(input: unknown): Promise<MigrationEnqueued> {
     const spec = parseMigration(input);
     const target = spec.target ?? { workload: spec.workload! };
-    const fromNode = spec.fromNode ?? this.node;
+    const fromNode = await this.migrationSource(spec);
     const { toNode } = spec;
     if (toNode === fromNode) throw new MigrationRefusedError(`toNode ${toNode} is the node the process runs on (fromNode): nothing to migrate`, 'toNode');
     await this.assertServed(toNode, 'toNode');
@@ -623,6 +631,19 @@ export class JobQueue {
   /** The nodes live workers serve now, or null when jobs are not checked against them (requireLiveNode off). */
   private async liveNodesIfRequired(): Promise<string[] | null> {
     return this.options.requireLiveNode ? this.liveNodes() : null;
+  }
+
+  /**
+   * The node a migration starts from: fromNode when given, else a workload's own node (the registry knows it; a name
+   * it does not know is refused, MigrationRefusedError), else this node, as for a dump.
+   */
+  async migrationSource(spec: Migration): Promise<string> {
+    const { workloads } = this.options;
+    const workload = spec.workload ?? (spec.target && 'workload' in spec.target ? spec.target.workload : undefined);
+    if (spec.fromNode !== undefined || workload === undefined || !workloads) return spec.fromNode ?? this.node;
+    const record = await workloads.get(workload);
+    if (!record) throw new MigrationRefusedError(`workload ${workload} is unknown: no node runs a workload of that name`, spec.workload !== undefined ? 'workload' : 'target.workload');
+    return record.node;
   }
 
   private async assertServed(node: string, field = 'node'): Promise<void> {

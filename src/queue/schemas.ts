@@ -3,7 +3,8 @@ import { parseOrThrow, ValidationError } from '../common/validation.js';
 import { JOB_TYPES, type JobType } from '../common/job-kinds.js';
 import { checkpointIdSchema } from '../common/checkpoint-id.js';
 import { checkpointTargetSchema, targetKeySchema } from '../targets/checkpoint-target.js';
-import { jobDumpOptionsSchema, jobRestoreOptionsSchema } from '../criu/options.js';
+// The CRIU options a job may set: src/criu/options.ts keeps the one allow-list.
+import { jobDumpCriuOptionsSchema, jobRestoreCriuOptionsSchema } from '../criu/options.js';
 import { targetSpecSchema, workloadNameSchema } from '../targets/spec.js';
 
 /**
@@ -29,15 +30,11 @@ export const scheduleIdSchema = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'lower-case letters, digits, _ and - (1-64), starting with a letter or digit');
 
-/** The CRIU options a job may set: src/criu/options.ts keeps the one allow-list. */
-export const criuDumpOptionsSchema = jobDumpOptionsSchema;
-export const criuRestoreOptionsSchema = jobRestoreOptionsSchema;
-
 export const dumpJobSchema = z.strictObject({
   target: targetSpecSchema,
   /** Keep the target running after the dump. A periodic checkpoint must not stop the workload: dump-and-stop is explicit. */
   leaveRunning: z.boolean().default(true),
-  criu: criuDumpOptionsSchema.optional(),
+  criu: jobDumpCriuOptionsSchema.optional(),
   /** Set by the scheduler for jobs it enqueues. */
   scheduleId: scheduleIdSchema.optional(),
   /** The node whose process this names. Default: the node of the process that enqueues (the API's). */
@@ -52,7 +49,7 @@ export const MAX_REPLICAS = 32;
 export const restoreJobSchema = z.strictObject({
   /** Shape checked here; existence by JobQueue (an unknown id is an UnknownCheckpointError, code ECHECKPOINT_NOT_FOUND). */
   checkpointId: checkpointIdSchema,
-  criu: criuRestoreOptionsSchema.optional(),
+  criu: jobRestoreCriuOptionsSchema.optional(),
   /** Where to restore. Default: the node that made the checkpoint. */
   node: nodeNameSchema.optional(),
   /**
@@ -84,10 +81,10 @@ export const migrationSchema = z
     target: targetSpecSchema.optional(),
     /** Shorthand for `target: {workload}`. */
     workload: workloadNameSchema.optional(),
-    /** The node the process runs on now. Default: the node of the process that enqueues (the API's), like a dump. */
+    /** The node the process runs on now. Default: a workload's own node (the registry's record), else the API's node. */
     fromNode: nodeNameSchema.optional(),
     toNode: nodeNameSchema,
-    criu: criuDumpOptionsSchema.optional(),
+    criu: jobDumpCriuOptionsSchema.optional(),
   })
   .superRefine((m, ctx) => {
     if ((m.target === undefined) === (m.workload === undefined)) {
@@ -120,8 +117,6 @@ function checkBatchReplicas(batch: z.output<typeof batchRestoreJobObject>, ctx: 
 
 export const batchRestoreJobSchema = batchRestoreJobObject.superRefine(checkBatchReplicas);
 
-export type CriuDumpOptions = z.output<typeof criuDumpOptionsSchema>;
-export type CriuRestoreOptions = z.output<typeof criuRestoreOptionsSchema>;
 export type DumpJobInput = z.input<typeof dumpJobSchema>;
 /** A dump request as dumpJobSchema parsed it (defaults applied). */
 export type DumpJob = z.output<typeof dumpJobSchema>;

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ValidationError, issuesOf, type ValidationIssue } from '../common/validation.js';
-import { criuDumpOptionsSchema, nodeNameSchema, scheduleIdSchema } from '../queue/schemas.js';
+import { jobDumpCriuOptionsSchema } from '../criu/options.js';
+import { nodeNameSchema, scheduleIdSchema } from '../queue/schemas.js';
 import { retentionSchema } from '../retention/schema.js';
 import { targetSpecSchema } from '../targets/spec.js';
 import { CronExpression, CronSyntaxError, DST_POLICIES } from './cron.js';
@@ -39,7 +40,7 @@ export const scheduleSchema = z.strictObject({
   /** The node (host) whose process the target names: only schedulers of that node run it. Default: every scheduler. */
   node: nodeNameSchema.optional(),
   /** CRIU options for the dumps (the same safe subset as a dump job's). */
-  criu: criuDumpOptionsSchema.optional(),
+  criu: jobDumpCriuOptionsSchema.optional(),
   leaveRunning: z.boolean().default(true),
   enabled: z.boolean().default(true),
   /** A tick while this schedule's previous job is still waiting or running: skip it, or queue another dump. */

@@ -40,7 +40,7 @@ export function registerCheckpointCommands(program: Command): void {
       const ctx = contextOf(this);
       const res = await ctx.client.deleteCheckpoint(id, Boolean(flags.force));
       if (ctx.json) return ctx.printJson(res);
-      ctx.out(`deleted checkpoint ${id}${res.filesRemoved ? '' : ' (its files go when its node cleans up)'}`);
+      ctx.out(`deleted checkpoint ${id}${res.filesRemoved ? '' : ' (its node removes its files: at once, or when its worker starts if it is down)'}`);
     });
 
   group

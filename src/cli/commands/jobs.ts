@@ -91,7 +91,7 @@ export function registerJobCommands(program: Command): void {
         .command('migrate')
         .description('move a process to another node: dump and stop it on its node, restore it on --to (one job chain)')
         .requiredOption('--to <node>', 'the node to restore it on')
-        .option('--from <node>', "the node it runs on (default: the API's node)")
+        .option('--from <node>', "the node it runs on (default: a workload's own node, else the API's node)")
         .option('--wait', 'follow the dump and the restore until the migration ends; exit 1 if it fails'),
     ),
   ).action(async function (this: Command, flags: TargetFlags & CriuFlags & { to: string; from?: string; wait?: boolean }) {
