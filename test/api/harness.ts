@@ -9,6 +9,7 @@ import { configSchema, type Config, type ConfigInput } from '../../src/config/sc
 import { requireCriu } from '../helpers/criu.js';
 import { TestRedis, type TestRedisOptions } from '../helpers/redis.js';
 import { startTcpPair, type Counter } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 import { checkAnswer } from './openapi-check.js';
 
 /** A real ckpt service (API, feed, worker, scheduler, its own CRIU service) in this process, on a private Redis. */
@@ -159,6 +160,23 @@ export async function api(
   // Every answer is what the OpenAPI document says (status documented, body matching its schema).
   await checkAnswer(url, method, pathname, res.status, res.headers.get('content-type') ?? '', json);
   return { status: res.status, json, text };
+}
+
+/**
+ * Polls GET /api/v1/jobs/<id> until the job is in one of `states` (default: finished, completed or failed) and returns
+ * it; fails at once when it finished in a state not asked for (with its reason), or after `timeoutMs`.
+ */
+export async function jobIn(url: string, jobId: string, states = ['completed', 'failed'], timeoutMs = 60_000): Promise<any> {
+  return waitUntil(
+    `job ${jobId} to be ${states.join(' or ')}`,
+    async () => {
+      const job = (await api(url, 'GET', `/api/v1/jobs/${jobId}`)).json;
+      if (states.includes(job?.state)) return job;
+      if (['completed', 'failed'].includes(job?.state)) throw new Error(`job ${jobId} is ${job.state}, not ${states.join(' or ')}: ${job.failedReason ?? ''}`);
+      return undefined;
+    },
+    { timeoutMs, pollMs: 50 },
+  );
 }
 
 /**

@@ -2,22 +2,15 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { runCli } from '../cli/run.js';
 import { CapturedLog } from '../helpers/log-lines.js';
+import { criuWorkersOf, holdCriuWorkersWhen, waitEnded } from '../helpers/criu.js';
 import { startCounter } from '../helpers/targets.js';
-import { api, FeedRecorder, startServiceUnderTest } from './harness.js';
+import { countsOn } from '../helpers/wait.js';
+import { api, FeedRecorder, jobIn, startServiceUnderTest } from './harness.js';
 
 function procState(pid: number): string {
   return /^State:\s+(\S)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]!;
-}
-
-async function waitState(url: string, jobId: string, states: string[]): Promise<any> {
-  for (;;) {
-    const job = (await api(url, 'GET', `/api/v1/jobs/${jobId}`)).json;
-    if (states.includes(job.state)) return job;
-    await sleep(20);
-  }
 }
 
 test('DELETE aborts an active dump of a big target: the target runs on (not stopped), no attempt folder stays; retry makes the checkpoint; the CLI cancels and retries', async (t) => {
@@ -35,25 +28,23 @@ test('DELETE aborts an active dump of a big target: the target runs on (not stop
   const { jobId } = (await api(svc.url, 'POST', '/api/v1/dumps', { target: { pid: target.pid } })).json;
   // CRIU's worker for this dump (the service forks one per connection) is held still as soon as it appears, so the
   // dump cannot finish before the cancel has reached the ckpt worker, however fast the machine; let go, CRIU finds its
-  // connection closed at its next step and ends, thawing the target.
+  // connection closed at its next step and ends, leaving the target as it was.
   const servicePid = Number(readFileSync(path.join(svc.config.criu.runtimeDir, 'criu-service.pid'), 'utf8'));
-  const childrenOf = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  let criuWorkers: number[] = [];
-  for (const deadline = Date.now() + 60_000; !(criuWorkers = childrenOf(servicePid)).length; await sleep(1)) {
-    assert.ok(Date.now() < deadline, 'no CRIU worker for the dump within 60 s');
-  }
-  for (const pid of criuWorkers) process.kill(pid, 'SIGSTOP');
+  const releaseCriu = await holdCriuWorkersWhen(servicePid, `CRIU's worker for dump ${jobId}`, async () => true);
+  const criuWorkers = criuWorkersOf(servicePid);
   try {
     const res = await api(svc.url, 'DELETE', `/api/v1/jobs/${jobId}`);
     assert.equal(res.status, 202, res.text);
     assert.deepEqual(res.json, { id: jobId, outcome: 'aborting' });
-    // The cancel travels by Redis pub/sub to the worker (in this process), which closes its CRIU connection at once.
-    await sleep(2000);
+    // The cancel travels by Redis pub/sub to the worker (in this process), which closes its CRIU connection at once
+    // and ends the job: its end is seen while CRIU is still held.
+    await feed.waitFor((m) => m.type === 'event' && m.jobId === jobId && m.event === 'job.cancelled', 30_000);
   } finally {
-    for (const pid of criuWorkers) process.kill(pid, 'SIGCONT');
+    releaseCriu();
   }
+  await waitEnded(criuWorkers, "CRIU's worker, let go,");
 
-  const job = await waitState(svc.url, jobId, ['failed', 'completed']);
+  const job = await jobIn(svc.url, jobId);
   assert.equal(job.state, 'failed', 'the dump was aborted, not finished');
   assert.equal(job.failedReason, 'cancelled by an operator');
   const events = feed.events(jobId).map((e) => e.event);
@@ -64,11 +55,10 @@ test('DELETE aborts an active dump of a big target: the target runs on (not stop
     [['job started', `pid ${target.pid}`], ['job cancelled', key]],
   );
 
-  // The job ends only after CRIU let go of the target: it runs, it is not stopped, nothing of the attempt is left.
+  // CRIU's worker has ended: the target runs, it is not stopped, nothing of the attempt is left.
   assert.ok(target.alive());
   assert.ok(!['T', 't'].includes(procState(target.pid)), `State ${procState(target.pid)}`);
-  const before = target.read();
-  while (target.read() <= before) await sleep(20);
+  await countsOn(target);
   const targetDir = path.join(svc.config.storage.root, key);
   assert.ok(!existsSync(targetDir), `no attempt folder, nor the target folder it emptied: ${existsSync(targetDir) && readdirSync(targetDir).join(', ')}`);
   assert.equal((await api(svc.url, 'GET', `/api/v1/checkpoints?target=${key}`)).json.items.length, 0);
@@ -79,7 +69,7 @@ test('DELETE aborts an active dump of a big target: the target runs on (not stop
   const retried = await runCli(['job', 'retry', jobId], env);
   assert.equal(retried.code, 0, retried.stderr);
   assert.match(retried.stdout, new RegExp(`job ${jobId} queued again on node test-node`));
-  const done = await waitState(svc.url, jobId, ['completed', 'failed']);
+  const done = await jobIn(svc.url, jobId);
   assert.equal(done.state, 'completed', done.failedReason);
   assert.equal(done.attemptsMade, 1, 'attempts start again from the first');
   assert.equal((await api(svc.url, 'GET', `/api/v1/checkpoints?target=${key}`)).json.items.length, 1);

@@ -10,7 +10,7 @@ import { test, type TestContext } from 'node:test';
 import { repoRoot } from '../../src/common/paths.js';
 import { startCounter } from '../helpers/targets.js';
 import { waitUntil } from '../helpers/wait.js';
-import { api, FeedRecorder, startServiceUnderTest, type ServiceUnderTest } from './harness.js';
+import { api, FeedRecorder, jobIn, startServiceUnderTest } from './harness.js';
 
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const COUNTER = [PYTHON, path.join(repoRoot(), 'test/fixtures/stdout-counter.py')];
@@ -27,18 +27,6 @@ async function scratch(t: TestContext): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ckpt-node-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   return dir;
-}
-
-/** Polls the job until it has finished (completed or failed). */
-async function finished(svc: ServiceUnderTest, jobId: string): Promise<any> {
-  return waitUntil(
-    `job ${jobId} to finish`,
-    async () => {
-      const job = (await api(svc.url, 'GET', `/api/v1/jobs/${jobId}`)).json;
-      return job?.state === 'completed' || job?.state === 'failed' ? job : undefined;
-    },
-    { timeoutMs: 90_000, pollMs: 100 },
-  );
 }
 
 test('storage.shared: a workload checkpointed on node A is restored by node B from the same root, in place, and counts on', async (t) => {
@@ -61,7 +49,7 @@ test('storage.shared: a workload checkpointed on node A is restored by node B fr
   const dump = await api(svc.url, 'POST', '/api/v1/dumps', { target: { workload: 'counter' }, leaveRunning: false });
   assert.equal(dump.status, 202, dump.text);
   assert.equal(dump.json.node, 'test-node');
-  const dumped = await finished(svc, dump.json.jobId);
+  const dumped = await jobIn(svc.url, dump.json.jobId, undefined, 90_000);
   assert.equal(dumped.state, 'completed', dumped.failedReason);
   const checkpointId: string = dumped.result.checkpointId;
   const checkpoint = (await api(svc.url, 'GET', `/api/v1/checkpoints/${checkpointId}`)).json;
@@ -72,7 +60,7 @@ test('storage.shared: a workload checkpointed on node A is restored by node B fr
   const restore = await api(svc.url, 'POST', '/api/v1/restores', { checkpointId, node: 'node-b' });
   assert.equal(restore.status, 202, restore.text);
   assert.equal(restore.json.node, 'node-b');
-  const restored = await finished(svc, restore.json.jobId);
+  const restored = await jobIn(svc.url, restore.json.jobId, undefined, 90_000);
   assert.equal(restored.state, 'completed', restored.failedReason);
   const [workload] = restored.result.workloads;
   t.after(() => {
@@ -108,10 +96,10 @@ test('storage.shared: a workload checkpointed on node A is restored by node B fr
   const migration = await api(svc.url, 'POST', '/api/v1/migrations', { workload: 'counter', fromNode: 'node-b', toNode: 'test-node' });
   assert.equal(migration.status, 202, migration.text);
   const { migrationId, dumpJobId } = migration.json;
-  const migrated = await finished(svc, migrationId);
+  const migrated = await jobIn(svc.url, migrationId, undefined, 90_000);
   assert.equal(migrated.state, 'completed', migrated.failedReason);
   assert.equal(migrated.node, 'test-node');
-  assert.equal((await finished(svc, dumpJobId)).node, 'node-b');
+  assert.equal((await jobIn(svc.url, dumpJobId, undefined, 90_000)).node, 'node-b');
   const back = migrated.result.workloads[0];
   t.after(() => {
     try {
@@ -151,7 +139,7 @@ test('a job for a node no live worker serves is refused (422 listing the live no
 
   const onB = await api(svc.url, 'POST', '/api/v1/dumps', { target: { pid: target.pid }, node: 'node-b' });
   assert.equal(onB.status, 202, onB.text);
-  const dumped = await finished(svc, onB.json.jobId);
+  const dumped = await jobIn(svc.url, onB.json.jobId, undefined, 90_000);
   assert.equal(dumped.state, 'completed', dumped.failedReason);
   const checkpointId: string = dumped.result.checkpointId;
 

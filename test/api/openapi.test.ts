@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Validator } from '@seriousme/openapi-schema-validator';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { startCounter, startTcpPair } from '../helpers/targets.js';
-import { api, startServiceUnderTest } from './harness.js';
+import { api, jobIn, startServiceUnderTest } from './harness.js';
 import { checkAnswer, checkedAnswers } from './openapi-check.js';
 
 test('the OpenAPI document is valid OpenAPI 3.1 (a standard validator), with operationIds, response schemas, error responses and servers', async (t) => {
@@ -55,11 +54,7 @@ test('every route answers with what its schema says: a tour of the API, each ans
     return res.json;
   };
   const { jobId } = await ok('POST', '/api/v1/dumps', { target: { pid: counter.pid } });
-  let job;
-  while ((job = await ok('GET', `/api/v1/jobs/${jobId}`)).state !== 'completed') {
-    assert.notEqual(job.state, 'failed', job.failedReason);
-    await sleep(50);
-  }
+  const job = await jobIn(u, jobId, ['completed']);
   await ok('GET', `/api/v1/jobs/${jobId}/log`);
   await ok('GET', '/api/v1/jobs?limit=10');
   const id = job.result.checkpointId;
@@ -78,13 +73,13 @@ test('every route answers with what its schema says: a tour of the API, each ans
   await ok('POST', '/api/v1/schedules/tour/resume');
   await ok('GET', '/api/v1/schedules/tour/next-runs?n=2');
   const triggered = await ok('POST', '/api/v1/schedules/tour/trigger');
-  while ((await ok('GET', `/api/v1/jobs/${triggered.jobId}`)).state !== 'completed') await sleep(50);
+  await jobIn(u, triggered.jobId, ['completed']);
   await ok('DELETE', '/api/v1/schedules/tour');
   await ok('GET', '/api/v1/overview');
   await ok('GET', '/api/v1/events?limit=50');
   // A drill of it, then it goes.
   const drill = await ok('POST', `/api/v1/checkpoints/${id}/verify`);
-  while (!['completed', 'failed'].includes((await ok('GET', `/api/v1/jobs/${drill.jobId}`)).state)) await sleep(50);
+  await jobIn(u, drill.jobId);
   await ok('DELETE', `/api/v1/checkpoints/${id}`);
   // A workload: started, listed, read, its output, stopped.
   await ok('POST', '/api/v1/workloads', { name: 'tour', command: ['sleep', '300'] });
@@ -94,16 +89,15 @@ test('every route answers with what its schema says: a tour of the API, each ans
   await ok('DELETE', '/api/v1/workloads/tour');
   // A restore of the other checkpoint (the process is stopped by a dump first, so its pid is free).
   const stop = await ok('POST', '/api/v1/dumps', { target: { pid: counter.pid }, leaveRunning: false });
-  let stopped;
-  while ((stopped = await ok('GET', `/api/v1/jobs/${stop.jobId}`)).state !== 'completed') await sleep(50);
+  const stopped = await jobIn(u, stop.jobId, ['completed']);
   const batch = await ok('POST', '/api/v1/restores/batch', { checkpointIds: [stopped.result.checkpointId] });
-  for (const child of batch.jobIds) while (!['completed', 'failed'].includes((await ok('GET', `/api/v1/jobs/${child}`)).state)) await sleep(50);
+  for (const child of batch.jobIds) await jobIn(u, child);
 
   // A dump CRIU refuses (TCP without tcpEstablished), retried, then cancelled.
   const pair = await startTcpPair();
   t.after(() => pair.kill());
   const refused = await ok('POST', '/api/v1/dumps', { target: { pid: pair.pid } });
-  while ((await ok('GET', `/api/v1/jobs/${refused.jobId}`)).state !== 'failed') await sleep(50);
+  await jobIn(u, refused.jobId, ['failed']);
   await ok('POST', `/api/v1/jobs/${refused.jobId}/retry`);
   const cancel = await api(u, 'DELETE', `/api/v1/jobs/${refused.jobId}`);
   // Removed while waiting, or aborted while active, or (409) failed again already: a race this test does not steer.

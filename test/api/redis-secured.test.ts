@@ -3,13 +3,13 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { startService } from '../../src/app/start-service.js';
 import { configSchema } from '../../src/config/schema.js';
 import { createRedis } from '../../src/queue/redis.js';
 import { startCounter } from '../helpers/targets.js';
+import { countsOn, waitUntil } from '../helpers/wait.js';
 import { makeCertificates } from '../helpers/tls.js';
 import { api, FeedRecorder, startServiceUnderTest, type ServiceUnderTest } from './harness.js';
 
@@ -51,14 +51,13 @@ async function dumpAndRestore(t: TestContext, svc: ServiceUnderTest): Promise<vo
   assert.deepEqual(listed.json.items.map((c: any) => c.id), [checkpointId]);
 
   process.kill(target.pid, 'SIGKILL');
-  while (target.alive()) await sleep(20);
+  await waitUntil(`the killed pid ${target.pid} to be dead`, () => !target.alive());
   const restore = await api(svc.url, 'POST', '/api/v1/restores', { checkpointId });
   assert.equal(restore.status, 202, restore.text);
   const restored = await finished(restore.json.jobId);
   assert.equal(restored.event, 'job.completed', JSON.stringify(restored.data));
   assert.equal(restored.data.result.restoredPid, target.pid);
-  const at = target.read();
-  while (target.read() === at) await sleep(20);
+  await countsOn(target);
   assert.ok(target.alive(), 'the restored counter counts on');
   const health = await api(svc.url, 'GET', '/healthz');
   assert.equal(health.json.checks.redis.ok, true, health.text);

@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { startCounter } from '../helpers/targets.js';
 import { TestSentinelSet } from '../helpers/sentinel.js';
+import { waitUntil } from '../helpers/wait.js';
 import { api, FeedRecorder, startServiceUnderTest } from './harness.js';
 
 const JOBS = 100;
@@ -57,7 +58,7 @@ test(`Sentinel: the master is SIGKILLed during ${JOBS} dump jobs; every accepted
   let firstAcceptedAfterKill: number | undefined;
   let killedAt = 0;
   const enqueue = async (i: number) => {
-    for (;;) {
+    for (const deadline = Date.now() + 60_000; ; ) {
       const res = await api(svc.url, 'POST', '/api/v1/dumps', { target: { pid: targets[i % targets.length]!.pid } });
       if (res.status === 202) {
         if (killedAt && firstAcceptedAfterKill === undefined) firstAcceptedAfterKill = Date.now();
@@ -67,6 +68,7 @@ test(`Sentinel: the master is SIGKILLed during ${JOBS} dump jobs; every accepted
       assert.equal(res.status, 503, res.text);
       assert.equal(res.json.error, 'unavailable');
       refusedWhileFailingOver++;
+      if (Date.now() > deadline) throw new Error(`dump ${i} still refused (503) 60 s after the first try: the API never found the new master`);
       await sleep(100);
     }
   };
@@ -83,15 +85,12 @@ test(`Sentinel: the master is SIGKILLed during ${JOBS} dump jobs; every accepted
   };
   for (let i = 0; i < BEFORE_KILL; i++) await enqueue(i);
   phase('enqueued first half');
-  while (completed().size < KILL_AFTER_COMPLETED) await sleep(20);
+  await waitUntil(`${KILL_AFTER_COMPLETED} jobs to complete before the master is killed`, () => completed().size >= KILL_AFTER_COMPLETED, { timeoutMs: 120_000 });
   const oldMaster = await set.masterPort();
   phase('killing the master');
   set.killMaster();
   killedAt = Date.now();
-  const promoted = (async () => {
-    while ((await set.masterPort()) === oldMaster) await sleep(20);
-    return Date.now();
-  })();
+  const promoted = waitUntil('Sentinel to promote the replica', async () => (await set.masterPort()) !== oldMaster && Date.now(), { timeoutMs: 60_000 });
   for (let i = BEFORE_KILL; i < JOBS; i++) await enqueue(i);
   phase('enqueued second half');
   const promotedAt = await promoted;

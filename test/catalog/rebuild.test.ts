@@ -4,7 +4,6 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { startService } from '../../src/app/start-service.js';
@@ -69,7 +68,7 @@ test('after FLUSHALL, `ckpt catalog rebuild` lists every checkpoint again with t
   const victim = targets[1]!;
   const checkpoint = before.find((c: any) => c.target.pid === victim.pid);
   process.kill(victim.pid, 'SIGKILL');
-  while (victim.alive()) await sleep(20);
+  await waitUntil(`the killed pid ${victim.pid} to be dead`, () => !victim.alive());
   // FLUSHALL took the worker's presence too: restores are refused (422 ENODE_UNSERVED) until its next beat.
   const restore = await waitUntil('the worker to announce its node again', async () => {
     const res = await api(svc.url, 'POST', '/api/v1/restores', { checkpointId: checkpoint.id });

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { requireCriu } from '../helpers/criu.js';
 import { startCounter, waitGone } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 import { startCkptUp } from '../cli/server.js';
 import { openBrowser, watchedPage } from './browser.js';
 
@@ -94,8 +94,7 @@ test('the dashboard dumps a process live, shows the checkpoint and its log, and 
   const restoreJob = /restore job (\S+) queued/.exec((await page.textContent('#dump-message'))!)![1]!;
   await page.waitForSelector(`#jobs-body tr[data-job-id="${restoreJob}"][data-state="completed"]`, { timeout: 60_000 });
   assert.match((await page.textContent(`#jobs-body tr[data-job-id="${restoreJob}"]`))!, new RegExp(`pid ${counter.pid}`));
-  for (let i = 0; i < 400 && !(counter.alive() && counter.read() > dumpedAt + 5); i++) await sleep(25);
-  assert.ok(counter.alive() && counter.read() > dumpedAt + 5, 'the restored counter counts on');
+  await waitUntil(`the restored counter (pid ${counter.pid}) to count past ${dumpedAt + 5}`, () => counter.alive() && counter.read() > dumpedAt + 5);
 
   const restores = (await api('/api/v1/jobs?type=restore')) as { items: unknown[] };
   assert.equal(restores.items.length, 1, 'the cancelled confirmation queued nothing');

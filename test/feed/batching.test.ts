@@ -16,7 +16,8 @@ after(async () => {
 /** Every frame after `subscribed` up to the one that carries event `lastId`. */
 async function framesUntil(c: Awaited<ReturnType<FeedHarness['client']>>, lastId: string): Promise<Msg[]> {
   const frames: Msg[] = [];
-  for (;;) {
+  for (const deadline = Date.now() + 60_000; ; ) {
+    if (Date.now() > deadline) throw new Error(`event ${lastId} not received within 60 s; got ${JSON.stringify(frames.slice(-3))}`);
     const m = await c.next();
     frames.push(m);
     const last = m.type === 'events' ? (m.events as EventMsg[]).at(-1)! : m;

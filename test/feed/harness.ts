@@ -155,7 +155,9 @@ export class FeedClient {
    */
   async eventsUntil(lastId: string, timeoutMs?: number): Promise<EventMsg[]> {
     const events: EventMsg[] = [];
-    for (;;) {
+    // Each message within timeoutMs, and all of them within a minute (a feed that keeps sending others is a failure too).
+    for (const deadline = Date.now() + 60_000; ; ) {
+      if (Date.now() > deadline) throw new Error(`event ${lastId} not received within 60 s; got ${JSON.stringify(events.slice(-3))}`);
       const m = await this.next(timeoutMs);
       if (m.type === 'event') events.push(m as EventMsg);
       else if (m.type === 'events') events.push(...(m.events as EventMsg[]));

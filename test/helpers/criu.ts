@@ -50,6 +50,13 @@ export function criuWorkersOf(servicePid: number): number[] {
   return children ? children.split(/\s+/).map(Number) : [];
 }
 
+/** Waits until every one of `pids` (CRIU workers) has exited: the request each served is over, however it ended. */
+export async function waitEnded(pids: number[], what: string, timeoutMs = 30_000): Promise<void> {
+  await waitUntil(`${what} (pids ${pids.join(', ')}) to end`, async () => (await Promise.all(pids.map(readProcStat))).every((st) => !st || st.state === 'Z'), {
+    timeoutMs,
+  });
+}
+
 /**
  * Stops processes with SIGSTOP and waits until they are stopped; the returned function lets them go on (idempotent;
  * call it in cleanups too). A CRIU service or worker held this way keeps its connections but does and answers

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { LeaseSemaphore } from '../../src/queue/lease-semaphore.js';
 import { TestRedis } from '../helpers/redis.js';
+import { waitUntil } from '../helpers/wait.js';
 
 async function withRedis(t: { after(fn: () => unknown): void }): Promise<Redis> {
   const server = await TestRedis.start();
@@ -46,6 +47,7 @@ test('capacity N admits N holders; a holder that stops renewing (crashed) loses 
   const redis = await withRedis(t);
   const slots = new LeaseSemaphore(redis, { key: 'slots', capacity: 2, leaseMs: 300 });
   const a = (await slots.acquire('a')).lease!;
+  const aFirstExpiry = Number(await redis.zscore('slots', 'a'));
   // A holder whose process died: its entry stays, with the expiry of its last renewal (in Redis time).
   const [sec, usec] = await redis.time();
   await redis.zadd('slots', Number(sec) * 1000 + Math.floor(Number(usec) / 1000) + 300, 'crashed');
@@ -54,8 +56,13 @@ test('capacity N admits N holders; a holder that stops renewing (crashed) loses 
   assert.deepEqual(refused.holders?.sort(), ['a', 'crashed']);
   const c = await slots.acquire('c', { waitMs: 3000, pollMs: 20 });
   assert.ok(c.lease, "the crashed holder's place came free");
-  await sleep(600);
+  // The lease a took first has run out (in Redis time): only its renewals can have kept its place.
+  await waitUntil("a's first lease to run out in Redis time", async () => {
+    const [s, us] = await redis.time();
+    return Number(s) * 1000 + Math.floor(Number(us) / 1000) > aFirstExpiry;
+  });
   assert.ok(!a.lost, 'a renews its lease in the background and keeps its place');
+  assert.ok(Number(await redis.zscore('slots', 'a')) > aFirstExpiry, "a's lease was renewed");
   assert.equal((await slots.acquire('d')).lease, null, 'a and c hold both places');
   await a.release();
   await c.lease.release();

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test, type TestContext } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { configSchema, type ConfigInput } from '../../src/config/schema.js';
@@ -14,6 +13,7 @@ import { TestRedis } from '../helpers/redis.js';
 import { throwawaySigner } from '../helpers/signer.js';
 import { startCounter, type Counter } from '../helpers/targets.js';
 import { allEvents, waitFor } from './harness.js';
+import { cronTicks } from './ticks.js';
 
 // Schedulers in this process (each with its own Redis connections, exactly as in separate processes), the real
 // JobQueue, no worker: jobs stay waiting.
@@ -71,7 +71,7 @@ test('missed ticks after every scheduler was down: runOnce enqueues the latest o
   await first.stop();
   const stoppedAt = Date.now();
   const lastTick = (await store.getState('catch-up')).lastTickAt!;
-  await sleep(5000); // two ticks or more pass with no scheduler
+  await waitFor('two ticks to pass with no scheduler', async () => cronTicks({ cron: '*/2 * * * * *' }, lastTick, Date.now()).length >= 3, 10_000);
 
   const restartedAt = Date.now();
   await newScheduler();

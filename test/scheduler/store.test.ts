@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { ScheduleStore, ScheduleStoreError } from '../../src/scheduler/schedule-store.js';
 import { scheduleSchema, type ScheduleInput } from '../../src/scheduler/schema.js';
 import { TickClaims } from '../../src/scheduler/tick-claims.js';
 import { TestRedis } from '../helpers/redis.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let server: TestRedis;
 let redis: Redis;
@@ -71,7 +71,7 @@ test('every write is announced on the change channel', async (t) => {
   await store.resume('one');
   await store.update(schedule({ cron: '0 * * * *' }));
   await store.delete('one');
-  for (let i = 0; i < 100 && seen.length < 5; i++) await sleep(10);
+  await waitUntil('the 5 schedule change messages', () => seen.length >= 5);
   assert.deepEqual(seen, ['put:one', 'pause:one', 'resume:one', 'put:one', 'delete:one']);
 });
 
@@ -116,7 +116,7 @@ test('tick claims: one owner per tick; a finished tick is never claimed again; a
   assert.equal(await claims.claim('s', 2000, 'A', 100), true);
   assert.deepEqual(await claims.expired(), [], 'lease still running');
   assert.equal(await claims.takeOver('s', 2000, 'B', 10_000), null, 'lease still running');
-  await sleep(150);
+  await waitUntil("A's 100 ms lease on tick 2000 to run out", async () => (await claims.expired()).length > 0);
   assert.deepEqual(await claims.expired(), [{ scheduleId: 's', tickMs: 2000 }]);
   const taken = await claims.takeOver('s', 2000, 'B', 10_000);
   assert.equal(taken?.owner, 'B');

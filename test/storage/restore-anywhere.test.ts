@@ -6,7 +6,6 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { runCli } from '../cli/run.js';
 import { TestS3 } from '../helpers/s3.js';
@@ -38,7 +37,7 @@ test('node A dumps, uploads and drops its copy; node B downloads, verifies and r
   assert.equal(listed.location, 'remote');
   assert.equal(await a.store.readManifest(listed.target.key, id), null, "node A's copy is gone (storage.keepLocal false)");
   assert.ok((await s3.keys()).includes(`ckpt/${listed.target.key}/${id}/manifest.json`));
-  while (counter.alive()) await sleep(20);
+  await waitUntil(`the dumped pid ${counter.pid} to be dead (leaveRunning false)`, () => !counter.alive());
   const dumpedAt = counter.read();
 
   // Restored on node B, which never had it.
@@ -127,7 +126,7 @@ test('encryption on: no object in the bucket holds what the process held in memo
 
   // Restored on node B from the encrypted objects: the process runs on.
   process.kill(target.pid, 'SIGKILL');
-  while (target.alive()) await sleep(20);
+  await waitUntil(`the killed pid ${target.pid} to be dead`, () => !target.alive());
   const count = target.read();
   const restored = await completed(h, (await h.queue.enqueueRestore({ checkpointId: id, node: 'node-b' })).jobId);
   assert.equal(restored.result!.restoredPid, target.pid);

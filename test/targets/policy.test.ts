@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { ValidationError } from '../../src/common/validation.js';
 import { PolicyError, readProcessSnapshot, TargetPolicy, type ProcessSnapshot } from '../../src/targets/index.js';
 import { killAndReap, startCounter, type Counter } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 
 async function info(pid: number): Promise<ProcessSnapshot> {
   const found = await readProcessSnapshot(pid);
@@ -59,13 +59,10 @@ describe('TargetPolicy', () => {
     const shell = spawn('sh', ['-c', 'sleep 600 & wait'], { detached: true, stdio: 'ignore' });
     const shellPid = shell.pid!;
     try {
-      let child: number | undefined;
-      for (let i = 0; i < 200 && !child; i++) {
+      const child = await waitUntil('the shell to start its child', async () => {
         const children = (await readFile(`/proc/${shellPid}/task/${shellPid}/children`, 'utf8')).trim();
-        child = children ? Number(children.split(' ')[0]) : undefined;
-        if (!child) await sleep(10);
-      }
-      assert.ok(child, 'the shell started its child');
+        return children ? Number(children.split(' ')[0]) : undefined;
+      });
       let protectedPids: number[] = [];
       const policy = new TargetPolicy({ protectedPids: () => protectedPids });
       await policy.check(await info(shellPid));

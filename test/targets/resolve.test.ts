@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -11,6 +10,7 @@ import { parseOrThrow, ValidationError } from '../../src/common/validation.js';
 import { isSameProcess } from '../../src/common/proc.js';
 import { isSafeTargetKey, resolveTarget, TargetError, targetKey, targetSpecSchema } from '../../src/targets/index.js';
 import { startCounter, type Counter } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -183,7 +183,7 @@ describe('resolveTarget', () => {
     // A process whose command line makes /(a+)+$/ try every split of 40 a's before the final "b".
     const victim = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 600_000)', `${'a'.repeat(40)}b`], { stdio: 'ignore' });
     try {
-      while (!(await readFile(`/proc/${victim.pid}/cmdline`, 'utf8')).includes('aaab')) await sleep(5);
+      await waitUntil(`pid ${victim.pid} to show its command line`, async () => (await readFile(`/proc/${victim.pid}/cmdline`, 'utf8')).includes('aaab'), { pollMs: 5 });
       const ticks: number[] = [];
       const ticker = setInterval(() => ticks.push(Date.now()), 50);
       const err = await rejectsWith(resolveTarget({ match: '(a+)+$' }), 'ETARGET_MATCH_TIMEOUT');

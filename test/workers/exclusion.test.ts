@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { FeedEvent } from '../../src/events/types.js';
 import { startCounter } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 import { startHarness } from './harness.js';
 
 /** The stream position of the first event of `jobId` matching `pred`. */
@@ -41,11 +41,10 @@ test('two dumps of one process never run at once, even with worker concurrency 2
 
   // While a dump runs, one that says ifBusy 'skip' completes at once as skipped (the other slot is free for it).
   const d = await h.queue.enqueueDump({ target: { pid: target.pid } });
-  for (;;) {
-    events = await h.eventsOf(d.jobId);
-    if (events.some((e) => e.event === 'job.progress' && e.data.stage === 'dumping')) break;
-    await sleep(5);
-  }
+  events = await waitUntil(`dump ${d.jobId} to report 'dumping'`, async () => {
+    const of = await h.eventsOf(d.jobId);
+    return of.some((e) => e.event === 'job.progress' && e.data.stage === 'dumping') && of;
+  }, { pollMs: 5 });
   const c = await h.queue.enqueueDump({ target: { pid: target.pid }, ifBusy: 'skip' });
   const jc = await h.waitFinished(c.jobId);
   assert.equal(jc.state, 'completed', jc.failedReason);

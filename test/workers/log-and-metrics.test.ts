@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { EventTailer } from '../../src/feed/tailer.js';
 import { summarize } from '../../src/observability/inventory.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { CapturedLog, duplicateKeys } from '../helpers/log-lines.js';
 import { sample } from '../helpers/metrics-text.js';
 import { startCounter, startTcpPair } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 import { startHarness } from './harness.js';
 
 test('after a dump, a retry and a failure: one parsed log line per job transition, and metrics per target counted from events', async (t) => {
@@ -36,7 +36,7 @@ test('after a dump, a retry and a failure: one parsed log line per job transitio
   // A dump that is retried while CRIU is away, then completes.
   await h.criu.stop();
   const retried = await h.queue.enqueueDump({ target: { pid: counter.pid } });
-  while (!(await h.eventsOf(retried.jobId)).some((e) => e.event === 'job.retrying')) await sleep(50);
+  await waitUntil(`dump ${retried.jobId} to be retried while CRIU is away`, async () => (await h.eventsOf(retried.jobId)).some((e) => e.event === 'job.retrying'));
   await h.criu.start();
   assert.equal((await h.waitFinished(retried.jobId)).state, 'completed');
 
@@ -84,7 +84,7 @@ test('after a dump, a retry and a failure: one parsed log line per job transitio
 
   // Metrics: counted from the events the tailer handed over (wait until it has the last one), state from the catalog.
   const lastId = await h.eventLog.lastId();
-  while (tailer.head !== lastId) await sleep(20);
+  await waitUntil(`the metrics' tailer to reach event ${lastId}`, () => tailer.head === lastId);
   const text = await metrics.metricsText();
   const pairKey = `python3-${pair.pid}`;
   assert.equal(sample(text, 'ckpt_job_outcomes_total{type="dump",outcome="completed"}'), 2);

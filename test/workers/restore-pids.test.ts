@@ -9,6 +9,7 @@ import { repoRoot } from '../../src/common/paths.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FeedEvent } from '../../src/events/types.js';
 import { isAlive, killAndReap, startCounter, startSleepOnPid, waitGone } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 import { startHarness, type Harness } from './harness.js';
 
 async function dumpOf(h: Harness, pid: number, leaveRunning = true): Promise<string> {
@@ -17,14 +18,8 @@ async function dumpOf(h: Harness, pid: number, leaveRunning = true): Promise<str
   return job.result!.checkpointId!;
 }
 
-async function waitEvent(h: Harness, jobId: string, name: string, timeoutMs = 30_000): Promise<FeedEvent> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const e = (await h.eventsOf(jobId)).find((x) => x.event === name);
-    if (e) return e;
-    if (Date.now() > deadline) throw new Error(`no ${name} for job ${jobId} within ${timeoutMs} ms`);
-    await sleep(25);
-  }
+function waitEvent(h: Harness, jobId: string, name: string, timeoutMs = 30_000): Promise<FeedEvent> {
+  return waitUntil(`${name} of job ${jobId}`, async () => (await h.eventsOf(jobId)).find((x) => x.event === name), { timeoutMs });
 }
 
 test('a checkpoint whose pid an unrelated process holds fails at once, 1 attempt, naming it; replace leaves that process alone', async (t) => {

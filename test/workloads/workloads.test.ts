@@ -4,11 +4,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { repoRoot } from '../../src/common/paths.js';
-import { api, FeedRecorder, startServiceUnderTest } from '../api/harness.js';
+import { api, FeedRecorder, jobIn, startServiceUnderTest } from '../api/harness.js';
 import { startCounter } from '../helpers/targets.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const COUNTER = [PYTHON, path.join(repoRoot(), 'test/fixtures/stdout-counter.py')];
@@ -17,23 +17,6 @@ const COUNTER = [PYTHON, path.join(repoRoot(), 'test/fixtures/stdout-counter.py'
 function printed(dir: string): number[] {
   const text = existsSync(path.join(dir, 'stdout.log')) ? readFileSync(path.join(dir, 'stdout.log'), 'utf8') : '';
   return text.split('\n').filter(Boolean).map(Number);
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
-async function finished(url: string, jobId: string): Promise<any> {
-  return until(`job ${jobId} to finish`, async () => {
-    const job = (await api(url, 'GET', `/api/v1/jobs/${jobId}`)).json;
-    return job?.state === 'completed' || job?.state === 'failed' ? job : undefined;
-  }, 60_000);
 }
 
 /** The pid namespace ids of a host pid, from /proc/<pid>/status ("NSpid: <host> <inner>"). */
@@ -68,11 +51,11 @@ test('a workload dumped and stopped comes back as three copies at once, each cou
   const original = started.json;
   assert.equal(original.state, 'running');
   assert.deepEqual(nsPids(original.hostPid), [original.hostPid, 1], 'the workload is the init of its own pid namespace');
-  await until('the counter to print', () => printed(original.dir).length >= 5 || undefined);
+  await waitUntil('the counter to print', () => printed(original.dir).length >= 5 || undefined);
 
   const dump = await api(url, 'POST', '/api/v1/dumps', { target: { workload: 'counter' }, leaveRunning: false });
   assert.equal(dump.status, 202, dump.text);
-  const dumped = await finished(url, dump.json.jobId);
+  const dumped = await jobIn(url, dump.json.jobId);
   assert.equal(dumped.state, 'completed', dumped.failedReason);
   const checkpointId = dumped.result.checkpointId;
   const checkpoint = (await api(url, 'GET', `/api/v1/checkpoints/${checkpointId}`)).json;
@@ -87,7 +70,7 @@ test('a workload dumped and stopped comes back as three copies at once, each cou
 
   const restore = await api(url, 'POST', '/api/v1/restores', { checkpointId, replicas: 3 });
   assert.equal(restore.status, 202, restore.text);
-  const restored = await finished(url, restore.json.jobId);
+  const restored = await jobIn(url, restore.json.jobId);
   assert.equal(restored.state, 'completed', restored.failedReason);
   const copies: Array<{ name: string; hostPid: number }> = restored.result.workloads;
   assert.deepEqual(copies.map((c) => c.name).sort(), ['counter-1', 'counter-2', 'counter-3']);
@@ -100,7 +83,7 @@ test('a workload dumped and stopped comes back as three copies at once, each cou
     assert.deepEqual(w.origin, { kind: 'restore', checkpointId, jobId: restore.json.jobId, of: 'counter' });
     assert.deepEqual(nsPids(copy.hostPid).slice(1), [1], `${copy.name} is pid 1 of its own namespace`);
     dirs.add(w.dir);
-    const numbers = await until(`${copy.name} to count`, () => (printed(w.dir).length >= 5 ? printed(w.dir) : undefined));
+    const numbers = await waitUntil(`${copy.name} to count`, () => (printed(w.dir).length >= 5 ? printed(w.dir) : undefined));
     // Its own output file, starting right after the dumped value and going on one by one.
     assert.deepEqual(numbers.slice(0, 5), [1, 2, 3, 4, 5].map((i) => atDump + i), `${copy.name} counts on from ${atDump}`);
   }
@@ -113,14 +96,14 @@ test('a workload dumped and stopped comes back as three copies at once, each cou
 
   // The same checkpoint once more, with the workload itself not running: it comes back under its own name.
   const again = await api(url, 'POST', '/api/v1/restores', { checkpointId });
-  const back = await finished(url, again.json.jobId);
+  const back = await jobIn(url, again.json.jobId);
   assert.equal(back.state, 'completed', back.failedReason);
   assert.deepEqual(back.result.workloads.map((w: any) => w.name), ['counter']);
   const counter = (await api(url, 'GET', '/api/v1/workloads/counter')).json;
   assert.equal(counter.state, 'running');
   assert.notEqual(counter.hostPid, original.hostPid);
   assert.equal(counter.newestCheckpoint.id, checkpointId);
-  const resumed = await until('counter to count again', () => {
+  const resumed = await waitUntil('counter to count again', () => {
     const all = printed(original.dir);
     return all.length >= atDump + 3 ? all : undefined;
   });
@@ -144,16 +127,16 @@ test('a batch restores 8 copies of one workload checkpoint, 4 at a time, each ru
   url = svc.url;
   const started = await api(url, 'POST', '/api/v1/workloads', { name: 'warm', command: COUNTER });
   assert.equal(started.status, 201, started.text);
-  await until('the counter to print', () => printed(started.json.dir).length >= 3 || undefined);
+  await waitUntil('the counter to print', () => printed(started.json.dir).length >= 3 || undefined);
   const dump = await api(url, 'POST', '/api/v1/dumps', { target: { workload: 'warm' } });
-  const dumped = await finished(url, dump.json.jobId);
+  const dumped = await jobIn(url, dump.json.jobId);
   assert.equal(dumped.state, 'completed', dumped.failedReason);
   const checkpointId = dumped.result.checkpointId;
 
   const batch = await api(url, 'POST', '/api/v1/restores/batch', { checkpointIds: [checkpointId], replicas: { [checkpointId]: 8 }, concurrency: 4 });
   assert.equal(batch.status, 202, batch.text);
   assert.equal(batch.json.jobIds.length, 8);
-  const parent = await finished(url, batch.json.batchId);
+  const parent = await jobIn(url, batch.json.batchId);
   assert.equal(parent.state, 'completed', parent.failedReason);
   assert.equal(parent.result.succeeded, 8, JSON.stringify(parent.result.items));
   const list = (await api(url, 'GET', '/api/v1/workloads')).json.items;
@@ -176,23 +159,24 @@ test('a schedule targeting {workload} keeps making checkpoints after the workloa
   const made = await api(url, 'POST', '/api/v1/schedules', { id: 'wl', cron: '* * * * * *', target: { workload: 'sched' } });
   assert.equal(made.status, 201, made.text);
   const checkpointsOf = async () => (await api(url!, 'GET', '/api/v1/checkpoints?target=workload.sched')).json.items as any[];
-  const first = await until('a scheduled checkpoint', async () => (await checkpointsOf())[0]);
+  const first = await waitUntil('a scheduled checkpoint', async () => (await checkpointsOf())[0], { timeoutMs: 30_000 });
   assert.equal(first.target.pid, started.json.hostPid);
 
   // Stop it with a dump, bring it back: a new host pid, the same name.
   await api(url, 'POST', '/api/v1/schedules/wl/pause');
   const dump = await api(url, 'POST', '/api/v1/dumps', { target: { workload: 'sched' }, leaveRunning: false });
-  const dumped = await finished(url, dump.json.jobId);
+  const dumped = await jobIn(url, dump.json.jobId);
   assert.equal(dumped.state, 'completed', dumped.failedReason);
   const restore = await api(url, 'POST', '/api/v1/restores', { checkpointId: dumped.result.checkpointId });
-  const restored = await finished(url, restore.json.jobId);
+  const restored = await jobIn(url, restore.json.jobId);
   assert.equal(restored.state, 'completed', restored.failedReason);
   const hostPid = restored.result.workloads[0].hostPid;
   assert.notEqual(hostPid, started.json.hostPid);
 
   await api(url, 'POST', '/api/v1/schedules/wl/resume');
-  const after = await until('a scheduled checkpoint of the restored workload', async () =>
+  const after = await waitUntil('a scheduled checkpoint of the restored workload', async () =>
     (await checkpointsOf()).find((c) => c.target.pid === hostPid && c.scheduleId === 'wl'),
+    { timeoutMs: 30_000 },
   );
   assert.equal(after.target.key, 'workload.sched');
   await api(url, 'POST', '/api/v1/schedules/wl/pause');
@@ -222,7 +206,7 @@ test('bad workload requests name the field; replicas of a plain process are refu
   const plain = await startCounter();
   t.after(() => plain.kill());
   const dump = await api(url, 'POST', '/api/v1/dumps', { target: { pid: plain.pid } });
-  const dumped = await finished(url, dump.json.jobId);
+  const dumped = await jobIn(url, dump.json.jobId);
   assert.equal(dumped.state, 'completed', dumped.failedReason);
   const copies = await api(url, 'POST', '/api/v1/restores', { checkpointId: dumped.result.checkpointId, replicas: 2 });
   assert.equal(copies.status, 400, copies.text);
