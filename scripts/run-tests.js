@@ -26,6 +26,10 @@ function findTests(dir) {
 // each file starts its own Redis, CRIU service and folders on free ports, so two do not meet. CKPT_TEST_CONCURRENCY=1
 // runs them one by one (to tell a test's own failure from an interaction).
 const concurrency = Number(process.env.CKPT_TEST_CONCURRENCY ?? 2);
+if (!Number.isInteger(concurrency) || concurrency < 1) {
+  console.error(`run-tests: CKPT_TEST_CONCURRENCY must be a whole number >= 1, not '${process.env.CKPT_TEST_CONCURRENCY}'`);
+  process.exit(2);
+}
 const files = process.argv.length > 2 ? process.argv.slice(2).map((f) => path.resolve(f)) : findTests(testDir).sort();
 const tapDir = mkdtempSync(path.join(os.tmpdir(), 'ckpt-tap-'));
 const tapFile = path.join(tapDir, 'report.tap');
