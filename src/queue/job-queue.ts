@@ -326,21 +326,17 @@ export class JobQueue {
       opts: this.jobOptions(batchId),
       children,
     });
-    await this.publish({
-      event: 'job.waiting',
-      jobId: batchId,
-      jobType: 'restore-batch',
-      data: { node: parentNode, checkpointIds: spec.checkpointIds, jobIds },
-    });
-    for (const [i, child] of children.entries()) {
-      await this.publish({
-        event: 'job.waiting',
+    // In one call: a worker may take a child at once, and its job.active must not come before the child's job.waiting.
+    await this.options.eventLog.publishAll([
+      { event: 'job.waiting', jobId: batchId, jobType: 'restore-batch', data: { node: parentNode, checkpointIds: spec.checkpointIds, jobIds } },
+      ...children.map((child, i) => ({
+        event: 'job.waiting' as const,
         jobId: jobIds[i],
-        jobType: 'restore',
+        jobType: 'restore' as const,
         target: checkpoints[i]!.target.key,
         data: { node: child.data.node, checkpointId: child.data.checkpointId, batchId },
-      });
-    }
+      })),
+    ]);
     return { batchId, jobIds };
   }
 
@@ -391,8 +387,11 @@ export class JobQueue {
       children: [{ name: 'dump', queueName: queueNameFor(fromNode), prefix: this.options.prefix, data: dump, opts: { ...this.jobOptions(dumpJobId), ignoreDependencyOnFailure: true } }],
     });
     const migration = { migrationId, dumpJobId, checkpointId, fromNode, toNode };
-    await this.publish({ event: 'job.waiting', jobId: migrationId, jobType: 'migrate', data: { node: toNode, target, ...migration } });
-    await this.publish({ event: 'job.waiting', jobId: dumpJobId, jobType: 'dump', data: { node: fromNode, target, checkpointId, migrationId } });
+    // In one call: fromNode's worker may take the dump at once, and its job.active must not come before its job.waiting.
+    await this.options.eventLog.publishAll([
+      { event: 'job.waiting', jobId: migrationId, jobType: 'migrate', data: { node: toNode, target, ...migration } },
+      { event: 'job.waiting', jobId: dumpJobId, jobType: 'dump', data: { node: fromNode, target, checkpointId, migrationId } },
+    ]);
     return migration;
   }
 
