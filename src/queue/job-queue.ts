@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { FlowProducer, type Job, type JobsOptions } from 'bullmq';
+import { FlowProducer, type FlowJob, type Job, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { newCheckpointId } from '../common/checkpoint-id.js';
 import { parseOrThrow, ValidationError } from '../common/validation.js';
@@ -317,26 +317,26 @@ export class JobQueue {
     }
     await index.exec();
     for (const [i, id] of childCheckpointIds.entries()) await this.options.checkpoints!.acquireRef(id, jobIds[i]!);
-    this.flow ??= new FlowProducer({ connection: this.redis, prefix: this.options.prefix });
-    await this.flow.add({
-      name: 'restore-batch',
-      queueName: queueNameFor(parentNode),
-      prefix: this.options.prefix,
-      data: parent,
-      opts: this.jobOptions(batchId),
-      children,
-    });
-    // In one call: a worker may take a child at once, and its job.active must not come before the child's job.waiting.
-    await this.options.eventLog.publishAll([
-      { event: 'job.waiting', jobId: batchId, jobType: 'restore-batch', data: { node: parentNode, checkpointIds: spec.checkpointIds, jobIds } },
-      ...children.map((child, i) => ({
-        event: 'job.waiting' as const,
-        jobId: jobIds[i],
-        jobType: 'restore' as const,
-        target: checkpoints[i]!.target.key,
-        data: { node: child.data.node, checkpointId: child.data.checkpointId, batchId },
-      })),
-    ]);
+    await this.addFlow(
+      {
+        name: 'restore-batch',
+        queueName: queueNameFor(parentNode),
+        prefix: this.options.prefix,
+        data: parent,
+        opts: this.jobOptions(batchId),
+        children,
+      },
+      [
+        { event: 'job.waiting', jobId: batchId, jobType: 'restore-batch', data: { node: parentNode, checkpointIds: spec.checkpointIds, jobIds } },
+        ...children.map((child, i) => ({
+          event: 'job.waiting' as const,
+          jobId: jobIds[i],
+          jobType: 'restore' as const,
+          target: checkpoints[i]!.target.key,
+          data: { node: child.data.node, checkpointId: child.data.checkpointId, batchId },
+        })),
+      ],
+    );
     return { batchId, jobIds };
   }
 
@@ -377,21 +377,21 @@ export class JobQueue {
       ...(spec.criu && { criu: spec.criu }),
     });
     const migrate = this.sealed<MigrateJobData>('migrate', migrationId, toNode, { node: toNode, fromNode, checkpointId, dumpJobId, target });
-    this.flow ??= new FlowProducer({ connection: this.redis, prefix: this.options.prefix });
-    await this.flow.add({
-      name: 'migrate',
-      queueName: queueNameFor(toNode),
-      prefix: this.options.prefix,
-      data: migrate,
-      opts: this.jobOptions(migrationId),
-      children: [{ name: 'dump', queueName: queueNameFor(fromNode), prefix: this.options.prefix, data: dump, opts: { ...this.jobOptions(dumpJobId), ignoreDependencyOnFailure: true } }],
-    });
     const migration = { migrationId, dumpJobId, checkpointId, fromNode, toNode };
-    // In one call: fromNode's worker may take the dump at once, and its job.active must not come before its job.waiting.
-    await this.options.eventLog.publishAll([
-      { event: 'job.waiting', jobId: migrationId, jobType: 'migrate', data: { node: toNode, target, ...migration } },
-      { event: 'job.waiting', jobId: dumpJobId, jobType: 'dump', data: { node: fromNode, target, checkpointId, migrationId } },
-    ]);
+    await this.addFlow(
+      {
+        name: 'migrate',
+        queueName: queueNameFor(toNode),
+        prefix: this.options.prefix,
+        data: migrate,
+        opts: this.jobOptions(migrationId),
+        children: [{ name: 'dump', queueName: queueNameFor(fromNode), prefix: this.options.prefix, data: dump, opts: { ...this.jobOptions(dumpJobId), ignoreDependencyOnFailure: true } }],
+      },
+      [
+        { event: 'job.waiting', jobId: migrationId, jobType: 'migrate', data: { node: toNode, target, ...migration } },
+        { event: 'job.waiting', jobId: dumpJobId, jobType: 'dump', data: { node: fromNode, target, checkpointId, migrationId } },
+      ],
+    );
     return migration;
   }
 
@@ -701,6 +701,16 @@ export class JobQueue {
       if (jobs.length < page) break;
     }
     return out;
+  }
+
+  /**
+   * Adds a parent job and its children, then their job.waiting events in one call: a worker may take a child at once,
+   * and its job.active must not come before the child's job.waiting.
+   */
+  private async addFlow(flow: FlowJob, waiting: EventInput[]): Promise<void> {
+    this.flow ??= new FlowProducer({ connection: this.redis, prefix: this.options.prefix });
+    await this.flow.add(flow);
+    await this.options.eventLog.publishAll(waiting);
   }
 
   private async publish(input: EventInput): Promise<void> {
