@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { RedisScript } from '../common/redis-script.js';
 import { z } from 'zod';
 import { workloadNameSchema } from '../targets/spec.js';
 
@@ -56,6 +57,16 @@ export class WorkloadError extends Error {
   }
 }
 
+// Replaces a record only while it is still the text the caller read. KEYS: the record; ARGV: that text, the new one.
+const REPLACE_IF_UNCHANGED = new RedisScript(
+  'ckptWorkloadReplaceIfUnchanged',
+  `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+`,
+);
+
 /**
  * The workloads of every node, in Redis: one JSON record per name (`<prefix>:workloads:<name>`) and the set of names.
  * A name is unique across nodes; copies restored from one checkpoint get `<name>-<n>` from a per-name counter.
@@ -68,6 +79,7 @@ export class WorkloadRegistry {
     private readonly prefix: string,
   ) {
     this.setKey = `${prefix}:workloads`;
+    REPLACE_IF_UNCHANGED.defineOn(redis);
   }
 
   /**
@@ -85,6 +97,15 @@ export class WorkloadRegistry {
       .set(this.key(record.name), JSON.stringify(workloadRecordSchema.parse(record)))
       .sadd(this.setKey, record.name)
       .exec();
+  }
+
+  /**
+   * Replaces `current` (a record as get() or list() gave it) by `next` of the same name, unless the record changed
+   * since it was read (another node restored the workload meanwhile): then nothing is written and it returns false.
+   */
+  async replaceIfUnchanged(current: WorkloadRecord, next: WorkloadRecord): Promise<boolean> {
+    const [expected, replacement] = [current, next].map((r) => JSON.stringify(workloadRecordSchema.parse(r)));
+    return (await REPLACE_IF_UNCHANGED.run(this.redis, [this.key(current.name)], [expected!, replacement!])) === 1;
   }
 
   /** The record, or null for an unknown name (or one only reserved). A record that fails validation is an error. */

@@ -49,7 +49,8 @@ export class WorkloadWatcher {
       const current = await registry.get(record.name);
       if (!current || current.ended || current.hostPid !== record.hostPid || current.startTime !== record.startTime) continue;
       const ended = await readWorkloadEnd(current.dir);
-      await registry.put({ ...current, ended });
+      // Only if no restore gave it a new record meanwhile (possibly on another node), which must not be overwritten.
+      if (!(await registry.replaceIfUnchanged(current, { ...current, ended }))) continue;
       await eventLog.publish({
         event: 'workload.exited',
         target: `workload.${current.name}`,
