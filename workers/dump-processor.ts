@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Job } from 'bullmq';
 import type { Attempt } from '../src/catalog/checkpoint-store.js';
 import { CatalogError } from '../src/catalog/errors.js';
+import { DUMP_LOG_FILE as DUMP_LOG } from '../src/catalog/checkpoint-log.js';
 import type { Manifest } from '../src/catalog/manifest.js';
 import { CriuError } from '../src/criu/errors.js';
 import { jobCriuOptions } from '../src/criu/options.js';
@@ -23,7 +24,6 @@ import { waitUntraced } from '../src/common/proc.js';
 import { dumpPercent, PageBytesSampler, treeDumpBytes } from './progress-sampler.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
 
-export const DUMP_LOG = 'dump.log';
 
 /**
  * One attempt of a dump job, as a pipeline of steps (each below, in this order):
