@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Job } from 'bullmq';
 import type { Attempt } from '../src/catalog/checkpoint-store.js';
 import { CatalogError } from '../src/catalog/errors.js';
+import { DUMP_LOG_FILE as DUMP_LOG } from '../src/catalog/checkpoint-log.js';
 import type { Manifest } from '../src/catalog/manifest.js';
 import { CriuError } from '../src/criu/errors.js';
 import { jobCriuOptions } from '../src/criu/options.js';
@@ -16,14 +17,13 @@ import { TargetError } from '../src/targets/errors.js';
 import { readProcStat } from '../src/common/proc.js';
 import { resolveTarget } from '../src/targets/resolve.js';
 import { uploadStage } from './remote-copy.js';
-import { CriuLogTailer } from './criu-log-tailer.js';
+import { BoundedCriuLog } from './bounded-criu-log.js';
 import { networkLockFor } from './network-lock.js';
 import { FinalJobError, reasonOf, RetryableJobError } from './failure.js';
 import { waitUntraced } from '../src/common/proc.js';
 import { dumpPercent, PageBytesSampler, treeDumpBytes } from './progress-sampler.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
 
-export const DUMP_LOG = 'dump.log';
 
 /**
  * One attempt of a dump job, as a pipeline of steps (each below, in this order):
@@ -219,13 +219,13 @@ async function dumpInto(
 ): Promise<DumpOutcome> {
   const { reporter } = run;
   reporter.progress({ stage: 'dumping', bytesExpected });
-  const tailer = new CriuLogTailer({ file: path.join(dir, DUMP_LOG), onLines: (lines) => reporter.logLines(lines) });
+  const log = new BoundedCriuLog({ file: path.join(dir, DUMP_LOG), reporter, tailLines: ctx.config.worker.logTailLines });
   const sampler = new PageBytesSampler({
     imagesDir: dir,
     intervalMs: ctx.config.worker.progressIntervalMs,
     onSample: (bytesWritten) => reporter.progress({ bytesWritten, percent: dumpPercent(bytesWritten, bytesExpected) }),
   });
-  tailer.start();
+  log.start();
   sampler.start();
   const dumpStarted = Date.now();
   /** CRIU's warning, noted in the job's log off the commit's way (it goes out before the last log lines). */
@@ -241,7 +241,8 @@ async function dumpInto(
     );
     warned = res.warning ? reporter.note(`CRIU warning: ${res.warning}`) : undefined;
   } catch (err) {
-    await Promise.all([tailer.stop(), sampler.stop()]);
+    // The folder goes, the whole log with it: the job log keeps the log's end first.
+    await Promise.all([log.finishFailed(), sampler.stop()]);
     // The aborted CRIU (shutdown) thaws the target when it notices; wait for that before handing the job on.
     await waitUntraced(target.pid, ctx.config.worker.busyWaitMs).catch(() => undefined);
     await ctx.store.discard(dir);
@@ -250,7 +251,7 @@ async function dumpInto(
   const repliedAt = Date.now();
   // CRIU has finished: its last log lines go out while the folder is committed (both only read it);
   // checkpoint.created waits for them, so the feed shows the whole log before the result.
-  const logDelivered = Promise.all([warned, tailer.stop(), sampler.stop()]);
+  const logDelivered = Promise.all([warned, log.finish(job.data.checkpointId), sampler.stop()]);
   logDelivered.catch(() => undefined);
   reporter.progress({ stage: 'committing', percent: 99 });
   return { dumpMs: repliedAt - dumpStarted, repliedAt, logDelivered };

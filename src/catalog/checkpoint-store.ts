@@ -272,6 +272,27 @@ export class CheckpointStore {
     return manifest;
   }
 
+  /**
+   * The bytes of file `name` of a committed checkpoint's folder, or null when it is missing. `name` is one of ckpt's
+   * (dump.log), never a request's; the folder is reached through containedPathOf and the file opened O_NOFOLLOW
+   * (a symbolic link in its place: EUNSAFE_PATH) and O_NONBLOCK (a FIFO planted there is found not to be a file).
+   */
+  async readCheckpointFile(place: CheckpointPlace, name: string): Promise<Buffer | null> {
+    const file = path.join(await this.containedPathOf(place), name);
+    const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return null;
+      if (e.code === 'ELOOP') throw unsafe(file, 'is a symbolic link');
+      throw e;
+    });
+    if (!handle) return null;
+    try {
+      if (!(await handle.stat()).isFile()) throw unsafe(file, 'is not a file');
+      return await handle.readFile();
+    } finally {
+      await handle.close();
+    }
+  }
+
   /** Why a manifest cannot vouch for the checkpoint `<targetKey>/<checkpointId>`, or undefined when it can. */
   private untrustedBecause(manifest: Manifest, targetKey: string, checkpointId: string): string | undefined {
     const { signature, ...signed } = manifest;
