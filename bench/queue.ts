@@ -14,7 +14,8 @@
 // 3. Where one small job's time goes: its events' times from enqueue on (each stage is an event), and the Redis
 //    commands the whole path sent (INFO commandstats before and after; the bench's own event follower included).
 // Parts 1 and 2 run once per CRIU log level of --log-levels (default: the configured one), the queued jobs and the
-// direct dumps at the same level: what CRIU's log costs the worker (tailed into the job's log and job.log events).
+// direct dumps at the same level: what CRIU's log costs the worker (every line read and counted in job.log events; its
+// warning and error lines and its last worker.logTailLines lines into the job's log; the whole stays in dump.log).
 // Everything runs on a private Redis and CRIU service; checkpoints are removed as it goes.
 import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';

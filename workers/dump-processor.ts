@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Job } from 'bullmq';
 import type { Attempt } from '../src/catalog/checkpoint-store.js';
 import { CatalogError } from '../src/catalog/errors.js';
+import { DUMP_LOG_FILE as DUMP_LOG } from '../src/catalog/checkpoint-log.js';
 import type { Manifest } from '../src/catalog/manifest.js';
 import { CriuError } from '../src/criu/errors.js';
 import { jobCriuOptions } from '../src/criu/options.js';
@@ -16,27 +17,25 @@ import { TargetError } from '../src/targets/errors.js';
 import { readProcStat } from '../src/common/proc.js';
 import { resolveTarget } from '../src/targets/resolve.js';
 import { uploadStage } from './remote-copy.js';
-import { CriuLogTailer } from './criu-log-tailer.js';
+import { BoundedCriuLog } from './bounded-criu-log.js';
 import { networkLockFor } from './network-lock.js';
 import { FinalJobError, reasonOf, RetryableJobError } from './failure.js';
 import { waitUntraced } from '../src/common/proc.js';
 import { dumpPercent, PageBytesSampler, treeDumpBytes } from './progress-sampler.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
 
-export const DUMP_LOG = 'dump.log';
 
 /**
  * One attempt of a dump job, as a pipeline of steps (each below, in this order):
  * 1. recoverEarlierAttempt: what an earlier attempt of this job left (its worker died) is adopted when CRIU had
  *    finished it, else removed;
- * 2. resolveAndRecord: the target resolved and checked against the policy, and recorded in the job before CRIU
- *    writes anything (so step 1 of a later attempt knows where to look);
- * 3. withTargetLock: one dump of a target at a time (skip or wait, per ifBusy), and no CRIU of a dead worker still
- *    holding it;
- * 4. prepareAttempt: a fresh attempt folder (CheckpointStore), disposable: removed unless a dump is committed from it;
- *    a dump that would leave less than storage.minFreeBytes free fails here (ESTORAGE_FULL), before CRIU runs;
- * 5. dumpInto: CRIU dumps into it, its log and the bytes written followed live;
- * 6. commitAndAnnounce: the folder committed (manifest, 0700/0600, atomic rename), added to the catalog,
+ * 2. resolveChecked: the target resolved and checked against the policy; then at once, all before CRIU writes anything:
+ *    recordTarget (the target recorded in the job, so step 1 of a later attempt knows where to look), prepareAttempt
+ *    (a fresh attempt folder, disposable: removed unless a dump is committed from it; a dump that would leave less
+ *    than storage.minFreeBytes free fails here, ESTORAGE_FULL) and withTargetLock (one dump of a target at a time,
+ *    skip or wait per ifBusy, and no CRIU of a dead worker still holding it);
+ * 3. dumpInto: CRIU dumps into it, its log and the bytes written followed live;
+ * 4. commitAndAnnounce: the folder committed (manifest, 0700/0600, atomic rename), added to the catalog,
  *    checkpoint.created announced, then uploaded to the bucket when one is configured (remote-copy.ts' uploadStage).
  * A failure of any step ends the attempt; its fate (retry, final, hand back) is failure.ts' classifyFailure.
  */
@@ -44,16 +43,30 @@ export async function processDump(job: Job<DumpJobData>, run: JobRun, ctx: Worke
   const started = Date.now();
   const recovered = await recoverEarlierAttempt(job, run, ctx);
   if (recovered) return recovered;
-  const target = await resolveAndRecord(job, run, ctx, started);
-  return withTargetLock(job, target, run, ctx, async () => {
-    const attempt = await prepareAttempt(job, target, ctx);
-    const dumped = await dumpInto(attempt, job, target, run, ctx);
-    const result = await commitAndAnnounce(job, target, attempt.dir, dumped.dumpMs, run, ctx, {
-      adopted: false,
-      announceAfter: dumped.logDelivered,
+  const target = await resolveChecked(job, run, ctx, started);
+  // Independent of each other and of the target's lock, so started together; CRIU waits for all three.
+  const recorded = recordTarget(job, target, ctx);
+  const preparing = prepareAttempt(job, target, ctx);
+  // Awaited below, or settled in `finally`: never an unhandled rejection while the lock is awaited.
+  recorded.catch(() => undefined);
+  preparing.catch(() => undefined);
+  let dumping = false;
+  try {
+    return await withTargetLock(job, target, run, ctx, async () => {
+      await recorded;
+      const attempt = await preparing;
+      dumping = true;
+      const dumped = await dumpInto(attempt, job, target, run, ctx);
+      const result = await commitAndAnnounce(job, target, attempt.dir, dumped.dumpMs, run, ctx, {
+        adopted: false,
+        announceAfter: dumped.logDelivered,
+      });
+      return { ...result, commitMs: Date.now() - dumped.repliedAt };
     });
-    return { ...result, commitMs: Date.now() - dumped.repliedAt };
-  });
+  } finally {
+    // Skipped, busy, or not recorded: the folder made for CRIU goes (from dumpInto on, the folder is its to keep or remove).
+    if (!dumping) await Promise.allSettled([recorded, preparing.then((attempt) => ctx.store.discard(attempt.dir))]);
+  }
 }
 
 /**
@@ -88,14 +101,12 @@ async function recoverEarlierAttempt(job: Job<DumpJobData>, run: JobRun, ctx: Wo
   return null;
 }
 
-/**
- * Step 2. The target as it is now, checked against the policy and recorded in the job (signed like the rest of the
- * data, or the next attempt would refuse its own job). Harmless when the policy refuses it: the job then fails for good.
- */
-async function resolveAndRecord(job: Job<DumpJobData>, run: JobRun, ctx: WorkerContext, attemptStartedAt: number): Promise<AttemptTarget> {
+/** Step 2. The target as it is now, checked against the policy. */
+async function resolveChecked(job: Job<DumpJobData>, run: JobRun, ctx: WorkerContext, attemptStartedAt: number): Promise<AttemptTarget> {
   run.reporter.progress({ stage: 'resolving' });
   const info = await resolveTarget(job.data.target, { workloads: ctx.workloads, exclude: ctx.policy.ownPids() });
-  const resolved: AttemptTarget = {
+  await ctx.policy.check(info);
+  return {
     key: info.targetKey,
     pid: info.pid,
     cmdline: info.cmdline,
@@ -105,13 +116,15 @@ async function resolveAndRecord(job: Job<DumpJobData>, run: JobRun, ctx: WorkerC
     ...(info.workload && { workload: info.workload }),
     attemptStartedAt,
   };
-  const data = signJobData(ctx.signer, { type: 'dump', jobId: job.id!, node: ctx.node }, { ...job.data, resolved });
-  await Promise.all([ctx.policy.check(info), job.updateData(data)]);
-  return resolved;
+}
+
+/** Step 2. The target recorded in the job (signed like the rest of the data, or the next attempt would refuse its own job). */
+async function recordTarget(job: Job<DumpJobData>, resolved: AttemptTarget, ctx: WorkerContext): Promise<void> {
+  await job.updateData(signJobData(ctx.signer, { type: 'dump', jobId: job.id!, node: ctx.node }, { ...job.data, resolved }));
 }
 
 /**
- * Step 3. Runs `work` holding the target's lock: one dump of a target at a time on a node. A busy target is skipped
+ * Step 2. Runs `work` holding the target's lock: one dump of a target at a time on a node. A busy target is skipped
  * (ifBusy `skip`: a completed job with `skipped`) or waited for up to busyWaitMs, then retried (ETARGET_BUSY).
  */
 async function withTargetLock(
@@ -160,7 +173,7 @@ interface PreparedAttempt {
 }
 
 /**
- * Step 4. The attempt folder on disk, and the target's memory from /proc (independent); then room for the dump checked
+ * Step 2. The attempt folder on disk, and the target's memory from /proc (independent); then room for the dump checked
  * (ESTORAGE_FULL, the folder removed again) before CRIU runs.
  */
 async function prepareAttempt(job: Job<DumpJobData>, target: AttemptTarget, ctx: WorkerContext): Promise<PreparedAttempt> {
@@ -194,7 +207,7 @@ interface DumpOutcome {
 }
 
 /**
- * Step 5. CRIU dumps the target into the attempt folder, its log lines and written bytes reported as they come. A
+ * Step 3. CRIU dumps the target into the attempt folder, its log lines and written bytes reported as they come. A
  * failed dump removes the folder (after the aborted CRIU let the target go) and says why.
  */
 async function dumpInto(
@@ -206,13 +219,13 @@ async function dumpInto(
 ): Promise<DumpOutcome> {
   const { reporter } = run;
   reporter.progress({ stage: 'dumping', bytesExpected });
-  const tailer = new CriuLogTailer({ file: path.join(dir, DUMP_LOG), onLines: (lines) => reporter.logLines(lines) });
+  const log = new BoundedCriuLog({ file: path.join(dir, DUMP_LOG), reporter, tailLines: ctx.config.worker.logTailLines });
   const sampler = new PageBytesSampler({
     imagesDir: dir,
     intervalMs: ctx.config.worker.progressIntervalMs,
     onSample: (bytesWritten) => reporter.progress({ bytesWritten, percent: dumpPercent(bytesWritten, bytesExpected) }),
   });
-  tailer.start();
+  log.start();
   sampler.start();
   const dumpStarted = Date.now();
   /** CRIU's warning, noted in the job's log off the commit's way (it goes out before the last log lines). */
@@ -228,7 +241,8 @@ async function dumpInto(
     );
     warned = res.warning ? reporter.note(`CRIU warning: ${res.warning}`) : undefined;
   } catch (err) {
-    await Promise.all([tailer.stop(), sampler.stop()]);
+    // The folder goes, the whole log with it: the job log keeps the log's end first.
+    await Promise.all([log.finishFailed(), sampler.stop()]);
     // The aborted CRIU (shutdown) thaws the target when it notices; wait for that before handing the job on.
     await waitUntraced(target.pid, ctx.config.worker.busyWaitMs).catch(() => undefined);
     await ctx.store.discard(dir);
@@ -237,7 +251,7 @@ async function dumpInto(
   const repliedAt = Date.now();
   // CRIU has finished: its last log lines go out while the folder is committed (both only read it);
   // checkpoint.created waits for them, so the feed shows the whole log before the result.
-  const logDelivered = Promise.all([warned, tailer.stop(), sampler.stop()]);
+  const logDelivered = Promise.all([warned, log.finish(job.data.checkpointId), sampler.stop()]);
   logDelivered.catch(() => undefined);
   reporter.progress({ stage: 'committing', percent: 99 });
   return { dumpMs: repliedAt - dumpStarted, repliedAt, logDelivered };
@@ -304,7 +318,7 @@ async function criuFinished(dir: string, data: DumpJobData, ctx: WorkerContext):
 }
 
 /**
- * Step 6. Commits a finished dump folder (CheckpointStore.commit measures and secures it) and adds it to the catalog.
+ * Step 4. Commits a finished dump folder (CheckpointStore.commit measures and secures it) and adds it to the catalog.
  * checkpoint.created is published once `announceAfter` (the last log lines) has settled; if that failed, the job
  * fails with it and its retry adopts the committed checkpoint.
  */
@@ -317,9 +331,9 @@ async function commitAndAnnounce(
   ctx: WorkerContext,
   options: { adopted: boolean; announceAfter?: Promise<unknown> },
 ): Promise<JobResult> {
-  const [stats, criuVersion] = await Promise.all([readDumpStats(dir), ctx.criuVersion()]);
   const { attemptStartedAt: _, ...manifestTarget } = target;
-  const manifest = await ctx.store.commit(dir, {
+  // CRIU's statistics are read while the store seals the folder.
+  const draft = Promise.all([readDumpStats(dir), ctx.criuVersion()]).then(([stats, criuVersion]) => ({
     id: job.data.checkpointId,
     created: new Date().toISOString(),
     node: ctx.node,
@@ -331,7 +345,8 @@ async function commitAndAnnounce(
     durationMs,
     jobId: job.id!,
     ...(job.data.scheduleId !== undefined && { scheduleId: job.data.scheduleId }),
-  });
+  }));
+  const manifest = await ctx.store.commit(dir, draft);
   await catalogue(manifest, run, ctx, { mayBeKnown: options.adopted, announceAfter: options.announceAfter });
   await shipStage(manifest, job, run, ctx);
   run.reporter.progress({ stage: 'done', bytesWritten: manifest.bytes, percent: 100 });
@@ -339,7 +354,7 @@ async function commitAndAnnounce(
 }
 
 /**
- * Step 7. Uploads the checkpoint (storage.remote). A migration's dump moves it: this node's copy goes once the bucket
+ * Step 4, its end. Uploads the checkpoint (storage.remote). A migration's dump moves it: this node's copy goes once the bucket
  * has it, whatever storage.keepLocal says (the process will run on toNode, not here), and the checkpoint is held in use
  * for the migration (its job on toNode) until restored there, so retention cannot remove it in between.
  */

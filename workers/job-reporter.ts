@@ -3,6 +3,7 @@ import type { EventLog } from '../src/events/event-log.js';
 import type { EventData, EventInput, EventName } from '../src/events/types.js';
 import { targetKeyOf, type JobProgress } from '../src/queue/job-view.js';
 import type { JobType } from '../src/common/job-kinds.js';
+import { CRIU_ERROR, type LogLines } from './criu-log-tailer.js';
 
 export interface JobReporterOptions {
   job: Job;
@@ -15,7 +16,8 @@ export interface JobReporterOptions {
 
 /**
  * What one job tells the world while it runs: progress (BullMQ's job progress and job.progress events, throttled),
- * CRIU's log lines (into BullMQ's job log, in full, and as bounded job.log events) and the job's other events,
+ * CRIU's log lines (as bounded job.log events, and into BullMQ's job log: all of them, or what the caller keeps of
+ * them, see bounded-criu-log.ts) and the job's other events,
  * each carrying jobId, jobType, scheduleId and target.
  */
 export class JobReporter {
@@ -39,16 +41,18 @@ export class JobReporter {
     await this.options.job.log(line);
   }
 
-  /** A batch of CRIU log lines: all into the job log, at most maxLinesPerEvent into one job.log event. */
-  async logLines(lines: string[]): Promise<void> {
-    if (!lines.length) return;
-    const max = this.options.maxLinesPerEvent;
-    const sent = lines.length <= max ? lines : pickLines(lines, max);
+  /** A batch of CRIU log lines: all into the job log (`prefix` before each), and a job.log event (see logEvent). */
+  async logLines(lines: LogLines, prefix = ''): Promise<void> {
+    if (!lines.count) return;
     // Two connections, no order between them to keep; the caller waits for both before its next batch.
-    await Promise.all([
-      this.options.job.log(lines.join('\n')),
-      this.publish('job.log', { lines: sent, dropped: lines.length - sent.length }),
-    ]);
+    await Promise.all([this.options.job.log(lines.all().map((l) => prefix + l).join('\n')), this.logEvent(lines, prefix)]);
+  }
+
+  /** A batch of CRIU log lines as one job.log event: at most maxLinesPerEvent of them, the rest counted as dropped. */
+  async logEvent(lines: LogLines, prefix = ''): Promise<void> {
+    if (!lines.count) return;
+    const sent = pickLines(lines, this.options.maxLinesPerEvent).map((i) => prefix + lines.line(i));
+    await this.publish('job.log', { lines: sent, dropped: lines.count - sent.length });
   }
 
   /**
@@ -124,12 +128,10 @@ function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-/** `max` lines of a flood, in order: CRIU's error lines first (they explain failures), then the latest lines. */
-function pickLines(lines: string[], max: number): string[] {
-  const keep = new Set<number>();
-  lines.forEach((l, i) => {
-    if (keep.size < max && l.includes('Error (')) keep.add(i);
-  });
-  for (let i = lines.length - 1; i >= 0 && keep.size < max; i--) keep.add(i);
-  return [...keep].sort((a, b) => a - b).map((i) => lines[i]!);
+/** The indexes of `max` lines of a batch, in order: CRIU's error lines first (they explain failures), then the latest. */
+function pickLines(lines: LogLines, max: number): number[] {
+  if (lines.count <= max) return Array.from({ length: lines.count }, (_, i) => i);
+  const keep = new Set(lines.linesWith(CRIU_ERROR).slice(0, max));
+  for (let i = lines.count - 1; i >= 0 && keep.size < max; i--) keep.add(i);
+  return [...keep].sort((a, b) => a - b);
 }

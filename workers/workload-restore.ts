@@ -120,7 +120,7 @@ async function restoreOne(
     const prefix = (job.data.replicas ?? 1) > 1 ? `[${place.name}] ` : '';
     const tailer = new CriuLogTailer({
       file: path.join(workDir, logFile),
-      onLines: (lines) => run.reporter.logLines(prefix ? lines.map((l) => prefix + l) : lines),
+      onLines: (lines) => run.reporter.logLines(lines, prefix),
     });
     tailer.start();
     let pid: number;

@@ -33,6 +33,9 @@ const STATUS_BY_CODE: Record<string, [number, string]> = {
   EJOB_STATE: [409, 'job_state'],
   /** A trigger-now the schedule's overlap policy turned down (its previous run is still going). */
   ESKIPPED: [409, 'skipped'],
+  /** A checkpoint's files (its CRIU log) asked of a node that does not have them: the message names the one that does. */
+  ECHECKPOINT_ELSEWHERE: [422, 'node'],
+  EFILE_MISSING: [404, 'not_found'],
   EWORKLOAD_EXISTS: [409, 'exists'],
   EWORKLOAD_NODE: [422, 'node'],
   EWORKLOAD_START: [422, 'workload'],

@@ -11,6 +11,7 @@ import { operationsRoutes } from '../api/routes/operations.js';
 import { createApiServer } from '../api/server.js';
 import { Catalog } from '../catalog/catalog.js';
 import { CheckpointStore } from '../catalog/checkpoint-store.js';
+import { readDumpLog } from '../catalog/checkpoint-log.js';
 import { RemoteStore } from '../storage/remote-store.js';
 import type { Config } from '../config/schema.js';
 import { registerDashboard } from '../dashboard/register.js';
@@ -230,7 +231,7 @@ export async function startService({ config, configFile, roles, log, version }: 
         },
       },
     });
-    await app.register(checkpointRoutes, { catalog });
+    await app.register(checkpointRoutes, { catalog, readLog: (id) => readDumpLog({ catalog, store, node: config.node }, id) });
     await app.register(workloadRoutes, {
       workloads: {
         ...bind(workloads, 'run', 'list', 'get', 'stop', 'readOutput'),

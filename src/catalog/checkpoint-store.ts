@@ -132,26 +132,25 @@ export class CheckpointStore {
    * restore), writes manifest.json (0600, flushed), renames the folder to `<root>/<targetKey>/<id>` and flushes the
    * target folder. Each file is read once, while it is flushed: a big checkpoint costs about one flush of its bytes.
    * Returns the manifest as written. The draft must be valid (else ValidationError) and name this attempt's target
-   * key and id (else EBADNAME). Throws ECOMMITTED when that folder exists.
+   * key and id (else EBADNAME). Throws ECOMMITTED when that folder exists. The draft may still be in the making (a
+   * dump's statistics being read): the files are sealed meanwhile.
    */
-  async commit(attemptDir: string, draft: ManifestDraft): Promise<Manifest> {
+  async commit(attemptDir: string, draft: ManifestDraft | Promise<ManifestDraft>): Promise<Manifest> {
+    const drafted = Promise.resolve(draft);
+    // Settled below, or not needed: a refused folder must not leave the draft's failure unhandled.
+    drafted.catch(() => undefined);
     const attempt = this.parseAttemptDir(attemptDir);
-    const { signature: _, ...checked } = parseOrThrow(manifestSchema, { ...draft, bytes: 0, files: {} }, 'checkpoint manifest');
-    if (checked.id !== attempt.checkpointId || checked.target.key !== attempt.targetKey) {
-      throw new CatalogError(
-        'EBADNAME',
-        `manifest ${checked.target.key}/${checked.id} does not belong in attempt folder ${attempt.dir}`,
-        checked.id,
-      );
-    }
     await this.assertContained(attempt.targetKey, path.basename(attempt.dir));
-    const finalDir = await this.containedPathOf(checked);
+    const [sealed, placed] = await Promise.allSettled([this.seal(attempt.dir), drafted.then((d) => this.placeDraft(d, attempt))]);
+    if (placed.status === 'rejected') throw placed.reason;
+    const { checked, finalDir } = placed.value;
     // The owner file goes either way: the folder is committed now, or (ECOMMITTED) left to whoever adopts or sweeps it.
     const [committedAlready] = await Promise.all([exists(finalDir), rm(path.join(attempt.dir, OWNER_FILE), { force: true })]);
     if (committedAlready) {
       throw new CatalogError('ECOMMITTED', `checkpoint folder ${finalDir} exists already`, checked.id);
     }
-    const facts = Object.entries(await this.seal(attempt.dir));
+    if (sealed.status === 'rejected') throw sealed.reason;
+    const facts = Object.entries(sealed.value);
     const unsigned: Manifest = {
       ...checked,
       bytes: facts.reduce((total, [, f]) => total + f.size, 0),
@@ -164,6 +163,19 @@ export class CheckpointStore {
     await rename(attempt.dir, finalDir);
     await fsyncDir(path.dirname(finalDir));
     return manifest;
+  }
+
+  /** The draft checked (schema; it must name `attempt`'s target key and id) and the folder it is to be committed to. */
+  private async placeDraft(draft: ManifestDraft, attempt: Attempt): Promise<{ checked: Omit<Manifest, 'signature'>; finalDir: string }> {
+    const { signature: _, ...checked } = parseOrThrow(manifestSchema, { ...draft, bytes: 0, files: {} }, 'checkpoint manifest');
+    if (checked.id !== attempt.checkpointId || checked.target.key !== attempt.targetKey) {
+      throw new CatalogError(
+        'EBADNAME',
+        `manifest ${checked.target.key}/${checked.id} does not belong in attempt folder ${attempt.dir}`,
+        checked.id,
+      );
+    }
+    return { checked, finalDir: await this.containedPathOf(checked) };
   }
 
   /**
@@ -260,6 +272,27 @@ export class CheckpointStore {
     return manifest;
   }
 
+  /**
+   * The bytes of file `name` of a committed checkpoint's folder, or null when it is missing. `name` is one of ckpt's
+   * (dump.log), never a request's; the folder is reached through containedPathOf and the file opened O_NOFOLLOW
+   * (a symbolic link in its place: EUNSAFE_PATH) and O_NONBLOCK (a FIFO planted there is found not to be a file).
+   */
+  async readCheckpointFile(place: CheckpointPlace, name: string): Promise<Buffer | null> {
+    const file = path.join(await this.containedPathOf(place), name);
+    const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return null;
+      if (e.code === 'ELOOP') throw unsafe(file, 'is a symbolic link');
+      throw e;
+    });
+    if (!handle) return null;
+    try {
+      if (!(await handle.stat()).isFile()) throw unsafe(file, 'is not a file');
+      return await handle.readFile();
+    } finally {
+      await handle.close();
+    }
+  }
+
   /** Why a manifest cannot vouch for the checkpoint `<targetKey>/<checkpointId>`, or undefined when it can. */
   private untrustedBecause(manifest: Manifest, targetKey: string, checkpointId: string): string | undefined {
     const { signature, ...signed } = manifest;
@@ -335,6 +368,8 @@ export class CheckpointStore {
       (await readdir(dir, { withFileTypes: true })).map(async (entry) => {
         const full = path.join(dir, entry.name);
         const name = prefix + entry.name;
+        // Not part of the checkpoint: commit() removes it once the folder is sealed.
+        if (name === OWNER_FILE) return;
         if (entry.isDirectory()) Object.assign(files, await this.walkFiles(full, options, `${name}/`));
         else if (entry.isFile()) files[name] = await secureFile(full, options);
         // Symlinks and the like are left alone (and not counted).

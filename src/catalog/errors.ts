@@ -16,7 +16,11 @@ export type CatalogErrorCode =
   /** A checkpoint folder whose manifest is unsigned, does not verify, or names another folder: never restored. */
   | 'EMANIFEST_UNTRUSTED'
   /** A copy of a checkpoint (downloaded) whose files do not match its manifest: never listed or restored. */
-  | 'EDAMAGED';
+  | 'EDAMAGED'
+  /** A checkpoint's files asked of a node that does not have them (another node's, or only in the bucket). */
+  | 'ECHECKPOINT_ELSEWHERE'
+  /** A checkpoint folder without the file asked for (its CRIU log removed by hand). */
+  | 'EFILE_MISSING';
 
 /** Errors of the checkpoint store and the catalog, with a code callers map to HTTP statuses (ECHECKPOINT_NOT_FOUND -> 404, ...). */
 export class CatalogError extends Error {

@@ -131,6 +131,11 @@ export class ApiClient {
     return this.request('GET', `/api/v1/checkpoints/${enc(id)}`);
   }
 
+  /** CRIU's whole dump log of the checkpoint, as text (from its node: the service asked must be that node's). */
+  getCheckpointLog(id: string): Promise<string> {
+    return this.request('GET', `/api/v1/checkpoints/${enc(id)}/log`, { text: true });
+  }
+
   deleteCheckpoint(id: string, force = false): Promise<DeleteResult> {
     return this.request('DELETE', `/api/v1/checkpoints/${enc(id)}`, { query: { force: force ? 'true' : undefined } });
   }

@@ -1,4 +1,5 @@
-import { readdir, readFile, readlink } from 'node:fs/promises';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 // The one reader of /proc: every part of ckpt that looks at a process (targets, workers, the CRIU service, the store)
@@ -18,7 +19,7 @@ export interface ProcStat {
 
 /** Parses /proc/<pid>/stat; null when the process does not exist. comm may hold spaces and ')', so split at the last ')'. */
 export async function readProcStat(pid: number): Promise<ProcStat | null> {
-  const text = await readProcText(`/proc/${pid}/stat`);
+  const text = readProcTextNow(`/proc/${pid}/stat`);
   if (text === null) return null;
   const open = text.indexOf('(');
   const close = text.lastIndexOf(')');
@@ -57,7 +58,7 @@ const SIGKILL_BIT = 1n << 8n;
 
 /** Parses /proc/<pid>/status; null when the process does not exist. */
 export async function readProcStatus(pid: number): Promise<ProcStatus | null> {
-  const text = await readProcText(`/proc/${pid}/status`);
+  const text = readProcTextNow(`/proc/${pid}/status`);
   if (text === null) return null;
   return {
     name: /^Name:\s+(.*)$/m.exec(text)?.[1] ?? '',
@@ -97,25 +98,25 @@ export async function listThreadIds(pid: number): Promise<number[]> {
 export async function childrenOf(pid: number): Promise<number[]> {
   const out: number[] = [];
   for (const tid of await listThreadIds(pid)) {
-    const text = (await readProcText(`/proc/${pid}/task/${tid}/children`)) ?? '';
+    const text = readProcTextNow(`/proc/${pid}/task/${tid}/children`) ?? '';
     out.push(...text.split(/\s+/).filter(Boolean).map(Number));
   }
   return out;
 }
 
 /** The pid namespace of `pid` (the ns/pid link, e.g. `pid:[4026531836]`); null when it cannot be read. */
-export function readPidNamespace(pid: number): Promise<string | null> {
-  return readlink(`/proc/${pid}/ns/pid`).catch(() => null);
+export async function readPidNamespace(pid: number): Promise<string | null> {
+  return readLinkNow(`/proc/${pid}/ns/pid`);
 }
 
 /** Resolved /proc/<pid>/exe, '' when unreadable. */
-export function readExe(pid: number): Promise<string> {
-  return readlink(`/proc/${pid}/exe`).catch(() => '');
+export async function readExe(pid: number): Promise<string> {
+  return readLinkNow(`/proc/${pid}/exe`) ?? '';
 }
 
 /** The working folder of `pid`; '/' when it cannot be read (gone, or a kernel thread). */
-export function readCwd(pid: number): Promise<string> {
-  return readlink(`/proc/${pid}/cwd`).catch(() => '/');
+export async function readCwd(pid: number): Promise<string> {
+  return readLinkNow(`/proc/${pid}/cwd`) ?? '/';
 }
 
 /** The arguments of `pid`; none for kernel threads, zombies and gone processes. */
@@ -181,15 +182,42 @@ function kib(text: string | null, field: string): number | undefined {
 /**
  * A /proc file's text, or null when the process is gone (ENOENT / ESRCH) or the file is closed to us
  * (EACCES / EPERM: even root may not read smaps_rollup of pid 1 in a container). Other errors propagate.
+ * Through the thread pool: for the files the kernel renders under the process' memory lock (cmdline, smaps_rollup),
+ * which a process stuck in a page fault (a dead NFS mount) can hold for as long as it is stuck.
  */
 async function readProcText(file: string): Promise<string | null> {
   try {
     return await readFile(file, 'utf8');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ESRCH' || code === 'EACCES' || code === 'EPERM') return null;
-    throw e;
+    return unreadable(e);
   }
+}
+
+/**
+ * readProcText for the files the kernel renders without the process' memory lock (stat, status, children) and the
+ * links (exe, cwd, ns): they never wait on the process, so they are read at once, ~20 µs against ~230 µs and four
+ * thread-pool trips for an asynchronous read of the same file.
+ */
+function readProcTextNow(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    return unreadable(e);
+  }
+}
+
+function readLinkNow(link: string): string | null {
+  try {
+    return readlinkSync(link);
+  } catch {
+    return null;
+  }
+}
+
+function unreadable(e: unknown): null {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ESRCH' || code === 'EACCES' || code === 'EPERM') return null;
+  throw e;
 }
 
 /**

@@ -217,6 +217,11 @@ export const configSchema = z.strictObject({
       shutdownGraceMs: durationMs.default(30_000),
       /** CRIU log lines per job.log event at most (more in one batch: the rest are counted as dropped). */
       logLinesPerEvent: z.number().int().min(1).max(1000).default(50),
+      /**
+       * A dump's job log (in Redis) keeps CRIU's warning and error lines and this many of its last lines; the whole log
+       * stays in the checkpoint folder (dump.log, GET /api/v1/checkpoints/:id/log).
+       */
+      logTailLines: z.number().int().min(0).max(100_000).default(200),
       /** job.progress events (and BullMQ progress updates) per job at most this often, except on a stage change. */
       progressIntervalMs: durationMs.default(250),
       /**

@@ -15,6 +15,19 @@ export interface LogTailOptions {
  */
 export async function readLogTail(file: string, options: LogTailOptions = {}): Promise<string[]> {
   const { maxBytes = 1024 * 1024, maxErrorLines = 10, lastLines = 5 } = options;
+  const lines = await readLastLines(file, maxBytes);
+  const keep = new Set<number>();
+  const errorIdx = lines.flatMap((l, i) => (l.includes('Error (') ? [i] : []));
+  for (const i of errorIdx.slice(-maxErrorLines)) keep.add(i);
+  for (let i = Math.max(0, lines.length - lastLines); i < lines.length; i++) keep.add(i);
+  return [...keep].sort((a, b) => a - b).map((i) => lines[i]!);
+}
+
+/**
+ * The whole lines (blank ones left out) in the last `maxBytes` bytes of a file, in order: a line cut by the start
+ * of that range is dropped. [] when the file does not exist or cannot be read.
+ */
+export async function readLastLines(file: string, maxBytes: number): Promise<string[]> {
   let text: string;
   try {
     const handle = await open(file, 'r');
@@ -32,10 +45,5 @@ export async function readLogTail(file: string, options: LogTailOptions = {}): P
   } catch {
     return [];
   }
-  const lines = text.split('\n').filter((l) => l.trim() !== '');
-  const keep = new Set<number>();
-  const errorIdx = lines.flatMap((l, i) => (l.includes('Error (') ? [i] : []));
-  for (const i of errorIdx.slice(-maxErrorLines)) keep.add(i);
-  for (let i = Math.max(0, lines.length - lastLines); i < lines.length; i++) keep.add(i);
-  return [...keep].sort((a, b) => a - b).map((i) => lines[i]!);
+  return text.split('\n').filter((l) => l.trim() !== '');
 }

@@ -67,6 +67,8 @@ test('a busy target and a slow CRIU, through the service', async (t) => {
     assert.ok(createdAt(holder) < stageAt(waiter, 'dumping'), 'the waiting dump ran after the first one made its checkpoint');
     const listed = (await api(svc.url, 'GET', `/api/v1/checkpoints?target=python3-${target.pid}`)).json.items.map((c: any) => c.id);
     assert.deepEqual(listed.sort(), [first.result.checkpointId, second.result.checkpointId].sort(), 'two checkpoints, none from the skipped job');
+    const folder = path.join(svc.config.storage.root, `python3-${target.pid}`);
+    assert.deepEqual(readdirSync(folder).sort(), listed.sort(), 'the folders of the two checkpoints, no attempt folder of the skipped job');
   });
 
   await t.test('overlap: queue: a tick while the previous dump runs is queued, not skipped, and its dump runs after', async (st) => {

@@ -20,7 +20,7 @@ test('every endpoint with a body or query answers bad input with 400 naming the 
   const documented = Object.keys(doc.paths);
   for (const p of [
     '/api/v1/dumps', '/api/v1/restores', '/api/v1/restores/batch', '/api/v1/jobs', '/api/v1/jobs/{id}', '/api/v1/jobs/{id}/log',
-    '/api/v1/checkpoints', '/api/v1/checkpoints/{id}', '/api/v1/checkpoints/{id}/pin', '/api/v1/checkpoints/{id}/unpin',
+    '/api/v1/checkpoints', '/api/v1/checkpoints/{id}', '/api/v1/checkpoints/{id}/log', '/api/v1/checkpoints/{id}/pin', '/api/v1/checkpoints/{id}/unpin',
     '/api/v1/schedules', '/api/v1/schedules/{id}', '/api/v1/schedules/{id}/pause', '/api/v1/schedules/{id}/resume',
     '/api/v1/schedules/{id}/trigger', '/api/v1/schedules/{id}/next-runs', '/healthz', '/metrics', '/api/v1/feed',
   ]) {

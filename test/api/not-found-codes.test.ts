@@ -13,6 +13,7 @@ import { checkpointRoutes } from '../../src/api/routes/checkpoints.js';
 import { createApiServer } from '../../src/api/server.js';
 import { Catalog } from '../../src/catalog/catalog.js';
 import { CheckpointStore } from '../../src/catalog/checkpoint-store.js';
+import { readDumpLog } from '../../src/catalog/checkpoint-log.js';
 import { newCheckpointId } from '../../src/common/checkpoint-id.js';
 import { redisConfigSchema } from '../../src/config/schema.js';
 import { createRedis } from '../../src/queue/redis.js';
@@ -25,7 +26,8 @@ async function checkpointApi(t: TestContext, redis: Redis) {
   t.after(() => rm(dir, { recursive: true, force: true }));
   const store = new CheckpointStore({ root: dir, signer: throwawaySigner() });
   const app = createApiServer({ logger: pino({ level: 'silent' }), auth: new Authenticator({ host: '127.0.0.1', tokens: [] }), bodyLimitBytes: 1 << 20 });
-  await app.register(checkpointRoutes, { catalog: new Catalog(redis, { prefix: 'nf', store, node: 'test-node' }) });
+  const catalog = new Catalog(redis, { prefix: 'nf', store, node: 'test-node' });
+  await app.register(checkpointRoutes, { catalog, readLog: (id) => readDumpLog({ catalog, store, node: 'test-node' }, id) });
   await app.ready();
   t.after(() => app.close());
   return async (url: string) => {
@@ -40,10 +42,12 @@ test('an unknown checkpoint is 404 with code ECHECKPOINT_NOT_FOUND', async (t) =
   const redis = createRedis(server.url);
   t.after(() => redis.disconnect());
   const get = await checkpointApi(t, redis);
-  const res = await get(`/api/v1/checkpoints/${newCheckpointId()}`);
-  assert.equal(res.status, 404);
-  assert.equal(res.body.error, 'not_found');
-  assert.equal(res.body.code, 'ECHECKPOINT_NOT_FOUND');
+  for (const url of [`/api/v1/checkpoints/${newCheckpointId()}`, `/api/v1/checkpoints/${newCheckpointId()}/log`]) {
+    const res = await get(url);
+    assert.equal(res.status, 404, url);
+    assert.equal(res.body.error, 'not_found');
+    assert.equal(res.body.code, 'ECHECKPOINT_NOT_FOUND');
+  }
 });
 
 test('a Redis host that does not resolve answers 503 naming Redis, not 404', async (t) => {

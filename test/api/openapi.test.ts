@@ -60,6 +60,7 @@ test('every route answers with what its schema says: a tour of the API, each ans
   const id = job.result.checkpointId;
   await ok('GET', '/api/v1/checkpoints');
   await ok('GET', `/api/v1/checkpoints/${id}`);
+  await ok('GET', `/api/v1/checkpoints/${id}/log`);
   await ok('POST', `/api/v1/checkpoints/${id}/pin`);
   assert.equal((await api(u, 'DELETE', `/api/v1/checkpoints/${id}`)).status, 409);
   await ok('POST', `/api/v1/checkpoints/${id}/unpin`);

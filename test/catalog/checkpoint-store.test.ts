@@ -88,6 +88,25 @@ describe('CheckpointStore', () => {
     assert.equal(await store.readManifest(key, id), null);
   });
 
+  it('a draft still in the making (a dump\'s statistics being read): sealed meanwhile; a draft that fails leaves the attempt uncommitted', async () => {
+    const key = 'python3-4343';
+    const failing = await store.beginAttempt(key, newCheckpointId(), { jobId: '18' });
+    await writeFile(path.join(failing.dir, 'pages-1.img'), 'pages', { mode: 0o644 });
+    await assert.rejects(store.commit(failing.dir, Promise.reject(new Error('stats-dump unreadable'))), /stats-dump unreadable/);
+    assert.deepEqual((await readdir(failing.dir)).sort(), ['.owner.json', 'pages-1.img'], 'no manifest, the owner kept');
+    assert.equal(existsSync(store.pathOf({ id: path.basename(failing.dir).slice(5), target: { key } })), false);
+    await store.discard(failing.dir);
+
+    const id = newCheckpointId();
+    const attempt = await store.beginAttempt(key, id, { jobId: '19' });
+    await writeFile(path.join(attempt.dir, 'pages-1.img'), 'pages', { mode: 0o644 });
+    const later = new Promise<ReturnType<typeof manifestFor>>((resolve) => setTimeout(() => resolve(manifestFor(id, { key })), 50));
+    const manifest = await store.commit(attempt.dir, later);
+    assert.deepEqual(manifest.files, { 'pages-1.img': 5 }, 'the owner file is not part of the checkpoint');
+    assert.deepEqual(await store.readManifest(key, id), manifest);
+    await store.remove(manifest);
+  });
+
   it('verify() names each file that is missing or whose size differs from the manifest', async () => {
     const manifest = await makeCheckpoint(store, { key: 'python3-77' });
     assert.deepEqual(await store.verify(manifest), []);

@@ -4,6 +4,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { EventLog } from '../../src/events/event-log.js';
 import { JobReporter } from '../../workers/job-reporter.js';
+import { splitLines } from '../../workers/criu-log-tailer.js';
 import { TestRedis } from '../helpers/redis.js';
 
 async function setup(t: { after(fn: () => unknown): void }) {
@@ -21,11 +22,14 @@ async function setup(t: { after(fn: () => unknown): void }) {
   return { queue, eventLog, reporter };
 }
 
+/** Lines as the tailer hands them over. */
+const batch = (lines: string[]) => splitLines(Buffer.from(lines.join('\n') + '\n')).lines;
+
 test('log lines: all into the job log; events carry at most N, error lines first, the rest counted as dropped', async (t) => {
   const { queue, eventLog, reporter } = await setup(t);
   const lines = Array.from({ length: 100 }, (_, i) => (i === 3 ? `(0.${i}) Error (criu/x.c:1): boom` : `(0.${i}) line`));
-  await reporter.logLines(lines.slice(0, 5));
-  await reporter.logLines(lines.slice(5));
+  await reporter.logLines(batch(lines.slice(0, 5)));
+  await reporter.logLines(batch(lines.slice(5)));
   const { logs } = await queue.getJobLogs('job-1');
   assert.deepEqual(logs.join('\n').split('\n'), lines);
   const events = await eventLog.readAfter('0');
@@ -37,7 +41,7 @@ test('log lines: all into the job log; events carry at most N, error lines first
   assert.deepEqual(events[1]!.data, { lines: lines.slice(90), dropped: 85 });
 
   const flood = Array.from({ length: 50 }, (_, i) => (i % 10 === 0 ? `Error (${i})` : `line ${i}`));
-  await reporter.logLines(flood);
+  await reporter.logLines(batch(flood));
   const last = (await eventLog.readAfter(events[1]!.id)).at(-1)!;
   assert.deepEqual(last.data.lines, ['Error (0)', 'Error (10)', 'Error (20)', 'Error (30)', 'Error (40)', 'line 45', 'line 46', 'line 47', 'line 48', 'line 49']);
 });

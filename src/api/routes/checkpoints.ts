@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { checkpointDeletedResponse, checkpointListResponse, checkpointResponse } from '../responses.js';
+import { checkpointDeletedResponse, checkpointListResponse, checkpointResponse, textResponse } from '../responses.js';
 import { defineRoute } from '../route.js';
 
 /** What the checkpoint routes need from the catalog (src/catalog's Catalog provides it; unknown ids throw code ECHECKPOINT_NOT_FOUND). */
@@ -12,10 +12,13 @@ export interface CheckpointsBackend {
   unpin(id: string): Promise<unknown>;
 }
 
+/** CRIU's whole dump log of a checkpoint, from its folder on this node (src/catalog's readDumpLog). */
+export type CheckpointLogReader = (id: string) => Promise<Buffer>;
+
 const checkpointId = z.object({ id: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'not a checkpoint id') });
 
-export async function checkpointRoutes(app: FastifyInstance, opts: { catalog: CheckpointsBackend }): Promise<void> {
-  const { catalog } = opts;
+export async function checkpointRoutes(app: FastifyInstance, opts: { catalog: CheckpointsBackend; readLog: CheckpointLogReader }): Promise<void> {
+  const { catalog, readLog } = opts;
 
   defineRoute(
     app,
@@ -39,6 +42,23 @@ export async function checkpointRoutes(app: FastifyInstance, opts: { catalog: Ch
 
   defineRoute(app, { method: 'GET', url: '/api/v1/checkpoints/:id', operationId: 'getCheckpoint', response: checkpointResponse, role: 'read', summary: 'One checkpoint (its manifest)', params: checkpointId }, async ({ params }) =>
     catalog.get(params.id),
+  );
+
+  defineRoute(
+    app,
+    {
+      method: 'GET',
+      url: '/api/v1/checkpoints/:id/log',
+      operationId: 'getCheckpointLog',
+      response: textResponse,
+      errors: [409, 422],
+      role: 'read',
+      summary:
+        "CRIU's whole dump log of a checkpoint (its dump.log), as text, from its folder on this node " +
+        '(422 naming the node that has its files when this one does not; 409 unsafe_path when its folder or log is a symbolic link)',
+      params: checkpointId,
+    },
+    async ({ params }, reply) => reply.type('text/plain; charset=utf-8').send(await readLog(params.id)),
   );
 
   defineRoute(

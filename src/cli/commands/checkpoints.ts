@@ -5,7 +5,7 @@ import { checkpointDetails, checkpointsTable } from '../format.js';
 import { intArg } from './options.js';
 
 /**
- * `checkpoints` lists; `checkpoints show|rm|pin|unpin|verify <id>` act on one; `checkpoint <id>` is short for show.
+ * `checkpoints` lists; `checkpoints show|log|rm|pin|unpin|verify <id>` act on one; `checkpoint <id>` is short for show.
  * (The same shape as `schedules`, and `jobs` / `job <id>`.)
  */
 export function registerCheckpointCommands(program: Command): void {
@@ -30,6 +30,16 @@ export function registerCheckpointCommands(program: Command): void {
     .description('one checkpoint: target, size, stats, options')
     .action(async function (this: Command, id: string) {
       await show(contextOf(this), id);
+    });
+
+  group
+    .command('log <id>')
+    .description("CRIU's whole dump log of a checkpoint (its dump.log; a dump job's log keeps only its end)")
+    .action(async function (this: Command, id: string) {
+      const ctx = contextOf(this);
+      const text = await ctx.client.getCheckpointLog(id);
+      if (ctx.json) return ctx.printJson({ checkpointId: id, lines: text.split('\n').filter((l, i, all) => l || i < all.length - 1) });
+      if (text) ctx.out(text.endsWith('\n') ? text.slice(0, -1) : text);
     });
 
   group

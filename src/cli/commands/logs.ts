@@ -6,10 +6,11 @@ import { EXIT } from '../errors.js';
 const CLOCK_SKEW_MS = 60_000;
 
 /**
- * `ckpt logs --follow`: the job's whole CRIU log, live, until the job ends (exit 0 when it completed, 1 when it failed).
+ * `ckpt logs --follow`: the job's log, live, until the job ends (exit 0 when it completed, 1 when it failed).
  *
  * The feed's job.log events say when new lines exist, but carry a bounded sample of them (a fast CRIU writes
- * thousands of lines a second); the job log behind GET /jobs/:id/log holds every line and only grows. So each event
+ * thousands of lines a second); the job log behind GET /jobs/:id/log only grows (a restore's gets every CRIU line as
+ * it comes, a dump's its bounded part once CRIU is done, before checkpoint.created). So each event
  * (coalesced while a fetch runs) fetches the log and prints the lines after those already printed: complete, in order,
  * never twice. The subscription replays from a little before the job was made (event ids are "<ms>-<seq>"), so an
  * end that happened before we subscribed is still seen.
