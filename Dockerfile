@@ -28,5 +28,6 @@ COPY src/dashboard/static src/dashboard/static
 ENV CKPT_DATA_DIR=/opt/ckpt/.data
 RUN CKPT_SETUP_SKIP_CRIU_CHECK=1 bash scripts/setup.sh --no-node-modules
 EXPOSE 7070
-ENTRYPOINT ["node", "bin/ckpt.js"]
+# Node's flags: src/app/node-flags.ts (the scheduler's young generation; harmless for `ckpt worker`).
+ENTRYPOINT ["node", "--max-semi-space-size=2", "bin/ckpt.js"]
 CMD ["up", "--config", "config/default.yaml"]

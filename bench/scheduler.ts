@@ -18,8 +18,10 @@
  *
  * Run: node --import tsx bench/scheduler.ts [--minutes 3] [--schedules 10000] [--processes 2] [--quick]
  * (--quick: 2,000 schedules for 10 s, under ~30 s in all; --schedules 50000 for the large case).
- * BENCH_SCHEDULER_NODE_OPTIONS="--max-semi-space-size=2": Node flags for the scheduler processes (what an operator
- * would set); BENCH_HEAP_SNAPSHOTS=DIR: the first scheduler writes a heap snapshot when armed and at the window's end
+ * BENCH_SCHEDULER_NODE_OPTIONS="--max-semi-space-size=4": Node flags for the scheduler processes, instead of those
+ * `ckpt up` is started with (src/app/node-flags.ts; "" for none); BENCH_HEAP_GROWTH_PERCENT=N: their
+ * scheduler.heapGrowthPercent (0: V8's own growth; default: the config's, as `ckpt up` applies it);
+ * BENCH_HEAP_SNAPSHOTS=DIR: the first scheduler writes a heap snapshot when armed and at the window's end
  * (each snapshot costs the process its size in RSS: the RSS figures of such a run are not comparable).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -27,19 +29,21 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import v8 from 'node:v8';
 import os from 'node:os';
-import { performance } from 'node:perf_hooks';
+import { constants as perfConstants, performance, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { destination, pino } from 'pino';
+import { SERVICE_NODE_FLAGS } from '../src/app/node-flags.js';
 import { configSchema, type Config } from '../src/config/schema.js';
 import { EventLog } from '../src/events/event-log.js';
 import type { FeedEvent } from '../src/events/types.js';
 import { JobQueue } from '../src/queue/job-queue.js';
 import { queueNameFor } from '../src/queue/keys.js';
 import { ScheduleStore } from '../src/scheduler/schedule-store.js';
+import { limitHeapGrowth } from '../src/scheduler/heap-growth.js';
 import { Scheduler } from '../src/scheduler/scheduler.js';
 import { scheduleSchema } from '../src/scheduler/schema.js';
 import { TestRedis } from '../test/helpers/redis.js';
@@ -78,11 +82,28 @@ async function child(): Promise<void> {
   const jobs = new JobQueue({ connection: config.redis.url, prefix: PREFIX, node: NODE, eventLog, defaults: config.worker, signer: throwawaySigner() });
   const store = new ScheduleStore(redis, PREFIX);
   const scheduler = new Scheduler({ redis, store, enqueuer: jobs, eventLog, config, logger: pino({ level: 'warn' }, destination(2)) });
+  // As a process with the scheduler role does (startSchedulerService); BENCH_HEAP_GROWTH_PERCENT overrides the config's.
+  limitHeapGrowth(Number(process.env.BENCH_HEAP_GROWTH_PERCENT ?? config.scheduler.heapGrowthPercent));
   await scheduler.start();
   process.send!({ ready: scheduler.armedIds().length });
+  // Garbage collections so far, by kind, and the time they paused the process: per tick, a figure the load changes little.
+  const gc = { minor: 0, major: 0, pauseMs: 0 };
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
+      if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) gc.minor++;
+      else if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) gc.major++;
+      gc.pauseMs += entry.duration;
+    }
+  }).observe({ entryTypes: ['gc'] });
   const reportMemory = () => {
     const { heapUsed, heapTotal } = process.memoryUsage();
-    process.send!({ memory: { heapUsed, heapTotal } });
+    // The young generation (new space and its large objects): what V8's semi-space growth adds to the heap's total.
+    const young = v8
+      .getHeapSpaceStatistics()
+      .filter((s) => s.space_name === 'new_space' || s.space_name === 'new_large_object_space')
+      .reduce((sum, s) => sum + s.space_size, 0);
+    process.send!({ memory: { heapUsed, heapTotal, young }, gc });
   };
   setInterval(reportMemory, 1000);
   process.on('message', (m: { snapshot?: string }) => {
@@ -96,6 +117,22 @@ async function child(): Promise<void> {
       process.exit(0);
     })();
   });
+}
+
+interface GcCounts {
+  minor: number;
+  major: number;
+  pauseMs: number;
+}
+
+/** A scheduler process's heap as it reported it every second; its garbage collections within the measured window. */
+interface HeapFigures {
+  usedMax: number;
+  totalMax: number;
+  youngMax: number;
+  usedMaxBeforeWindow: number;
+  gcAtStart?: GcCounts;
+  gcLast?: GcCounts;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -163,9 +200,11 @@ async function main(): Promise<void> {
 
     const self = fileURLToPath(import.meta.url);
     const readyAt: number[] = [];
-    const heapOf = new Map<number, { usedMax: number; totalMax: number; usedMaxBeforeWindow: number }>();
+    const heapOf = new Map<number, HeapFigures>();
     let windowStart = 0;
-    const schedulerNodeOptions = (process.env.BENCH_SCHEDULER_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
+    let windowEnd = 0;
+    // By default the flags `ckpt up` is started with (the service unit, the image, npm start).
+    const schedulerNodeOptions = (process.env.BENCH_SCHEDULER_NODE_OPTIONS ?? SERVICE_NODE_FLAGS.join(' ')).split(' ').filter(Boolean);
     if (schedulerNodeOptions.length) console.log(`scheduler processes run with ${schedulerNodeOptions.join(' ')}`);
     for (let p = 0; p < PROCESSES; p++) {
       const c = fork(self, ['--child'], {
@@ -174,14 +213,19 @@ async function main(): Promise<void> {
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       });
       children.push(c);
-      const heap = { usedMax: 0, totalMax: 0, usedMaxBeforeWindow: 0 };
+      const heap: HeapFigures = { usedMax: 0, totalMax: 0, youngMax: 0, usedMaxBeforeWindow: 0 };
       heapOf.set(c.pid!, heap);
-      c.on('message', (m: { memory?: { heapUsed: number; heapTotal: number } }) => {
+      c.on('message', (m: { memory?: { heapUsed: number; heapTotal: number; young: number }; gc?: GcCounts }) => {
         if (!m.memory) return;
+        if (windowStart && Date.now() >= windowStart && Date.now() <= windowEnd) {
+          heap.gcAtStart ??= m.gc;
+          heap.gcLast = m.gc;
+        }
         const used = m.memory.heapUsed / 2 ** 20;
         if (!windowStart || Date.now() < windowStart) heap.usedMaxBeforeWindow = Math.max(heap.usedMaxBeforeWindow, used);
         heap.usedMax = Math.max(heap.usedMax, used);
         heap.totalMax = Math.max(heap.totalMax, m.memory.heapTotal / 2 ** 20);
+        heap.youngMax = Math.max(heap.youngMax, m.memory.young / 2 ** 20);
       });
     }
     await Promise.all(
@@ -214,7 +258,7 @@ async function main(): Promise<void> {
 
     // Measured window: whole seconds, starting once every replica runs.
     windowStart = Math.ceil((Math.max(...readyAt) + 2000) / 1000) * 1000;
-    const windowEnd = windowStart + MINUTES * 60_000;
+    windowEnd = windowStart + MINUTES * 60_000;
     const rss = new Map<number, number[]>(children.map((c) => [c.pid!, []]));
     const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]);
     const cpuPids = [...children.map((c) => c.pid!), redisPid];
@@ -312,7 +356,7 @@ async function main(): Promise<void> {
     [...rss].forEach(([pid, samples], i) => {
       const heap = heapOf.get(pid)!;
       console.log(
-        `scheduler pid ${pid}: RSS max ${fmt(Math.max(...samples))} MiB, last ${fmt(samples[samples.length - 1]!)} MiB; V8 heap used max ${fmt(heap.usedMax)} MiB (before the window ${fmt(heap.usedMaxBeforeWindow)}), heap total max ${fmt(heap.totalMax)} MiB; CPU ${fmt(cpuShare[i]!)} % of a core`,
+        `scheduler pid ${pid}: RSS max ${fmt(Math.max(...samples))} MiB, last ${fmt(samples[samples.length - 1]!)} MiB; V8 heap used max ${fmt(heap.usedMax)} MiB (before the window ${fmt(heap.usedMaxBeforeWindow)}), heap total max ${fmt(heap.totalMax)} MiB (young generation max ${fmt(heap.youngMax)}); CPU ${fmt(cpuShare[i]!)} % of a core`,
       );
     });
     console.log(`redis-server CPU ${fmt(cpuShare[cpuShare.length - 1]!)} % of a core; machine load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
@@ -349,6 +393,12 @@ async function main(): Promise<void> {
     ).length;
     const windowCpuMsPerTick = cpuInWindow.slice(0, -1).reduce((a, b) => a + b, 0) / ticksInWindow;
     console.log(`scheduler CPU per tick handled within the window (all processes): ${windowCpuMsPerTick.toFixed(2)} ms over ${ticksInWindow} ticks`);
+    const gcInWindow = (k: keyof GcCounts) => heaps.reduce((sum, h) => sum + (h.gcLast?.[k] ?? 0) - (h.gcAtStart?.[k] ?? 0), 0);
+    const gcPauseMsPerTick = gcInWindow('pauseMs') / ticksInWindow;
+    console.log(
+      `scheduler garbage collections within the window (all processes): ${gcInWindow('minor')} scavenges, ${gcInWindow('major')} mark-compacts, paused ${fmt(gcInWindow('pauseMs'))} ms (${gcPauseMsPerTick.toFixed(3)} ms per tick)`,
+    );
+    record('scheduler', { name: `scheduler GC pause per tick in the window, all processes, ${what}`, value: gcPauseMsPerTick, unit: 'ms' });
     record('scheduler', { name: `scheduler CPU time per tick in the window, all processes, ${what}`, value: windowCpuMsPerTick, unit: 'ms' });
     record('scheduler', { name: `ticks missed of ${expected}, ${what}`, value: missed, unit: 'ticks', goal: { atMost: 0 } });
     record('scheduler', { name: `ticks enqueued twice, ${what}`, value: duplicateFired + duplicateJobs, unit: 'ticks', goal: { atMost: 0 } });

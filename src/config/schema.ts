@@ -269,6 +269,11 @@ export const configSchema = z.strictObject({
       reloadIntervalMs: durationMs.min(500).default(30_000),
       /** Lease of the one scheduler that follows the event stream (retention, schedule health); others take over when it lapses. */
       eventsLeaseMs: durationMs.min(500).default(10_000),
+      /**
+       * In a process that runs the scheduler: how far (%) past its live data the old generation may fill with garbage
+       * before a full collection (V8's heap growing factor; 0: V8's own, up to 300). See src/scheduler/heap-growth.ts.
+       */
+      heapGrowthPercent: z.number().int().min(0).max(300).default(30),
     })
     .refine((s) => s.tickClaimTtlMs > s.missedTickToleranceMs, {
       message: 'tickClaimTtlMs must be longer than missedTickToleranceMs (a caught-up tick must still find its claim)',

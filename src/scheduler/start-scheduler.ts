@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { EventLog } from '../events/event-log.js';
 import type { RetentionCatalog } from '../retention/pruner.js';
+import { limitHeapGrowth } from './heap-growth.js';
 import { ScheduleStore, type SeedReport } from './schedule-store.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
 import type { DumpEnqueuer } from './tick-runner.js';
@@ -57,6 +58,9 @@ export async function startSchedulerService(options: SchedulerServiceOptions): P
     ...(options.checkTarget ? { checkTarget: options.checkTarget } : {}),
     ...(options.liveNodes ? { liveNodes: options.liveNodes } : {}),
   });
-  if (config.scheduler.enabled) await scheduler.start();
+  if (config.scheduler.enabled) {
+    limitHeapGrowth(config.scheduler.heapGrowthPercent);
+    await scheduler.start();
+  }
   return { store, scheduler, seed, stop: () => scheduler.stop() };
 }

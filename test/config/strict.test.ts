@@ -46,6 +46,7 @@ const rows: Row[] = [
   { input: 'a key of a token', yaml: 'api: {tokens: [{name: a, token: 0123456789abcdef, role: read, rol: x}]}\n', says: ['api.tokens.0: Unrecognized key: "rol" (did you mean "role"?)'] },
   { input: 'a key of worker.backoff', yaml: 'worker: {backoff: {jiter: 0.1}}\n', says: ['worker.backoff: Unrecognized key: "jiter" (did you mean "jitter"?)'] },
   { input: 'a key far from every known one', yaml: 'criu: {somethingElse: 1}\n', says: [/criu: Unrecognized key: "somethingElse"$/] },
+  { input: 'a heap growth past V8\'s largest factor', yaml: 'scheduler: {heapGrowthPercent: 500}\n', says: ['scheduler.heapGrowthPercent: Too big: expected number to be <=300'] },
   { input: 'redis.url not a URL in the file', yaml: 'redis: {url: "not a url"}\n', says: ['redis.url: must be a redis:// or rediss:// URL'] },
   { input: 'CKPT_REDIS_URL not a URL', env: { CKPT_REDIS_URL: 'not a url' }, says: ['redis.url (from CKPT_REDIS_URL): must be a redis:// or rediss:// URL'] },
   { input: '--redis-url not a URL, over a good variable', env: { CKPT_REDIS_URL: 'redis://127.0.0.1:1' }, flags: { redisUrl: 'not a url' }, says: ['redis.url (from --redis-url): must be'] },

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { parse } from 'yaml';
+import { SERVICE_NODE_FLAGS } from '../../src/app/node-flags.js';
 import { repoRoot } from '../../src/common/paths.js';
 import { loadConfig } from '../../src/config/load.js';
 
@@ -105,4 +106,13 @@ test("setup checks Node's version and says which are needed and tested", () => {
   assert.equal(old.stderr, 'setup: error: Node.js v18.19.0 is too old: ckpt needs Node.js >= 20 (tested: 20, 22 and 24)');
   const current = setup({ 'sources.list': 'deb http://deb.example/debian bookworm main\n' }, ['--print-debian-mirror'], 'v24.1.0');
   assert.equal(current.code, 0, current.stderr);
+});
+
+test("every way of starting `ckpt up` gives node the service's flags (src/app/node-flags.ts)", () => {
+  const flags = SERVICE_NODE_FLAGS.join(' ');
+  assert.match(read('deploy/systemd/ckpt.service'), new RegExp(`^ExecStart=/usr/bin/node ${flags} /opt/ckpt/bin/ckpt\\.js up `, 'm'), 'the service unit');
+  const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(read('Dockerfile'))?.[1];
+  assert.deepEqual(JSON.parse(entrypoint ?? '[]'), ['node', ...SERVICE_NODE_FLAGS, 'bin/ckpt.js'], 'the image');
+  const start = (JSON.parse(read('package.json')) as { scripts: { start: string } }).scripts.start;
+  assert.match(start, new RegExp(`\\bnode ${flags} bin/ckpt\\.js up\\b`), 'npm start');
 });
