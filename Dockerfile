@@ -26,6 +26,8 @@ COPY scripts scripts
 COPY src/dashboard/static src/dashboard/static
 # `criu check` needs privileges a build does not have; the service checks CRIU again when it starts.
 ENV CKPT_DATA_DIR=/opt/ckpt/.data
+# Node's environment: src/app/node-flags.ts (libuv's thread pool, for the commit's flushes).
+ENV UV_THREADPOOL_SIZE=16
 RUN CKPT_SETUP_SKIP_CRIU_CHECK=1 bash scripts/setup.sh --no-node-modules
 EXPOSE 7070
 # Node's flags: src/app/node-flags.ts (the scheduler's young generation; harmless for `ckpt worker`).

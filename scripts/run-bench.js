@@ -8,6 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+// The environment `ckpt up` runs with (libuv's thread pool): a bench's worker commits as the service's does.
+const { SERVICE_ENV } = await import(path.join(root, 'dist', 'src', 'app', 'node-flags.js'));
 const dir = path.join(root, 'dist', 'bench');
 const all = readdirSync(dir).filter((f) => f.endsWith('.js')).map((f) => f.slice(0, -3));
 const [names, extra] = splitArgs(process.argv.slice(2));
@@ -30,7 +32,7 @@ for (const name of chosen) {
   const r = spawnSync(process.execPath, [path.join(dir, `${name}.js`), ...extra], {
     stdio: 'inherit',
     cwd: root,
-    env: { ...process.env, CKPT_BENCH_FIGURES: figuresFile },
+    env: { ...SERVICE_ENV, ...process.env, CKPT_BENCH_FIGURES: figuresFile },
   });
   runs.push({ bench: name, exitCode: r.status, seconds: (Date.now() - t0) / 1000 });
 }

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { parse } from 'yaml';
-import { SERVICE_NODE_FLAGS } from '../../src/app/node-flags.js';
+import { SERVICE_ENV, SERVICE_NODE_FLAGS } from '../../src/app/node-flags.js';
 import { repoRoot } from '../../src/common/paths.js';
 import { loadConfig } from '../../src/config/load.js';
 
@@ -115,4 +115,13 @@ test("every way of starting `ckpt up` gives node the service's flags (src/app/no
   assert.deepEqual(JSON.parse(entrypoint ?? '[]'), ['node', ...SERVICE_NODE_FLAGS, 'bin/ckpt.js'], 'the image');
   const start = (JSON.parse(read('package.json')) as { scripts: { start: string } }).scripts.start;
   assert.match(start, new RegExp(`\\bnode ${flags} bin/ckpt\\.js up\\b`), 'npm start');
+});
+
+test("every way of starting `ckpt up` gives node the service's environment (src/app/node-flags.ts)", () => {
+  const start = (JSON.parse(read('package.json')) as { scripts: { start: string } }).scripts.start;
+  for (const [name, value] of Object.entries(SERVICE_ENV)) {
+    assert.match(read('deploy/systemd/ckpt.service'), new RegExp(`^Environment=${name}=${value}$`, 'm'), `the service unit: ${name}`);
+    assert.match(read('Dockerfile'), new RegExp(`^ENV ${name}=${value}$`, 'm'), `the image: ${name}`);
+    assert.match(start, new RegExp(`\\b${name}=${value} node `), `npm start: ${name}`);
+  }
 });
