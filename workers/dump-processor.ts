@@ -24,7 +24,6 @@ import { waitUntraced } from '../src/common/proc.js';
 import { dumpPercent, PageBytesSampler, treeDumpBytes } from './progress-sampler.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
 
-
 /**
  * One attempt of a dump job, as a pipeline of steps (each below, in this order):
  * 1. recoverEarlierAttempt: what an earlier attempt of this job left (its worker died) is adopted when CRIU had
