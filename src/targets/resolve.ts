@@ -69,13 +69,11 @@ async function byWorkload(name: string, workloads: WorkloadLookup | undefined): 
 
 async function byMatch(source: string, exclude: number[]): Promise<ProcessSnapshot> {
   const excluded = new Set([process.pid, ...(await ancestorsOf(process.pid)), ...exclude]);
-  // Only the command line of every process; the full read for matches. A process may vanish in between.
-  const candidates: Array<[number, string]> = [];
-  for (const pid of await listPids()) {
-    if (excluded.has(pid)) continue;
-    const cmdline = await readCmdline(pid);
-    if (cmdline !== '') candidates.push([pid, cmdline]);
-  }
+  // Only the command line of every process (read all at once: one at a time was ~0.2 ms each); the full read for
+  // matches. A process may vanish in between.
+  const pids = (await listPids()).filter((pid) => !excluded.has(pid));
+  const cmdlines = await Promise.all(pids.map(readCmdline));
+  const candidates = pids.map((pid, i): [number, string] => [pid, cmdlines[i]!]).filter(([, cmdline]) => cmdline !== '');
   const found: ProcessSnapshot[] = [];
   for (const pid of await matchingPids(source, candidates)) {
     // `ckpt dump --match RE` holds RE in its own command line, as does any other ckpt command (a worker, a watch).

@@ -191,6 +191,8 @@ describe('resolveTarget', () => {
       assert.match(err.message, /^\/\(a\+\)\+\$\/ took longer than 2000 ms over the \d+ command lines/);
       // A regex run on this thread would block it for the whole 2 s: the ticker could fire once at most, afterwards.
       assert.ok(ticks.length >= 2, `this thread kept running meanwhile (${ticks.length} ticks of 50 ms)`);
+      // The stopped thread is replaced: the next match works.
+      assert.equal((await resolveTarget({ match: `counter\\.py ${escape(a.dir)}/` })).pid, a.pid);
     } finally {
       victim.kill('SIGKILL');
     }
