@@ -1,9 +1,10 @@
 import { open, type FileHandle } from 'node:fs/promises';
+import { CRIU_ERROR_MARK, CRIU_WARN_MARK } from '../src/criu/log-tail.js';
 
 const NEWLINE = 0x0a;
-/** How CRIU marks its warning and error lines (`(00.012345) Warn  (criu/...)`, `... Error (criu/...)`). */
-export const CRIU_WARN = Buffer.from('Warn  (');
-export const CRIU_ERROR = Buffer.from('Error (');
+/** CRIU's warning and error marks as bytes, searched for in what the tailer reads. */
+export const CRIU_WARN = Buffer.from(CRIU_WARN_MARK);
+export const CRIU_ERROR = Buffer.from(CRIU_ERROR_MARK);
 
 /**
  * A batch of complete lines of a CRIU log, kept as the bytes read: a line becomes a string only when asked for

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job } from 'bullmq';
 import type { Verification } from '../src/catalog/catalog.js';
 import { ImageFileError, readProcessTree, type TreeTask } from '../src/criu/image-file.js';
+import { isCriuErrorLine } from '../src/criu/log-tail.js';
 import type { JobResult } from '../src/queue/job-view.js';
 import type { VerifyJobData } from '../src/queue/schemas.js';
 import { childrenOf, listPids, listThreadIds, readPidNamespace, readProcStatus } from '../src/common/proc.js';
@@ -147,7 +148,7 @@ function criuStatus(child: ChildProcess, timeoutMs: number, signal: AbortSignal)
 function criuReason(log: string, status: number): string {
   const errors = log
     .split('\n')
-    .filter((l) => l.includes('Error (') && !l.includes("Can't setup RLIMIT_NOFILE"))
+    .filter((l) => isCriuErrorLine(l) && !l.includes("Can't setup RLIMIT_NOFILE"))
     .slice(-5);
   return errors.length ? errors.map((l) => l.replace(/^\([\d.\s]+\)\s*/, '').trim()).join('\n') : `criu restore exited with status ${status}`;
 }

@@ -2,6 +2,7 @@ import { DelayedError, UnrecoverableError, WaitingError } from 'bullmq';
 import { CatalogError } from '../src/catalog/errors.js';
 import { ValidationError } from '../src/common/validation.js';
 import { CriuConnectionError, CriuError, CriuUnsupportedError, isRetryableCriuError, UNINFORMATIVE } from '../src/criu/errors.js';
+import { isCriuErrorLine } from '../src/criu/log-tail.js';
 import { CriuStatsError } from '../src/criu/stats.js';
 import { PolicyError, TargetError } from '../src/targets/errors.js';
 import { CancelAbort, ShutdownAbort } from './worker-context.js';
@@ -123,7 +124,7 @@ export function reasonOf(err: unknown): string {
 export function detailsOf(err: unknown): string[] {
   if (!(err instanceof CriuError)) return [];
   return err.logTail
-    .filter((l) => l.includes('Error (') && !err.summary.includes(l.trim()) && !UNINFORMATIVE.some((re) => re.test(l)))
+    .filter((l) => isCriuErrorLine(l) && !err.summary.includes(l.trim()) && !UNINFORMATIVE.some((re) => re.test(l)))
     .slice(-5);
 }
 

@@ -1,5 +1,14 @@
 import { open } from 'node:fs/promises';
 
+/** How CRIU marks an error or a warning line of its log (`(00.012345) Error (criu/...)`, `... Warn  (criu/...)`). */
+export const CRIU_ERROR_MARK = 'Error (';
+export const CRIU_WARN_MARK = 'Warn  (';
+
+/** Whether a line of CRIU's log is one of its error lines. */
+export function isCriuErrorLine(line: string): boolean {
+  return line.includes(CRIU_ERROR_MARK);
+}
+
 export interface LogTailOptions {
   /** Bytes read from the end of the file. Default 1 MiB (a -v4 log of a big dump is several MiB; the errors are at its end). */
   maxBytes?: number;
@@ -17,7 +26,7 @@ export async function readLogTail(file: string, options: LogTailOptions = {}): P
   const { maxBytes = 1024 * 1024, maxErrorLines = 10, lastLines = 5 } = options;
   const lines = await readLastLines(file, maxBytes);
   const keep = new Set<number>();
-  const errorIdx = lines.flatMap((l, i) => (l.includes('Error (') ? [i] : []));
+  const errorIdx = lines.flatMap((l, i) => (isCriuErrorLine(l) ? [i] : []));
   for (const i of errorIdx.slice(-maxErrorLines)) keep.add(i);
   for (let i = Math.max(0, lines.length - lastLines); i < lines.length; i++) keep.add(i);
   return [...keep].sort((a, b) => a - b).map((i) => lines[i]!);
