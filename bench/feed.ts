@@ -18,7 +18,7 @@
  * without a fan-out). The client processes are the instrument: they scan frames for the timestamps, never parse them.
  *
  * Run: node dist/bench/feed.js [--quick]  (--quick: bare, feed, bare-batched, batched with 10 steps a job; env:
- * BENCH_CLIENTS=1000 BENCH_JOBS=20 BENCH_STEPS=50 BENCH_INTERVAL_MS=100 BENCH_CLIENT_PROCS=2 BENCH_FEED_PROCS=2
+ * BENCH_CLIENTS=1000 (or a list: 250,500,1000) BENCH_WARMUP_STEPS=5 BENCH_JOBS=20 BENCH_STEPS=50 BENCH_INTERVAL_MS=100 BENCH_CLIENT_PROCS=2 BENCH_FEED_PROCS=2
  * BENCH_PHASES=bare,feed,...; BENCH_SERVER_NODE_OPTIONS / BENCH_CLIENT_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=DIR"
  * profile the servers / client processes)
  */
@@ -42,11 +42,16 @@ import { TestRedis } from '../test/helpers/redis.js';
 import { record } from './lib/report.js';
 
 const QUICK = process.argv.includes('--quick');
-const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 1000);
+/** One run of every way per number of clients (`BENCH_CLIENTS=250,500,1000`: where the machine runs out). */
+const CLIENT_COUNTS = (process.env.BENCH_CLIENTS ?? '1000').split(',').map(Number);
+/** The number of clients issue 12's 50 ms goal is set for. */
+const GOAL_CLIENTS = 1000;
 const JOBS = Number(process.env.BENCH_JOBS ?? 20);
 const STEPS = Number(process.env.BENCH_STEPS ?? (QUICK ? 10 : 50));
+/** Steps a job published before each way's measured run, so that no way is measured with cold code. */
+const WARMUP_STEPS = Number(process.env.BENCH_WARMUP_STEPS ?? 5);
 const INTERVAL_MS = Number(process.env.BENCH_INTERVAL_MS ?? 100);
-const CLIENT_PROCS = Math.min(CLIENTS, Number(process.env.BENCH_CLIENT_PROCS ?? 2));
+const CLIENT_PROCS = Number(process.env.BENCH_CLIENT_PROCS ?? 2);
 const FEED_PROCS = Number(process.env.BENCH_FEED_PROCS ?? 2);
 const STREAM_KEY = 'bench:events';
 
@@ -251,15 +256,29 @@ async function runBareServer(redisUrl: string, batched: boolean, uncorked: boole
   }
 }
 
-/** Connects `count` ws clients; each subscribes to everything and records every event it receives. */
+/**
+ * Connects `count` ws clients; each subscribes to everything and records every event it receives. The parent names
+ * an event id to wait for: once every client has it, the process reports `done` with what it recorded, or, for the
+ * warm-up's last event (`warmup`), forgets what it recorded and reports `warm`.
+ */
 async function runClients(url: string, count: number, batch: boolean): Promise<void> {
-  const rec = recorder();
+  let rec = recorder();
   const lastIds: string[] = [];
-  let endId = '';
-  let finished = 0;
-  let readyCpu = process.cpuUsage();
-  const finish = () => {
-    if (++finished === count) process.send!({ done: { ...rec.result(), cpuSeconds: cpuSeconds(process.cpuUsage(), readyCpu) } });
+  let awaited = null as { endId: string; warmup: boolean } | null;
+  /** Clients that have the awaited event, or are closed. */
+  const reached = new Set<number>();
+  const closedClients = new Set<number>();
+  let since = process.cpuUsage();
+  const check = () => {
+    if (!awaited || reached.size < count) return;
+    const { warmup } = awaited;
+    awaited = null;
+    if (warmup) {
+      rec = recorder();
+      for (const _ of closedClients) rec.closed();
+      since = process.cpuUsage();
+      process.send!({ warm: true });
+    } else process.send!({ done: { ...rec.result(), cpuSeconds: cpuSeconds(process.cpuUsage(), since) } });
   };
   for (let i = 0; i < count; i += 50) {
     await Promise.all(
@@ -270,21 +289,29 @@ async function runClients(url: string, count: number, batch: boolean): Promise<v
           const id = rec.record(frame);
           if (lastIds[index] && EventId.compare(lastIds[index], id) >= 0) rec.outOfOrder();
           lastIds[index] = id;
-          if (lastIds[index] === endId) finish();
+          if (id === awaited?.endId) {
+            reached.add(index);
+            check();
+          }
         };
         const onClose = () => {
           rec.closed();
-          if (lastIds[index] !== endId) finish();
+          closedClients.add(index);
+          reached.add(index);
+          check();
         };
         return connect(url, batch, onEvents, onClose);
       }),
     );
   }
-  process.on('message', (m: { endId: string }) => {
-    endId = m.endId;
-    for (const id of lastIds) if (id === endId) finish();
+  process.on('message', (m: { endId?: string; warmup?: boolean }) => {
+    if (m.endId === undefined) return;
+    awaited = { endId: m.endId, warmup: m.warmup ?? false };
+    reached.clear();
+    lastIds.forEach((id, index) => (id === m.endId || closedClients.has(index)) && reached.add(index));
+    check();
   });
-  readyCpu = process.cpuUsage();
+  since = process.cpuUsage();
   process.send!({ ready: count });
 }
 
@@ -309,10 +336,10 @@ function connect(url: string, batch: boolean, onEvents: (frame: Buffer) => void,
 async function runXreadReader(redisUrl: string): Promise<void> {
   const redis = new Redis(redisUrl);
   const log = new EventLog(redis, { key: STREAM_KEY });
-  const rec = recorder();
+  let rec = recorder();
   let cursor = await log.lastId();
-  let endId = '';
-  process.on('message', (m: { endId: string }) => (endId = m.endId));
+  let awaited = null as { endId: string; warmup: boolean } | null;
+  process.on('message', (m: { endId?: string; warmup?: boolean }) => m.endId !== undefined && (awaited = { endId: m.endId, warmup: m.warmup ?? false }));
   process.send!({ ready: 1 });
   for (;;) {
     const res = (await redis.xread('COUNT', 1000, 'BLOCK', 200, 'STREAMS', STREAM_KEY, cursor)) as [string, [string, string[]][]][] | null;
@@ -320,11 +347,16 @@ async function runXreadReader(redisUrl: string): Promise<void> {
       rec.record(Buffer.from(`{"type":"event","id":"${id}",${fields[1]!.slice(1)}`));
       cursor = id;
     }
-    if (endId && cursor === endId) {
-      process.send!({ done: { ...rec.result(), cpuSeconds: 0 } });
-      redis.disconnect();
-      return;
+    if (!awaited || cursor !== awaited.endId) continue;
+    if (awaited.warmup) {
+      rec = recorder();
+      awaited = null;
+      process.send!({ warm: true });
+      continue;
     }
+    process.send!({ done: { ...rec.result(), cpuSeconds: 0 } });
+    redis.disconnect();
+    return;
   }
 }
 
@@ -375,6 +407,7 @@ const cpuSeconds = (after: NodeJS.CpuUsage, before: NodeJS.CpuUsage) => (after.u
 
 interface PhaseResult {
   phase: Phase;
+  clients: number;
   latency: LatencyHistogram;
   xread: LatencyHistogram;
   delivered: number;
@@ -394,7 +427,7 @@ interface PhaseResult {
 }
 
 /** One way of fanning out: fresh servers, clients and XREAD reader; the workload published; everything measured. */
-async function runPhase(phase: Phase, redisUrl: string, log: EventLog, children: ChildProcess[]): Promise<PhaseResult> {
+async function runPhase(phase: Phase, clients: number, redisUrl: string, log: EventLog, children: ChildProcess[]): Promise<PhaseResult> {
   const serverExecArgv = (process.env.BENCH_SERVER_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
   const clientExecArgv = (process.env.BENCH_CLIENT_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
   const servers = Array.from({ length: phase.procs }, () =>
@@ -411,21 +444,29 @@ async function runPhase(phase: Phase, redisUrl: string, log: EventLog, children:
   await nextMessage(reader, 'ready');
 
   const clientProcs: ChildProcess[] = [];
-  for (let p = 0; p < CLIENT_PROCS; p++) {
-    const n = Math.floor(CLIENTS / CLIENT_PROCS) + (p < CLIENTS % CLIENT_PROCS ? 1 : 0);
+  const clientProcCount = Math.min(clients, CLIENT_PROCS);
+  for (let p = 0; p < clientProcCount; p++) {
+    const n = Math.floor(clients / clientProcCount) + (p < clients % clientProcCount ? 1 : 0);
     const c = child(['clients', urls[p % urls.length]!, String(n), String(phase.batch)], clientExecArgv);
     clientProcs.push(c);
     phaseChildren.push(c);
     children.push(c);
   }
   await Promise.all(clientProcs.map((c) => nextMessage(c, 'ready')));
+  const receivers = [...clientProcs, reader];
+  if (WARMUP_STEPS > 0) {
+    // Not measured: the first events meet cold code (the JIT) in the servers and clients alike.
+    const warm = receivers.map((c) => nextMessage(c, 'warm'));
+    const { published } = await publishJobs(log, WARMUP_STEPS);
+    for (const c of receivers) c.send({ endId: lastIdOf(published), warmup: true });
+    await Promise.all(warm);
+  }
   for (const s of servers) s.send({ cmd: 'resetPeak' });
   const before = await Promise.all(servers.map(usage));
 
-  const done = [...clientProcs, reader].map((c) => nextMessage<{ done: Measured }>(c, 'done'));
-  const { published, seconds } = await publishJobs(log);
-  const endId = published.map((e) => e.id).sort(EventId.compare).at(-1)!;
-  for (const c of [...clientProcs, reader]) c.send({ endId });
+  const done = receivers.map((c) => nextMessage<{ done: Measured }>(c, 'done'));
+  const { published, seconds } = await publishJobs(log, STEPS);
+  for (const c of receivers) c.send({ endId: lastIdOf(published) });
   const results = (await Promise.all(done)).map((r) => r.done);
   const after = await Promise.all(servers.map(usage));
 
@@ -452,13 +493,14 @@ async function runPhase(phase: Phase, redisUrl: string, log: EventLog, children:
   await stopChildren(phaseChildren);
   return {
     phase,
+    clients,
     latency,
     xread,
     delivered,
     frames,
     closed,
     outOfOrder,
-    expected: published.length * CLIENTS,
+    expected: published.length * clients,
     seconds: (lastAt - firstAt) / 1000,
     publishedPerSecond: published.length / seconds,
     serverCpuSeconds: after.reduce((sum, u, i) => sum + cpuSeconds(u.cpu, before[i]!.cpu), 0),
@@ -469,7 +511,9 @@ async function runPhase(phase: Phase, redisUrl: string, log: EventLog, children:
   };
 }
 
-async function publishJobs(log: EventLog): Promise<{ published: FeedEvent[]; seconds: number }> {
+const lastIdOf = (events: FeedEvent[]) => events.map((e) => e.id).sort(EventId.compare).at(-1)!;
+
+async function publishJobs(log: EventLog, steps: number): Promise<{ published: FeedEvent[]; seconds: number }> {
   const published: FeedEvent[] = [];
   // The data of a real job's events, plus when it was sent (the feed passes data through unread).
   const pub = async (e: EventInput) => published.push(await log.publish({ ...e, data: { ...e.data, sentAt: now() } } as EventInput));
@@ -481,18 +525,67 @@ async function publishJobs(log: EventLog): Promise<{ published: FeedEvent[]; sec
       await sleep((INTERVAL_MS * j) / JOBS); // stagger, like jobs that started at different times
       await pub({ ...base, event: 'job.waiting', data: { node: 'bench' } });
       await pub({ ...base, event: 'job.active', data: { node: 'bench', attempt: 1, workerPid: process.pid } });
-      for (let s = 1; s <= STEPS; s++) {
+      for (let s = 1; s <= steps; s++) {
         await sleep(INTERVAL_MS);
-        await pub({ ...base, event: 'job.progress', data: { stage: 'dumping', percent: Math.round((100 * s) / STEPS), bytesWritten: s * 4_194_304, bytesExpected: STEPS * 4_194_304 } });
+        await pub({ ...base, event: 'job.progress', data: { stage: 'dumping', percent: Math.round((100 * s) / steps), bytesWritten: s * 4_194_304, bytesExpected: steps * 4_194_304 } });
         await pub({ ...base, event: 'job.log', data: { lines: [`(00.${String(s).padStart(6, '0')}) Dumping pages (type: 1 long: ${s} nr: 512)`], dropped: 0 } });
       }
-      await pub({ ...base, event: 'job.completed', data: { result: { checkpointId: `cp-${j}`, bytes: STEPS * 4_194_304, durationMs: STEPS * INTERVAL_MS, stats: { frozenTimeUs: 41_000 } }, attemptsMade: 1, node: 'bench' } });
+      await pub({ ...base, event: 'job.completed', data: { result: { checkpointId: `cp-${j}`, bytes: steps * 4_194_304, durationMs: steps * INTERVAL_MS, stats: { frozenTimeUs: 41_000 } }, attemptsMade: 1, node: 'bench' } });
     }),
   );
   return { published, seconds: (now() - started) / 1000 };
 }
 
+/** Every chosen way with `clients` clients: a row printed as each ends, its figures recorded. */
+async function runWays(clients: number, redisUrl: string, log: EventLog, children: ChildProcess[]): Promise<PhaseResult[]> {
+  const f = (n: number) => n.toFixed(1).padStart(7);
+  console.log(`  ${`${clients} clients`.padEnd(34)}    p50     p99  ratio | delivered   frames  closed  deliveries/s  CPU s server clients  peak RSS | XREAD p50/p99 | load`);
+  const results = new Map<string, PhaseResult>();
+  const baseOf = (r: PhaseResult) => (r.phase.baseline === undefined ? undefined : results.get(r.phase.baseline));
+  // Each row is printed as soon as its phase ends (the ratio when its baseline ran before): a loaded machine is slow.
+  for (const name of CHOSEN) {
+    const r = await runPhase(PHASES[name]!, clients, redisUrl, log, children);
+    results.set(name, r);
+    const base = baseOf(r);
+    const ratio = base && r.latency.percentile(0.99) / Math.max(0.1, base.latency.percentile(0.99));
+    console.log(
+      `  ${r.phase.name.padEnd(34)} ${f(r.latency.percentile(0.5))} ${f(r.latency.percentile(0.99))} ${(ratio === undefined ? '-' : ratio.toFixed(2) + 'x').padStart(6)} | ` +
+        `${String(r.delivered).padStart(9)} ${String(r.frames).padStart(8)} ${String(r.closed).padStart(7)} ${f(r.delivered / r.seconds).padStart(13)} ` +
+        `${f(r.serverCpuSeconds)} ${f(r.clientCpuSeconds)} ${(r.serverPeakRss / 1024 / 1024).toFixed(0).padStart(5)} MiB | ` +
+        `${r.xread.percentile(0.5).toFixed(1)}/${r.xread.percentile(0.99).toFixed(1)} | ${r.loadAverage.toFixed(1)}`,
+    );
+  }
+  // Issue 12's goals for the feed (at 1,000 clients): p99 <= 50 ms, and <= 1.5x the bare broadcast's p99 in the same run.
+  for (const r of results.values()) {
+    const p99 = r.latency.percentile(0.99);
+    const extra = { loadAverage: Number(r.loadAverage.toFixed(1)) };
+    const way = `${r.phase.name}, ${clients} clients`;
+    const goal = r.phase.server === 'feed' && clients === GOAL_CLIENTS ? { goal: { atMost: 50 } } : {};
+    record('feed', { name: `${way}: p99 publish -> client`, value: p99, unit: 'ms', ...goal, ...extra });
+    const base = baseOf(r);
+    if (!base) continue;
+    record('feed', {
+      name: `${way}: p99 against ${base.phase.name}`,
+      value: p99,
+      unit: 'ms',
+      baseline: { name: `${base.phase.name} p99`, value: base.latency.percentile(0.99) },
+      goal: { atMost: 1.5 },
+      ...extra,
+    });
+    // Less noisy than latency on a loaded machine: what the fan-out cost the server, against the bare broadcast's.
+    record('feed', {
+      name: `${way}: server CPU against ${base.phase.name}`,
+      value: r.serverCpuSeconds,
+      unit: 's',
+      baseline: { name: `${base.phase.name} server CPU`, value: base.serverCpuSeconds },
+      ...extra,
+    });
+  }
+  return [...results.values()];
+}
+
 async function main(): Promise<void> {
+  if (!CLIENT_COUNTS.every((n) => Number.isInteger(n) && n > 0)) throw new Error('BENCH_CLIENTS: numbers of clients, comma-separated');
   const unknown = CHOSEN.filter((name) => !(name in PHASES));
   if (unknown.length) throw new Error(`BENCH_PHASES: no phase ${unknown.join(', ')} (have ${Object.keys(PHASES).join(', ')})`);
   const redisServer = await TestRedis.start();
@@ -506,63 +599,20 @@ async function main(): Promise<void> {
     const redis = new Redis(redisServer.url);
     const log = new EventLog(redis, { key: STREAM_KEY });
     console.log(
-      `feed bench: ${CLIENTS} ws clients (${CLIENT_PROCS} client processes), ${JOBS} jobs x ${STEPS} steps every ${INTERVAL_MS} ms; ` +
-        `${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`,
+      `feed bench: ${CLIENT_COUNTS.join(', ')} ws clients (${CLIENT_PROCS} client processes), ${JOBS} jobs x ${STEPS} steps every ${INTERVAL_MS} ms ` +
+        `after ${WARMUP_STEPS} not measured; ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`,
     );
-    const f = (n: number) => n.toFixed(1).padStart(7);
     console.log(`latency publish -> client (ms); ratio: p99 / p99 of the bare ws broadcast of the same messages in this run`);
-    console.log(`  ${'way'.padEnd(34)}    p50     p99  ratio | delivered   frames  closed  deliveries/s  CPU s server clients  peak RSS | XREAD p50/p99 | load`);
-    const results = new Map<string, PhaseResult>();
-    const p99Ratio = (r: PhaseResult): number | undefined => {
-      const base = r.phase.baseline === undefined ? undefined : results.get(r.phase.baseline);
-      return base && r.latency.percentile(0.99) / Math.max(0.1, base.latency.percentile(0.99));
-    };
-    // Each row is printed as soon as its phase ends (the ratio when its baseline ran before): a loaded machine is slow.
-    for (const name of CHOSEN) {
-      const r = await runPhase(PHASES[name]!, redisServer.url, log, children);
-      results.set(name, r);
-      const ratio = p99Ratio(r);
-      console.log(
-        `  ${r.phase.name.padEnd(34)} ${f(r.latency.percentile(0.5))} ${f(r.latency.percentile(0.99))} ${(ratio === undefined ? '-' : ratio.toFixed(2) + 'x').padStart(6)} | ` +
-          `${String(r.delivered).padStart(9)} ${String(r.frames).padStart(8)} ${String(r.closed).padStart(7)} ${f(r.delivered / r.seconds).padStart(13)} ` +
-          `${f(r.serverCpuSeconds)} ${f(r.clientCpuSeconds)} ${(r.serverPeakRss / 1024 / 1024).toFixed(0).padStart(5)} MiB | ` +
-          `${r.xread.percentile(0.5).toFixed(1)}/${r.xread.percentile(0.99).toFixed(1)} | ${r.loadAverage.toFixed(1)}`,
-      );
-    }
-    // Issue 12's goals for the feed: p99 <= 50 ms, and <= 1.5x the bare broadcast's p99 in the same run.
-    for (const r of results.values()) {
-      const p99 = r.latency.percentile(0.99);
-      const load = { loadAverage: Number(r.loadAverage.toFixed(1)) };
-      if (r.phase.server === 'bare') record('feed', { name: `${r.phase.name}: p99 publish -> client`, value: p99, unit: 'ms', ...load });
-      else record('feed', { name: `${r.phase.name}: p99 publish -> client`, value: p99, unit: 'ms', goal: { atMost: 50 }, ...load });
-      const base = r.phase.baseline === undefined ? undefined : results.get(r.phase.baseline);
-      if (base) {
-        record('feed', {
-          name: `${r.phase.name}: p99 against ${base.phase.name}`,
-          value: p99,
-          unit: 'ms',
-          baseline: { name: `${base.phase.name} p99`, value: base.latency.percentile(0.99) },
-          goal: { atMost: 1.5 },
-          ...load,
-        });
-        // Less noisy than latency on a loaded machine: what the fan-out cost the server, against the bare broadcast's.
-        record('feed', {
-          name: `${r.phase.name}: server CPU against ${base.phase.name}`,
-          value: r.serverCpuSeconds,
-          unit: 's',
-          baseline: { name: `${base.phase.name} server CPU`, value: base.serverCpuSeconds },
-          ...load,
-        });
-      }
-    }
-    console.log(`published ${[...results.values()].map((r) => r.publishedPerSecond.toFixed(0)).join(', ')} events/s; expected deliveries ${[...results.values()][0]?.expected} each`);
+    const all: PhaseResult[] = [];
+    for (const clients of CLIENT_COUNTS) all.push(...(await runWays(clients, redisServer.url, log, children)));
+    console.log(`published ${all.map((r) => r.publishedPerSecond.toFixed(0)).join(', ')} events/s`);
     console.log(`load average after: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
     // Every way must deliver every event to every client, except where coalescing progress is the point.
-    const failed = [...results.values()].filter(
+    const failed = all.filter(
       (r) => r.closed > 0 || r.outOfOrder > 0 || (r.phase.coalesceAboveBytes === undefined && r.delivered !== r.expected),
     );
     for (const r of failed) {
-      console.error(`${r.phase.name}: ${r.delivered} of ${r.expected} delivered, ${r.closed} clients closed, ${r.outOfOrder} frames out of order`);
+      console.error(`${r.phase.name}, ${r.clients} clients: ${r.delivered} of ${r.expected} delivered, ${r.closed} clients closed, ${r.outOfOrder} frames out of order`);
     }
     if (failed.length) process.exitCode = 1;
     redis.disconnect();
