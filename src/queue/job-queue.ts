@@ -104,6 +104,12 @@ const CANCEL_MARK_TTL_S = 24 * 60 * 60;
 export interface EnqueueOptions {
   /** A deterministic id (the scheduler's exactly-once ticks). If a job with this id exists, it is returned, not added again. */
   jobId?: string;
+  /**
+   * The caller alone may enqueue `jobId` now and found no sign that its job was ever added: the scheduler taking over
+   * a tick whose scheduler died, maybe after claiming the id and before adding the job. Such an id, claimed for this
+   * node and with no job in the queue, gets its job now instead of being returned as existing. Default false.
+   */
+  takeOver?: boolean;
 }
 
 export interface EnqueueResult {
@@ -146,9 +152,8 @@ return out`,
 );
 
 /** One dump of enqueueDumps: the job as asked, and its id (else a new one). */
-export interface DumpRequest {
+export interface DumpRequest extends EnqueueOptions {
   input: unknown;
-  jobId?: string;
 }
 
 /**
@@ -199,10 +204,15 @@ export class JobQueue {
     });
     if (!accepted.length) return outcomes;
     const claims = await this.claimJobIds(accepted);
+    const claimedNeverAdded = await Promise.all(
+      accepted.map(({ at, jobId, node }, i) =>
+        !claims[i]!.claimed && requests[at]!.takeOver && claims[i]!.owner === node ? this.notInQueue(jobId, node) : false,
+      ),
+    );
     const added: { at: number; jobId: string; node: string; data: DumpJobData }[] = [];
     accepted.forEach(({ at, jobId, node, spec }, i) => {
       const claim = claims[i]!;
-      if (!claim.claimed) {
+      if (!claim.claimed && !claimedNeverAdded[i]) {
         outcomes[at] = { status: 'fulfilled', value: { jobId, node: claim.owner, existing: true } };
         return;
       }
@@ -625,6 +635,10 @@ export class JobQueue {
     const { jobNodes, nodes, jobClaims } = this.keys;
     const flat = (await CLAIM_JOB_IDS.run(this.redis, [jobNodes, nodes, jobClaims], [Date.now(), ...jobs.flatMap((j) => [j.jobId, j.node])])) as (number | string)[];
     return jobs.map((_, i) => ({ claimed: flat[2 * i] === 1, owner: String(flat[2 * i + 1]) }));
+  }
+
+  private async notInQueue(jobId: string, node: string): Promise<boolean> {
+    return (await this.redis.exists(this.queues.of(node).toKey(jobId))) === 0;
   }
 
   /** The nodes live workers serve now, or null when jobs are not checked against them (requireLiveNode off). */

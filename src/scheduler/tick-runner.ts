@@ -4,6 +4,7 @@ import { ValidationError } from '../common/validation.js';
 import { NodeUnservedError } from '../queue/errors.js';
 import type { EventLog } from '../events/event-log.js';
 import type { DumpJobInput } from '../queue/schemas.js';
+import type { EnqueueOptions } from '../queue/job-queue.js';
 import type { ScheduleHealth } from './schedule-health.js';
 import type { ScheduleStore } from './schedule-store.js';
 import type { Schedule } from './schema.js';
@@ -14,9 +15,9 @@ import { isForeign, planTick, previousJobToCheck, type TickDecision, type TickSo
 /** What the scheduler needs from the job queue (src/queue's JobQueue provides it). */
 export interface DumpEnqueuer {
   /** With `jobId`: when a job with that id exists already, returns it instead of adding another. */
-  enqueueDump(input: DumpJobInput, opts?: { jobId?: string }): Promise<{ jobId: string }>;
+  enqueueDump(input: DumpJobInput, opts?: EnqueueOptions): Promise<{ jobId: string }>;
   /** Several at once, each request's outcome in order (the ticks of one moment are enqueued together when given). */
-  enqueueDumps?(requests: { input: DumpJobInput; jobId: string }[]): Promise<PromiseSettledResult<{ jobId: string }>[]>;
+  enqueueDumps?(requests: ({ input: DumpJobInput } & EnqueueOptions)[]): Promise<PromiseSettledResult<{ jobId: string }>[]>;
   /** A restore drill of a checkpoint (for schedules with `verify`; without it they are not drilled). */
   enqueueVerify?(input: { checkpointId: string; scheduleId: string }): Promise<{ jobId: string }>;
   /** The job's state ('waiting', 'active', 'delayed', 'completed', 'failed', ...), or null when unknown / removed. */
@@ -63,9 +64,8 @@ export function dumpJobOf(schedule: Schedule): DumpJobInput {
   };
 }
 
-interface PendingEnqueue {
+interface PendingEnqueue extends EnqueueOptions {
   input: DumpJobInput;
-  jobId: string;
   done: (outcome: PromiseSettledResult<unknown>) => void;
 }
 
@@ -213,7 +213,7 @@ export class TickRunner {
       ...(previous ? { previousJobState: (await enqueuer.getJob(previous))?.state ?? null } : {}),
       ...(source === 'recovery' ? { enqueuedBefore: await this.jobWasEnqueued(jobId, claimedAt ?? tickMs) } : {}),
     });
-    const skipped = await this.carryOut(decision, jobId);
+    const skipped = await this.carryOut(decision, jobId, source);
     const finished = await this.options.claims.finish(
       id,
       tickMs,
@@ -227,11 +227,12 @@ export class TickRunner {
   }
 
   /** Does what the decision says; returns the skip reason, or undefined when the tick has its job. */
-  private async carryOut(decision: TickDecision, jobId: string): Promise<string | undefined> {
+  private async carryOut(decision: TickDecision, jobId: string, source: TickSource): Promise<string | undefined> {
     if (decision.action === 'skip') return decision.reason;
     if (decision.action === 'done') return undefined;
     if (decision.jitterMs) await sleep(Math.floor((this.options.random ?? Math.random)() * decision.jitterMs));
-    return (await this.enqueue(decision.schedule, jobId)).skipped;
+    // A tick taken over whose job was never added (enqueuedBefore false) may have its id claimed by the dead owner.
+    return (await this.enqueue(decision.schedule, jobId, { takeOver: source === 'recovery' })).skipped;
   }
 
   /**
@@ -239,9 +240,9 @@ export class TickRunner {
    * refuses (ValidationError: a retry would not fix it) is an outcome (skipped, counted as a failure); anything else
    * (Redis down...) is thrown, and a tick is then retried through its claim.
    */
-  async enqueue(schedule: Schedule, jobId: string): Promise<{ skipped?: string; code?: string }> {
+  async enqueue(schedule: Schedule, jobId: string, options: { takeOver?: boolean } = {}): Promise<{ skipped?: string; code?: string }> {
     try {
-      await this.enqueueTogether(dumpJobOf(schedule), jobId);
+      await this.enqueueTogether({ input: dumpJobOf(schedule), jobId, ...options });
       return {};
     } catch (err) {
       // A node no live worker serves fails the tick visibly (schedule.skipped, counted) rather than queueing a dump
@@ -256,12 +257,12 @@ export class TickRunner {
    * Enqueues with the other dumps asked for in the same turn of the event loop (the ticks of one moment reach this
    * point together): one claim, one add and one publish for all of them instead of three round trips each.
    */
-  private enqueueTogether(input: DumpJobInput, jobId: string): Promise<unknown> {
+  private enqueueTogether({ input, ...options }: { input: DumpJobInput } & EnqueueOptions): Promise<unknown> {
     const { enqueuer } = this.options;
-    if (!enqueuer.enqueueDumps) return enqueuer.enqueueDump(input, { jobId });
+    if (!enqueuer.enqueueDumps) return enqueuer.enqueueDump(input, options);
     return new Promise((resolve, reject) => {
       if (!this.enqueues.length) setImmediate(() => void this.enqueueBatch());
-      this.enqueues.push({ input, jobId, done: (o) => (o.status === 'fulfilled' ? resolve(o.value) : reject(o.reason)) });
+      this.enqueues.push({ input, ...options, done: (o) => (o.status === 'fulfilled' ? resolve(o.value) : reject(o.reason)) });
     });
   }
 
@@ -269,7 +270,7 @@ export class TickRunner {
     const batch = this.enqueues;
     this.enqueues = [];
     try {
-      const outcomes = await this.options.enqueuer.enqueueDumps!(batch.map(({ input, jobId }) => ({ input, jobId })));
+      const outcomes = await this.options.enqueuer.enqueueDumps!(batch.map(({ done: _, ...request }) => request));
       batch.forEach((p, i) => p.done(outcomes[i]!));
     } catch (err) {
       for (const p of batch) p.done({ status: 'rejected', reason: err });

@@ -117,6 +117,34 @@ test('a scheduler SIGKILLed right after claiming a tick: another process enqueue
   assert.equal(fired[0]!.data.source, 'recovery');
 });
 
+test('a scheduler SIGKILLed between claiming the job id and adding the job: the tick is taken over and its job added, once', async (t) => {
+  const { config, store, eventLog, jobs, claims } = env(t);
+  const schedule = scheduleSchema.parse({ id: 'half-added', cron: '*/2 * * * * *', target: { pid: target.pid }, overlap: 'queue' });
+  await store.create(schedule);
+  const tick = nextRuns(schedule, 1, Date.now() - 20_000)[0]!.getTime();
+  const crashed = await runCrashingScheduler(config, 'crash-before-add', 'half-added', tick);
+  assert.equal(crashed.signal, 'SIGKILL');
+  assert.equal(crashed.claimedTick, tick);
+  const jobId = tickJobId('half-added', tick);
+  assert.equal(await jobs.getJob(jobId), null, 'the dead scheduler added no job');
+
+  const procs = await Promise.all([1, 2].map(() => startSchedulerProcess(config)));
+  t.after(() => Promise.all(procs.map((p) => p.stop())));
+  const claim = await waitFor('the abandoned tick to be finished', async () => {
+    const c = await claims.get('half-added', tick);
+    return c?.state === 'enqueued' ? c : null;
+  });
+  assert.equal(claim.jobId, jobId);
+  const job = await jobs.getJob(jobId);
+  assert.ok(job, 'the tick has its job');
+  assert.equal(job.state, 'waiting');
+  const waiting = (await allEvents(eventLog, 'job.waiting')).filter((e) => e.jobId === jobId);
+  assert.equal(waiting.length, 1, 'announced once');
+  assert.equal(waiting[0]!.data.checkpointId, (job.data as { checkpointId: string }).checkpointId, 'the announced checkpoint is the job\'s');
+  const fired = (await allEvents(eventLog, 'schedule.fired', 'half-added')).filter((e) => e.data.tickAt === tick);
+  assert.equal(fired.length, 1);
+});
+
 test('killed after enqueueing but before marking the claim, and the job then finished and was removed: no second job', async (t) => {
   const { config, store, eventLog, jobs, claims } = env(t);
   const schedule = scheduleSchema.parse({ id: 'gone-job', cron: '*/2 * * * * *', target: { pid: target.pid }, overlap: 'queue' });

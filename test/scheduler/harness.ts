@@ -69,12 +69,13 @@ export async function startSchedulerProcess(config: ConfigInput, env: Record<str
 
 /**
  * Runs the fixture in a crash mode: it claims `tick` of `scheduleId` ('next': the schedule's first tick at least 1 s
- * after it started) and, for crash-after-enqueue, enqueues its job, then SIGKILLs itself.
+ * after it started) and, for crash-after-enqueue, enqueues its job, then SIGKILLs itself (crash-before-add: while
+ * enqueueing, after the job's id is claimed and before the job is added).
  * Resolves with the tick it claimed (null if it could not) and the signal it died of.
  */
 export async function runCrashingScheduler(
   config: ConfigInput,
-  mode: 'crash-after-claim' | 'crash-after-enqueue',
+  mode: 'crash-after-claim' | 'crash-after-enqueue' | 'crash-before-add',
   scheduleId: string,
   tick: number | 'next',
 ): Promise<{ claimedTick: number | null; signal: NodeJS.Signals | null }> {
