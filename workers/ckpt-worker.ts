@@ -1,4 +1,5 @@
 import { Job, WaitingError, Worker } from 'bullmq';
+import type { JobType } from '../src/common/job-kinds.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Catalog } from '../src/catalog/catalog.js';
@@ -16,7 +17,8 @@ import type { JobResult } from '../src/queue/job-view.js';
 import { queueKeys, queueNameFor } from '../src/queue/keys.js';
 import { WorkerPresence } from '../src/queue/worker-presence.js';
 import { createRedis, type RedisConnection } from '../src/queue/redis.js';
-import type { BatchRestoreJobData, DumpJobData, MigrateJobData, RestoreJobData, VerifyJobData } from '../src/queue/schemas.js';
+import { waitingEventOf, waitingOnce } from '../src/queue/job-waiting.js';
+import type { BatchRestoreJobData, DumpJobData, JobData, MigrateJobData, RestoreJobData, VerifyJobData } from '../src/queue/schemas.js';
 import type { Signer } from '../src/security/signer.js';
 import type { TargetPolicy } from '../src/targets/policy.js';
 import { WorkloadRegistry } from '../src/workloads/registry.js';
@@ -244,8 +246,12 @@ export class CkptWorker {
     // writes there, so the feed and the job log still begin with them.
     const active = jobEvent(job, 'job.active', { node: this.node, attempt, workerPid: process.pid });
     this.logTransition(job, active);
+    // At the job's first start its job.waiting goes first, unless the enqueuer has published it (job-waiting.ts).
+    const firstStart = job.attemptsStarted <= 1 && job.attemptsMade === 0;
     const announced = Promise.all([
-      this.options.eventLog.publish(active),
+      firstStart
+        ? this.options.eventLog.publishAll([waitingEventOf(job.name as JobType, job.id!, job.data as JobData), active], [waitingOnce(job.id!, 'worker')])
+        : this.options.eventLog.publish(active),
       reporter.note(`--- attempt ${attempt} on node ${this.node} (worker pid ${process.pid}) ---`),
     ]);
     announced.catch(() => undefined);

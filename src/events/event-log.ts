@@ -11,19 +11,32 @@ import type { EventInput, EventName, FeedEvent } from './types.js';
 const PUBLISHED_TOKEN_TTL_MS = 5 * 60 * 1000;
 
 // One script, so each event and its token are written (and replicated) together, or neither. KEYS: the stream, then
-// one token per event; ARGV: maxLen, token TTL, then one body per event. Returns each event's id.
+// one token per event; ARGV: maxLen, then a token TTL and a body per event. An event whose token exists is not added
+// again (its token's TTL is set anew). Returns each event's id (for one not added: the id it was added under).
 const PUBLISH_ONCE = new RedisScript('ckptEventPublishOnce', `
 local ids = {}
 for i = 2, #KEYS do
+  local ttl, body = ARGV[2 * i - 2], ARGV[2 * i - 1]
   local id = redis.call('GET', KEYS[i])
-  if not id then
-    id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i + 1])
-    redis.call('SET', KEYS[i], id, 'PX', ARGV[2])
+  if id then
+    redis.call('PEXPIRE', KEYS[i], ttl)
+  else
+    id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', body)
+    redis.call('SET', KEYS[i], id, 'PX', ttl)
   end
   ids[#ids + 1] = id
 end
 return ids
 `);
+
+/**
+ * An event that more than one process may publish (the enqueuer and the worker, whichever comes first): the first
+ * publish under `key` adds it, any other within `ttlMs` adds nothing.
+ */
+export interface PublishOnce {
+  key: string;
+  ttlMs: number;
+}
 
 export interface EventLogOptions {
   /** Redis key of the stream (required: no default here; ckpt's processes pass `<redis.prefix>:events`). */
@@ -59,14 +72,23 @@ export class EventLog {
     return (await this.publishAll([input as EventInput]))[0]!;
   }
 
-  /** Appends several events in this order, in one round trip, each exactly once like publish(). */
-  async publishAll(inputs: EventInput[]): Promise<FeedEvent[]> {
+  /**
+   * Appends several events in this order, in one round trip, each exactly once like publish(). `once[i]`, when given,
+   * makes event i one that several processes may publish (PublishOnce): then the returned id is that of the event as
+   * first published, whose data may differ from `inputs[i]`'s.
+   */
+  async publishAll(inputs: EventInput[], once: readonly (PublishOnce | undefined)[] = []): Promise<FeedEvent[]> {
     if (!inputs.length) return [];
     const ts = Date.now();
-    const bodies = inputs.map((input) => JSON.stringify({ ...input, ts }));
-    const tokens = inputs.map(() => `${this.options.key}:published:${randomUUID()}`);
-    const ids = (await PUBLISH_ONCE.run(this.redis, [this.options.key, ...tokens], [this.maxLen, PUBLISHED_TOKEN_TTL_MS, ...bodies])) as string[];
+    const tokens = inputs.map((_, i) => `${this.options.key}:published:${once[i]?.key ?? randomUUID()}`);
+    const args = inputs.flatMap((input, i) => [once[i]?.ttlMs ?? PUBLISHED_TOKEN_TTL_MS, JSON.stringify({ ...input, ts })]);
+    const ids = (await PUBLISH_ONCE.run(this.redis, [this.options.key, ...tokens], [this.maxLen, ...args])) as string[];
     return inputs.map((input, i) => ({ ...input, ts, id: ids[i]! }) as FeedEvent);
+  }
+
+  /** Forgets that the event published under `key` (PublishOnce) was published: the next publish under it adds it. */
+  async forgetOnce(key: string): Promise<void> {
+    await this.redis.del(`${this.options.key}:published:${key}`);
   }
 
   /** Events strictly after `afterId` ('0' for all), oldest first, at most `count`. */

@@ -11,6 +11,7 @@ import { BACKOFF_TYPE } from './backoff.js';
 import { JobStateError, MigrationRefusedError, NodeUnservedError, UnknownCheckpointError } from './errors.js';
 import { JOB_TYPES, type JobCount, type JobState, type JobType } from '../common/job-kinds.js';
 import { targetKeyOf, toJobState, toJobView, type JobView } from './job-view.js';
+import { waitingEventOf, waitingOnce } from './job-waiting.js';
 import { queueKeys, queueNameFor } from './keys.js';
 import { signJobData } from './job-signature.js';
 import { createRedis, type RedisConnection } from './redis.js';
@@ -151,6 +152,13 @@ end
 return out`,
 );
 
+/** A job just added, for its job.waiting. */
+interface AddedJob {
+  type: JobType;
+  jobId: string;
+  data: JobData;
+}
+
 /** One dump of enqueueDumps: the job as asked, and its id (else a new one). */
 export interface DumpRequest extends EnqueueOptions {
   input: unknown;
@@ -226,15 +234,7 @@ export class JobQueue {
         return jobs.length === 1 ? this.queues.of(node).add('dump', jobs[0]!.data, jobs[0]!.opts) : this.queues.of(node).addBulk(jobs);
       }),
     );
-    await this.options.eventLog.publishAll(
-      added.map(({ jobId, node, data }) => ({
-        event: 'job.waiting',
-        jobId,
-        jobType: 'dump',
-        scheduleId: data.scheduleId,
-        data: { node, target: data.target, checkpointId: data.checkpointId },
-      })),
-    );
+    await this.announceWaiting(added.map(({ jobId, data }) => ({ type: 'dump', jobId, data })));
     for (const { at, jobId, node } of added) outcomes[at] = { status: 'fulfilled', value: { jobId, node } };
     return outcomes;
   }
@@ -249,13 +249,7 @@ export class JobQueue {
     await this.options.checkpoints!.acquireRef(spec.checkpointId, jobId);
     const data = this.sealed<RestoreJobData>('restore', jobId, node, { ...spec, node, target: checkpoint.target.key });
     await this.queues.of(node).add('restore', data, this.jobOptions(jobId));
-    await this.publish({
-      event: 'job.waiting',
-      jobId,
-      jobType: 'restore',
-      target: checkpoint.target.key,
-      data: { node, checkpointId: spec.checkpointId },
-    });
+    await this.announceWaiting([{ type: 'restore', jobId, data }]);
     return { jobId, node };
   }
 
@@ -270,14 +264,7 @@ export class JobQueue {
     const data = this.sealed<VerifyJobData>('verify', jobId, node, { ...spec, node, target: checkpoint.target.key });
     // One attempt: a drill that failed is the finding, not a hiccup to retry.
     await this.queues.of(node).add('verify', data, { ...this.jobOptions(jobId), attempts: 1 });
-    await this.publish({
-      event: 'job.waiting',
-      jobId,
-      jobType: 'verify',
-      scheduleId: spec.scheduleId,
-      target: checkpoint.target.key,
-      data: { node, checkpointId: spec.checkpointId },
-    });
+    await this.announceWaiting([{ type: 'verify', jobId, data }]);
     return { jobId, node };
   }
 
@@ -336,16 +323,7 @@ export class JobQueue {
         opts: this.jobOptions(batchId),
         children,
       },
-      [
-        { event: 'job.waiting', jobId: batchId, jobType: 'restore-batch', data: { node: parentNode, checkpointIds: spec.checkpointIds, jobIds } },
-        ...children.map((child, i) => ({
-          event: 'job.waiting' as const,
-          jobId: jobIds[i],
-          jobType: 'restore' as const,
-          target: checkpoints[i]!.target.key,
-          data: { node: child.data.node, checkpointId: child.data.checkpointId, batchId },
-        })),
-      ],
+      [{ type: 'restore-batch', jobId: batchId, data: parent }, ...children.map((child, i) => ({ type: 'restore' as const, jobId: jobIds[i]!, data: child.data }))],
     );
     return { batchId, jobIds };
   }
@@ -398,8 +376,8 @@ export class JobQueue {
         children: [{ name: 'dump', queueName: queueNameFor(fromNode), prefix: this.options.prefix, data: dump, opts: { ...this.jobOptions(dumpJobId), ignoreDependencyOnFailure: true } }],
       },
       [
-        { event: 'job.waiting', jobId: migrationId, jobType: 'migrate', data: { node: toNode, target, ...migration } },
-        { event: 'job.waiting', jobId: dumpJobId, jobType: 'dump', data: { node: fromNode, target, checkpointId, migrationId } },
+        { type: 'migrate', jobId: migrationId, data: migrate },
+        { type: 'dump', jobId: dumpJobId, data: dump },
       ],
     );
     return migration;
@@ -466,15 +444,13 @@ export class JobQueue {
     await this.assertServed(node);
     if (job.name === 'restore') await this.options.checkpoints!.acquireRef((job.data as RestoreJobData).checkpointId, id);
     await this.redis.del(this.keys.cancelMark(id));
+    // Announced before the job can run again, in its first run's place: the worker starting it finds it published.
+    await this.options.eventLog.forgetOnce(waitingOnce(id, 'enqueuer').key);
+    await this.options.eventLog.publishAll(
+      [{ event: 'job.waiting', jobId: id, jobType: job.name as JobType, scheduleId: job.data?.scheduleId, target: targetKeyOf(job), data: { node, retried: true } }],
+      [waitingOnce(id, 'enqueuer')],
+    );
     await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-    await this.publish({
-      event: 'job.waiting',
-      jobId: id,
-      jobType: job.name as JobType,
-      scheduleId: job.data?.scheduleId,
-      target: targetKeyOf(job),
-      data: { node, retried: true },
-    });
     return { jobId: id, node };
   }
 
@@ -717,14 +693,19 @@ export class JobQueue {
     return out;
   }
 
-  /**
-   * Adds a parent job and its children, then their job.waiting events in one call: a worker may take a child at once,
-   * and its job.active must not come before the child's job.waiting.
-   */
-  private async addFlow(flow: FlowJob, waiting: EventInput[]): Promise<void> {
+  /** Adds a parent job and its children, then announces them all in one call. */
+  private async addFlow(flow: FlowJob, waiting: AddedJob[]): Promise<void> {
     this.flow ??= new FlowProducer({ connection: this.redis, prefix: this.options.prefix });
     await this.flow.add(flow);
-    await this.options.eventLog.publishAll(waiting);
+    await this.announceWaiting(waiting);
+  }
+
+  /** job.waiting of jobs just added; a worker that started one first has published it already (job-waiting.ts). */
+  private async announceWaiting(jobs: AddedJob[]): Promise<void> {
+    await this.options.eventLog.publishAll(
+      jobs.map(({ type, jobId, data }) => waitingEventOf(type, jobId, data)),
+      jobs.map(({ jobId }) => waitingOnce(jobId, 'enqueuer')),
+    );
   }
 
   private async publish(input: EventInput): Promise<void> {

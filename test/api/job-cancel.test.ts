@@ -73,6 +73,13 @@ test('DELETE aborts an active dump of a big target: the target runs on (not stop
   assert.equal(done.state, 'completed', done.failedReason);
   assert.equal(done.attemptsMade, 1, 'attempts start again from the first');
   assert.equal((await api(svc.url, 'GET', `/api/v1/checkpoints?target=${key}`)).json.items.length, 1);
+  // The retry is announced once, before its run starts; the first run's announcement is not repeated.
+  await feed.waitFor((m) => m.type === 'event' && m.jobId === jobId && m.event === 'job.completed', 30_000);
+  const starts = feed
+    .events(jobId)
+    .filter((e) => e.event === 'job.waiting' || e.event === 'job.active')
+    .map((e) => (e.event === 'job.waiting' && e.data.retried ? 'job.waiting retried' : e.event));
+  assert.deepEqual(starts, ['job.waiting', 'job.active', 'job.waiting retried', 'job.active']);
 
   const again = await runCli(['job', 'cancel', jobId], env);
   assert.equal(again.code, 1);

@@ -1,6 +1,7 @@
 // The event log publishes each event once, even when ioredis sends the publish again after a reconnect: its reply was
 // lost after Redis had run it (as when a master dies between running a command and answering it). A real Redis and a
 // real ioredis client; between them a loopback relay that, when told to, lets the command through and loses the reply.
+// And an event that two processes may publish (a job's job.waiting: its enqueuer, or its worker) is in it once.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
@@ -76,4 +77,29 @@ test('a publish whose reply was lost is sent again by ioredis after the reconnec
   // Publishes without trouble still add one entry each.
   await log.publish({ event: 'job.waiting', jobId: 'j2', data: { node: 'n' } });
   assert.equal(await admin.xlen('ckpt:events'), 2);
+});
+
+test('an event two processes may publish (PublishOnce) is in the stream once, with the first one\'s id; forgetOnce lets it out again', async (t) => {
+  const server = await TestRedis.start();
+  t.after(() => server.stop());
+  const redis = new Redis(server.url);
+  t.after(() => redis.disconnect());
+  const log = new EventLog(redis, { key: 'ckpt:events' });
+  const waiting = { event: 'job.waiting' as const, jobId: 'j1', data: { node: 'n' } };
+  const active = { event: 'job.active' as const, jobId: 'j1', data: { node: 'n', attempt: 1, workerPid: 1 } };
+  const week = 7 * 24 * 3600 * 1000;
+
+  const [first] = await log.publishAll([waiting], [{ key: 'job.waiting:j1', ttlMs: week }]);
+  // The other publisher sends the same event ahead of its own: only its own is added.
+  const [again, after] = await log.publishAll([waiting, active], [{ key: 'job.waiting:j1', ttlMs: 60_000 }]);
+  assert.equal(again!.id, first!.id);
+  assert.deepEqual((await log.readAfter('0')).map((e) => e.event), ['job.waiting', 'job.active']);
+  assert.equal((await log.readAfter('0'))[1]!.id, after!.id);
+  // The last publisher's TTL holds: a started job's key does not stay for the week.
+  const ttl = await redis.pttl('ckpt:events:published:job.waiting:j1');
+  assert.ok(ttl > 0 && ttl <= 60_000, `pttl ${ttl}`);
+
+  await log.forgetOnce('job.waiting:j1');
+  await log.publishAll([waiting], [{ key: 'job.waiting:j1', ttlMs: week }]);
+  assert.deepEqual((await log.readAfter('0')).map((e) => e.event), ['job.waiting', 'job.active', 'job.waiting']);
 });
