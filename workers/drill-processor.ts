@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job } from 'bullmq';
 import type { Verification } from '../src/catalog/catalog.js';
 import { ImageFileError, readProcessTree, type TreeTask } from '../src/criu/image-file.js';
-import { isCriuErrorLine } from '../src/criu/log-tail.js';
+import { isCriuErrorLine, withoutCriuTime } from '../src/criu/log-tail.js';
 import type { JobResult } from '../src/queue/job-view.js';
 import type { VerifyJobData } from '../src/queue/schemas.js';
 import { childrenOf, listPids, listThreadIds, readPidNamespace, readProcStatus } from '../src/common/proc.js';
@@ -150,7 +150,7 @@ function criuReason(log: string, status: number): string {
     .split('\n')
     .filter((l) => isCriuErrorLine(l) && !l.includes("Can't setup RLIMIT_NOFILE"))
     .slice(-5);
-  return errors.length ? errors.map((l) => l.replace(/^\([\d.\s]+\)\s*/, '').trim()).join('\n') : `criu restore exited with status ${status}`;
+  return errors.length ? errors.map((l) => withoutCriuTime(l).trim()).join('\n') : `criu restore exited with status ${status}`;
 }
 
 /** The namespace's init: unshare's one child. */

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { ValidationError } from '../common/validation.js';
-import { isCriuErrorLine } from './log-tail.js';
+import { isCriuErrorLine, withoutCriuTime } from './log-tail.js';
 import type { CriuReqType } from './rpc-messages.js';
 
 /** Second names of the same number, left out so that each number has the name strerror's table uses. */
@@ -89,7 +89,7 @@ export const UNINFORMATIVE = [/\b(Dumping|Restoring|Pre-dumping) FAILED\.?$/, /r
 function failureReason(criuMessage: string | undefined, logTail: string[]): string | undefined {
   const informative = (line: string) => !UNINFORMATIVE.some((re) => re.test(line));
   // Log lines start with a timestamp, "(00.072050) Error (file.c:123): ...": the reason starts at "Error".
-  const errors = logTail.filter(isCriuErrorLine).map((l) => l.replace(/^\(\s*[\d.]+\)\s*/, ''));
+  const errors = logTail.filter(isCriuErrorLine).map(withoutCriuTime);
   return errors.find(informative) ?? (criuMessage && informative(criuMessage) ? criuMessage : undefined) ?? errors.at(-1) ?? criuMessage;
 }
 

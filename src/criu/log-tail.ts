@@ -9,6 +9,11 @@ export function isCriuErrorLine(line: string): boolean {
   return line.includes(CRIU_ERROR_MARK);
 }
 
+/** A log line without the time CRIU starts it with, "(00.072050) Error (...)" -> "Error (...)". */
+export function withoutCriuTime(line: string): string {
+  return line.replace(/^\([\d.\s]+\)\s*/, '');
+}
+
 export interface LogTailOptions {
   /** Bytes read from the end of the file. Default 1 MiB (a -v4 log of a big dump is several MiB; the errors are at its end). */
   maxBytes?: number;
