@@ -94,8 +94,21 @@ export class BoundedCriuLog {
     await this.write(this.digest.summary('the whole log was removed with the failed attempt\'s folder', tail));
   }
 
-  private async write(lines: string[]): Promise<void> {
-    // Nothing logged (CRIU never wrote its log): nothing to say.
-    if (lines.length > 1) await this.options.reporter.note(lines.join('\n'));
+  private write(lines: string[]): Promise<void> {
+    return noteSummary(this.options.reporter, lines);
   }
+}
+
+/**
+ * Before an unfinished attempt's folder is removed (its worker died, so nobody wrote its log to the job log): up to
+ * FAILED_TAIL_BYTES of the end of CRIU's log in it, into the job log.
+ */
+export async function keepLogOfUnfinishedAttempt(file: string, reporter: JobReporter): Promise<void> {
+  const tail = await readLastLines(file, FAILED_TAIL_BYTES);
+  await noteSummary(reporter, new CriuLogDigest(0).summary("the whole log was removed with the unfinished attempt's folder", tail));
+}
+
+async function noteSummary(reporter: JobReporter, lines: string[]): Promise<void> {
+  // Nothing logged (CRIU never wrote its log): nothing to say.
+  if (lines.length > 1) await reporter.note(lines.join('\n'));
 }

@@ -17,7 +17,7 @@ import { TargetError } from '../src/targets/errors.js';
 import { readProcStat } from '../src/common/proc.js';
 import { resolveTarget } from '../src/targets/resolve.js';
 import { uploadStage } from './remote-copy.js';
-import { BoundedCriuLog } from './bounded-criu-log.js';
+import { BoundedCriuLog, keepLogOfUnfinishedAttempt } from './bounded-criu-log.js';
 import { networkLockFor } from './network-lock.js';
 import { FinalJobError, reasonOf, RetryableJobError } from './failure.js';
 import { waitUntraced } from '../src/common/proc.js';
@@ -96,6 +96,7 @@ async function recoverEarlierAttempt(job: Job<DumpJobData>, run: JobRun, ctx: Wo
     return commitAndAnnounce(job, earlier, found.dir, Math.max(0, finishedAt - earlier.attemptStartedAt), run, ctx, { adopted: true });
   }
   await run.reporter.note(`an earlier attempt of checkpoint ${id} did not finish: discarding it`);
+  await keepLogOfUnfinishedAttempt(path.join(found.dir, DUMP_LOG), run.reporter);
   await ctx.store.discard(found.dir);
   return null;
 }

@@ -66,6 +66,14 @@ test('a worker SIGKILLed mid-dump: the next worker finishes the job, one checkpo
   assert.ok(events.some((e) => e.event === 'job.stalled'), 'the stalled job was reported');
   assert.equal(events.filter((e) => e.event === 'checkpoint.created').length, 1);
   assert.equal(events.filter((e) => e.event === 'job.completed').length, 1);
+  // The killed attempt's CRIU log, whose folder the retry removed, is in the job log, before the retry's.
+  const jobLog = (await h.queue.getJobLog(jobId))!;
+  const removed = jobLog.indexOf("the whole log was removed with the unfinished attempt's folder");
+  assert.ok(removed > 0, jobLog.slice(0, 2000));
+  const discarded = jobLog.indexOf(`an earlier attempt of checkpoint ${checkpointId} did not finish: discarding it`);
+  assert.ok(discarded >= 0 && discarded < removed);
+  assert.match(jobLog.slice(discarded, removed), /^\(\s*\d+\.\d+\) .*pages/m, 'CRIU\'s lines of the killed attempt');
+  assert.ok(removed < jobLog.indexOf(`the whole log: checkpoint ${checkpointId}`), 'then the retry\'s');
 
   // Exactly one checkpoint: in the catalog and on disk (no attempt folder left behind).
   const listed = await h.catalog.list({ targetKey: `python3-${target.pid}` });
