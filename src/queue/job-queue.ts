@@ -152,6 +152,20 @@ end
 return out`,
 );
 
+// KEYS: jobNodes, jobClaims. ARGV: a job id and its key in its queue, per job (named, as BullMQ's scripts name job
+// keys, so that it reads the queue and writes only ckpt's keys). One script, so that a job whose add lands meanwhile
+// is never left without its claim.
+const RELEASE_CLAIMS_OF_ABSENT_JOBS = new RedisScript(
+  'ckptReleaseClaimsOfAbsentJobs',
+  `for i = 1, #ARGV, 2 do
+  if redis.call('EXISTS', ARGV[i + 1]) == 0 then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    redis.call('ZREM', KEYS[2], ARGV[i])
+  end
+end
+return 0`,
+);
+
 /** A job just added, for its job.waiting. */
 interface AddedJob {
   type: JobType;
@@ -180,6 +194,7 @@ export class JobQueue {
     this.node = options.node;
     this.redis = createRedis(options.connection);
     CLAIM_JOB_IDS.defineOn(this.redis);
+    RELEASE_CLAIMS_OF_ABSENT_JOBS.defineOn(this.redis);
     this.keys = queueKeys(options.prefix);
     this.queues = new NodeQueues(this.redis, options.prefix);
   }
@@ -227,15 +242,27 @@ export class JobQueue {
       // The checkpoint id is fixed now, so every attempt (also a retry after a worker died) makes the same checkpoint.
       added.push({ at, jobId, node, data: this.sealed<DumpJobData>('dump', jobId, node, { ...spec, node, checkpointId: newCheckpointId() }) });
     });
+    /** The nodes whose add failed, with why: their requests fail, the others go on. */
+    const failed = new Map<string, unknown>();
     await Promise.all(
-      [...new Set(added.map((a) => a.node))].map((node) => {
-        const jobs = added.filter((a) => a.node === node).map((a) => ({ name: 'dump', data: a.data, opts: this.jobOptions(a.jobId) }));
-        // A lone job goes by add: addBulk is a MULTI, which costs more CPU here (see CLAIM_JOB_IDS).
-        return jobs.length === 1 ? this.queues.of(node).add('dump', jobs[0]!.data, jobs[0]!.opts) : this.queues.of(node).addBulk(jobs);
+      [...new Set(added.map((a) => a.node))].map(async (node) => {
+        const group = added.filter((a) => a.node === node);
+        const jobs = group.map((a) => ({ name: 'dump', data: a.data, opts: this.jobOptions(a.jobId) }));
+        try {
+          // A lone job goes by add: addBulk is a MULTI, which costs more CPU here (see CLAIM_JOB_IDS).
+          await (jobs.length === 1 ? this.queues.of(node).add('dump', jobs[0]!.data, jobs[0]!.opts) : this.queues.of(node).addBulk(jobs));
+        } catch (err) {
+          failed.set(node, err);
+          // So that the same request again adds them instead of finding their ids taken (best effort: Redis may be gone).
+          await this.releaseClaimsOfAbsentJobs(group).catch(() => undefined);
+        }
       }),
     );
-    await this.announceWaiting(added.map(({ jobId, data }) => ({ type: 'dump', jobId, data })));
-    for (const { at, jobId, node } of added) outcomes[at] = { status: 'fulfilled', value: { jobId, node } };
+    const queued = added.filter((a) => !failed.has(a.node));
+    await this.announceWaiting(queued.map(({ jobId, data }) => ({ type: 'dump', jobId, data })));
+    for (const { at, jobId, node } of added) {
+      outcomes[at] = failed.has(node) ? { status: 'rejected', reason: failed.get(node) } : { status: 'fulfilled', value: { jobId, node } };
+    }
     return outcomes;
   }
 
@@ -611,6 +638,13 @@ export class JobQueue {
     const { jobNodes, nodes, jobClaims } = this.keys;
     const flat = (await CLAIM_JOB_IDS.run(this.redis, [jobNodes, nodes, jobClaims], [Date.now(), ...jobs.flatMap((j) => [j.jobId, j.node])])) as (number | string)[];
     return jobs.map((_, i) => ({ claimed: flat[2 * i] === 1, owner: String(flat[2 * i + 1]) }));
+  }
+
+  /** Frees the ids of jobs whose add failed, each unless its job is there after all (the add ran, its reply was lost). */
+  private async releaseClaimsOfAbsentJobs(jobs: { jobId: string; node: string }[]): Promise<void> {
+    const { jobNodes, jobClaims } = this.keys;
+    const args = jobs.flatMap(({ jobId, node }) => [jobId, this.queues.of(node).toKey(jobId)]);
+    await RELEASE_CLAIMS_OF_ABSENT_JOBS.run(this.redis, [jobNodes, jobClaims], args);
   }
 
   private async notInQueue(jobId: string, node: string): Promise<boolean> {

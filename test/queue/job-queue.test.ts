@@ -123,6 +123,36 @@ test('enqueueDumps adds several dumps in one call: each announced once, in order
   assert.equal(jobs.find((j) => j.id === 'sched-b-1795787400000')?.scheduleId, 'b');
 });
 
+test('an enqueue whose add Redis refuses fails, and leaves its job id free: the same request again adds the job', async (t) => {
+  const { queue, redis, eventLog } = await setup(t);
+  // A real refusal: an ACL user that may claim job ids and publish events, and read node-b's queue but not write it.
+  await redis.call('ACL', 'SETUSER', 'no-node-b', 'on', '>secret', '~ckpt:jobs:*', '~ckpt:events*', '~ckpt:jobs.node-a:*', '%R~ckpt:jobs.node-b:*', '&*', '+@all');
+  const refused = new JobQueue({
+    connection: `redis://no-node-b:secret@127.0.0.1:${redis.options.port}`,
+    prefix: 'ckpt',
+    node: 'node-a',
+    eventLog,
+    defaults: configSchema.parse({}).worker,
+    signer: throwawaySigner(),
+  });
+  t.after(() => refused.close());
+  const request = { target: { pid: 4242 }, node: 'node-b' };
+  const [mixed, lone] = await refused.enqueueDumps([
+    { input: { target: { pid: 4241 } }, jobId: 'on-node-a' },
+    { input: request, jobId: 'retried-dump' },
+  ]);
+  assert.equal(mixed!.status, 'fulfilled', 'a request for another node is not failed with it');
+  assert.equal(lone!.status, 'rejected');
+  assert.match(String((lone as PromiseRejectedResult).reason), /NOPERM/);
+  assert.equal(await queue.getJob('retried-dump'), null);
+  assert.deepEqual((await eventLog.readAfter('0')).map((e) => [e.event, e.jobId]), [['job.waiting', 'on-node-a']], 'nothing announced for it');
+
+  const again = await queue.enqueueDump(request, { jobId: 'retried-dump' });
+  assert.deepEqual(again, { jobId: 'retried-dump', node: 'node-b' }, 'added now, not reported as existing');
+  assert.equal((await queue.getJob('retried-dump'))?.state, 'waiting');
+  assert.equal((await eventLog.readAfter('0')).filter((e) => e.jobId === 'retried-dump').length, 1);
+});
+
 test('restores go to the checkpoint node unless told otherwise; unknown checkpoints are ECHECKPOINT_NOT_FOUND', async (t) => {
   const { queue, eventLog, refs } = await setup(t);
   const r = await queue.enqueueRestore({ checkpointId: CP2 });
