@@ -1,8 +1,8 @@
 import type { Job } from 'bullmq';
 import type { JobResult } from '../src/queue/job-view.js';
-import type { MigrateJobData, RestoreJobData } from '../src/queue/schemas.js';
+import type { MigrateJobData } from '../src/queue/schemas.js';
 import { FinalJobError } from './failure.js';
-import { processRestore } from './restore-processor.js';
+import { restoreCheckpoint } from './restore-processor.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
 
 /**
@@ -28,10 +28,8 @@ export async function processMigration(job: Job<MigrateJobData>, run: JobRun, ct
     throw new FinalJobError(`its dump on node ${fromNode} (job ${dumpJobId}) failed; ${where}: ${dumpFailure}`, 'EMIGRATION_DUMP');
   }
   const listed = await ctx.catalog.get(checkpointId);
-  const restore = job as unknown as Job<RestoreJobData>;
-  restore.data = { checkpointId, node: ctx.node, target: listed.target.key };
   try {
-    return await processRestore(restore, run, ctx);
+    return await restoreCheckpoint(job, { checkpointId, node: ctx.node, target: listed.target.key }, run, ctx);
   } catch (err) {
     const kept = ctx.config.storage.shared ? 'on the shared storage' : 'in the bucket';
     (err as Error).message =

@@ -36,11 +36,16 @@ const BATCH_SLOT_RETRY_MS = 500;
  * in the checkpoint folder (`restore-<jobId>.log`), followed live; completes as soon as CRIU has restored the tree
  * (a later exit of the process is its own event, see ExitWatcher).
  */
-export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx: WorkerContext): Promise<JobResult> {
+export function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx: WorkerContext): Promise<JobResult> {
+  return restoreCheckpoint(job, job.data, run, ctx);
+}
+
+/** processRestore for `job` with the restore `data` (a migration's second step restores what its first made). */
+export async function restoreCheckpoint(job: Job, data: RestoreJobData, run: JobRun, ctx: WorkerContext): Promise<JobResult> {
   const { reporter } = run;
   const cfg = ctx.config.worker;
   const started = Date.now();
-  const { checkpoint, imagesDir } = await checkpointImages(ctx, job.data, run, job.id!);
+  const { checkpoint, imagesDir } = await checkpointImages(ctx, data, run, job.id!);
   // The in-use mark was taken at enqueue; taking it again fails (ECHECKPOINT_NOT_FOUND) if the checkpoint is being deleted.
   // Released on success; a failed attempt keeps it for the retry, and the catalog drops it once the job has failed
   // for good (isRefLive).
@@ -48,8 +53,8 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
   let restored = false;
   let slot: Lease | null = null;
   try {
-    if (job.data.batch) {
-      slot = await takeBatchSlot(job, run, ctx);
+    if (data.batch) {
+      slot = await takeBatchSlot(data.batch, job.id!, run, ctx);
       if (!slot) {
         await job.moveToDelayed(Date.now() + BATCH_SLOT_RETRY_MS, run.token);
         throw new DelayedError();
@@ -57,7 +62,7 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
     }
     if (checkpoint.target.workload) {
       // Its own pid namespace: no host pid to wait for, any number of copies.
-      const { restored: workloads, stats } = await restoreWorkload(job, run, ctx, checkpoint, imagesDir);
+      const { restored: workloads, stats } = await restoreWorkload({ jobId: job.id!, data }, run, ctx, checkpoint, imagesDir);
       reporter.progress({ stage: 'done', percent: 100 });
       restored = true;
       return { checkpointId: checkpoint.id, restoredPid: workloads[0]!.hostPid, workloads, stats: { ...stats }, durationMs: Date.now() - started };
@@ -68,7 +73,7 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
         checkpointId: checkpoint.id,
         original: await originalOf(ctx, checkpoint),
         pids: tree.pids,
-        replace: job.data.replace ?? false,
+        replace: data.replace ?? false,
         config: cfg,
         signal: run.signal,
         onStage: (stage) => reporter.progress({ stage }),
@@ -85,9 +90,9 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
       const res = await ctx.criu.restore(
         {
           imagesDir,
-          ...jobCriuOptions('restore', job.data.criu),
-          logLevel: job.data.criu?.logLevel ?? ctx.config.criu.logLevel,
-          networkLock: networkLockFor(job.data.criu, ctx.config),
+          ...jobCriuOptions('restore', data.criu),
+          logLevel: data.criu?.logLevel ?? ctx.config.criu.logLevel,
+          networkLock: networkLockFor(data.criu, ctx.config),
           logFile,
         },
         {
@@ -125,14 +130,13 @@ export async function processRestore(job: Job<RestoreJobData>, run: JobRun, ctx:
 }
 
 /** One of the batch's places, waiting for one up to busyWaitMs; null when none came free. */
-async function takeBatchSlot(job: Job<RestoreJobData>, run: JobRun, ctx: WorkerContext): Promise<Lease | null> {
-  const batch = job.data.batch!;
+async function takeBatchSlot(batch: NonNullable<RestoreJobData['batch']>, jobId: string, run: JobRun, ctx: WorkerContext): Promise<Lease | null> {
   const slots = new LeaseSemaphore(ctx.redis, {
     key: ctx.keys.batchSlots(batch.id),
     capacity: batch.concurrency,
     leaseMs: ctx.config.worker.targetLeaseMs,
   });
   run.reporter.progress({ stage: 'waiting-batch-slot' });
-  const got = await slots.acquire(job.id!, { waitMs: ctx.config.worker.busyWaitMs, signal: run.signal });
+  const got = await slots.acquire(jobId, { waitMs: ctx.config.worker.busyWaitMs, signal: run.signal });
   return got.lease;
 }

@@ -1,6 +1,5 @@
 import { copyFile, link, mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { Job } from 'bullmq';
 import type { Manifest } from '../src/catalog/manifest.js';
 import { rewriteFilePaths } from '../src/criu/image-file.js';
 import { jobCriuOptions } from '../src/criu/options.js';
@@ -13,6 +12,12 @@ import type { WorkloadRecord } from '../src/workloads/registry.js';
 import { CriuLogTailer } from './criu-log-tailer.js';
 import { networkLockFor } from './network-lock.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
+
+/** What a workload restore is asked: by which job, and the restore's data. */
+export interface RestoreOrder {
+  jobId: string;
+  data: RestoreJobData;
+}
 
 /** Where one copy goes: its workload name and folder; `inPlace` when it is the checkpoint's own workload coming back. */
 interface Place {
@@ -38,25 +43,25 @@ const COPY_IMAGES = '.restore-images';
  * images), so copies never write into each other's files.
  */
 export async function restoreWorkload(
-  job: Job<RestoreJobData>,
+  order: RestoreOrder,
   run: JobRun,
   ctx: WorkerContext,
   checkpoint: Manifest,
   imagesDir: string,
 ): Promise<{ restored: RestoredWorkload[]; stats: RestoreStats | undefined }> {
   const origin = checkpoint.target.workload!;
-  const replicas = job.data.replicas ?? 1;
+  const replicas = order.data.replicas ?? 1;
   const places: Place[] = [];
   try {
-    if (replicas === 1 && !job.data.copy) places.push(await placeInPlaceOrCopy(origin, job.id!, ctx));
+    if (replicas === 1 && !order.data.copy) places.push(await placeInPlaceOrCopy(origin, order.jobId, ctx));
     while (places.length < replicas) places.push(await copyPlace(origin, ctx));
   } catch (err) {
-    await releasePlaces(places, job.id!, ctx);
+    await releasePlaces(places, order.jobId, ctx);
     throw err;
   }
   run.reporter.progress({ stage: 'restoring', percent: 5 });
-  const outcomes = await Promise.allSettled(places.map((place, i) => restoreOne(job, run, ctx, checkpoint, imagesDir, origin, place, i)));
-  await releasePlaces(places, job.id!, ctx, outcomes.map((o) => o.status === 'fulfilled'));
+  const outcomes = await Promise.allSettled(places.map((place, i) => restoreOne(order, run, ctx, checkpoint, imagesDir, origin, place, i)));
+  await releasePlaces(places, order.jobId, ctx, outcomes.map((o) => o.status === 'fulfilled'));
   const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
   const restored = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value.workload] : []));
   if (failed) {
@@ -101,7 +106,7 @@ async function releasePlaces(places: Place[], jobId: string, ctx: WorkerContext,
 }
 
 async function restoreOne(
-  job: Job<RestoreJobData>,
+  order: RestoreOrder,
   run: JobRun,
   ctx: WorkerContext,
   checkpoint: Manifest,
@@ -116,8 +121,8 @@ async function restoreOne(
   try {
     if (copyImages) await giveOwnFiles(imagesDir, copyImages, origin.dir, place.dir);
     const workDir = copyImages ?? imagesDir;
-    const logFile = `restore-${job.id}${place.inPlace ? '' : `-${index}`}.log`;
-    const prefix = (job.data.replicas ?? 1) > 1 ? `[${place.name}] ` : '';
+    const logFile = `restore-${order.jobId}${place.inPlace ? '' : `-${index}`}.log`;
+    const prefix = (order.data.replicas ?? 1) > 1 ? `[${place.name}] ` : '';
     const tailer = new CriuLogTailer({
       file: path.join(workDir, logFile),
       onLines: (lines) => run.reporter.logLines(lines, prefix),
@@ -128,9 +133,9 @@ async function restoreOne(
       const res = await ctx.criu.restore(
         {
           imagesDir: workDir,
-          ...jobCriuOptions('restore', job.data.criu),
-          logLevel: job.data.criu?.logLevel ?? ctx.config.criu.logLevel,
-          networkLock: networkLockFor(job.data.criu, ctx.config),
+          ...jobCriuOptions('restore', order.data.criu),
+          logLevel: order.data.criu?.logLevel ?? ctx.config.criu.logLevel,
+          networkLock: networkLockFor(order.data.criu, ctx.config),
           logFile,
         },
         { signal: run.signal, timeoutMs: ctx.config.criu.timeoutMs, notify: { onStage: (e) => run.reporter.progress({ stage: e.stage }) } },
@@ -157,7 +162,7 @@ async function restoreOne(
       // Gone already (it exited at once): recorded with start time 0, and the watcher reports the exit.
       startTime: procStat?.startTime ?? 0,
       startedAt: new Date().toISOString(),
-      origin: { kind: 'restore', checkpointId: checkpoint.id, jobId: job.id!, of: origin.name },
+      origin: { kind: 'restore', checkpointId: checkpoint.id, jobId: order.jobId, of: origin.name },
     };
     await ctx.workloads.registry.put(record);
     await run.reporter.publish('workload.restored', {
