@@ -84,19 +84,16 @@ export class BoundedCriuLog {
   /** After a dump that succeeded: the last lines, and where the whole log is (checkpoint `checkpointId`). */
   async finish(checkpointId: string): Promise<void> {
     await this.tailer.stop();
-    await this.write(this.digest.summary(`the whole log: checkpoint ${checkpointId}, GET ${checkpointLogPath(checkpointId)}`));
+    await noteSummary(this.options.reporter, this.digest.summary(`the whole log: checkpoint ${checkpointId}, GET ${checkpointLogPath(checkpointId)}`));
   }
 
   /** After a dump that failed, before its folder is removed: up to FAILED_TAIL_BYTES of the log's end, read from the file. */
   async finishFailed(): Promise<void> {
     await this.tailer.stop();
     const tail = await readLastLines(this.options.file, FAILED_TAIL_BYTES);
-    await this.write(this.digest.summary('the whole log was removed with the failed attempt\'s folder', tail));
+    await noteSummary(this.options.reporter, this.digest.summary('the whole log was removed with the failed attempt\'s folder', tail));
   }
 
-  private write(lines: string[]): Promise<void> {
-    return noteSummary(this.options.reporter, lines);
-  }
 }
 
 /**

@@ -545,7 +545,12 @@ async function secureFile(file: string, work: FileWork): Promise<FileFacts> {
   try {
     const st = await handle.stat();
     if ((st.mode & 0o777) !== FILE_MODE) await handle.chmod(FILE_MODE);
-    const [digest] = await Promise.all([work.hash ? sha256Of(handle, st.size) : undefined, work.sync ? handle.datasync() : undefined]);
+    // Both settled before the handle is closed: the hash thread reads by descriptor, and a number closed early could
+    // be another file's or socket's by then.
+    const [hashed, synced] = await Promise.allSettled([work.hash ? sha256Of(handle, st.size) : undefined, work.sync ? handle.datasync() : undefined]);
+    if (hashed.status === 'rejected') throw hashed.reason;
+    if (synced.status === 'rejected') throw synced.reason;
+    const digest = hashed.value;
     if (digest && digest.bytes !== st.size) {
       throw new Error(`${file} changed while it was committed (${st.size} bytes, then ${digest.bytes})`);
     }

@@ -11,7 +11,8 @@ const THREAD_FILE = 256 * 1024;
  * SHA-256 (hex) of an open file, read once from its start to its end; the file's bytes are counted as they are read.
  * `size` (from the caller's fstat) says where: a file over THREAD_FILE in the hash thread, so that hashing (~2 ms a
  * MiB here) leaves the event loop free for what runs meanwhile (the commit's flushes, CRIU's last log lines, another
- * job's CRIU); a smaller one here, in one read. A file larger than `size` says is still read whole.
+ * job's CRIU); a smaller one here, in one read. A file larger than `size` says is still read whole. Keep `handle`
+ * open until this settles: the thread reads by its descriptor.
  */
 export async function sha256Of(handle: FileHandle, size = CHUNK): Promise<{ sha256: string; bytes: number }> {
   if (size > THREAD_FILE) return hashThread.digest(handle.fd);
