@@ -90,19 +90,22 @@ export class BoundedCriuLog {
   /** After a dump that failed, before its folder is removed: up to FAILED_TAIL_BYTES of the log's end, read from the file. */
   async finishFailed(): Promise<void> {
     await this.tailer.stop();
-    const tail = await readLastLines(this.options.file, FAILED_TAIL_BYTES);
-    await noteSummary(this.options.reporter, this.digest.summary('the whole log was removed with the failed attempt\'s folder', tail));
+    await keepEndOfLog(this.options.file, this.options.reporter, this.digest, "failed attempt's");
   }
-
 }
 
 /**
  * Before an unfinished attempt's folder is removed (its worker died, so nobody wrote its log to the job log): up to
  * FAILED_TAIL_BYTES of the end of CRIU's log in it, into the job log.
  */
-export async function keepLogOfUnfinishedAttempt(file: string, reporter: JobReporter): Promise<void> {
+export function keepLogOfUnfinishedAttempt(file: string, reporter: JobReporter): Promise<void> {
+  return keepEndOfLog(file, reporter, new CriuLogDigest(0), "unfinished attempt's");
+}
+
+/** Up to FAILED_TAIL_BYTES of the end of the log in `file` into the job log, with what `digest` kept before it. */
+async function keepEndOfLog(file: string, reporter: JobReporter, digest: CriuLogDigest, attempt: string): Promise<void> {
   const tail = await readLastLines(file, FAILED_TAIL_BYTES);
-  await noteSummary(reporter, new CriuLogDigest(0).summary("the whole log was removed with the unfinished attempt's folder", tail));
+  await noteSummary(reporter, digest.summary(`the whole log was removed with the ${attempt} folder`, tail));
 }
 
 async function noteSummary(reporter: JobReporter, lines: string[]): Promise<void> {
