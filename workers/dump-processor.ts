@@ -19,7 +19,7 @@ import { resolveTarget } from '../src/targets/resolve.js';
 import { uploadStage } from './remote-copy.js';
 import { BoundedCriuLog, keepLogOfUnfinishedAttempt } from './bounded-criu-log.js';
 import { networkLockFor } from './network-lock.js';
-import { FinalJobError, reasonOf, RetryableJobError } from './failure.js';
+import { FinalJobError, reasonOf, RetryableJobError, runsAgain } from './failure.js';
 import { waitUntraced } from '../src/common/proc.js';
 import { dumpPercent, PageBytesSampler, treeDumpBytes } from './progress-sampler.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
@@ -346,11 +346,33 @@ async function commitAndAnnounce(
     jobId: job.id!,
     ...(job.data.scheduleId !== undefined && { scheduleId: job.data.scheduleId }),
   }));
-  const manifest = await ctx.store.commit(dir, draft);
+  const manifest = await ctx.store.commit(dir, draft).catch(async (err: unknown) => {
+    // The commit's error is the attempt's, whatever becomes of the folder.
+    await keepOrDropUncommitted(err, job, dir, run, ctx).catch(() => undefined);
+    throw err;
+  });
   await catalogue(manifest, run, ctx, { mayBeKnown: options.adopted, announceAfter: options.announceAfter });
   await shipStage(manifest, job, run, ctx);
   run.reporter.progress({ stage: 'done', bytesWritten: manifest.bytes, percent: 100 });
   return resultOf(manifest, options.adopted);
+}
+
+/**
+ * After a commit that failed: the dumped folder stays for the job's next attempt, which commits it (step 1); with no
+ * attempt to come, it goes now (it holds the target's memory, and nothing would ever commit or sweep it while this
+ * worker runs). The job log says which, after its pointer to the whole log, which only a commit makes true.
+ */
+async function keepOrDropUncommitted(err: unknown, job: Job<DumpJobData>, dir: string, run: JobRun, ctx: WorkerContext): Promise<void> {
+  const id = job.data.checkpointId;
+  if (runsAgain(err, run.signal.reason, job)) {
+    await run.reporter.note(`checkpoint ${id} was not committed (${reasonOf(err)}): its dump is kept for the next attempt to commit`);
+    return;
+  }
+  const removed = await ctx.store.discard(dir).then(
+    () => 'its dump is removed, the whole log with it',
+    (e: unknown) => `its dump could not be removed either (${reasonOf(e)}): ${dir}`,
+  );
+  await run.reporter.note(`checkpoint ${id} was not committed (${reasonOf(err)}): ${removed}`);
 }
 
 /**

@@ -114,6 +114,16 @@ export function isLastFailure(err: Error, job: { finishedOn?: number; attemptsMa
   return unrecoverable || job.finishedOn !== undefined || job.attemptsMade >= (job.opts.attempts ?? 1);
 }
 
+/**
+ * Whether the job runs again after this attempt's error (decided as classifyFailure does): a retry with attempts
+ * left, or a job handed back or moved by the processor. Asked before BullMQ counts the attempt.
+ */
+export function runsAgain(err: unknown, abortReason: unknown, job: { attemptsMade: number; opts: { attempts?: number } }): boolean {
+  const { fate } = classifyFailure(err, abortReason);
+  if (fate === 'hand-back' || fate === 'moved') return true;
+  return fate === 'retry' && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
+}
+
 /** One line a user can act on: the error's message (a CRIU error's without the path of a log file that is gone). */
 export function reasonOf(err: unknown): string {
   if (!(err instanceof Error)) return String(err);

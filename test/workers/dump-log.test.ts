@@ -1,7 +1,7 @@
 // A dump's CRIU log: the whole in the checkpoint folder (dump.log), a bounded part in the job log in Redis, every line
 // counted in the feed's job.log events.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { startCounter, startTcpPair } from '../helpers/targets.js';
@@ -67,4 +67,29 @@ test("a failed dump's job log holds CRIU's error lines and the end of its log, w
   assert.equal(leftOut, '0');
   assert.equal(tail, total);
   assert.ok(Number(total) > 20, `more than logTailLines: ${total}`);
+});
+
+test('a dump whose commit fails for good leaves no folder behind, and its job log says the whole log is gone', async (t) => {
+  const h = await startHarness(t, { attempts: 3 });
+  if (!h) return;
+  const target = await startCounter();
+  t.after(() => target.kill());
+  const { jobId } = await h.queue.enqueueDump({ target: { pid: target.pid }, criu: { logLevel: 4 } });
+  const { checkpointId } = (await h.queue.getJob(jobId))!.data as { checkpointId: string };
+  // The checkpoint's folder is there before the dump is (ECOMMITTED, final): CRIU dumps, the rename is refused.
+  const planted = h.store.pathOf({ id: checkpointId, target: { key: `python3-${target.pid}` } });
+  await mkdir(planted, { recursive: true });
+  await writeFile(path.join(planted, 'mine'), 'not ckpt\'s');
+  await h.startWorker();
+  const job = await h.waitFinished(jobId);
+  assert.equal(job.state, 'failed');
+  assert.match(job.failedReason ?? '', /exists already/);
+  assert.equal(job.attemptsMade, 1, 'a final error: no retry');
+  assert.deepEqual(await readdir(path.dirname(planted)), [checkpointId], 'the dumped attempt folder is gone');
+  assert.equal(await readFile(path.join(planted, 'mine'), 'utf8'), "not ckpt's", 'the folder in the way is left alone');
+  assert.deepEqual(await h.catalog.list({ targetKey: `python3-${target.pid}` }), []);
+  const jobLog = (await h.queue.getJobLog(jobId))!.split('\n');
+  const pointer = jobLog.findIndex((l) => l.endsWith(`GET /api/v1/checkpoints/${checkpointId}/log`));
+  const taken = jobLog.findIndex((l) => /^checkpoint \S+ was not committed \(.*exists already\): its dump is removed, the whole log with it$/.test(l));
+  assert.ok(pointer >= 0 && taken > pointer, `the pointer to the whole log, then what became of it:\n${jobLog.slice(-4).join('\n')}`);
 });

@@ -7,7 +7,7 @@ import { ValidationError } from '../../src/common/validation.js';
 import { CriuConnectionError, CriuError, CriuUnsupportedError } from '../../src/criu/errors.js';
 import { CriuStatsError } from '../../src/criu/stats.js';
 import { PolicyError, TargetError } from '../../src/targets/errors.js';
-import { classifyFailure, FinalJobError, isLastFailure, RetryableJobError } from '../../workers/failure.js';
+import { classifyFailure, FinalJobError, isLastFailure, RetryableJobError, runsAgain } from '../../workers/failure.js';
 import { CancelAbort, ShutdownAbort } from '../../workers/worker-context.js';
 
 const connection = (code: 'ECRIU_DIED' | 'ECRIU_NO_SOCKET' | 'ECRIU_TIMEOUT' | 'ECRIU_ABORTED' | 'ECRIU_ACCESS') =>
@@ -62,4 +62,17 @@ test('a failure is the last one when final, finished by BullMQ, or out of attemp
   assert.equal(isLastFailure(retryable, { attemptsMade: 3, opts: { attempts: 3 } }), true);
   assert.equal(isLastFailure(retryable, { attemptsMade: 1, finishedOn: Date.now(), opts: { attempts: 3 } }), true);
   assert.equal(isLastFailure(new FinalJobError('gone', 'ETARGET_GONE'), { attemptsMade: 1, opts: { attempts: 3 } }), true);
+});
+
+test("a failed attempt's job runs again when its error is retried with attempts left, or the job is handed back", () => {
+  const job = (attemptsMade: number) => ({ attemptsMade, opts: { attempts: 3 } });
+  const ioError = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+  assert.equal(runsAgain(ioError, undefined, job(0)), true, 'first of 3 attempts');
+  assert.equal(runsAgain(ioError, undefined, job(1)), true, 'second of 3');
+  assert.equal(runsAgain(ioError, undefined, job(2)), false, 'the third is the last');
+  assert.equal(runsAgain(ioError, undefined, { attemptsMade: 0, opts: {} }), false, 'one attempt when none is set');
+  const planted = new CatalogError('ECOMMITTED', 'checkpoint folder exists already');
+  assert.equal(runsAgain(planted, undefined, job(0)), false, 'a final error, attempts or not');
+  assert.equal(runsAgain(ioError, new CancelAbort(), job(0)), false, 'cancelled');
+  assert.equal(runsAgain(ioError, new ShutdownAbort(), job(2)), true, 'handed back at shutdown, even on its last attempt');
 });
