@@ -129,8 +129,9 @@ export class CheckpointStore {
   /**
    * Makes an attempt a checkpoint: secures its files (0700 / 0600), flushes them to disk (option `sync`), measures
    * them into the manifest (`bytes`; `files` and `sha256`: each file's size and SHA-256, checked by verify() before a
-   * restore), writes manifest.json (0600, flushed), renames the folder to `<root>/<targetKey>/<id>` and flushes the
-   * target folder. Each file is read once, while it is flushed: a big checkpoint costs about one flush of its bytes.
+   * restore), writes manifest.json (0600, flushed), and once all of it is on disk renames the folder to
+   * `<root>/<targetKey>/<id>` and flushes the target folder. Each file is read once, while it is flushed: a big
+   * checkpoint costs about one flush of its bytes.
    * Returns the manifest as written. The draft must be valid (else ValidationError) and name this attempt's target
    * key and id (else EBADNAME). Throws ECOMMITTED when that folder exists. The draft may still be in the making (a
    * dump's statistics being read): the files are sealed meanwhile.
@@ -141,7 +142,13 @@ export class CheckpointStore {
     drafted.catch(() => undefined);
     const attempt = this.parseAttemptDir(attemptDir);
     await this.assertContained(attempt.targetKey, path.basename(attempt.dir));
-    const [sealed, placed] = await Promise.allSettled([this.seal(attempt.dir), drafted.then((d) => this.placeDraft(d, attempt))]);
+    // The files' flushes go on while the manifest is made and written: files, manifest and folder reach the disk in
+    // one round of flushes (one journal commit, shared with whatever else flushes meanwhile), all before the rename.
+    const flushes: Promise<void>[] = [];
+    const [sealed, placed] = await Promise.allSettled([
+      this.walkFiles(attempt.dir, { sync: this.sync, hash: true, flushes }),
+      drafted.then((d) => this.placeDraft(d, attempt)),
+    ]);
     if (placed.status === 'rejected') throw placed.reason;
     const { checked, finalDir } = placed.value;
     // The owner file goes either way: the folder is committed now, or (ECOMMITTED) left to whoever adopts or sweeps it.
@@ -159,7 +166,7 @@ export class CheckpointStore {
     };
     // The signature covers the file list and every file's hash: a signed manifest vouches for the images' contents.
     const manifest: Manifest = { ...unsigned, signature: this.signer.sign('manifest', unsigned) };
-    await writeManifestDurably(attempt.dir, manifest);
+    await Promise.all([writeManifestDurably(attempt.dir, manifest), ...flushes]);
     await rename(attempt.dir, finalDir);
     await fsyncDir(path.dirname(finalDir));
     return manifest;
@@ -200,7 +207,9 @@ export class CheckpointStore {
       const problem = this.untrustedBecause(manifest, attempt.targetKey, attempt.checkpointId);
       if (problem) throw new CatalogError('EMANIFEST_UNTRUSTED', `not trusting the copy of ${attempt.targetKey}/${attempt.checkpointId}: ${problem}`, manifest.id);
       await rm(path.join(attempt.dir, OWNER_FILE), { force: true });
-      await this.walkFiles(attempt.dir, { sync: this.sync, hash: false });
+      const flushes: Promise<void>[] = [];
+      await this.walkFiles(attempt.dir, { sync: this.sync, hash: false, flushes });
+      await Promise.all(flushes);
       const damage = await this.verifyFolder(attempt.dir, manifest);
       if (damage.length) throw new CatalogError('EDAMAGED', `checkpoint ${manifest.id} is damaged: ${damage.join('; ')}`, manifest.id);
       await writeManifestDurably(attempt.dir, manifest);
@@ -349,17 +358,15 @@ export class CheckpointStore {
 
   /** Folders 0700, regular files 0600, recursively (CRIU creates its images 0644 unless its umask says otherwise). */
   async secure(dir: string): Promise<void> {
-    await this.walkFiles(dir, { sync: false, hash: false });
+    const closes: Promise<void>[] = [];
+    await this.walkFiles(dir, { sync: false, hash: false, flushes: closes });
+    await Promise.all(closes);
   }
 
   /**
-   * secure(), hashing each file and flushing each file and folder (option `sync`); returns each regular file's size
-   * and SHA-256 by relative path.
+   * secure(), with `work` done to each file; returns each regular file's size (and SHA-256 when hashed) by relative
+   * path once every file is secured and hashed. Flushes still under way are in `work.flushes`, for the caller to await.
    */
-  private async seal(dir: string): Promise<Record<string, FileFacts>> {
-    return this.walkFiles(dir, { sync: this.sync, hash: true });
-  }
-
   private async walkFiles(dir: string, options: FileWork, prefix = ''): Promise<Record<string, FileFacts>> {
     await chmod(dir, DIR_MODE);
     const files: Record<string, FileFacts> = {};
@@ -375,8 +382,8 @@ export class CheckpointStore {
         // Symlinks and the like are left alone (and not counted).
       }),
     );
-    // The entries of sub-folders; the attempt folder itself is flushed by commit() after the manifest.
-    if (options.sync && prefix) await fsyncDir(dir);
+    // The entries of sub-folders; the attempt folder itself is flushed with the manifest.
+    if (options.sync && prefix) options.flushes.push(handled(fsyncDir(dir)));
     return files;
   }
 
@@ -534,30 +541,42 @@ interface FileWork {
   sync: boolean;
   /** SHA-256 of each file. */
   hash: boolean;
+  /** Where each flush still under way goes; the walk's caller awaits them all. */
+  flushes: Promise<void>[];
 }
 
 /**
  * Makes `file` 0600 (through its descriptor: a file swapped for a symlink is refused), flushes it when `sync` and
  * hashes it when `hash`, at the same time: the file is read from the page cache while its pages go to the disk.
+ * Returns once hashed; the flush (and the file's closing, after both) goes into `work.flushes`.
  */
 async function secureFile(file: string, work: FileWork): Promise<FileFacts> {
   const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  let st;
   try {
-    const st = await handle.stat();
+    st = await handle.stat();
     if ((st.mode & 0o777) !== FILE_MODE) await handle.chmod(FILE_MODE);
-    // Both settled before the handle is closed: the hash thread reads by descriptor, and a number closed early could
-    // be another file's or socket's by then.
-    const [hashed, synced] = await Promise.allSettled([work.hash ? sha256Of(handle, st.size) : undefined, work.sync ? handle.datasync() : undefined]);
-    if (hashed.status === 'rejected') throw hashed.reason;
-    if (synced.status === 'rejected') throw synced.reason;
-    const digest = hashed.value;
-    if (digest && digest.bytes !== st.size) {
-      throw new Error(`${file} changed while it was committed (${st.size} bytes, then ${digest.bytes})`);
-    }
-    return digest ? { size: st.size, sha256: digest.sha256 } : { size: st.size };
-  } finally {
+  } catch (err) {
     await handle.close();
+    throw err;
   }
+  const flushed = work.sync ? handle.datasync() : Promise.resolve();
+  const hashed = work.hash ? sha256Of(handle, st.size) : Promise.resolve(undefined);
+  // Closed once both have settled: the hash thread reads by descriptor, and a number closed early could be another
+  // file's or socket's by then.
+  const closed = Promise.allSettled([hashed, flushed]).then(() => handle.close());
+  work.flushes.push(handled(Promise.all([flushed, closed]).then(() => undefined)));
+  const digest = await hashed;
+  if (digest && digest.bytes !== st.size) {
+    throw new Error(`${file} changed while it was committed (${st.size} bytes, then ${digest.bytes})`);
+  }
+  return digest ? { size: st.size, sha256: digest.sha256 } : { size: st.size };
+}
+
+/** `promise`, marked handled: it is awaited later, or not at all when the work fails before (its failure then adds nothing). */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
 }
 
 /**
