@@ -69,7 +69,7 @@ function queuedLine(e: Enqueued, id: string): string {
   return j ? `queued ${j.type} job ${id}: ${j.what}` : `queued job ${id}`;
 }
 
-/** What a finished job did, in a few lines: a dump's checkpoint, frozen time, pages and bytes; a restore's pid. */
+/** What a finished job did, in a few lines: a dump's checkpoint, frozen time, pages and bytes; a restore's pid or workloads. */
 export function describeOutcome(job: Job): string[] {
   const r: JobResult = job.result ?? { durationMs: NaN };
   const s = (r.stats ?? {}) as Record<string, number | undefined>;
@@ -81,7 +81,9 @@ export function describeOutcome(job: Job): string[] {
   const lines = [`${job.type} job ${job.id} completed`];
   const row = (k: string, v: string) => lines.push(`  ${k.padEnd(12)} ${v}`);
   if (job.type === 'restore') {
-    if (r.restoredPid !== undefined) row('restored pid', String(r.restoredPid));
+    // A workload's restore: each copy by the name its output and `ckpt workloads` go by.
+    if (r.workloads?.length) for (const w of r.workloads) row('workload', `${w.name}, host pid ${w.hostPid}`);
+    else if (r.restoredPid !== undefined) row('restored pid', String(r.restoredPid));
     if (r.checkpointId) row('checkpoint', r.checkpointId);
   } else if (r.checkpointId) {
     row('checkpoint', r.checkpointId);

@@ -113,7 +113,8 @@ export function describeResult(type: string | undefined, r: Job['result']): stri
   const s = (r.stats ?? {}) as Record<string, number | undefined>;
   const parts: string[] = [];
   if (r.checkpointId && type !== 'restore') parts.push(`checkpoint ${r.checkpointId}`);
-  if (r.restoredPid !== undefined) parts.push(`restored pid ${r.restoredPid}`);
+  if (r.workloads?.length) parts.push(`restored ${r.workloads.map((w) => `${w.name} (pid ${w.hostPid})`).join(', ')}`);
+  else if (r.restoredPid !== undefined) parts.push(`restored pid ${r.restoredPid}`);
   const frozen = s.frozenTimeUs ?? s.frozenTime;
   if (frozen !== undefined) parts.push(`frozen ${formatMicros(frozen)}`);
   const pages = s.pagesWritten ?? s.pagesRestored;

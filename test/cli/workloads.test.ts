@@ -64,6 +64,13 @@ test('ckpt run, workloads, logs --workload, dump --workload --stop, restore --re
     assert.deepEqual(out.slice(0, 3), [atDump + 1, atDump + 2, atDump + 3], `${name} counts on from ${atDump}`);
   }
 
+  // Without --json: the workload by name (one copy of a stopped workload comes back as itself), and the jobs table too.
+  const another = await ckpt('restore', checkpointId, '--wait');
+  assert.equal(another.code, 0, another.stderr);
+  const [, hostPid] = /^ {2}workload +cli-counter, host pid (\d+)$/m.exec(another.stdout) ?? [];
+  assert.ok(hostPid, `the copy named:\n${another.stdout}`);
+  assert.match((await ckpt('jobs', '--type', 'restore')).stdout, new RegExp(`restored cli-counter \\(pid ${hostPid}\\)`));
+
   const stop = await ckpt('workloads', 'stop', 'cli-counter-2');
   assert.equal(stop.code, 0, stop.stderr);
   assert.equal(stop.stdout.trim(), 'workload cli-counter-2: stopped');
