@@ -95,7 +95,10 @@ async function connect(
     const criu = await locateCriu(config.criu.bin, config.criu.env);
     criuVersion = criu.version;
     criuService = new CriuService({ bin: criu.bin, runtimeDir: config.criu.runtimeDir, env: config.criu.env });
-    criuService.on('exit', (code, signal) => log.warn({ code, signal }, 'criu service exited'));
+    criuService.on('exit', (code, signal, stopped) => {
+      if (stopped) log.info({ code, signal }, 'criu service stopped');
+      else log.warn({ code, signal }, 'criu service exited');
+    });
     criuService.on('socket-lost', () => log.warn({ socket: criuService!.socketPath }, 'criu service socket disappeared: restarting the service'));
     criuService.on('started', (pid) => log.info({ criuPid: pid, socket: criuService!.socketPath, version: criu.version }, 'criu service running'));
     await criuService.start();

@@ -22,7 +22,8 @@ export interface CriuServiceOptions {
 
 export interface CriuServiceEvents {
   started: [pid: number];
-  exit: [code: number | null, signal: NodeJS.Signals | null];
+  /** `stopped`: by stop() (or replaced), not of its own accord. */
+  exit: [code: number | null, signal: NodeJS.Signals | null, stopped: boolean];
   restarting: [];
   /** The service's socket vanished while it ran: the service is restarted to make a new one. */
   'socket-lost': [];
@@ -100,8 +101,9 @@ export class CriuService extends EventEmitter<CriuServiceEvents> {
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.once('exit', (code, signal) => {
-      this.emit('exit', code, signal);
-      if (this.stopping || this.child !== child) return;
+      const stopped = this.stopping || this.child !== child;
+      this.emit('exit', code, signal, stopped);
+      if (stopped) return;
       this.emit('restarting');
       setTimeout(() => {
         if (!this.stopping) this.spawnOnce().catch(() => undefined);

@@ -26,13 +26,17 @@ test('the managed service lives in a 0700 folder, comes back by itself after a c
 
   const crashed = first.pid!;
   const restarted = once(first, 'started');
+  const died = once(first, 'exit');
   process.kill(crashed, 'SIGKILL');
+  assert.deepEqual(await died, [null, 'SIGKILL', false], 'a crash is not a stop (ckpt logs it as a warning)');
   const [newPid] = await restarted;
   assert.notEqual(newPid, crashed);
   assert.ok((await client.version()).major >= 4, 'answers again after the restart');
 
+  const ended = once(first, 'exit');
   await first.stop();
   assert.ok(!isAlive(newPid), 'stop() ends the service');
+  assert.deepEqual(await ended, [null, 'SIGTERM', true], 'stopped: logged as such, not as a warning');
 });
 
 test('a service orphaned by a crashed ckpt process is replaced, not left running beside the new one', async (t) => {
