@@ -2,8 +2,8 @@
 //
 //   node --import tsx bench/long-run.ts [--jobs N] [--window N] [--samples N] [--quick]
 //
-// --jobs (default 5,000) dump jobs over 4 small processes go through one worker (concurrency 2), --window (50) at a
-// time; each checkpoint is deleted once its job completed, as retention would. Every --jobs/--samples jobs it samples
+// --jobs (default 5,000; --quick 100) dump jobs over 4 small processes go through one worker (concurrency 2),
+// --window (default 50; --quick 25) at a time; each checkpoint is deleted once its job completed, as retention would. Every --jobs/--samples jobs it samples
 // Redis' used memory, this process' RSS (the worker runs in it) and the event stream's length. What must hold: the
 // figures of the last quarter are no higher than those of the second quarter by more than noise (the event stream is
 // capped by events.maxLen, finished jobs by worker.keepCompleted/keepFailed, both set low enough here to be reached in
@@ -17,13 +17,13 @@ import { record } from './lib/report.js';
 const { values } = parseArgs({
   options: {
     jobs: { type: 'string' },
-    window: { type: 'string', default: '50' },
+    window: { type: 'string' },
     samples: { type: 'string', default: '20' },
     quick: { type: 'boolean', default: false },
   },
 });
-const jobCount = Number(values.jobs ?? (values.quick ? 300 : 5000));
-const windowSize = Number(values.window);
+const jobCount = Number(values.jobs ?? (values.quick ? 100 : 5000));
+const windowSize = Number(values.window ?? (values.quick ? 25 : 50));
 const sampleCount = Number(values.samples);
 if (!(jobCount >= 4 * windowSize && jobCount >= 40 && windowSize >= 1 && sampleCount >= 4)) {
   throw new Error('usage: long-run.ts [--jobs N >= 4 * window] [--window N>=1] [--samples N>=4]');

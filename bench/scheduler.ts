@@ -17,7 +17,7 @@
  * is V8's reserve and garbage not yet collected, and what is the process itself.
  *
  * Run: node --import tsx bench/scheduler.ts [--minutes 3] [--schedules 10000] [--processes 2] [--quick]
- * (--quick: 2,000 schedules for 10 s, under ~30 s in all; --schedules 50000 for the large case).
+ * (--quick: 2,000 schedules for 6 s, under ~20 s in all; --schedules 50000 for the large case).
  * BENCH_SCHEDULER_NODE_OPTIONS="--max-semi-space-size=4": Node flags for the scheduler processes, instead of those
  * `ckpt up` is started with (src/app/node-flags.ts; "" for none); BENCH_HEAP_GROWTH_PERCENT=N: their
  * scheduler.heapGrowthPercent (0: V8's own growth; default: the config's, as `ckpt up` applies it);
@@ -59,7 +59,7 @@ const { values: args } = parseArgs({
     child: { type: 'boolean', default: false },
   },
 });
-const MINUTES = args.quick ? 10 / 60 : Number(args.minutes);
+const MINUTES = args.quick ? 6 / 60 : Number(args.minutes);
 const SCHEDULES = Number(args.schedules ?? (args.quick ? 2000 : 10_000));
 const PROCESSES = Number(args.processes);
 const PREFIX = 'bench';

@@ -25,7 +25,7 @@ import { record } from './lib/report.js';
 const { values } = parseArgs({
   options: { mib: { type: 'string' }, rounds: { type: 'string' }, quick: { type: 'boolean', default: false } },
 });
-const mib = Number(values.mib ?? (values.quick ? 48 : 256));
+const mib = Number(values.mib ?? (values.quick ? 32 : 256));
 const rounds = Number(values.rounds ?? (values.quick ? 1 : 2));
 if (!(mib >= 3 && rounds >= 1)) throw new Error('usage: storage.ts [--mib MiB >= 3] [--rounds N] [--quick]');
 const exec = promisify(execFile);
