@@ -2,6 +2,7 @@ import type { Checkpoint } from '../src/catalog/catalog.js';
 import { CatalogError } from '../src/catalog/errors.js';
 import type { Manifest } from '../src/catalog/manifest.js';
 import { StorageError } from '../src/storage/errors.js';
+import type { CriuLogTailer } from './criu-log-tailer.js';
 import { FinalJobError } from './failure.js';
 import { downloadStage } from './remote-copy.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
@@ -55,4 +56,13 @@ async function fetchCopy(ctx: WorkerContext, listed: Checkpoint, run: JobRun, jo
     }
     throw err;
   }
+}
+
+/**
+ * After CRIU has restored from a checkpoint's folder (or failed to): its last log lines go out, and what it added to
+ * the folder (restore-<job>.log, stats-restore: 0644) is made 0600 like the rest, both at once. `imagesDir` undefined:
+ * CRIU worked in a copy's folder, which goes anyway.
+ */
+export async function settleAfterRestore(ctx: WorkerContext, tailer: CriuLogTailer, imagesDir: string | undefined): Promise<void> {
+  await Promise.all([tailer.stop(), imagesDir && ctx.store.secure(imagesDir).catch(() => undefined)]);
 }

@@ -9,7 +9,7 @@ import type { RestoreJobData } from '../src/queue/schemas.js';
 import { readProcStat } from '../src/common/proc.js';
 import { CriuLogTailer } from './criu-log-tailer.js';
 import { networkLockFor } from './network-lock.js';
-import { checkpointImages } from './checkpoint-images.js';
+import { checkpointImages, settleAfterRestore } from './checkpoint-images.js';
 import { clearPids, originalOf, recordRestored, treePidsOf } from './restore-plan.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
 import { restoreWorkload } from './workload-restore.js';
@@ -84,10 +84,9 @@ export async function restoreCheckpoint(job: Job, data: RestoreJobData, run: Job
     const tailer = new CriuLogTailer({ file: path.join(imagesDir, logFile), onLines: (lines) => reporter.logLines(lines) });
     reporter.progress({ stage: 'restoring', percent: 5 });
     tailer.start();
-    let restoredPid: number;
-    let restoredAt: number;
+    let res: { pid: number; warning?: string };
     try {
-      const res = await ctx.criu.restore(
+      res = await ctx.criu.restore(
         {
           imagesDir,
           ...jobCriuOptions('restore', data.criu),
@@ -101,14 +100,15 @@ export async function restoreCheckpoint(job: Job, data: RestoreJobData, run: Job
           notify: { onStage: (e) => reporter.progress({ stage: e.stage, percent: RESTORE_STAGE_PERCENT[e.stage] ?? 0 }) },
         },
       );
-      restoredPid = res.pid;
-      restoredAt = Date.now();
-      if (res.warning) await reporter.note(`CRIU warning: ${res.warning}`);
-    } finally {
-      await tailer.stop();
-      // CRIU adds restore-<job>.log and stats-restore to the checkpoint folder, 0644: keep it 0600 throughout.
-      await ctx.store.secure(imagesDir).catch(() => undefined);
+    } catch (err) {
+      await settleAfterRestore(ctx, tailer, imagesDir);
+      throw err;
     }
+    const restoredPid = res.pid;
+    const restoredAt = Date.now();
+    // Awaited before the job completes (its log before its result); meanwhile the restored process is recorded.
+    const settled = Promise.all([settleAfterRestore(ctx, tailer, imagesDir), res.warning && reporter.note(`CRIU warning: ${res.warning}`)]);
+    settled.catch(() => undefined);
     // Done when CRIU says so; whether the process then keeps running is reported on its own (restore.exited).
     const restoredStat = await readProcStat(restoredPid);
     const startTime = restoredStat?.startTime ?? -1;
@@ -119,7 +119,7 @@ export async function restoreCheckpoint(job: Job, data: RestoreJobData, run: Job
         reporter.note(`could not record restored pid ${restoredPid} (a later --replace will not recognise it): ${err.message}`),
       );
     }
-    const stats = await readRestoreStats(imagesDir);
+    const [stats] = await Promise.all([readRestoreStats(imagesDir), settled]);
     reporter.progress({ stage: 'done', percent: 100 });
     restored = true;
     return { checkpointId: checkpoint.id, restoredPid, stats: { ...stats }, durationMs: Date.now() - started };

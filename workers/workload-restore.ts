@@ -9,6 +9,7 @@ import { isSameProcess, readProcStat } from '../src/common/proc.js';
 import { type WorkloadRef } from '../src/targets/process-snapshot.js';
 import { prepareWorkloadDir } from '../src/workloads/launcher.js';
 import type { WorkloadRecord } from '../src/workloads/registry.js';
+import { settleAfterRestore } from './checkpoint-images.js';
 import { CriuLogTailer } from './criu-log-tailer.js';
 import { networkLockFor } from './network-lock.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
@@ -128,9 +129,9 @@ async function restoreOne(
       onLines: (lines) => run.reporter.logLines(lines, prefix),
     });
     tailer.start();
-    let pid: number;
+    let res: { pid: number; warning?: string };
     try {
-      const res = await ctx.criu.restore(
+      res = await ctx.criu.restore(
         {
           imagesDir: workDir,
           ...jobCriuOptions('restore', order.data.criu),
@@ -140,12 +141,17 @@ async function restoreOne(
         },
         { signal: run.signal, timeoutMs: ctx.config.criu.timeoutMs, notify: { onStage: (e) => run.reporter.progress({ stage: e.stage }) } },
       );
-      pid = res.pid;
-      if (res.warning) await run.reporter.note(`CRIU warning: ${res.warning}`);
-    } finally {
-      await tailer.stop();
-      if (!copyImages) await ctx.store.secure(imagesDir).catch(() => undefined);
+    } catch (err) {
+      await settleAfterRestore(ctx, tailer, copyImages ? undefined : imagesDir);
+      throw err;
     }
+    const { pid } = res;
+    // Awaited before workload.restored (the log before the result); meanwhile the restored copy is recorded.
+    const settled = Promise.all([
+      settleAfterRestore(ctx, tailer, copyImages ? undefined : imagesDir),
+      res.warning && run.reporter.note(`CRIU warning: ${res.warning}`),
+    ]);
+    settled.catch(() => undefined);
     const [procStat, stats, previous] = await Promise.all([
       readProcStat(pid),
       readRestoreStats(workDir).catch(() => undefined),
@@ -164,7 +170,7 @@ async function restoreOne(
       startedAt: new Date().toISOString(),
       origin: { kind: 'restore', checkpointId: checkpoint.id, jobId: order.jobId, of: origin.name },
     };
-    await ctx.workloads.registry.put(record);
+    await Promise.all([ctx.workloads.registry.put(record), settled]);
     await run.reporter.publish('workload.restored', {
       name: place.name,
       of: origin.name,
