@@ -8,7 +8,7 @@ import { DUMP_LOG_FILE as DUMP_LOG } from '../src/catalog/checkpoint-log.js';
 import type { Manifest } from '../src/catalog/manifest.js';
 import { CriuError } from '../src/criu/errors.js';
 import { jobCriuOptions } from '../src/criu/options.js';
-import { readDumpStats } from '../src/criu/stats.js';
+import { missingFromDump, readDumpStats } from '../src/criu/stats.js';
 import { signJobData } from '../src/queue/job-signature.js';
 import type { JobResult } from '../src/queue/job-view.js';
 import { LeaseSemaphore } from '../src/queue/lease-semaphore.js';
@@ -20,7 +20,7 @@ import { uploadStage } from './remote-copy.js';
 import { BoundedCriuLog, keepLogOfUnfinishedAttempt } from './bounded-criu-log.js';
 import { networkLockFor } from './network-lock.js';
 import { FinalJobError, reasonOf, RetryableJobError, runsAgain } from './failure.js';
-import { waitUntraced } from '../src/common/proc.js';
+import { bootTimeMs, waitUntraced } from '../src/common/proc.js';
 import { dumpPercent, PageBytesSampler, treeDumpBytes } from './progress-sampler.js';
 import type { JobRun, WorkerContext } from './worker-context.js';
 
@@ -91,11 +91,19 @@ async function recoverEarlierAttempt(job: Job<DumpJobData>, run: JobRun, ctx: Wo
   // The dead worker's CRIU may still be writing into the folder: it finishes or gives up (and thaws the target) first.
   await untracedOrBusy(earlier.pid, run, ctx);
   if (await criuFinished(found.dir, job.data, ctx)) {
-    await run.reporter.note(`an earlier attempt's dump of checkpoint ${id} had finished: adopting it`);
     const finishedAt = (await stat(path.join(found.dir, 'stats-dump'))).mtimeMs;
-    return commitAndAnnounce(job, earlier, found.dir, Math.max(0, finishedAt - earlier.attemptStartedAt), run, ctx, { adopted: true });
+    // Written before this boot: what the kernel had not written out when the machine went down is gone.
+    const beforeRestart = finishedAt < bootTimeMs();
+    const lost = beforeRestart ? await missingFromDump(found.dir) : null;
+    if (!lost) {
+      const checked = beforeRestart ? ' before the machine restarted, and its images are all there' : '';
+      await run.reporter.note(`an earlier attempt's dump of checkpoint ${id} had finished${checked}: adopting it`);
+      return commitAndAnnounce(job, earlier, found.dir, Math.max(0, finishedAt - earlier.attemptStartedAt), run, ctx, { adopted: true });
+    }
+    await run.reporter.note(`an earlier attempt's dump of checkpoint ${id} had finished, but the machine restarted before it reached the disk whole (${lost}): discarding it`);
+  } else {
+    await run.reporter.note(`an earlier attempt of checkpoint ${id} did not finish: discarding it`);
   }
-  await run.reporter.note(`an earlier attempt of checkpoint ${id} did not finish: discarding it`);
   await keepLogOfUnfinishedAttempt(path.join(found.dir, DUMP_LOG), run.reporter);
   await ctx.store.discard(found.dir);
   return null;

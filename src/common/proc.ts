@@ -138,6 +138,13 @@ export async function isSameProcess(info: { pid: number; startTime: number }): P
   return !!stat && stat.state !== 'Z' && stat.state !== 'X' && stat.startTime === info.startTime;
 }
 
+/** When this machine booted, in ms since the epoch (/proc/stat's btime: whole seconds). */
+export function bootTimeMs(): number {
+  const btime = /^btime (\d+)$/m.exec(readProcTextNow('/proc/stat') ?? '')?.[1];
+  if (btime === undefined) throw new Error('/proc/stat has no btime line');
+  return Number(btime) * 1000;
+}
+
 /** The parent chain of `pid` (its parent, grandparent, ... up to and including pid 1), nearest first. */
 export async function ancestorsOf(pid: number): Promise<number[]> {
   return (await ancestryOf(pid)).map((a) => a.pid);

@@ -22,7 +22,7 @@ export {
   type PreDumpStepOptions,
   type RestoreOptions,
 } from './options.js';
-export { CriuStatsError, readDumpStats, readRestoreStats, type DumpStats, type RestoreStats } from './stats.js';
+export { CriuStatsError, missingFromDump, readDumpStats, readRestoreStats, type DumpStats, type RestoreStats } from './stats.js';
 export { readLogTail, type LogTailOptions } from './log-tail.js';
 export { decodeRequest, decodeResponse, encodeRequest, encodeResponse } from './codec.js';
 export * from './rpc-messages.js';

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeStatsEntry } from './codec.js';
 import type { StatsEntry } from './stats-messages.js';
@@ -67,6 +67,31 @@ export async function readDumpStats(dir: string): Promise<DumpStats> {
     shpagesWritten: e.shpages_written,
   });
 }
+
+/**
+ * What is missing from a finished dump's folder, by what CRIU says it wrote: an empty image, or page images holding
+ * fewer bytes than stats-dump's pages written. Null when nothing is. For images CRIU wrote before the machine went
+ * down: an image the kernel had not written out yet comes back empty or short, never with another file's bytes (ext4,
+ * data=ordered), so its size tells.
+ */
+export async function missingFromDump(dir: string): Promise<string | null> {
+  let pagesWritten: number;
+  try {
+    ({ pagesWritten } = await readDumpStats(dir));
+  } catch (err) {
+    if (err instanceof CriuStatsError) return err.message;
+    throw err;
+  }
+  const images = (await readdir(dir)).filter((name) => name.endsWith('.img'));
+  const sizes = await Promise.all(images.map(async (name) => ({ name, size: (await stat(path.join(dir, name))).size })));
+  const empty = sizes.filter((f) => f.size === 0).map((f) => f.name);
+  if (empty.length) return `empty: ${empty.join(', ')}`;
+  const pageBytes = sizes.filter((f) => /^pages-\d+\.img$/.test(f.name)).reduce((sum, f) => sum + f.size, 0);
+  if (pageBytes < pagesWritten * PAGE_BYTES) return `page images hold ${pageBytes} bytes, CRIU wrote ${pagesWritten} pages of ${PAGE_BYTES}`;
+  return null;
+}
+
+const PAGE_BYTES = 4096;
 
 /** Reads <workDir>/stats-restore, written by a successful restore. */
 export async function readRestoreStats(dir: string): Promise<RestoreStats> {

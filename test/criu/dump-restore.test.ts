@@ -1,7 +1,7 @@
 // Dump and restore real processes through a real `criu service`.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, openSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -10,6 +10,7 @@ import {
   CriuError,
   CriuStatsError,
   isRetryableCriuError,
+  missingFromDump,
   readDumpStats,
   readRestoreStats,
   type NotifyScript,
@@ -214,4 +215,32 @@ test('stats files: a truncated or foreign file is a clear CriuStatsError', async
   writeFileSync(file, Buffer.alloc(32, 7));
   await assert.rejects(readDumpStats(broken), /not a CRIU stats file/);
   await assert.rejects(readRestoreStats(broken), /stats-restore: does not exist/);
+});
+
+test("a finished dump's folder, as a restart could leave it: nothing missing when whole; an empty image, short page images or a torn stats-dump named", async (t) => {
+  const criu = await requireCriu(t);
+  if (!criu) return;
+  const { client } = await criuService(criu);
+  const counter = await counterFor(t);
+  const dir = await tempDir(t);
+  await client.dump({ pid: counter.pid, imagesDir: dir, leaveRunning: true });
+  assert.equal(await missingFromDump(dir), null);
+
+  const copyOf = async () => {
+    const copy = await tempDir(t, 'ckpt-criu-torn-');
+    for (const name of readdirSync(dir)) copyFileSync(path.join(dir, name), path.join(copy, name));
+    return copy;
+  };
+  const pages = readdirSync(dir).find((n) => /^pages-\d+\.img$/.test(n))!;
+  const { pagesWritten } = await readDumpStats(dir);
+  assert.equal(statSync(path.join(dir, pages)).size, pagesWritten * 4096, 'page images hold what stats-dump counts');
+  const short = await copyOf();
+  truncateSync(path.join(short, pages), (pagesWritten - 1) * 4096);
+  assert.equal(await missingFromDump(short), `page images hold ${(pagesWritten - 1) * 4096} bytes, CRIU wrote ${pagesWritten} pages of 4096`);
+  const empty = await copyOf();
+  truncateSync(path.join(empty, 'core-' + counter.pid + '.img'), 0);
+  assert.equal(await missingFromDump(empty), `empty: core-${counter.pid}.img`);
+  const torn = await copyOf();
+  truncateSync(path.join(torn, 'stats-dump'), 0);
+  assert.match((await missingFromDump(torn)) ?? '', /stats-dump: truncated: 0 bytes/);
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, stat, truncate, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Job, Queue } from 'bullmq';
@@ -8,7 +8,7 @@ import { signJobData } from '../../src/queue/job-signature.js';
 import { queueNameFor } from '../../src/queue/keys.js';
 import type { DumpJobData } from '../../src/queue/schemas.js';
 import { readProcessSnapshot } from '../../src/targets/process-snapshot.js';
-import { readProcStatus } from '../../src/common/proc.js';
+import { bootTimeMs, readProcStatus } from '../../src/common/proc.js';
 import { criuWorkersOf, holdCriuWorkersWhen } from '../helpers/criu.js';
 import { startCounter } from '../helpers/targets.js';
 import { countsOn, waitUntil } from '../helpers/wait.js';
@@ -120,6 +120,47 @@ test('a dump CRIU finished but whose worker died before committing it is adopted
   assert.deepEqual((await h.catalog.list({ targetKey: info.targetKey })).map((c) => c.id), [data.checkpointId]);
   assert.ok(target.alive());
 });
+
+// A machine restart cannot be made on demand here: the folder is dated before this boot, as one CRIU finished before it.
+for (const torn of [false, true]) {
+  test(`a dump CRIU finished before the machine restarted is adopted only when its images are all there (${torn ? 'page images short' : 'whole'})`, async (t) => {
+    const h = await startHarness(t);
+    if (!h) return;
+    const target = await startCounter();
+    h.defer(() => target.kill());
+    const { jobId } = await h.queue.enqueueDump({ target: { pid: target.pid } });
+    const queue = new Queue(queueNameFor('node-a'), { connection: h.client, prefix: 'ckpt' });
+    h.defer(() => queue.close());
+    const job = (await Job.fromId(queue, jobId))!;
+    const data = job.data as DumpJobData;
+    const info = (await readProcessSnapshot(target.pid))!;
+    const resolved = { key: info.targetKey, pid: info.pid, cmdline: info.cmdline, exe: info.exe, uid: info.uid, startTime: info.startTime, attemptStartedAt: Date.now() };
+    await job.updateData(signJobData(h.signer, { type: 'dump', jobId, node: 'node-a' }, { ...data, resolved }));
+    const attempt = await h.store.beginAttempt(info.targetKey, data.checkpointId, { jobId });
+    await new CriuClient({ socketPath: h.criu.socketPath }).dump({ pid: target.pid, imagesDir: attempt.dir, leaveRunning: true, logLevel: 4, logFile: 'dump.log' });
+    const pages = (await readdir(attempt.dir)).find((n) => /^pages-\d+\.img$/.test(n))!;
+    if (torn) await truncate(path.join(attempt.dir, pages), 4096);
+    const beforeBoot = new Date(bootTimeMs() - 60_000);
+    await utimes(path.join(attempt.dir, 'stats-dump'), beforeBoot, beforeBoot);
+
+    await h.startWorker();
+    const done = await h.waitFinished(jobId);
+    assert.equal(done.state, 'completed', done.failedReason);
+    const log = (await h.queue.getJobLog(jobId))!;
+    if (torn) {
+      assert.equal(done.result!.adopted, undefined, 'dumped again');
+      assert.match(log, /had finished, but the machine restarted before it reached the disk whole \(page images hold 4096 bytes, CRIU wrote \d+ pages of 4096\): discarding it/);
+    } else {
+      assert.equal(done.result!.adopted, true);
+      assert.match(log, /had finished before the machine restarted, and its images are all there: adopting it/);
+    }
+    const [checkpoint] = await h.catalog.list({ targetKey: info.targetKey });
+    assert.equal(checkpoint?.id, data.checkpointId, 'one checkpoint either way, under the job\'s id');
+    assert.deepEqual(await h.store.verify(checkpoint!), []);
+    const committedPages = (await stat(path.join(h.store.pathOf(checkpoint!), pages))).size;
+    assert.equal(committedPages, (checkpoint!.stats.pagesWritten as number) * 4096, 'the committed page images are whole');
+  });
+}
 
 test('a folder left by an attempt that died before recording its target is cleared, and the dump made once', async (t) => {
   const h = await startHarness(t);
