@@ -113,6 +113,16 @@ async function recoverEarlierAttempt(job: Job<DumpJobData>, run: JobRun, ctx: Wo
 async function resolveChecked(job: Job<DumpJobData>, run: JobRun, ctx: WorkerContext, attemptStartedAt: number): Promise<AttemptTarget> {
   run.reporter.progress({ stage: 'resolving' });
   const info = await resolveTarget(job.data.target, { workloads: ctx.workloads, exclude: ctx.policy.ownPids() });
+  const earlier = job.data.resolved;
+  // A pid names one process: the one an earlier attempt found. Reused since (a retry after a restart, or later),
+  // it is someone else's process, which a dump (that may stop it) must not touch. Other targets are looked up anew.
+  if (earlier && 'pid' in job.data.target && !isSameProcessAs(earlier, info)) {
+    throw new TargetError(
+      'ETARGET_GONE',
+      `pid ${info.pid} is another process (${info.exe}) than the one an earlier attempt of this job found (${earlier.exe}, ` +
+        `${earlier.attemptStartedAt < bootTimeMs() ? 'before the machine restarted' : `start time ${earlier.startTime}`}): that one is gone, and this one is left alone`,
+    );
+  }
   await ctx.policy.check(info);
   return {
     key: info.targetKey,
@@ -124,6 +134,11 @@ async function resolveChecked(job: Job<DumpJobData>, run: JobRun, ctx: WorkerCon
     ...(info.workload && { workload: info.workload }),
     attemptStartedAt,
   };
+}
+
+/** Whether `now` is the process `earlier` resolved: same pid and start time, in this boot (start times count from it). */
+function isSameProcessAs(earlier: AttemptTarget, now: { pid: number; startTime: number }): boolean {
+  return earlier.pid === now.pid && earlier.startTime === now.startTime && earlier.attemptStartedAt >= bootTimeMs();
 }
 
 /** Step 2. The target recorded in the job (signed like the rest of the data, or the next attempt would refuse its own job). */

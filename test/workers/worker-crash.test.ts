@@ -162,6 +162,43 @@ for (const torn of [false, true]) {
   });
 }
 
+// Pid reuse cannot be made on demand: the earlier attempt's record names an older process (another start time), or
+// one found before this boot.
+for (const reused of ['another start time', 'before the machine restarted'] as const) {
+  test(`a retry of "dump --pid N --stop" whose pid is now another process (${reused}) fails and leaves that process alone`, async (t) => {
+    const h = await startHarness(t, { attempts: 3 });
+    if (!h) return;
+    const target = await startCounter();
+    h.defer(() => target.kill());
+    const { jobId } = await h.queue.enqueueDump({ target: { pid: target.pid }, leaveRunning: false });
+    const queue = new Queue(queueNameFor('node-a'), { connection: h.client, prefix: 'ckpt' });
+    h.defer(() => queue.close());
+    const job = (await Job.fromId(queue, jobId))!;
+    const data = job.data as DumpJobData;
+    const info = (await readProcessSnapshot(target.pid))!;
+    const resolved = {
+      key: info.targetKey,
+      pid: info.pid,
+      cmdline: info.cmdline,
+      exe: info.exe,
+      uid: info.uid,
+      startTime: reused === 'another start time' ? info.startTime - 100 : info.startTime,
+      attemptStartedAt: reused === 'another start time' ? Date.now() : bootTimeMs() - 60_000,
+    };
+    await job.updateData(signJobData(h.signer, { type: 'dump', jobId, node: 'node-a' }, { ...data, resolved }));
+
+    await h.startWorker();
+    const done = await h.waitFinished(jobId);
+    assert.equal(done.state, 'failed');
+    assert.equal(done.attemptsMade, 1, 'final: no retry');
+    assert.match(done.failedReason ?? '', new RegExp(`pid ${target.pid} is another process .* than the one an earlier attempt of this job found .*${reused === 'another start time' ? `start time ${resolved.startTime}` : 'before the machine restarted'}.*this one is left alone`));
+    assert.ok(target.alive(), 'not stopped by a dump');
+    await countsOn(target);
+    assert.deepEqual(await h.catalog.list({ targetKey: info.targetKey }), []);
+    assert.deepEqual(await readdir(h.root).catch(() => []), []);
+  });
+}
+
 test('a folder left by an attempt that died before recording its target is cleared, and the dump made once', async (t) => {
   const h = await startHarness(t);
   if (!h) return;
