@@ -6,13 +6,13 @@ import { Job, Queue } from 'bullmq';
 import { CriuClient } from '../../src/criu/client.js';
 import { signJobData } from '../../src/queue/job-signature.js';
 import { queueNameFor } from '../../src/queue/keys.js';
-import type { DumpJobData } from '../../src/queue/schemas.js';
+import type { AttemptTarget, DumpJobData } from '../../src/queue/schemas.js';
 import { readProcessSnapshot } from '../../src/targets/process-snapshot.js';
 import { bootTimeMs, readProcStatus } from '../../src/common/proc.js';
 import { criuWorkersOf, holdCriuWorkersWhen } from '../helpers/criu.js';
-import { startCounter } from '../helpers/targets.js';
+import { startCounter, type Counter } from '../helpers/targets.js';
 import { countsOn, waitUntil } from '../helpers/wait.js';
-import { startHarness } from './harness.js';
+import { startHarness, type Harness } from './harness.js';
 import { spawnWorkerProcess } from './worker-process.js';
 
 test('a worker SIGKILLed mid-dump: the next worker finishes the job, one checkpoint, target running and not stopped', async (t) => {
@@ -86,29 +86,34 @@ test('a worker SIGKILLed mid-dump: the next worker finishes the job, one checkpo
   await countsOn(target);
 });
 
-test('a dump CRIU finished but whose worker died before committing it is adopted by the retry, not made again', async (t) => {
-  const h = await startHarness(t);
-  if (!h) return;
-  const target = await startCounter();
-  h.defer(() => target.kill());
-  const { jobId } = await h.queue.enqueueDump({ target: { pid: target.pid } });
-
-  // What a worker that died right after CRIU's reply leaves: the resolved target in the job, a finished attempt folder.
+/**
+ * A dump job of `target` as an earlier attempt whose worker died left it: the target it resolved recorded in the signed
+ * job (`resolved` changes what was recorded) and, with `dumped`, the attempt folder CRIU finished (a worker that died
+ * right after CRIU's reply).
+ */
+async function leftByEarlierAttempt(h: Harness, target: Counter, opts: { leaveRunning?: boolean; resolved?: Partial<AttemptTarget>; dumped?: boolean } = {}) {
+  const { jobId } = await h.queue.enqueueDump({ target: { pid: target.pid }, leaveRunning: opts.leaveRunning ?? true });
   const queue = new Queue(queueNameFor('node-a'), { connection: h.client, prefix: 'ckpt' });
   h.defer(() => queue.close());
   const job = (await Job.fromId(queue, jobId))!;
   const data = job.data as DumpJobData;
   const info = (await readProcessSnapshot(target.pid))!;
-  const resolved = { key: info.targetKey, pid: info.pid, cmdline: info.cmdline, exe: info.exe, uid: info.uid, startTime: info.startTime, attemptStartedAt: Date.now() };
+  const resolved = { key: info.targetKey, pid: info.pid, cmdline: info.cmdline, exe: info.exe, uid: info.uid, startTime: info.startTime, attemptStartedAt: Date.now(), ...opts.resolved };
   await job.updateData(signJobData(h.signer, { type: 'dump', jobId, node: 'node-a' }, { ...data, resolved }));
-  const attempt = await h.store.beginAttempt(info.targetKey, data.checkpointId, { jobId });
-  await new CriuClient({ socketPath: h.criu.socketPath }).dump({
-    pid: target.pid,
-    imagesDir: attempt.dir,
-    leaveRunning: true,
-    logLevel: 4,
-    logFile: 'dump.log',
-  });
+  let attemptDir = '';
+  if (opts.dumped) {
+    attemptDir = (await h.store.beginAttempt(info.targetKey, data.checkpointId, { jobId })).dir;
+    await new CriuClient({ socketPath: h.criu.socketPath }).dump({ pid: target.pid, imagesDir: attemptDir, leaveRunning: true, logLevel: 4, logFile: 'dump.log' });
+  }
+  return { jobId, data, info, resolved, attemptDir };
+}
+
+test('a dump CRIU finished but whose worker died before committing it is adopted by the retry, not made again', async (t) => {
+  const h = await startHarness(t);
+  if (!h) return;
+  const target = await startCounter();
+  h.defer(() => target.kill());
+  const { jobId, data, info } = await leftByEarlierAttempt(h, target, { dumped: true });
 
   await h.startWorker();
   const done = await h.waitFinished(jobId);
@@ -128,20 +133,11 @@ for (const torn of [false, true]) {
     if (!h) return;
     const target = await startCounter();
     h.defer(() => target.kill());
-    const { jobId } = await h.queue.enqueueDump({ target: { pid: target.pid } });
-    const queue = new Queue(queueNameFor('node-a'), { connection: h.client, prefix: 'ckpt' });
-    h.defer(() => queue.close());
-    const job = (await Job.fromId(queue, jobId))!;
-    const data = job.data as DumpJobData;
-    const info = (await readProcessSnapshot(target.pid))!;
-    const resolved = { key: info.targetKey, pid: info.pid, cmdline: info.cmdline, exe: info.exe, uid: info.uid, startTime: info.startTime, attemptStartedAt: Date.now() };
-    await job.updateData(signJobData(h.signer, { type: 'dump', jobId, node: 'node-a' }, { ...data, resolved }));
-    const attempt = await h.store.beginAttempt(info.targetKey, data.checkpointId, { jobId });
-    await new CriuClient({ socketPath: h.criu.socketPath }).dump({ pid: target.pid, imagesDir: attempt.dir, leaveRunning: true, logLevel: 4, logFile: 'dump.log' });
-    const pages = (await readdir(attempt.dir)).find((n) => /^pages-\d+\.img$/.test(n))!;
-    if (torn) await truncate(path.join(attempt.dir, pages), 4096);
+    const { jobId, data, info, attemptDir } = await leftByEarlierAttempt(h, target, { dumped: true });
+    const pages = (await readdir(attemptDir)).find((n) => /^pages-\d+\.img$/.test(n))!;
+    if (torn) await truncate(path.join(attemptDir, pages), 4096);
     const beforeBoot = new Date(bootTimeMs() - 60_000);
-    await utimes(path.join(attempt.dir, 'stats-dump'), beforeBoot, beforeBoot);
+    await utimes(path.join(attemptDir, 'stats-dump'), beforeBoot, beforeBoot);
 
     await h.startWorker();
     const done = await h.waitFinished(jobId);
@@ -170,22 +166,11 @@ for (const reused of ['another start time', 'before the machine restarted'] as c
     if (!h) return;
     const target = await startCounter();
     h.defer(() => target.kill());
-    const { jobId } = await h.queue.enqueueDump({ target: { pid: target.pid }, leaveRunning: false });
-    const queue = new Queue(queueNameFor('node-a'), { connection: h.client, prefix: 'ckpt' });
-    h.defer(() => queue.close());
-    const job = (await Job.fromId(queue, jobId))!;
-    const data = job.data as DumpJobData;
-    const info = (await readProcessSnapshot(target.pid))!;
-    const resolved = {
-      key: info.targetKey,
-      pid: info.pid,
-      cmdline: info.cmdline,
-      exe: info.exe,
-      uid: info.uid,
-      startTime: reused === 'another start time' ? info.startTime - 100 : info.startTime,
-      attemptStartedAt: reused === 'another start time' ? Date.now() : bootTimeMs() - 60_000,
-    };
-    await job.updateData(signJobData(h.signer, { type: 'dump', jobId, node: 'node-a' }, { ...data, resolved }));
+    const { startTime } = (await readProcessSnapshot(target.pid))!;
+    const { jobId, info, resolved } = await leftByEarlierAttempt(h, target, {
+      leaveRunning: false,
+      resolved: reused === 'another start time' ? { startTime: startTime - 100 } : { attemptStartedAt: bootTimeMs() - 60_000 },
+    });
 
     await h.startWorker();
     const done = await h.waitFinished(jobId);
