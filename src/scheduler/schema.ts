@@ -3,15 +3,12 @@ import { ValidationError, issuesOf, type ValidationIssue } from '../common/valid
 import { jobDumpCriuOptionsSchema } from '../criu/options.js';
 import { nodeNameSchema, scheduleIdSchema } from '../queue/schemas.js';
 import { retentionSchema } from '../retention/schema.js';
-import { targetSpecSchema } from '../targets/spec.js';
+import { targetSpecSchema, type TargetSpec } from '../targets/spec.js';
 import { CronExpression, CronSyntaxError, DST_POLICIES } from './cron.js';
 import { isValidTimeZone } from './zoned-time.js';
 
-/**
- * A schedule: one schema for config/*.yaml and for the API. Unknown keys are refused (a typo must not be ignored).
- * Defaults: timezone UTC, dst cron, leaveRunning true, enabled true, overlap skip, missed runOnce, no retention, no jitter.
- */
-export const scheduleSchema = z.strictObject({
+/** A schedule's fields, each checked on its own; scheduleSchema adds the rules across them (scheduleRules). */
+export const scheduleFieldsSchema = z.strictObject({
   id: scheduleIdSchema,
   /** 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first; crontab(5) day rule (see cron.ts). */
   cron: z.string().superRefine((expr, ctx) => {
@@ -53,6 +50,28 @@ export const scheduleSchema = z.strictObject({
   /** Restore drills of the schedule's checkpoints: true drills every one, N every Nth (workers/drill-processor.ts). */
   verify: z.union([z.boolean(), z.number().int().min(1).max(1_000_000)]).optional(),
 });
+
+/**
+ * The rules across a schedule's fields. A `{pid}` target names one process: a schedule that stops it (leaveRunning
+ * false) would, from its next tick on, dump and stop whichever process has that pid by then.
+ */
+export function scheduleRules(schedule: { target: TargetSpec; leaveRunning: boolean }, ctx: z.RefinementCtx): void {
+  if ('pid' in schedule.target && !schedule.leaveRunning) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['leaveRunning'],
+      message:
+        `false with a {pid} target: the first tick stops pid ${schedule.target.pid}, and a later one would dump and stop ` +
+        'whichever process has that pid by then; name the process by pidFile, match or workload',
+    });
+  }
+}
+
+/**
+ * A schedule: one schema for config/*.yaml and for the API. Unknown keys are refused (a typo must not be ignored).
+ * Defaults: timezone UTC, dst cron, leaveRunning true, enabled true, overlap skip, missed runOnce, no retention, no jitter.
+ */
+export const scheduleSchema = scheduleFieldsSchema.superRefine(scheduleRules);
 
 /** A validated schedule, defaults applied, durations in ms. */
 export type Schedule = z.output<typeof scheduleSchema>;

@@ -32,6 +32,8 @@ test('config load: every bad field is named with the file and the schedule', () 
     { id: 'good', cron: '0 * * * *', target: { pid: 7 }, overlap: 'sometimes', retention: { maxAge: 'soon' } },
     { id: 'typo', cron: '0 * * * *', target: { pid: 7 }, keeplast: 3 },
     { id: 'summer', cron: '30 2 * * *', target: { pid: 7 }, dst: 'shift' },
+    { id: 'stopper', cron: '0 * * * *', target: { pid: 7 }, leaveRunning: false },
+    { id: 'stops-by-name', cron: '0 * * * *', target: { match: 'train.py' }, leaveRunning: false },
   ];
   let err: unknown;
   try {
@@ -50,6 +52,11 @@ test('config load: every bad field is named with the file and the schedule', () 
   assert.match(fields['schedules.3 (good).retention.maxAge']!, /not a duration: "soon"/);
   assert.ok(Object.keys(fields).some((f) => f.startsWith('schedules.4 (typo)')), 'an unknown key is refused');
   assert.match(fields['schedules.5 (summer).dst']!, /"cron"\|"skip"/);
+  assert.match(
+    fields['schedules.6 (stopper).leaveRunning']!,
+    /false with a \{pid\} target: the first tick stops pid 7, and a later one would dump and stop whichever process has that pid by then/,
+  );
+  assert.ok(!Object.keys(fields).some((f) => f.startsWith('schedules.7')), 'a schedule may stop a process it names by match');
   // The duplicate id is only noticed among valid items; check it on its own.
   assert.throws(
     () => loadSchedulesFromConfig([items[0], { ...items[0], target: { pid: 3 } }], 'x.yaml'),

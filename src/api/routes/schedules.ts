@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { CronExpression } from '../../scheduler/cron.js';
 import { ScheduleStoreError, type ScheduleStore } from '../../scheduler/schedule-store.js';
 import { scheduleIdSchema } from '../../queue/schemas.js';
-import { scheduleSchema } from '../../scheduler/schema.js';
+import { scheduleFieldsSchema, scheduleRules, scheduleSchema } from '../../scheduler/schema.js';
 import { listScheduleViews, toRunTime, toScheduleView } from '../../scheduler/view.js';
 import { nextRunsResponse, scheduleDeletedResponse, scheduleListResponse, scheduleResponse, triggeredResponse } from '../responses.js';
 import { ConflictError, defineRoute } from '../route.js';
@@ -18,7 +18,7 @@ export interface SchedulesRoutesOptions {
 const byId = z.object({ id: z.string().min(1).max(200) });
 
 /** PUT body: the schedule without its id (the URL names it); an id in the body must agree. */
-const putBody = scheduleSchema.omit({ id: true }).extend({ id: scheduleIdSchema.optional() });
+const putBody = scheduleFieldsSchema.omit({ id: true }).extend({ id: scheduleIdSchema.optional() }).superRefine(scheduleRules);
 
 /**
  * /api/v1/schedules: list, create (201), get, replace, delete, pause, resume, trigger-now (202), next runs.
