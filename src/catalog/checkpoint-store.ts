@@ -207,9 +207,7 @@ export class CheckpointStore {
       const problem = this.untrustedBecause(manifest, attempt.targetKey, attempt.checkpointId);
       if (problem) throw new CatalogError('EMANIFEST_UNTRUSTED', `not trusting the copy of ${attempt.targetKey}/${attempt.checkpointId}: ${problem}`, manifest.id);
       await rm(path.join(attempt.dir, OWNER_FILE), { force: true });
-      const flushes: Promise<void>[] = [];
-      await this.walkFiles(attempt.dir, { sync: this.sync, hash: false, flushes });
-      await Promise.all(flushes);
+      await this.walkFilesSettled(attempt.dir, { sync: this.sync, hash: false });
       const damage = await this.verifyFolder(attempt.dir, manifest);
       if (damage.length) throw new CatalogError('EDAMAGED', `checkpoint ${manifest.id} is damaged: ${damage.join('; ')}`, manifest.id);
       await writeManifestDurably(attempt.dir, manifest);
@@ -358,9 +356,14 @@ export class CheckpointStore {
 
   /** Folders 0700, regular files 0600, recursively (CRIU creates its images 0644 unless its umask says otherwise). */
   async secure(dir: string): Promise<void> {
-    const closes: Promise<void>[] = [];
-    await this.walkFiles(dir, { sync: false, hash: false, flushes: closes });
-    await Promise.all(closes);
+    await this.walkFilesSettled(dir, { sync: false, hash: false });
+  }
+
+  /** walkFiles, returning once every flush (and file closing) it started has settled too. */
+  private async walkFilesSettled(dir: string, work: Omit<FileWork, 'flushes'>): Promise<void> {
+    const flushes: Promise<void>[] = [];
+    await this.walkFiles(dir, { ...work, flushes });
+    await Promise.all(flushes);
   }
 
   /**
