@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, openSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { repoRoot } from '../../src/common/paths.js';
 import {
@@ -30,6 +30,17 @@ async function samples(read: () => number): Promise<number[]> {
     await sleep(60);
   }
   return out;
+}
+
+/** The CRIU service, a counter and a folder holding a leaveRunning dump of it; null when CRIU is missing (skipped). */
+async function dumpedCounter(t: TestContext) {
+  const criu = await requireCriu(t);
+  if (!criu) return null;
+  const { client } = await criuService(criu);
+  const counter = await counterFor(t);
+  const dir = await tempDir(t);
+  await client.dump({ pid: counter.pid, imagesDir: dir, leaveRunning: true });
+  return { client, counter, dir };
 }
 
 test('a counter dumped without leaveRunning is gone; restored, the same pid counts on from the dumped value', async (t) => {
@@ -66,12 +77,9 @@ test('a counter dumped without leaveRunning is gone; restored, the same pid coun
 });
 
 test('leaveRunning keeps the process running and counting', async (t) => {
-  const criu = await requireCriu(t);
-  if (!criu) return;
-  const { client } = await criuService(criu);
-  const counter = await counterFor(t);
-  const dir = await tempDir(t);
-  await client.dump({ pid: counter.pid, imagesDir: dir, leaveRunning: true });
+  const dumped = await dumpedCounter(t);
+  if (!dumped) return;
+  const { counter, dir } = dumped;
   assert.equal(counter.alive(), true);
   const n = counter.read();
   await waitUntil(() => counter.read() > n, 'the counter counted on after the dump');
@@ -175,12 +183,9 @@ test("NOTIFY stages arrive in CRIU's order for dump and restore", async (t) => {
 });
 
 test('restore while the pid is taken: CriuError EEXIST, retryable, with the log line that says so', async (t) => {
-  const criu = await requireCriu(t);
-  if (!criu) return;
-  const { client } = await criuService(criu);
-  const counter = await counterFor(t);
-  const dir = await tempDir(t);
-  await client.dump({ pid: counter.pid, imagesDir: dir, leaveRunning: true });
+  const dumped = await dumpedCounter(t);
+  if (!dumped) return;
+  const { client, counter, dir } = dumped;
 
   const err = await client.restore({ imagesDir: dir, logFile: 'restore.log' }).catch((e: unknown) => e);
   assert.ok(err instanceof CriuError, String(err));
@@ -194,12 +199,9 @@ test('restore while the pid is taken: CriuError EEXIST, retryable, with the log 
 });
 
 test('stats files: a truncated or foreign file is a clear CriuStatsError', async (t) => {
-  const criu = await requireCriu(t);
-  if (!criu) return;
-  const { client } = await criuService(criu);
-  const counter = await counterFor(t);
-  const dir = await tempDir(t);
-  await client.dump({ pid: counter.pid, imagesDir: dir, leaveRunning: true });
+  const dumped = await dumpedCounter(t);
+  if (!dumped) return;
+  const { dir } = dumped;
 
   const broken = await tempDir(t, 'ckpt-criu-stats-');
   const file = path.join(broken, 'stats-dump');
@@ -218,12 +220,9 @@ test('stats files: a truncated or foreign file is a clear CriuStatsError', async
 });
 
 test("a finished dump's folder, as a restart could leave it: nothing missing when whole; an empty image, short page images or a torn stats-dump named", async (t) => {
-  const criu = await requireCriu(t);
-  if (!criu) return;
-  const { client } = await criuService(criu);
-  const counter = await counterFor(t);
-  const dir = await tempDir(t);
-  await client.dump({ pid: counter.pid, imagesDir: dir, leaveRunning: true });
+  const dumped = await dumpedCounter(t);
+  if (!dumped) return;
+  const { counter, dir } = dumped;
   assert.equal(await missingFromDump(dir), null);
 
   const copyOf = async () => {
